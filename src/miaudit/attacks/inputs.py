@@ -1,0 +1,124 @@
+"""What an attack reads and what it returns.
+
+Shapes: N audited records, K reference models, Q queries per record (Q=1 without augmentation),
+C classes, Z population records (attacker data, member of no model), R records with known
+membership for the reference models (in "pool" mode these are the N audited records themselves).
+All logits are float32; models without logits give log-probabilities (same softmax).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from miaudit.errors import InputError
+
+
+@dataclass(frozen=True)
+class AttackInputs:
+    """Model outputs on records, the signal matrix every attack maps to membership scores.
+
+    target_logits:     [N, Q, C] the audited model on the audited records.
+    labels:            [N] int true labels of the audited records.
+    reference_logits:  [K, N, Q, C] each reference model on the audited records.
+    reference_in:      [K, N] bool, True where record n was in model k's training set
+                       (all False when the references were trained on attacker data only).
+    shadow_logits:     [K, R, Q, C] each reference model on records whose membership the attacker knows.
+    shadow_in:         [K, R] bool membership of those records in each reference model.
+    shadow_labels:     [R] int labels of those records.
+    population_target_logits:    [Z, Q, C] the audited model on population records.
+    population_reference_logits: [K, Z, Q, C] the reference models on population records.
+    population_labels: [Z] int.
+    """
+
+    target_logits: np.ndarray
+    labels: np.ndarray
+    reference_logits: np.ndarray
+    reference_in: np.ndarray
+    shadow_logits: np.ndarray
+    shadow_in: np.ndarray
+    shadow_labels: np.ndarray
+    population_target_logits: np.ndarray
+    population_reference_logits: np.ndarray
+    population_labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        n, q, c = self.target_logits.shape
+        k = self.reference_logits.shape[0]
+        checks = {
+            "labels": (self.labels.shape, (n,)),
+            "reference_logits": (self.reference_logits.shape, (k, n, q, c)),
+            "reference_in": (self.reference_in.shape, (k, n)),
+            "shadow_in": (self.shadow_in.shape, (k, self.shadow_logits.shape[1])),
+            "shadow_labels": (self.shadow_labels.shape, (self.shadow_logits.shape[1],)),
+            "population_reference_logits": (
+                self.population_reference_logits.shape,
+                (k, self.population_target_logits.shape[0], q, c),
+            ),
+            "population_labels": (self.population_labels.shape, (self.population_target_logits.shape[0],)),
+        }
+        for name, (got, want) in checks.items():
+            if tuple(got) != tuple(want):
+                raise InputError(f"attack inputs: {name} has shape {tuple(got)}, expected {tuple(want)}")
+
+    @property
+    def n_records(self) -> int:
+        return int(self.target_logits.shape[0])
+
+    @property
+    def n_reference(self) -> int:
+        return int(self.reference_logits.shape[0])
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.target_logits.shape[2])
+
+    @property
+    def has_in_models(self) -> bool:
+        """True when some reference model trained on some audited record (online attacks possible)."""
+        return bool(self.reference_in.any())
+
+    @classmethod
+    def target_only(cls, target_logits: np.ndarray, labels: np.ndarray,
+                    population_logits: np.ndarray | None = None,
+                    population_labels: np.ndarray | None = None) -> "AttackInputs":
+        """Inputs with no reference models (K=0): for threshold and population attacks.
+
+        target_logits may be [N, C] or [N, Q, C].
+        """
+        t = target_logits if target_logits.ndim == 3 else target_logits[:, None, :]
+        n, q, c = t.shape
+        if population_logits is None:
+            p = np.zeros((0, q, c), np.float32)
+            pl = np.zeros(0, np.int64)
+        else:
+            p = population_logits if population_logits.ndim == 3 else population_logits[:, None, :]
+            pl = population_labels
+        return cls(t, labels, np.zeros((0, n, q, c), np.float32), np.zeros((0, n), bool),
+                   np.zeros((0, 0, q, c), np.float32), np.zeros((0, 0), bool), np.zeros(0, np.int64),
+                   p, np.zeros((0, len(p), q, c), np.float32), pl)
+
+
+@dataclass(frozen=True)
+class AttackScores:
+    """One attack's verdict on the N audited records.
+
+    scores:   float64 [N], higher means "more likely a member".
+    decision: bool [N] hard member / non-member call at the attack's own threshold, chosen without
+              looking at the true membership of the audited records (e.g. calibrated on reference
+              models, see :mod:`miaudit.attacks.calibration`). None means "no natural threshold":
+              metrics then call members at ``scores >= median(scores)`` (the 50% prior).
+    threshold: the score threshold behind ``decision`` (None if none).
+    """
+
+    scores: np.ndarray
+    decision: np.ndarray | None = None
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.scores.ndim != 1:
+            raise ValueError(f"scores must be 1-D, got shape {self.scores.shape}")
+        if not np.all(np.isfinite(self.scores)):
+            raise ValueError("attack produced NaN or inf scores")
+        if self.decision is not None and self.decision.shape != self.scores.shape:
+            raise ValueError("decision and scores differ in shape")

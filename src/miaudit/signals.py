@@ -1,0 +1,78 @@
+"""Per-record signals computed from model outputs.
+
+Every function takes logits float [..., C] (or log-probabilities: same softmax) and, where needed,
+integer labels broadcastable to logits.shape[:-1], and returns float64 [...] (one value per row).
+All are numerically stable for extreme logits (no log(0), no exp overflow).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import log_softmax, logsumexp
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax probabilities [..., C]."""
+    return np.exp(log_softmax(np.asarray(logits, np.float64), axis=-1))
+
+
+def _take_label(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    labels = np.broadcast_to(np.asarray(labels), values.shape[:-1])
+    return np.take_along_axis(values, labels[..., None].astype(np.int64), axis=-1)[..., 0]
+
+
+def loss(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Cross-entropy loss -log p_y in nats, >= 0."""
+    return -_take_label(log_softmax(np.asarray(logits, np.float64), axis=-1), labels)
+
+
+def true_class_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """p_y, the probability given to the true label, in [0, 1]."""
+    return np.exp(-loss(logits, labels))
+
+
+def max_confidence(logits: np.ndarray) -> np.ndarray:
+    """max_c p_c, the top predicted probability, in [1/C, 1]."""
+    return np.exp(log_softmax(np.asarray(logits, np.float64), axis=-1).max(axis=-1))
+
+
+def entropy(logits: np.ndarray) -> np.ndarray:
+    """Shannon entropy of the prediction in nats, in [0, log C]."""
+    logp = log_softmax(np.asarray(logits, np.float64), axis=-1)
+    return -(np.exp(logp) * logp).sum(axis=-1)
+
+
+def modified_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Song & Mittal (2021) modified entropy, >= 0; low for confidently correct predictions.
+
+    Mentr = -(1 - p_y) log p_y - sum_{c != y} p_c log(1 - p_c).
+    """
+    z = np.asarray(logits, np.float64)
+    logp = log_softmax(z, axis=-1)
+    p = np.exp(logp)
+    log1mp = _log_one_minus_softmax(z)
+    labels = np.broadcast_to(np.asarray(labels), logp.shape[:-1]).astype(np.int64)
+    is_true = np.arange(logp.shape[-1]) == labels[..., None]
+    true_term = -(1 - p) * logp
+    other_term = -p * log1mp
+    return np.where(is_true, true_term, other_term).sum(axis=-1)
+
+
+def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """log(p_y / (1 - p_y)) computed as z_y - logsumexp(z_{c != y}), finite for any logits.
+
+    This is the approximately Gaussian statistic LiRA models (Carlini et al. 2022).
+    """
+    z = np.asarray(logits, np.float64)
+    labels = np.broadcast_to(np.asarray(labels), z.shape[:-1]).astype(np.int64)
+    z_true = np.take_along_axis(z, labels[..., None], axis=-1)[..., 0]
+    is_true = np.arange(z.shape[-1]) == labels[..., None]
+    z_rest = np.where(is_true, -np.inf, z)
+    return z_true - logsumexp(z_rest, axis=-1)
+
+
+def _log_one_minus_softmax(z: np.ndarray) -> np.ndarray:
+    """log(1 - p_c) for every class c as logsumexp(z_{c' != c}) - logsumexp(z): exact even when p_c
+    rounds to 1. Memory is O(C^2) per row, fine for C up to a few hundred."""
+    c = z.shape[-1]
+    others = np.where(np.eye(c, dtype=bool), -np.inf, z[..., None, :])  # [..., C, C]
+    return logsumexp(others, axis=-1) - logsumexp(z, axis=-1, keepdims=True)
