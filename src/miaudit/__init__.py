@@ -5,3 +5,22 @@ try:
     __version__ = version("miaudit")
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0"
+
+__all__ = ["audit", "AuditConfig", "InputError", "__version__"]
+
+
+def __getattr__(name: str):
+    """Import the heavy parts (torch) only when used: ``miaudit.audit(...)``, ``miaudit.AuditConfig``."""
+    if name == "audit":
+        from miaudit.pipeline import audit
+
+        return audit
+    if name == "AuditConfig":
+        from miaudit.config import AuditConfig
+
+        return AuditConfig
+    if name == "InputError":
+        from miaudit.errors import InputError
+
+        return InputError
+    raise AttributeError(f"module 'miaudit' has no attribute {name!r}")

@@ -1,0 +1,100 @@
+"""Attack names -> the functions behind them and what each needs."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.errors import InputError
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack. ``function`` is "module:name" under miaudit.attacks, imported on first use.
+
+    needs_references: at least one reference / shadow model; needs_in_models: reference models
+    trained on the audited records (online attacks, reference_data="pool"); needs_population:
+    attacker records that no model trained on.
+    """
+
+    name: str
+    function: str
+    threat_model: str
+    description: str
+    needs_references: bool = False
+    needs_in_models: bool = False
+    needs_population: bool = False
+    kwargs: tuple[tuple[str, object], ...] = ()
+
+    def load(self) -> Callable[..., AttackScores]:
+        module, name = self.function.split(":")
+        return getattr(importlib.import_module(f"miaudit.attacks.{module}"), name)
+
+    def run(self, inputs: AttackInputs, seed: int = 0) -> AttackScores:
+        kwargs = dict(self.kwargs)
+        if self.name.startswith("shokri"):
+            kwargs["seed"] = seed
+        return self.load()(inputs, **kwargs)
+
+    def unmet_need(self, n_references: int, has_in_models: bool, n_population: int) -> str | None:
+        """Why this attack cannot run on these inputs, or None when it can."""
+        if self.needs_references and n_references < 1:
+            return f"{self.name}: needs at least 1 reference (shadow) model (--reference-models)"
+        if self.needs_in_models and not has_in_models:
+            return f"{self.name}: needs reference models trained on the audited records (--reference-data pool)"
+        if self.needs_population and n_population < 1:
+            return f"{self.name}: needs population records (attacker data no model trained on)"
+        return None
+
+
+def _shokri(kind: str, label: str) -> AttackSpec:
+    fn = "shokri_" + kind.replace("-", "_")
+    return AttackSpec(f"shokri-{kind}", f"shokri:{fn}", "black-box",
+                      f"Shokri et al. shadow-model attack, per-class {label} attack models",
+                      needs_references=True)
+
+
+ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
+    AttackSpec("threshold-confidence", "threshold:threshold_confidence", "black-box",
+               "true-class confidence above a calibrated threshold"),
+    AttackSpec("threshold-loss", "threshold:threshold_loss", "black-box",
+               "cross-entropy loss below a calibrated threshold (Yeom et al.)"),
+    AttackSpec("threshold-entropy", "threshold:threshold_entropy", "black-box",
+               "prediction entropy below a calibrated threshold"),
+    AttackSpec("threshold-modified-entropy", "threshold:threshold_modified_entropy", "black-box",
+               "Song & Mittal modified entropy below a calibrated threshold"),
+    _shokri("lr", "logistic-regression"),
+    _shokri("dt", "decision-tree"),
+    _shokri("linear-svm", "linear SVM"),
+    _shokri("rbf-svm", "RBF SVM"),
+    _shokri("rf", "random-forest"),
+    _shokri("mlp", "MLP"),
+    AttackSpec("lira-online", "lira:lira_online", "black-box",
+               "LiRA (Carlini et al. 2022): Gaussian likelihood ratio of IN vs OUT reference models",
+               needs_references=True, needs_in_models=True),
+    AttackSpec("lira-offline", "lira:lira_offline", "black-box",
+               "LiRA offline: one-sided test against OUT reference models only", needs_references=True),
+    AttackSpec("rmia", "rmia:rmia", "black-box",
+               "RMIA (Zarifzadeh et al. 2024): likelihood ratio against population records",
+               needs_references=True, needs_population=True),
+    AttackSpec("population", "population:population", "black-box",
+               "Attack-P (Ye et al. 2022): loss percentile among population records, no reference models",
+               needs_population=True),
+]}
+
+
+def attack_specs(names: list[str]) -> list[AttackSpec]:
+    """Specs for a list of names; "all" expands to every attack. Unknown name -> InputError."""
+    out: list[AttackSpec] = []
+    for name in names:
+        if name == "all":
+            out.extend(s for s in ATTACKS.values() if s not in out)
+        elif name in ATTACKS:
+            if ATTACKS[name] not in out:
+                out.append(ATTACKS[name])
+        else:
+            raise InputError(f"--attacks: unknown attack {name!r} (known: {', '.join(ATTACKS)}, all)")
+    if not out:
+        raise InputError("--attacks: no attack named")
+    return out

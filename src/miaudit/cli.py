@@ -1,0 +1,152 @@
+"""The miaudit command line: a thin shell over miaudit.audit() and the registries."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from miaudit.errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Membership-inference privacy auditing for machine-learning classifiers.")
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+@app.command()
+def audit(
+    dataset: Optional[str] = typer.Option(None, help="Dataset name (see `miaudit datasets`) or a CSV/Parquet/NPZ path."),
+    target: Optional[str] = typer.Option(None, help="Target model: mlp, cnn, small-cnn, logreg, tree, naive-bayes, forest, svm."),
+    members: Optional[int] = typer.Option(None, help="Records in the target's training set."),
+    non_members: Optional[int] = typer.Option(None, help="Audited records the target never saw (default: = members)."),
+    reference_models: Optional[int] = typer.Option(None, help="Reference / shadow models K."),
+    reference_data: Optional[str] = typer.Option(None, help="pool (LiRA/RMIA: halves of the audited records) or attacker (classic Shokri)."),
+    attacks: Optional[str] = typer.Option(None, help="Comma-separated attack names, or 'all' (see `miaudit attacks`)."),
+    out: Path = typer.Option(Path("runs/audit"), help="Output directory for results.json, report.html, roc.png, scores.csv."),
+    seed: Optional[int] = typer.Option(None, help="Seed for splits, training and attacks."),
+    config: Optional[Path] = typer.Option(None, help="Settings file (.json, .toml, .yaml); flags override it."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs (target and reference models)."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate."),
+    batch_size: Optional[int] = typer.Option(None, help="Minibatch size."),
+    optimizer: Optional[str] = typer.Option(None, help="adam, adamw or sgd."),
+    weight_decay: Optional[float] = typer.Option(None, help="L2 weight decay."),
+    dropout: Optional[float] = typer.Option(None, help="Dropout probability of hidden layers."),
+    hidden: Optional[str] = typer.Option(None, help="MLP hidden widths, e.g. 256 or 512,256."),
+    precision: Optional[str] = typer.Option(None, help="auto, float32 or bfloat16 (torch training)."),
+    queries: Optional[int] = typer.Option(None, help="Queries per record (augmented views) for the signals."),
+    population: Optional[int] = typer.Option(None, help="Population records (RMIA's z, Attack-P)."),
+    keep_classes: Optional[str] = typer.Option(None, help="Keep only these classes, e.g. 0,1,2,3,4."),
+    shadow_dataset: Optional[str] = typer.Option(None, help="Grey-box: train shadow models on this dataset."),
+    nonmember_dataset: Optional[str] = typer.Option(None, help="Take non-members from this (out-of-domain) dataset."),
+    label_column: Optional[str] = typer.Option(None, help="Label column of a CSV/Parquet dataset file."),
+    data_dir: Optional[str] = typer.Option(None, help="Where datasets live (default: $MIAUDIT_DATA, ../shared/data, /usr/share/datasets)."),
+    delta: Optional[float] = typer.Option(None, help="δ of the empirical ε lower bound."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Train reference models afresh; don't read or write the model cache."),
+    cache_dir: Optional[str] = typer.Option(None, help="Reference-model cache (default: $MIAUDIT_CACHE or ~/.cache/miaudit)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train (or load) a target, attack it with every requested attack and write a report."""
+    from miaudit.pipeline import audit as run_audit
+    from miaudit.config import make_config
+
+    cfg = make_config(
+        config, dataset=dataset, target=target, members=members, non_members=non_members,
+        reference_models=reference_models, reference_data=reference_data, attacks=attacks, seed=seed,
+        epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
+        dropout=dropout, hidden=hidden, precision=precision, queries=queries, population=population,
+        keep_classes=[int(c) for c in keep_classes.split(",")] if keep_classes else None,
+        shadow_dataset=shadow_dataset, nonmember_dataset=nonmember_dataset, label_column=label_column,
+        data_dir=data_dir, delta=delta, cache=False if no_cache else None, cache_dir=cache_dir)
+    check_writable(out)
+    result = run_audit(cfg, progress=not quiet)
+    paths = result.save(out)
+    out_console.print(results_table(result))
+    for note in result.notes:
+        out_console.print(f"note: {note}")
+    out_console.print(f"total {result.timing['total_s']:.1f} s; report: {paths['report.html']}")
+
+
+@app.command("attacks")
+def list_attacks() -> None:
+    """List the attacks miaudit has, with their threat model and needs."""
+    from miaudit.attacks.registry import ATTACKS
+
+    table = Table("attack", "threat model", "needs", "what it does")
+    for spec in ATTACKS.values():
+        needs = [n for n, flag in (("reference models", spec.needs_references),
+                                   ("IN reference models", spec.needs_in_models),
+                                   ("population data", spec.needs_population)) if flag]
+        table.add_row(spec.name, spec.threat_model, ", ".join(needs) or "-", spec.description)
+    out_console.print(table)
+
+
+@app.command("datasets")
+def list_datasets_command(data_dir: Optional[str] = typer.Option(None, help="Dataset directory to search first.")) -> None:
+    """List the datasets miaudit knows and whether each is available on this machine."""
+    from miaudit.data import list_datasets
+
+    table = Table("dataset", "records", "classes", "available", "where / why not")
+    for info in list_datasets(data_dir):
+        table.add_row(info.name, str(info.records or "?"), str(info.classes or "?"),
+                      "yes" if info.available else "no", str(info.location))
+    out_console.print(table)
+
+
+def check_writable(out: Path) -> None:
+    """Fail before any work when ``out`` cannot become a writable directory."""
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"--out: {out} is not writable ({probe} is a file)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"--out: {out} is not writable")
+
+
+def results_table(result) -> Table:
+    """A rich table of the attacks, best AUC first."""
+    t = result.target
+    table = Table(title=f"{result.config['dataset']} / {t.model}: train acc {t.train_accuracy:.3f}, "
+                        f"test acc {t.test_accuracy:.3f}, {t.members} members, {t.non_members} non-members")
+    for col in ("attack", "AUC", "TPR@0.1%", "TPR@1%", "acc", "prec", "recall", "adv", "ε lb", "s"):
+        table.add_column(col, justify="left" if col == "attack" else "right")
+    for a in sorted(result.attacks, key=lambda a: -a.metrics.auc):
+        m = a.metrics
+        table.add_row(a.name, f"{m.auc:.3f}", f"{m.tpr_at_fpr[0.001]:.2%}", f"{m.tpr_at_fpr[0.01]:.2%}",
+                      f"{m.accuracy:.3f}", f"{m.precision:.3f}", f"{m.recall:.3f}", f"{m.advantage:.3f}",
+                      f"{m.epsilon_lower_bound:.2f}", f"{a.seconds:.2f}")
+    return table
+
+
+def main() -> None:
+    """Entry point: bad input -> one line on stderr and exit 2; other failures -> exit 1."""
+    try:
+        app(standalone_mode=False)
+    except InputError as e:
+        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as e:
+        sys.exit(getattr(e, "exit_code", getattr(e, "code", 0)) or 0)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except Exception as e:  # click usage errors carry their own exit code (2)
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if os.environ.get("MIAUDIT_DEBUG"):
+            raise
+        err_console.print(f"error: {type(e).__name__}: {e} (set MIAUDIT_DEBUG=1 for the traceback)",
+                          markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

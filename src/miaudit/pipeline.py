@@ -1,0 +1,138 @@
+"""audit(): the pipeline, in one direction — plan, train, signals, attacks, metrics."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+import miaudit
+from miaudit.attacks.inputs import AttackInputs
+from miaudit.config import AuditConfig, make_config
+from miaudit.data.queries import query_views
+from miaudit.metrics import compute_metrics
+from miaudit.models.cache import ModelCache, cache_key, default_cache_dir
+from miaudit.models.perf import matmul_gflops
+from miaudit.models.references import train_references
+from miaudit.models.registry import fit_single, model_spec
+from miaudit.plan import AuditPlan, make_plan
+from miaudit.progress import ProgressBoard
+from miaudit.results import AttackOutcome, AuditResult, TargetSummary
+
+
+def audit(config: AuditConfig | None = None, *, progress: bool = True, **settings: Any) -> AuditResult:
+    """Run one membership-inference audit and return its result (nothing is written to disk).
+
+    Pass an AuditConfig, or settings by name: ``audit(dataset="digits", target="tree",
+    reference_models=8, attacks=["threshold-loss", "lira-online"])``. Bad settings raise
+    miaudit.errors.InputError before any model is trained. ``result.save(dir)`` writes the report.
+    """
+    cfg = config if config is not None and not settings else make_config(base=config, **settings)
+    started = time.perf_counter()
+    plan = make_plan(cfg)
+    with ProgressBoard(progress) as board:
+        return _run(plan, board, started)
+
+
+def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
+    cfg = plan.config
+    recipe = cfg.recipe.model_copy(update={"seed": cfg.seed})
+    spec = model_spec(cfg.target, cfg.hidden)
+    timing: dict[str, Any] = {}
+
+    t = time.perf_counter()
+    with board.task(f"training target ({cfg.target})", 1):
+        target = fit_single(spec, plan.member_x, plan.member_y, plan.n_classes, recipe, cfg.seed, cfg.precision)
+    timing["train_target_s"] = time.perf_counter() - t
+
+    k = cfg.reference_models
+    t = time.perf_counter()
+    refs = None
+    if k:
+        cache = ModelCache(cfg.cache_dir or default_cache_dir()) if cfg.cache else None
+        key_parts = {"data": cache_key(x=plan.reference_x, y=plan.reference_y), "dataset": plan.dataset.name,
+                     "mode": plan.reference_mode, "precision": cfg.precision}
+        seeds = [cfg.seed * 100_003 + 1 + i for i in range(k)]
+        with board.task(f"training {k} reference models", k) as update:
+            refs = train_references(spec, plan.reference_x, plan.reference_y, plan.reference_masks, plan.n_classes,
+                                    recipe, seeds, precision=cfg.precision, cache=cache, key_parts=key_parts,
+                                    n_jobs=cfg.n_jobs, progress=update)
+    timing["train_reference_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    with board.task("computing signals", 1):
+        inputs = _signals(plan, target, refs)
+        train_acc = float((target.logits(plan.member_x).argmax(1) == plan.member_y).mean())
+        test_acc = float((target.logits(plan.test_x).argmax(1) == plan.test_y).mean())
+    timing["signals_s"] = time.perf_counter() - t
+
+    outcomes = []
+    t = time.perf_counter()
+    with board.task("attacks", len(plan.attacks)) as update:
+        for i, attack in enumerate(plan.attacks):
+            a0 = time.perf_counter()
+            verdict = attack.run(inputs, seed=cfg.seed)
+            seconds = time.perf_counter() - a0
+            metrics = compute_metrics(verdict.scores, plan.membership, verdict.decision, plan.pool_y,
+                                      delta=cfg.delta, confidence=cfg.confidence)
+            outcomes.append(AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds))
+            update(i + 1)
+    timing["attacks_s"] = time.perf_counter() - t
+
+    train_flops = float(getattr(refs, "train_flops", 0.0) or 0.0) if refs is not None else 0.0
+    trained_now = int(getattr(refs, "trained", 0)) if refs is not None else 0
+    ref_s = float(getattr(refs, "train_seconds", timing["train_reference_s"])) if refs is not None else 0.0
+    timing.update({
+        "reference_models": k,
+        "reference_models_trained": trained_now,
+        "reference_models_from_cache": k - trained_now,
+        "train_gflop": train_flops / 1e9,
+        "train_gflops_per_s": train_flops / 1e9 / ref_s if train_flops and ref_s > 0 else 0.0,
+    })
+    if train_flops:
+        probe = matmul_gflops()
+        timing["matmul_fp32_gflops_per_s"] = probe
+        timing["fraction_of_fp32_matmul"] = timing["train_gflops_per_s"] / probe if probe else 0.0
+    timing["total_s"] = time.perf_counter() - started
+
+    summary = TargetSummary(cfg.target, train_acc, test_acc, int(plan.membership.sum()),
+                            int((~plan.membership).sum()))
+    return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
+                       plan.membership, plan.pool_y, notes=plan.notes)
+
+
+def _logits_over_views(model_logits, x: np.ndarray, n_queries: int, seed: int, axis: int,
+                       lead: tuple[int, ...], n_classes: int) -> np.ndarray:
+    """Stack a model's logits over the query views of x along ``axis`` (the Q axis).
+
+    lead: the leading shape before the record axis (() for one model, (K,) for references); used to
+    shape the empty result when x has no rows (e.g. no population records).
+    """
+    if len(x) == 0:
+        return np.zeros((*lead, 0, n_queries, n_classes), np.float32)
+    return np.stack([model_logits(v) for v in query_views(x, n_queries, seed)], axis=axis).astype(np.float32)
+
+
+def _signals(plan: AuditPlan, target, refs) -> AttackInputs:
+    """The signal matrix: target and reference logits on audited, shadow and population records."""
+    q, seed = plan.config.queries, plan.config.seed
+    n, c = len(plan.pool_x), plan.n_classes
+    t_pool = _logits_over_views(target.logits, plan.pool_x, q, seed, 1, (), c)
+    t_pop = _logits_over_views(target.logits, plan.population_x, q, seed, 1, (), c)
+    if refs is None:
+        empty = np.zeros((0, n, q, c), np.float32)
+        return AttackInputs(t_pool, plan.pool_y, empty, np.zeros((0, n), bool), np.zeros((0, 0, q, c), np.float32),
+                            np.zeros((0, 0), bool), np.zeros(0, np.int64), t_pop,
+                            np.zeros((0, len(t_pop), q, c), np.float32), plan.population_y)
+    kk = (refs.n_models,)
+    r_pool = _logits_over_views(refs.logits, plan.pool_x, q, seed, 2, kk, c)
+    r_pop = _logits_over_views(refs.logits, plan.population_x, q, seed, 2, kk, c)
+    if plan.reference_mode == "pool":
+        ref_in = plan.reference_masks
+        shadow_logits, shadow_in, shadow_labels = r_pool, plan.reference_masks, plan.pool_y
+    else:
+        ref_in = np.zeros((refs.n_models, n), bool)
+        shadow_logits = _logits_over_views(refs.logits, plan.reference_x, q, seed, 2, kk, c)
+        shadow_in, shadow_labels = plan.reference_masks, plan.reference_y
+    return AttackInputs(t_pool, plan.pool_y, r_pool, ref_in, shadow_logits, shadow_in, shadow_labels,
+                        t_pop, r_pop, plan.population_y)

@@ -1,0 +1,170 @@
+"""Turning an AuditConfig into concrete record sets, before any model is trained.
+
+Everything that can be wrong with the input is found here, so an audit fails in seconds rather than
+after training. Shapes: N audited records (members then non-members), R records with known
+membership for the reference models (attacker mode), Z population records.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from miaudit.attacks.registry import AttackSpec, attack_specs
+from miaudit.config import AuditConfig
+from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
+from miaudit.errors import InputError
+
+
+@dataclass
+class AuditPlan:
+    """Record sets and attacks of one audit.
+
+    pool_x / pool_y: the N audited records; membership: bool [N] (True = in the target's training set);
+    record_index: int [N] index of each record in its dataset; record_source: dataset name per record.
+    test_x / test_y: in-domain records the target never saw (its test accuracy).
+    reference_x / reference_y / reference_masks: what reference model k trains on (masks [K, R']).
+    In pool mode the reference records are the audited records themselves.
+    population_x / population_y: attacker records that no model trains on.
+    """
+
+    config: AuditConfig
+    dataset: Dataset
+    pool_x: np.ndarray
+    pool_y: np.ndarray
+    membership: np.ndarray
+    record_index: np.ndarray
+    record_source: list[str]
+    test_x: np.ndarray
+    test_y: np.ndarray
+    reference_mode: str
+    reference_x: np.ndarray
+    reference_y: np.ndarray
+    reference_masks: np.ndarray
+    population_x: np.ndarray
+    population_y: np.ndarray
+    attacks: list[AttackSpec]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def member_x(self) -> np.ndarray:
+        return self.pool_x[self.membership]
+
+    @property
+    def member_y(self) -> np.ndarray:
+        return self.pool_y[self.membership]
+
+    @property
+    def n_classes(self) -> int:
+        return self.dataset.n_classes
+
+
+def _load(name: str, cfg: AuditConfig, keep: list[int] | None) -> Dataset:
+    ds = load_dataset(name, data_dir=cfg.data_dir, label_column=cfg.label_column)
+    return keep_classes(ds, keep) if keep else ds
+
+
+def _compatible(other: Dataset, ds: Dataset, flag: str) -> None:
+    if other.feature_shape != ds.feature_shape:
+        raise InputError(f"{flag}: {other.name} records have shape {other.feature_shape}, "
+                         f"the target's dataset {ds.name} has {ds.feature_shape}")
+    if other.n_classes > ds.n_classes:
+        raise InputError(f"{flag}: {other.name} has {other.n_classes} classes, the target only {ds.n_classes}")
+
+
+def make_plan(cfg: AuditConfig) -> AuditPlan:
+    """Load data, draw disjoint splits, choose reference-model training sets, check attack needs."""
+    notes: list[str] = []
+    ds = _load(cfg.dataset, cfg, cfg.keep_classes)
+    n = len(ds)
+    members = cfg.members or max(1, min(2500, n // 4))
+    non_members = cfg.non_members or members
+    splits = make_splits(n, members, non_members, seed=cfg.seed)
+    splits.check(n)
+    rng = np.random.default_rng([cfg.seed, 7])
+    test_x, test_y = ds.x[splits.non_members], ds.y[splits.non_members]
+
+    if cfg.nonmember_dataset:
+        other = _load(cfg.nonmember_dataset, cfg, None)
+        _compatible(other, ds, "--nonmember-dataset")
+        if len(other) < non_members:
+            raise InputError(f"--non-members: {non_members} requested, {other.name} has {len(other)} records")
+        out_index = rng.permutation(len(other))[:non_members]
+        out_x, out_y, out_src = other.x[out_index], other.y[out_index], other.name
+        notes.append(f"non-members are out-of-domain records from {other.name}")
+    else:
+        out_index, out_x, out_y, out_src = splits.non_members, test_x, test_y, ds.name
+    pool_x = np.concatenate([ds.x[splits.members], out_x])
+    pool_y = np.concatenate([ds.y[splits.members], out_y])
+    membership = np.r_[np.ones(members, bool), np.zeros(len(out_index), bool)]
+    record_index = np.r_[splits.members, out_index].astype(np.int64)
+    source = [ds.name] * members + [out_src] * len(out_index)
+
+    k = cfg.reference_models
+    mode = "attacker" if cfg.shadow_dataset else cfg.reference_data
+    if cfg.shadow_dataset and cfg.reference_data == "pool":
+        notes.append(f"--shadow-dataset given: reference models train on {cfg.shadow_dataset} (attacker mode)")
+    attacker_x, attacker_y = ds.x[splits.attacker], ds.y[splits.attacker]
+    if mode == "pool":
+        ref_x, ref_y = pool_x, pool_y
+        masks = balanced_masks(k, len(pool_x), seed=cfg.seed + 1) if k else np.zeros((0, len(pool_x)), bool)
+        pop_x, pop_y = attacker_x, attacker_y
+    else:
+        if cfg.shadow_dataset:
+            shadow = _load(cfg.shadow_dataset, cfg, None)
+            _compatible(shadow, ds, "--shadow-dataset")
+            src_x, src_y = shadow.x, shadow.y
+        else:
+            src_x, src_y = attacker_x, attacker_y
+        ref_x, ref_y, masks, unused = _shadow_sets(len(src_x), k, members, rng, notes)
+        ref_x, ref_y = src_x[ref_x], src_y[ref_y]
+        pop_x, pop_y = (attacker_x[unused], attacker_y[unused]) if not cfg.shadow_dataset else (attacker_x, attacker_y)
+    if len(pop_x) > cfg.population:
+        keep = np.sort(rng.permutation(len(pop_x))[: cfg.population])
+        pop_x, pop_y = pop_x[keep], pop_y[keep]
+
+    specs = attack_specs(cfg.attacks)
+    runnable = []
+    for spec in specs:
+        why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x))
+        if why is None:
+            runnable.append(spec)
+        elif spec.name in cfg.attacks:  # named explicitly, not through "all"
+            raise InputError(why)
+        else:
+            notes.append(f"skipped {why}")
+    if not runnable:
+        raise InputError("--attacks: none of the requested attacks can run with these settings")
+    return AuditPlan(cfg, ds, pool_x, pool_y, membership, record_index, source, test_x, test_y, mode,
+                     ref_x, ref_y, masks, pop_x, pop_y, runnable, notes)
+
+
+def _shadow_sets(available: int, k: int, members: int, rng: np.random.Generator, notes: list[str]):
+    """Index sets for K shadow models on attacker data: each trains on `members` records and
+    keeps as many out. Disjoint slices when the data allows, else independent random draws.
+
+    Returns (record indices [R], same, masks bool [K, R], indices of records no shadow trains on).
+    """
+    if k == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), bool), np.arange(available)
+    per_model = 2 * members
+    if available < 2:
+        raise InputError("--reference-data attacker: no attacker data left for shadow models")
+    if per_model > available:
+        per_model = available
+        notes.append(f"shadow models train on {available // 2} records each (less attacker data than members)")
+    order = rng.permutation(available)
+    if k * per_model <= available:
+        slices = [order[i * per_model:(i + 1) * per_model] for i in range(k)]
+    else:
+        notes.append("attacker data too small for disjoint shadow sets: shadow sets overlap")
+        slices = [rng.permutation(available)[:per_model] for _ in range(k)]
+    used = np.unique(np.concatenate(slices))
+    position = {int(r): i for i, r in enumerate(used)}
+    masks = np.zeros((k, len(used)), bool)
+    for j, sl in enumerate(slices):
+        ins = sl[: per_model // 2]
+        masks[j, [position[int(r)] for r in ins]] = True
+    trained_on = used[masks.any(axis=0)]
+    unused = np.setdiff1d(np.arange(available), trained_on)
+    return used, used, masks, unused
