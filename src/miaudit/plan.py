@@ -91,6 +91,7 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
             raise InputError(f"--non-members: {non_members} requested, {other.name} has {len(other)} records")
         out_index = rng.permutation(len(other))[:non_members]
         out_x, out_y, out_src = other.x[out_index], other.y[out_index], other.name
+        _check_no_shared_records(ds.x[splits.members], out_x, other.name)
         notes.append(f"non-members are out-of-domain records from {other.name}")
     else:
         out_index, out_x, out_y, out_src = splits.non_members, test_x, test_y, ds.name
@@ -137,6 +138,15 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
         raise InputError("--attacks: none of the requested attacks can run with these settings")
     return AuditPlan(cfg, ds, pool_x, pool_y, membership, record_index, source, test_x, test_y, mode,
                      ref_x, ref_y, masks, pop_x, pop_y, runnable, notes)
+
+
+def _check_no_shared_records(member_x: np.ndarray, non_member_x: np.ndarray, source: str) -> None:
+    """InputError if a non-member record is identical to a member record (the sets would overlap)."""
+    seen = {row.tobytes() for row in member_x.reshape(len(member_x), -1)}
+    shared = sum(row.tobytes() in seen for row in non_member_x.reshape(len(non_member_x), -1))
+    if shared:
+        raise InputError(f"--nonmember-dataset {source}: member and non-member sets overlap "
+                         f"({shared} non-member records are identical to member records)")
 
 
 def _shadow_sets(available: int, k: int, members: int, rng: np.random.Generator, notes: list[str]):

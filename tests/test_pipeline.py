@@ -1,0 +1,76 @@
+"""End-to-end audits on the embedded digits data: contract, attack strength, reproducibility."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import miaudit
+from miaudit.errors import InputError
+
+CHECKER = Path(__file__).resolve().parents[2] / "shared" / "tools" / "check-results"
+FAST = dict(dataset="digits", members=300, reference_models=8, population=500, cache=False)
+
+
+@pytest.fixture(scope="module")
+def forest_audit():
+    """An overfit random forest on digits, every attack that can run."""
+    return miaudit.audit(target="forest", attacks=["all"], seed=3, progress=False, **FAST)
+
+
+def test_every_attack_beats_chance_on_an_overfit_target(forest_audit):
+    r = forest_audit
+    assert r.target.train_accuracy - r.target.test_accuracy > 0.02
+    names = {a.name for a in r.attacks}
+    assert {"threshold-loss", "shokri-lr", "lira-online", "lira-offline", "rmia", "population"} <= names
+    for a in r.attacks:
+        assert a.metrics.auc > 0.6, (a.name, a.metrics.auc)
+
+
+def test_results_json_meets_the_contract(forest_audit, tmp_path):
+    paths = forest_audit.save(tmp_path / "run")
+    for name in ("results.json", "report.html", "roc.png", "scores.csv"):
+        assert (tmp_path / "run" / name).is_file()
+    if CHECKER.exists():
+        proc = subprocess.run([str(CHECKER), str(paths["results.json"]), "--attacks", "lira-online,shokri-lr"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert doc["config"]["members"] == 300 and doc["target"]["members"] == 300
+    assert doc["timing"]["reference_models"] == 8
+    scores = (tmp_path / "run" / "scores.csv").read_text().splitlines()
+    assert len(scores) == 1 + 600
+
+
+def test_same_seed_same_numbers():
+    kw = dict(target="logreg", attacks=["threshold-loss", "shokri-lr", "lira-online", "rmia"], seed=5,
+              progress=False, **{**FAST, "reference_models": 4})
+    a, b = miaudit.audit(**kw), miaudit.audit(**kw)
+    for x, y in zip(a.attacks, b.attacks):
+        assert x.name == y.name
+        np.testing.assert_array_equal(x.scores, y.scores)
+    c = miaudit.audit(**{**kw, "seed": 6})
+    assert not np.array_equal(a.attacks[0].scores, c.attacks[0].scores)
+
+
+def test_attacker_mode_runs_offline_attacks_and_skips_online(tmp_path):
+    r = miaudit.audit(target="forest", reference_data="attacker", attacks=["all"], progress=False,
+                      **{**FAST, "members": 200, "reference_models": 3})
+    names = {a.name for a in r.attacks}
+    assert "shokri-rf" in names and "lira-offline" in names and "lira-online" not in names
+    assert any("lira-online" in n for n in r.notes)
+    assert r.attack("shokri-lr").metrics.auc > 0.55
+
+
+def test_keep_classes_restricts_labels():
+    r = miaudit.audit(target="naive-bayes", keep_classes=[0, 1, 2, 3, 4], attacks=["threshold-loss"],
+                      progress=False, **{**FAST, "members": 200, "reference_models": 0})
+    assert set(np.unique(r.labels)) <= {0, 1, 2, 3, 4}
+
+
+def test_bad_settings_raise_input_error_before_training():
+    with pytest.raises(InputError, match="members"):
+        miaudit.audit(dataset="digits", members=10_000, progress=False)
