@@ -1,0 +1,272 @@
+"""How well an attack's scores separate members from non-members.
+
+Rates (AUC, TPR, FPR, accuracy, ...) are fractions in [0, 1]; epsilon is in nats (natural log).
+ROC curves come from ``sklearn.metrics.roc_curve``; confidence bounds from ``scipy.stats.beta``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from sklearn import metrics as skm
+
+from miaudit.attacks.calibration import decide, median_threshold
+from miaudit.errors import InputError
+
+DEFAULT_FPR_LEVELS = (0.001, 0.01)
+MAX_ROC_POINTS = 200
+
+
+@dataclass(frozen=True, eq=False)
+class AttackMetrics:
+    """Metrics of one attack on N audited records.
+
+    tpr_at_fpr: {FPR level: highest TPR on the ROC with FPR <= level}; always has 0.001 and 0.01.
+    accuracy / precision / recall / f1 / decision_advantage: at the attack's hard decision.
+    advantage: max over the ROC of TPR - FPR (membership advantage, Yeom et al.).
+    epsilon_lower_bound: empirical DP epsilon lower bound (nats) at ``epsilon_confidence``, ``delta``.
+    roc_fpr, roc_tpr: float64 [T] the full ROC curve, FPR ascending.
+    per_class: {class label: {"n_members", "n_non_members", "auc", "accuracy", "advantage",
+    "tpr_at_fpr_<level>"...}}; auc / tpr / advantage are None when one group is empty.
+    """
+
+    auc: float
+    tpr_at_fpr: dict[float, float]
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    advantage: float
+    decision_advantage: float
+    epsilon_lower_bound: float
+    epsilon_confidence: float
+    delta: float
+    n_members: int
+    n_non_members: int
+    roc_fpr: np.ndarray
+    roc_tpr: np.ndarray
+    per_class: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unit = {"auc": self.auc, "accuracy": self.accuracy, "precision": self.precision,
+                "recall": self.recall, "f1": self.f1, "advantage": self.advantage}
+        unit.update({f"tpr_at_fpr[{k}]": v for k, v in self.tpr_at_fpr.items()})
+        for name, value in unit.items():
+            _check_range(name, value, 0.0, 1.0)
+        _check_range("decision_advantage", self.decision_advantage, -1.0, 1.0)
+        _check_range("epsilon_lower_bound", self.epsilon_lower_bound, 0.0, math.inf)
+        _check_range("epsilon_confidence", self.epsilon_confidence, 0.0, 1.0)
+        _check_range("delta", self.delta, 0.0, 1.0)
+        for level in DEFAULT_FPR_LEVELS:
+            if level not in self.tpr_at_fpr:
+                raise ValueError(f"AttackMetrics.tpr_at_fpr lacks the FPR level {level}")
+        if self.n_members < 1 or self.n_non_members < 1:
+            raise ValueError(f"AttackMetrics needs members and non-members, got "
+                             f"{self.n_members} and {self.n_non_members}")
+        if self.roc_fpr.shape != self.roc_tpr.shape or self.roc_fpr.ndim != 1:
+            raise ValueError("AttackMetrics.roc_fpr and roc_tpr must be 1-D arrays of equal length")
+        for name, arr in (("roc_fpr", self.roc_fpr), ("roc_tpr", self.roc_tpr)):
+            if arr.size and not (np.all(arr >= 0.0) and np.all(arr <= 1.0)):
+                raise ValueError(f"AttackMetrics.{name} has values outside [0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The results.json fields of this attack: plain Python numbers, None for missing values."""
+        fpr, tpr = downsample_roc(self.roc_fpr, self.roc_tpr)
+        return {
+            "auc": _plain(self.auc),
+            "tpr_at_fpr": {_level_key(k): _plain(v) for k, v in sorted(self.tpr_at_fpr.items())},
+            "accuracy": _plain(self.accuracy),
+            "precision": _plain(self.precision),
+            "recall": _plain(self.recall),
+            "f1": _plain(self.f1),
+            "advantage": _plain(self.advantage),
+            "decision_advantage": _plain(self.decision_advantage),
+            "epsilon_lower_bound": _plain(self.epsilon_lower_bound),
+            "epsilon_confidence": _plain(self.epsilon_confidence),
+            "delta": _plain(self.delta),
+            "n_members": int(self.n_members),
+            "n_non_members": int(self.n_non_members),
+            "per_class": {str(c): {k: _plain(v) for k, v in row.items()} for c, row in self.per_class.items()},
+            "roc": {"fpr": [_plain(v) for v in fpr], "tpr": [_plain(v) for v in tpr]},
+        }
+
+
+def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.ndarray | None = None,
+                    labels: np.ndarray | None = None, fpr_levels=DEFAULT_FPR_LEVELS, delta: float = 1e-5,
+                    confidence: float = 0.95) -> AttackMetrics:
+    """All metrics of one attack.
+
+    scores: float [N], higher = member; membership: bool [N] true membership; decision: bool [N]
+    hard calls (None: members are ``scores >= median(scores)``); labels: int [N] class of each record
+    (None: no per-class breakdown). fpr_levels are added to the always-reported 0.001 and 0.01.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    membership = np.asarray(membership)
+    n = scores.shape[0] if scores.ndim == 1 else -1
+    if n < 0:
+        raise InputError(f"scores: expected a 1-D array, got shape {scores.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise InputError("scores: NaN or inf score")
+    if membership.shape != (n,):
+        raise InputError(f"membership: shape {membership.shape}, expected ({n},)")
+    membership = membership.astype(bool)
+    n_members = int(membership.sum())
+    if n_members == 0 or n_members == n:
+        raise InputError(f"membership: need both members and non-members, got {n_members} members of {n}")
+    if decision is None:
+        decision = decide(scores, median_threshold(scores))
+    decision = np.asarray(decision)
+    if decision.shape != (n,):
+        raise InputError(f"decision: shape {decision.shape}, expected ({n},)")
+    decision = decision.astype(bool)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise InputError(f"labels: shape {labels.shape}, expected ({n},)")
+    levels = _checked_levels(fpr_levels)
+    if not 0.0 <= delta < 1.0:
+        raise InputError(f"delta: {delta} is not in [0, 1)")
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence: {confidence} is not in (0, 1)")
+
+    fpr, tpr, _ = skm.roc_curve(membership, scores, drop_intermediate=False)
+    n_non = n - n_members
+    fp = np.rint(fpr * n_non)
+    fn = np.rint((1.0 - tpr) * n_members)
+    eps = epsilon_lower_bound(n_members - fn, fp, fn, n_non - fp, delta, confidence)
+    tp_d, fp_d = int((decision & membership).sum()), int((decision & ~membership).sum())
+    return AttackMetrics(
+        auc=float(skm.roc_auc_score(membership, scores)),
+        tpr_at_fpr={level: tpr_at_fpr(fpr, tpr, level) for level in levels},
+        accuracy=float(skm.accuracy_score(membership, decision)),
+        precision=float(skm.precision_score(membership, decision, zero_division=0)),
+        recall=float(skm.recall_score(membership, decision, zero_division=0)),
+        f1=float(skm.f1_score(membership, decision, zero_division=0)),
+        advantage=float(np.max(tpr - fpr)),
+        decision_advantage=tp_d / n_members - fp_d / n_non,
+        epsilon_lower_bound=eps,
+        epsilon_confidence=float(confidence),
+        delta=float(delta),
+        n_members=n_members,
+        n_non_members=n_non,
+        roc_fpr=_frozen(fpr),
+        roc_tpr=_frozen(tpr),
+        per_class={} if labels is None else per_class_metrics(scores, membership, decision, labels, levels),
+    )
+
+
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:
+    """Highest TPR among ROC points with FPR <= level (fpr, tpr: float [T] from roc_curve)."""
+    ok = fpr <= level
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def clopper_pearson_upper(errors, trials, confidence: float) -> np.ndarray:
+    """Upper end of the two-sided exact (Clopper-Pearson) interval of errors / trials, elementwise.
+
+    errors, trials: counts (arrays broadcast); returns float64 in (0, 1]; 1 where errors == trials.
+    """
+    k = np.asarray(errors, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    alpha = 1.0 - confidence
+    with np.errstate(invalid="ignore", divide="ignore"):
+        upper = stats.beta.ppf(1.0 - alpha / 2.0, k + 1.0, n - k)
+    return np.where(k >= n, 1.0, upper)
+
+
+def epsilon_lower_bound(tp, fp, fn, tn, delta: float = 1e-5, confidence: float = 0.95) -> float:
+    """Empirical epsilon lower bound (nats, >= 0) from confusion-matrix counts.
+
+    Counts may be scalars or arrays [T] (one confusion matrix per threshold; the max is returned).
+    With FPR_hi, FNR_hi the Clopper-Pearson upper bounds at ``confidence``:
+    eps >= max(log((1 - delta - FPR_hi) / FNR_hi), log((1 - delta - FNR_hi) / FPR_hi))
+    (Jagielski et al. 2020; Nasr et al. 2021).
+    """
+    tp, fp, fn, tn = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (tp, fp, fn, tn))
+    if np.any((tp + fn) <= 0) or np.any((fp + tn) <= 0):
+        raise InputError("epsilon_lower_bound: need at least one member and one non-member")
+    if not 0.0 <= delta < 1.0:
+        raise InputError(f"delta: {delta} is not in [0, 1)")
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence: {confidence} is not in (0, 1)")
+    fpr_hi = clopper_pearson_upper(fp, fp + tn, confidence)
+    fnr_hi = clopper_pearson_upper(fn, fn + tp, confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.log(np.maximum(1.0 - delta - fpr_hi, 0.0) / fnr_hi)
+        b = np.log(np.maximum(1.0 - delta - fnr_hi, 0.0) / fpr_hi)
+    best = np.nanmax(np.concatenate([a, b, [0.0]]))
+    return float(max(best, 0.0))
+
+
+def per_class_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.ndarray,
+                      labels: np.ndarray, levels=DEFAULT_FPR_LEVELS) -> dict[int, dict[str, Any]]:
+    """{class label: metrics on that class's records}; arrays are [N] as in compute_metrics."""
+    out: dict[int, dict[str, Any]] = {}
+    for c in np.unique(labels):
+        sel = labels == c
+        s, m, d = scores[sel], membership[sel], decision[sel]
+        n_in = int(m.sum())
+        row: dict[str, Any] = {"n_members": n_in, "n_non_members": int(sel.sum()) - n_in,
+                               "accuracy": float(skm.accuracy_score(m, d))}
+        both = 0 < n_in < m.size
+        fpr, tpr = skm.roc_curve(m, s)[:2] if both else (None, None)
+        row["auc"] = float(skm.roc_auc_score(m, s)) if both else None
+        row["advantage"] = float(np.max(tpr - fpr)) if both else None
+        for level in levels:
+            row[f"tpr_at_fpr_{_level_key(level)}"] = tpr_at_fpr(fpr, tpr, level) if both else None
+        out[int(c)] = row
+    return out
+
+
+def downsample_roc(fpr: np.ndarray, tpr: np.ndarray, max_points: int = MAX_ROC_POINTS):
+    """At most ``max_points`` ROC points, spaced evenly in log-FPR; keeps the FPR = 0 end and (1, 1).
+
+    Each kept point is a real ROC point: the highest-TPR one with FPR <= a log-spaced grid value,
+    so TPR at low FPR is preserved. Returns (fpr, tpr) float64 arrays.
+    """
+    fpr, tpr = np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64)
+    if fpr.size <= max_points:
+        return fpr, tpr
+    positive = fpr[fpr > 0]
+    grid = np.geomspace(positive.min(), 1.0, max_points - 3)
+    picks = np.searchsorted(fpr, grid, side="right") - 1
+    last_zero = np.searchsorted(fpr, 0.0, side="right") - 1
+    keep = np.unique(np.concatenate([[0, last_zero, fpr.size - 1], picks]))
+    return fpr[keep], tpr[keep]
+
+
+def _checked_levels(fpr_levels) -> tuple[float, ...]:
+    levels = set(DEFAULT_FPR_LEVELS)
+    for level in fpr_levels:
+        if not 0.0 < float(level) <= 1.0:
+            raise InputError(f"fpr_levels: {level} is not in (0, 1]")
+        levels.add(float(level))
+    return tuple(sorted(levels))
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not (isinstance(value, (int, float)) and lo <= value <= hi):
+        raise ValueError(f"AttackMetrics.{name} = {value!r}, expected a number in [{lo}, {hi}]")
+
+
+def _level_key(level: float) -> str:
+    return str(float(level))
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe Python scalar: numpy numbers become int / float, NaN and inf become None."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64)
+    a.setflags(write=False)
+    return a

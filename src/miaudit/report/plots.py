@@ -1,0 +1,92 @@
+"""Report figures: the log-log ROC of every attack and member / non-member score histograms.
+
+Figures are built on matplotlib's object API with the Agg canvas (no pyplot state, no display).
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from miaudit.results import AuditResult
+
+MIN_FPR = 1e-4
+HIST_BINS = 40
+DPI = 110
+
+
+def roc_figure(result: AuditResult) -> Figure:
+    """Log-log ROC (FPR 1e-4..1 on x, TPR on y) of every attack, best AUC first, with chance line."""
+    fig = Figure(figsize=(6.0, 5.0), dpi=DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for outcome in sorted(result.attacks, key=lambda a: -a.metrics.auc):
+        m = outcome.metrics
+        label = f"{outcome.name} (AUC {m.auc:.3f}, TPR@0.1% {m.tpr_at_fpr[0.001]:.1%})"
+        # Points at FPR or TPR = 0 do not exist on log axes; clip them onto the plot's edge.
+        ax.plot(np.clip(m.roc_fpr, MIN_FPR, 1.0), np.clip(m.roc_tpr, MIN_FPR, 1.0),
+                drawstyle="steps-post", linewidth=1.4, label=label)
+    ax.plot([MIN_FPR, 1.0], [MIN_FPR, 1.0], linestyle="--", color="grey", linewidth=1.0, label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(MIN_FPR, 1.0)
+    ax.set_ylim(MIN_FPR, 1.0)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("Membership inference ROC (log-log)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="lower right", fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def histogram_figure(result: AuditResult) -> Figure:
+    """One panel per attack: densities of member and non-member scores (central 99% of scores)."""
+    n = max(len(result.attacks), 1)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.2 * cols, 2.5 * rows), dpi=DPI)
+    FigureCanvasAgg(fig)
+    members = np.asarray(result.membership, dtype=bool)
+    for i, outcome in enumerate(result.attacks):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        scores = np.asarray(outcome.scores, dtype=np.float64)
+        lo, hi = np.percentile(scores, [0.5, 99.5])
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, HIST_BINS + 1)
+        clipped = np.clip(scores, lo, hi)
+        ax.hist(clipped[members], bins=edges, density=True, alpha=0.55, label="members")
+        ax.hist(clipped[~members], bins=edges, density=True, alpha=0.55, label="non-members")
+        ax.set_title(outcome.name, fontsize="small")
+        ax.tick_params(labelsize="x-small")
+        if i == 0:
+            ax.legend(fontsize="x-small")
+    fig.supxlabel("membership score (higher = member)", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig: Figure) -> bytes:
+    """The figure encoded as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def plot_roc(result: AuditResult, path: Path) -> Path:
+    """Write the log-log ROC figure to ``path`` (PNG)."""
+    Path(path).write_bytes(figure_png(roc_figure(result)))
+    return Path(path)
+
+
+def plot_histograms(result: AuditResult, path: Path) -> Path:
+    """Write the score-histogram grid to ``path`` (PNG)."""
+    Path(path).write_bytes(figure_png(histogram_figure(result)))
+    return Path(path)

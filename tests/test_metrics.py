@@ -1,0 +1,186 @@
+"""metrics: hand-computed cases, epsilon bound, per-class counts, JSON form."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from miaudit.errors import InputError
+from miaudit.metrics import AttackMetrics, compute_metrics, downsample_roc, epsilon_lower_bound
+
+# Ranked high to low; members (1) at ranks 1, 2, 4, 7.
+TINY_SCORES = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+TINY_MEMBERS = np.array([1, 1, 0, 1, 0, 0, 1, 0], dtype=bool)
+
+
+def test_perfect_separator():
+    scores = np.r_[np.linspace(2, 3, 50), np.linspace(0, 1, 50)]
+    members = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    m = compute_metrics(scores, members)
+    assert m.auc == 1.0
+    assert m.tpr_at_fpr[0.001] == 1.0 and m.tpr_at_fpr[0.01] == 1.0
+    assert m.advantage == 1.0
+    assert m.accuracy == 1.0 and m.precision == 1.0 and m.recall == 1.0 and m.f1 == 1.0
+    assert m.epsilon_lower_bound > 0
+
+
+def test_tiny_example_by_hand():
+    m = compute_metrics(TINY_SCORES, TINY_MEMBERS)
+    # Pairs (member, non-member) ranked correctly: 4 + 4 + 3 + 1 of 16.
+    assert m.auc == pytest.approx(12 / 16)
+    # FPR <= 1% means FPR = 0: the top two records are members, so 2 of 4 members found.
+    assert m.tpr_at_fpr[0.01] == pytest.approx(0.5)
+    # Median 0.55 calls the top four members: 3 true, 1 false positive.
+    assert m.precision == pytest.approx(0.75)
+    assert m.recall == pytest.approx(0.75)
+    assert m.accuracy == pytest.approx(6 / 8)
+    assert m.decision_advantage == pytest.approx(0.75 - 0.25)
+    # Best TPR - FPR along the ranking: 0.5 (after 2 records, or after 4 records).
+    assert m.advantage == pytest.approx(0.5)
+    assert (m.n_members, m.n_non_members) == (4, 4)
+
+
+def test_explicit_decision_is_used():
+    decision = np.array([1, 0, 0, 0, 0, 0, 0, 0], dtype=bool)
+    m = compute_metrics(TINY_SCORES, TINY_MEMBERS, decision)
+    assert m.precision == 1.0 and m.recall == pytest.approx(0.25)
+    assert m.accuracy == pytest.approx(5 / 8)
+
+
+def test_reversed_scores_give_auc_zero():
+    scores = np.r_[np.zeros(20), np.ones(20)]
+    members = np.r_[np.ones(20, bool), np.zeros(20, bool)]
+    m = compute_metrics(scores + np.arange(40) * 1e-3, members)
+    assert m.auc == 0.0
+    assert m.tpr_at_fpr[0.01] == 0.0
+    assert m.advantage == 0.0
+    assert m.epsilon_lower_bound == 0.0
+
+
+def test_ties_count_half():
+    # One member and one non-member tied, one of each clearly separated.
+    scores = np.array([1.0, 0.5, 0.5, 0.0])
+    members = np.array([1, 1, 0, 0], dtype=bool)
+    m = compute_metrics(scores, members)
+    # Pairs: (1.0 vs 0.5) 1, (1.0 vs 0) 1, (0.5m vs 0.5n) 0.5, (0.5 vs 0) 1 -> 3.5 / 4.
+    assert m.auc == pytest.approx(3.5 / 4)
+    assert m.tpr_at_fpr[0.01] == pytest.approx(0.5)
+    all_tied = compute_metrics(np.ones(10), np.arange(10) < 5)
+    assert all_tied.auc == 0.5 and all_tied.advantage == 0.0
+
+
+def test_epsilon_hand_computed_values():
+    # 10 errors in 100 trials: exact 95% Clopper-Pearson upper bound is 0.17622 (standard tables).
+    assert epsilon_lower_bound(90, 10, 10, 90, delta=0.0, confidence=0.95) == pytest.approx(
+        math.log((1 - 0.17622) / 0.17622), abs=1e-3)
+    # No errors in 100 trials: upper bound 1 - 0.025 ** (1 / 100) in closed form.
+    hi = 1 - 0.025 ** (1 / 100)
+    assert epsilon_lower_bound(100, 0, 0, 100, delta=0.0, confidence=0.95) == pytest.approx(
+        math.log((1 - hi) / hi), rel=1e-9)
+    # delta enters the numerator; unequal error rates take the larger of the two ratios.
+    fpr_hi = stats.binomtest(2, 200).proportion_ci(0.9, method="exact").high
+    fnr_hi = stats.binomtest(50, 100).proportion_ci(0.9, method="exact").high
+    want = max(math.log((1 - 1e-3 - fpr_hi) / fnr_hi), math.log((1 - 1e-3 - fnr_hi) / fpr_hi))
+    assert epsilon_lower_bound(50, 2, 50, 198, delta=1e-3, confidence=0.9) == pytest.approx(want)
+
+
+def test_epsilon_monotone_in_sample_size_and_confidence():
+    bounds = [epsilon_lower_bound(9 * n, n, n, 9 * n, 1e-5, 0.95) for n in (1, 5, 20, 100, 1000)]
+    assert all(a < b for a, b in itertools.pairwise(bounds))
+    assert bounds[-1] < math.log(9)  # never above the point estimate log(0.9 / 0.1)
+    assert epsilon_lower_bound(90, 10, 10, 90, 0, 0.99) < epsilon_lower_bound(90, 10, 10, 90, 0, 0.9)
+
+
+def test_epsilon_zero_for_useless_attack():
+    rng = np.random.default_rng(0)
+    members = rng.random(400) < 0.5
+    assert compute_metrics(np.zeros(400), members).epsilon_lower_bound == 0.0
+    assert epsilon_lower_bound(50, 50, 50, 50) == 0.0
+
+
+def test_epsilon_from_roc_matches_best_single_threshold():
+    rng = np.random.default_rng(1)
+    members = np.r_[np.ones(300, bool), np.zeros(300, bool)]
+    scores = rng.normal(size=600) + 1.5 * members
+    m = compute_metrics(scores, members)
+    best = 0.0
+    for t in np.unique(scores):
+        d = scores >= t
+        best = max(best, epsilon_lower_bound((d & members).sum(), (d & ~members).sum(),
+                                             (~d & members).sum(), (~d & ~members).sum()))
+    assert m.epsilon_lower_bound == pytest.approx(best)
+    assert m.epsilon_lower_bound > 0.5
+
+
+def test_per_class_counts_and_empty_group():
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    members = np.array([1, 1, 0, 0, 1, 1, 0, 1], dtype=bool)
+    scores = np.array([0.9, 0.8, 0.1, 0.2, 0.5, 0.6, 0.3, 0.7])
+    m = compute_metrics(scores, members, labels=labels)
+    assert sorted(m.per_class) == [0, 1, 2]
+    assert (m.per_class[0]["n_members"], m.per_class[0]["n_non_members"]) == (2, 2)
+    assert (m.per_class[1]["n_members"], m.per_class[1]["n_non_members"]) == (2, 0)
+    assert (m.per_class[2]["n_members"], m.per_class[2]["n_non_members"]) == (1, 1)
+    assert m.per_class[0]["auc"] == 1.0 and m.per_class[2]["auc"] == 1.0
+    assert m.per_class[1]["auc"] is None and m.per_class[1]["tpr_at_fpr_0.01"] is None
+    # Median 0.55 calls 0.9, 0.8, 0.6, 0.7 members: class 1 has 0.5 (member) missed.
+    assert m.per_class[1]["accuracy"] == pytest.approx(0.5)
+    assert compute_metrics(scores, members).per_class == {}
+
+
+def test_to_dict_is_json_safe_with_string_keys():
+    rng = np.random.default_rng(2)
+    n = 5000
+    members = rng.random(n) < 0.5
+    scores = rng.normal(size=n) + members
+    m = compute_metrics(scores, members, labels=rng.integers(0, 3, n), fpr_levels=(0.05,))
+    d = json.loads(json.dumps(m.to_dict(), allow_nan=False))
+    assert set(d["tpr_at_fpr"]) == {"0.001", "0.01", "0.05"}
+    assert set(d["per_class"]) == {"0", "1", "2"}
+    for key in ("auc", "accuracy", "precision", "recall", "f1", "advantage", "decision_advantage",
+                "epsilon_lower_bound", "epsilon_confidence", "delta", "n_members", "n_non_members"):
+        assert isinstance(d[key], (int, float)), key
+    fpr, tpr = d["roc"]["fpr"], d["roc"]["tpr"]
+    assert len(m.roc_fpr) > 1000 and 10 < len(fpr) <= 200 and len(fpr) == len(tpr)
+    assert fpr[0] == 0.0 and fpr[-1] == 1.0 and tpr[-1] == 1.0
+    assert all(np.diff(fpr) >= 0) and all(np.diff(tpr) >= 0)
+    # Low-FPR end kept: the thinned curve still gives the exact TPR at 0.1% FPR.
+    thinned = max(t for f, t in zip(fpr, tpr) if f <= 0.001)
+    assert thinned == pytest.approx(m.tpr_at_fpr[0.001])
+    one_class = compute_metrics(scores[:20], members[:20], labels=np.r_[np.zeros(19, int), 1])
+    assert json.loads(json.dumps(one_class.to_dict(), allow_nan=False))["per_class"]["1"]["auc"] is None
+
+
+def test_downsample_keeps_short_curves_and_real_points():
+    fpr, tpr = np.array([0, 0.5, 1.0]), np.array([0, 0.7, 1.0])
+    assert downsample_roc(fpr, tpr)[0].tolist() == fpr.tolist()
+    f = np.r_[0.0, np.sort(np.random.default_rng(3).random(999)), 1.0]
+    t = np.sqrt(f)
+    fs, ts = downsample_roc(f, t, max_points=50)
+    assert len(fs) <= 50 and set(fs) <= set(f) and np.allclose(ts, np.sqrt(fs))
+
+
+def test_bad_inputs_raise_input_error():
+    with pytest.raises(InputError, match="membership"):
+        compute_metrics(np.arange(4.0), np.ones(4, bool))
+    with pytest.raises(InputError, match="membership"):
+        compute_metrics(np.arange(4.0), np.ones(3, bool))
+    with pytest.raises(InputError, match="scores"):
+        compute_metrics(np.array([0.0, np.nan]), np.array([True, False]))
+    with pytest.raises(InputError, match="delta"):
+        compute_metrics(TINY_SCORES, TINY_MEMBERS, delta=1.5)
+    with pytest.raises(InputError, match="fpr_levels"):
+        compute_metrics(TINY_SCORES, TINY_MEMBERS, fpr_levels=(0.0,))
+
+
+def test_post_init_rejects_out_of_range_values():
+    good = compute_metrics(TINY_SCORES, TINY_MEMBERS)
+    fields = {f: getattr(good, f) for f in AttackMetrics.__dataclass_fields__}
+    for name, bad in (("auc", 1.2), ("recall", float("nan")), ("epsilon_lower_bound", -0.1),
+                      ("decision_advantage", -1.5), ("tpr_at_fpr", {0.001: 0.2})):
+        with pytest.raises(ValueError):
+            AttackMetrics(**{**fields, name: bad})
