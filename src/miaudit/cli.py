@@ -12,7 +12,7 @@ from rich.table import Table
 
 from miaudit.errors import InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Membership-inference privacy auditing for machine-learning classifiers.")
 out_console = Console()
 err_console = Console(stderr=True)
@@ -124,28 +124,32 @@ def results_table(result) -> Table:
 
 
 def main() -> None:
-    """Entry point: bad input -> one line on stderr and exit 2; other failures -> exit 1."""
+    """Entry point: bad input -> one line on stderr and exit 2; other failures -> one line and exit 1.
+
+    Usage errors (unknown flag, bad option type) are typer's own and also exit 2.
+    """
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except InputError as e:
         err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (typer.Exit, SystemExit) as e:
-        sys.exit(getattr(e, "exit_code", getattr(e, "code", 0)) or 0)
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(1)
-    except Exception as e:  # click usage errors carry their own exit code (2)
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+    except typer.TyperException as e:  # usage errors: unknown flag, wrong option type, missing value
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        err_console.print(f"error: {' '.join(message.split())}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(getattr(e, "exit_code", 2))
+    except KeyboardInterrupt:
+        err_console.print("interrupted (trained reference models are kept in the cache)")
+        sys.exit(130)
+    except Exception as e:
         if os.environ.get("MIAUDIT_DEBUG"):
             raise
         err_console.print(f"error: {type(e).__name__}: {e} (set MIAUDIT_DEBUG=1 for the traceback)",
                           markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

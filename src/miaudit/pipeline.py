@@ -36,69 +36,96 @@ def audit(config: AuditConfig | None = None, *, progress: bool = True, **setting
 
 def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     cfg = plan.config
-    recipe = cfg.recipe.model_copy(update={"seed": cfg.seed})
-    spec = model_spec(cfg.target, cfg.hidden)
     timing: dict[str, Any] = {}
-
     t = time.perf_counter()
-    with board.task(f"training target ({cfg.target})", 1):
-        target = fit_single(spec, plan.member_x, plan.member_y, plan.n_classes, recipe, cfg.seed, cfg.precision)
+    target = train_target(plan, board)
     timing["train_target_s"] = time.perf_counter() - t
 
-    k = cfg.reference_models
     t = time.perf_counter()
-    refs = None
-    if k:
-        cache = ModelCache(cfg.cache_dir or default_cache_dir()) if cfg.cache else None
-        key_parts = {"data": cache_key(x=plan.reference_x, y=plan.reference_y), "dataset": plan.dataset.name,
-                     "mode": plan.reference_mode, "precision": cfg.precision}
-        seeds = [cfg.seed * 100_003 + 1 + i for i in range(k)]
-        with board.task(f"training {k} reference models", k) as update:
-            refs = train_references(spec, plan.reference_x, plan.reference_y, plan.reference_masks, plan.n_classes,
-                                    recipe, seeds, precision=cfg.precision, cache=cache, key_parts=key_parts,
-                                    n_jobs=cfg.n_jobs, progress=update)
+    refs = train_reference_models(plan, board)
     timing["train_reference_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     with board.task("computing signals", 1):
-        inputs = _signals(plan, target, refs)
+        inputs = compute_signals(plan, target, refs)
         train_acc = float((target.logits(plan.member_x).argmax(1) == plan.member_y).mean())
         test_acc = float((target.logits(plan.test_x).argmax(1) == plan.test_y).mean())
     timing["signals_s"] = time.perf_counter() - t
 
-    outcomes = []
     t = time.perf_counter()
-    with board.task("attacks", len(plan.attacks)) as update:
-        for i, attack in enumerate(plan.attacks):
-            a0 = time.perf_counter()
-            verdict = attack.run(inputs, seed=cfg.seed)
-            seconds = time.perf_counter() - a0
-            metrics = compute_metrics(verdict.scores, plan.membership, verdict.decision, plan.pool_y,
-                                      delta=cfg.delta, confidence=cfg.confidence)
-            outcomes.append(AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds))
-            update(i + 1)
+    outcomes = run_attacks(plan, inputs, board)
     timing["attacks_s"] = time.perf_counter() - t
-
-    train_flops = float(getattr(refs, "train_flops", 0.0) or 0.0) if refs is not None else 0.0
-    trained_now = int(getattr(refs, "trained", 0)) if refs is not None else 0
-    ref_s = float(getattr(refs, "train_seconds", timing["train_reference_s"])) if refs is not None else 0.0
-    timing.update({
-        "reference_models": k,
-        "reference_models_trained": trained_now,
-        "reference_models_from_cache": k - trained_now,
-        "train_gflop": train_flops / 1e9,
-        "train_gflops_per_s": train_flops / 1e9 / ref_s if train_flops and ref_s > 0 else 0.0,
-    })
-    if train_flops:
-        probe = matmul_gflops()
-        timing["matmul_fp32_gflops_per_s"] = probe
-        timing["fraction_of_fp32_matmul"] = timing["train_gflops_per_s"] / probe if probe else 0.0
+    timing.update(_training_throughput(refs, cfg.reference_models, timing["train_reference_s"]))
     timing["total_s"] = time.perf_counter() - started
 
     summary = TargetSummary(cfg.target, train_acc, test_acc, int(plan.membership.sum()),
                             int((~plan.membership).sum()))
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
-                       plan.membership, plan.pool_y, notes=plan.notes)
+                       plan.membership, plan.pool_y, notes=list(plan.notes), inputs=inputs)
+
+
+def train_target(plan: AuditPlan, board: ProgressBoard | None = None):
+    """The target model, trained on the plan's members with the config's recipe and seed."""
+    cfg = plan.config
+    with (board or ProgressBoard(False)).task(f"training target ({cfg.target})", 1):
+        return fit_single(model_spec(cfg.target, cfg.hidden), plan.member_x, plan.member_y, plan.n_classes,
+                          cfg.recipe.model_copy(update={"seed": cfg.seed}), cfg.seed, cfg.precision)
+
+
+def train_reference_models(plan: AuditPlan, board: ProgressBoard | None = None):
+    """K reference models on the plan's reference sets (from the cache when possible), or None if K=0."""
+    cfg = plan.config
+    k = cfg.reference_models
+    if k == 0:
+        return None
+    cache = ModelCache(cfg.cache_dir or default_cache_dir()) if cfg.cache else None
+    key_parts = {"data": cache_key(x=plan.reference_x, y=plan.reference_y), "dataset": plan.dataset.name,
+                 "mode": plan.reference_mode, "precision": cfg.precision}
+    seeds = [cfg.seed * 100_003 + 1 + i for i in range(k)]
+    with (board or ProgressBoard(False)).task(f"training {k} reference models", k) as update:
+        return train_references(model_spec(cfg.target, cfg.hidden), plan.reference_x, plan.reference_y,
+                                plan.reference_masks, plan.n_classes, cfg.recipe.model_copy(update={"seed": cfg.seed}),
+                                seeds, precision=cfg.precision, cache=cache, key_parts=key_parts,
+                                n_jobs=cfg.n_jobs, progress=update)
+
+
+def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | None = None,
+                specs=None) -> list[AttackOutcome]:
+    """Run the plan's attacks (or ``specs``) on the signal matrix and score them against the truth."""
+    cfg = plan.config
+    specs = plan.attacks if specs is None else specs
+    outcomes = []
+    with (board or ProgressBoard(False)).task("attacks", len(specs)) as update:
+        for i, attack in enumerate(specs):
+            started = time.perf_counter()
+            verdict = attack.run(inputs, seed=cfg.seed)
+            seconds = time.perf_counter() - started
+            metrics = compute_metrics(verdict.scores, plan.membership, verdict.decision, plan.pool_y,
+                                      delta=cfg.delta, confidence=cfg.confidence)
+            outcomes.append(AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds))
+            update(i + 1)
+    return outcomes
+
+
+def _training_throughput(refs, k: int, wall_s: float) -> dict[str, Any]:
+    """Reference-training FLOPs and FLOP/s, with this process's fp32 matmul FLOP/s for scale."""
+    if refs is None:
+        return {"reference_models": k, "reference_models_trained": 0, "train_gflop": 0.0,
+                "train_gflops_per_s": 0.0}
+    flops = float(refs.train_flops or 0.0)
+    seconds = float(refs.train_seconds or wall_s)
+    out: dict[str, Any] = {
+        "reference_models": k,
+        "reference_models_trained": int(refs.trained),
+        "reference_models_from_cache": k - int(refs.trained),
+        "train_gflop": flops / 1e9,
+        "train_gflops_per_s": flops / 1e9 / seconds if flops and seconds > 0 else 0.0,
+    }
+    if flops and refs.trained:
+        probe = matmul_gflops()
+        out["matmul_fp32_gflops_per_s"] = probe
+        out["fraction_of_fp32_matmul"] = out["train_gflops_per_s"] / probe if probe else 0.0
+    return out
 
 
 def _logits_over_views(model_logits, x: np.ndarray, n_queries: int, seed: int, axis: int,
@@ -113,7 +140,7 @@ def _logits_over_views(model_logits, x: np.ndarray, n_queries: int, seed: int, a
     return np.stack([model_logits(v) for v in query_views(x, n_queries, seed)], axis=axis).astype(np.float32)
 
 
-def _signals(plan: AuditPlan, target, refs) -> AttackInputs:
+def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
     """The signal matrix: target and reference logits on audited, shadow and population records."""
     q, seed = plan.config.queries, plan.config.seed
     n, c = len(plan.pool_x), plan.n_classes

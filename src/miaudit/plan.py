@@ -79,7 +79,7 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
     n = len(ds)
     members = cfg.members or max(1, min(2500, n // 4))
     non_members = cfg.non_members or members
-    splits = make_splits(n, members, non_members, seed=cfg.seed)
+    splits = make_splits(n, members, non_members, seed=cfg.seed, dataset_name=ds.name)
     splits.check(n)
     rng = np.random.default_rng([cfg.seed, 7])
     test_x, test_y = ds.x[splits.non_members], ds.y[splits.non_members]

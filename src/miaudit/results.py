@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from miaudit.attacks.inputs import AttackInputs
     from miaudit.metrics import AttackMetrics
 
 
@@ -70,6 +71,7 @@ class AuditResult:
     membership: np.ndarray
     labels: np.ndarray
     notes: list[str] = field(default_factory=list)
+    inputs: "AttackInputs | None" = field(default=None, repr=False)  # the signal matrix, not serialised
 
     def __post_init__(self) -> None:
         n = len(self.record_index)

@@ -78,6 +78,13 @@ class AttackInputs:
         """True when some reference model trained on some audited record (online attacks possible)."""
         return bool(self.reference_in.any())
 
+    def select_references(self, index) -> "AttackInputs":
+        """The same inputs restricted to reference models ``index`` (a slice or int array over K)."""
+        return AttackInputs(self.target_logits, self.labels, self.reference_logits[index],
+                            self.reference_in[index], self.shadow_logits[index], self.shadow_in[index],
+                            self.shadow_labels, self.population_target_logits,
+                            self.population_reference_logits[index], self.population_labels)
+
     @classmethod
     def target_only(cls, target_logits: np.ndarray, labels: np.ndarray,
                     population_logits: np.ndarray | None = None,
