@@ -1,0 +1,126 @@
+"""Training and running one torch model (CNNs etc.) by a TrainingRecipe, without touching global RNG state."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from miaudit.errors import InputError
+from miaudit.models.recipe import TrainingRecipe
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+VALIDATION_FRACTION = 0.1
+
+
+def resolve_precision(precision: str) -> str:
+    """"float32" or "bfloat16"; "auto" picks bfloat16 when the CPU runs it fast (models/perf.py)."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    try:
+        from miaudit.models.perf import bf16_available
+    except ImportError:
+        return "float32"
+    return "bfloat16" if bf16_available() else "float32"
+
+
+def seeded_module(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``factory()`` with parameters initialised from ``seed``; the global torch RNG is left untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory()
+
+
+def _optimizer(module: nn.Module, recipe: TrainingRecipe) -> torch.optim.Optimizer:
+    params = module.parameters()
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+
+
+def _validation_split(n: int, patience: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train index, validation index): a seeded 10% hold-out when patience > 0, else everything trains."""
+    if patience == 0 or n < 2:
+        return np.arange(n), np.arange(0)
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, round(VALIDATION_FRACTION * n))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _mean_loss(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, bf16: bool) -> float:
+    module.eval()
+    total = 0.0
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for start in range(0, len(x), batch_size):
+            logits = module(x[start:start + batch_size]).float()
+            total += float(F.cross_entropy(logits, y[start:start + batch_size], reduction="sum"))
+    return total / max(len(x), 1)
+
+
+def train_torch_model(module: nn.Module, x: np.ndarray, y: np.ndarray, recipe: TrainingRecipe, seed: int,
+                      precision: str = "auto", progress: Callable[[int], None] | None = None) -> nn.Module:
+    """Train ``module`` in place on x float32 [n, ...] and y int [n] labels; returns it in eval mode.
+
+    Minibatches are shuffled by ``torch.Generator().manual_seed(seed)``; dropout draws from a forked
+    RNG seeded with ``seed``, so the global torch RNG state is unchanged. With recipe.patience > 0,
+    training stops after ``patience`` epochs without a lower loss on a seeded 10% validation split
+    and the weights of the best epoch are restored. progress(epochs_done) is called after each epoch.
+    """
+    if len(x) != len(y):
+        raise InputError(f"training data: {len(x)} feature rows but {len(y)} labels")
+    if len(x) == 0:
+        raise InputError("training data: no records")
+    bf16 = resolve_precision(precision) == "bfloat16"
+    train_idx, val_idx = _validation_split(len(x), recipe.patience, seed)
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+    x_train, y_train = xt[train_idx], yt[train_idx]
+    x_val, y_val = xt[val_idx], yt[val_idx]
+    early_stopping = len(val_idx) > 0
+
+    shuffle = torch.Generator().manual_seed(seed)
+    optimizer = _optimizer(module, recipe)
+    best_loss, best_state, epochs_since_best = float("inf"), None, 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for epoch in range(recipe.epochs):
+            module.train()
+            order = torch.randperm(len(x_train), generator=shuffle)
+            for start in range(0, len(order), recipe.batch_size):
+                batch = order[start:start + recipe.batch_size]
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits = module(x_train[batch])
+                loss = F.cross_entropy(logits.float(), y_train[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if progress is not None:
+                progress(epoch + 1)
+            if early_stopping:
+                val_loss = _mean_loss(module, x_val, y_val, max(recipe.batch_size, 256), bf16)
+                if val_loss < best_loss:
+                    best_loss, epochs_since_best = val_loss, 0
+                    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                else:
+                    epochs_since_best += 1
+                    if epochs_since_best >= recipe.patience:
+                        break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    return module.eval()
+
+
+def torch_logits(module: nn.Module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """float32 [n, C] logits of ``module`` on x float32 [n, ...], in eval mode, batched."""
+    module.eval()
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    with torch.inference_mode():
+        starts = range(0, len(xt), batch_size) if len(xt) else [0]
+        parts = [module(xt[start:start + batch_size]).float() for start in starts]
+    return torch.cat(parts).numpy()
