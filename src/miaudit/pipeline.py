@@ -61,7 +61,7 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     summary = TargetSummary(cfg.target, train_acc, test_acc, int(plan.membership.sum()),
                             int((~plan.membership).sum()))
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
-                       plan.membership, plan.pool_y, notes=list(plan.notes), inputs=inputs)
+                       plan.membership, plan.pool_y, notes=list(plan.notes), inputs=inputs, model=target)
 
 
 def train_target(plan: AuditPlan, board: ProgressBoard | None = None):
@@ -69,7 +69,8 @@ def train_target(plan: AuditPlan, board: ProgressBoard | None = None):
     cfg = plan.config
     with (board or ProgressBoard(False)).task(f"training target ({cfg.target})", 1):
         return fit_single(model_spec(cfg.target, cfg.hidden), plan.member_x, plan.member_y, plan.n_classes,
-                          cfg.recipe.model_copy(update={"seed": cfg.seed}), cfg.seed, cfg.precision)
+                          cfg.recipe.model_copy(update={"seed": cfg.seed}), cfg.seed, cfg.precision,
+                          dataset_name=plan.dataset.name)
 
 
 def train_reference_models(plan: AuditPlan, board: ProgressBoard | None = None):

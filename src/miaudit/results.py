@@ -72,6 +72,7 @@ class AuditResult:
     labels: np.ndarray
     notes: list[str] = field(default_factory=list)
     inputs: "AttackInputs | None" = field(default=None, repr=False)  # the signal matrix, not serialised
+    model: Any = field(default=None, repr=False)  # the trained target (a Target), not serialised
 
     def __post_init__(self) -> None:
         n = len(self.record_index)

@@ -1,0 +1,168 @@
+"""The fmnist-mlp benchmark protocol of design.md, in one run.
+
+1. The end-to-end audit `--dataset fashion-mnist --target mlp --members 2500 --reference-models 64
+   --attacks all` (no cache), with its wall-time split.
+2. LiRA online / offline and RMIA on the first 1, 2, 4, 16 and 64 of those reference models.
+3. float32 vs bfloat16 reference training: speed and the attack results each gives (16 models).
+4. IBM ART's ShadowModels + MembershipInferenceBlackBox on the same target (4 and 16 shadow models).
+Prints a table and the ratios the issue asks for; writes benchmarks/results/fmnist_mlp.json.
+Every speed figure is a ratio within this run (the machine is shared and noisy).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from miaudit.attacks.registry import ATTACKS
+from miaudit.config import make_config
+from miaudit.models.perf import matmul_gflops
+from miaudit.pipeline import audit, compute_signals, run_attacks, train_reference_models
+from miaudit.plan import make_plan
+
+HERE = Path(__file__).resolve().parent
+MODERN = ("lira-online", "lira-offline", "rmia")
+
+
+def row(name: str, metrics, seconds: float, **extra) -> dict:
+    return {"attack": name, "auc": metrics.auc, "tpr_at_0.001": metrics.tpr_at_fpr[0.001],
+            "tpr_at_0.01": metrics.tpr_at_fpr[0.01], "seconds": seconds, **extra}
+
+
+def stack_to_module(target) -> torch.nn.Module:
+    """The audited MLP (a one-model MLPStack) as a plain torch Sequential, for ART."""
+    state = target.stack.state(0)
+    n_layers = sum(k.startswith("w") for k in state)
+    layers: list[torch.nn.Module] = []
+    for i in range(n_layers):
+        w, b = state[f"w{i}"], state[f"b{i}"]
+        lin = torch.nn.Linear(w.shape[0], w.shape[1])
+        lin.weight.data = torch.from_numpy(w.T.copy())
+        lin.bias.data = torch.from_numpy(b.copy())
+        layers += [lin, torch.nn.ReLU()] if i < n_layers - 1 else [lin]
+    return torch.nn.Sequential(*layers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 epochs, 500 members, K up to 8: checks the script runs")
+    ap.add_argument("--queries", type=int, default=1, help="queries per record for the signals")
+    ap.add_argument("--skip-art", action="store_true")
+    ap.add_argument("--skip-precision", action="store_true")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "fmnist_mlp.json")
+    args = ap.parse_args(argv)
+
+    ks = (1, 2, 4, 8) if args.quick else (1, 2, 4, 16, 64)
+    epochs, members = (3, 500) if args.quick else (30, 2500)
+    cfg = make_config(dataset="fashion-mnist", target="mlp", members=members, reference_models=max(ks),
+                      attacks=["all"], seed=0, epochs=epochs, queries=args.queries, cache=False)
+    report: dict = {"protocol": "fmnist-mlp", "quick": args.quick, "queries": args.queries,
+                    "torch": torch.__version__, "threads": torch.get_num_threads()}
+    report["matmul_fp32_gflops_per_s_before"] = matmul_gflops(seconds=1.0)
+
+    # 1. the end-to-end audit
+    t0 = time.perf_counter()
+    result = audit(cfg)
+    wall = time.perf_counter() - t0
+    tm = result.timing
+    report["audit"] = {"wall_s": wall, "timing": tm,
+                       "outside_reference_training_fraction": 1 - tm["train_reference_s"] / wall,
+                       "target": result.target.to_dict()}
+    rows = [row(a.name + f"@{max(ks)}" if a.name in MODERN or a.name.startswith("shokri") else a.name,
+                a.metrics, a.seconds) for a in result.attacks]
+
+    # 2. fewer reference models: the first k of the balanced stack (pairs are complementary)
+    plan = make_plan(cfg)
+    specs = [ATTACKS[n] for n in MODERN]
+    for k in ks[:-1]:
+        sub = result.inputs.select_references(slice(0, k))
+        for o in run_attacks(plan, sub, specs=specs):
+            rows.append(row(f"{o.name}@{k}", o.metrics, o.seconds))
+
+    # 3. float32 vs bfloat16 reference training (16 models), same seeds
+    if not args.skip_precision:
+        report["precision"] = {}
+        k16 = min(16, max(ks))
+        for precision in ("float32", "bfloat16"):
+            pcfg = cfg.model_copy(update={"precision": precision, "reference_models": k16})
+            pplan = make_plan(pcfg)
+            t = time.perf_counter()
+            refs = train_reference_models(pplan)
+            seconds = time.perf_counter() - t
+            inputs = compute_signals(pplan, result.model, refs)
+            outs = {o.name: o.metrics for o in run_attacks(pplan, inputs, specs=[ATTACKS["lira-online"]])}
+            m = outs["lira-online"]
+            report["precision"][precision] = {
+                "seconds_per_model": seconds / k16, "gflops_per_s": refs.train_flops / 1e9 / seconds,
+                "lira_online_auc": m.auc, "lira_online_tpr_at_0.001": m.tpr_at_fpr[0.001],
+                "lira_online_tpr_at_0.01": m.tpr_at_fpr[0.01]}
+
+    # 4. IBM ART on the same target
+    if not args.skip_art:
+        sys.path.insert(0, str(HERE))
+        from art_peer import run_art_peer
+
+        ds = plan.dataset
+        x = ds.x.reshape(len(ds.x), -1)
+        art_rows = run_art_peer(x, ds.y, plan.record_index, plan.membership, stack_to_module(result.model),
+                                shadow_counts=(4,) if args.quick else (4, 16), epochs=epochs, seed=0)
+        rows.extend(art_rows)
+    report["matmul_fp32_gflops_per_s_after"] = matmul_gflops(seconds=1.0)
+    report["rows"] = rows
+    report["ratios"] = ratios(rows, report, max(ks))
+    print_table(rows, report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=float))
+    print(f"\nwritten {args.out}")
+    return 0
+
+
+def ratios(rows: list[dict], report: dict, k_max: int) -> dict:
+    """The figures the issue's targets are stated in, all ratios within this run."""
+    mine = [r for r in rows if not r["attack"].startswith("art-")]
+    art = [r for r in rows if r["attack"].startswith("art-")]
+    best = max(mine, key=lambda r: (r["tpr_at_0.001"], r["auc"]))
+    out = {"best_miaudit_attack": best["attack"], "best_miaudit_tpr_at_0.001": best["tpr_at_0.001"],
+           "best_miaudit_auc": max(r["auc"] for r in mine)}
+    rmia4 = next((r for r in mine if r["attack"] == "rmia@4"), None)
+    if rmia4:
+        best_at_max = max((r for r in mine if r["attack"].endswith(f"@{k_max}")), key=lambda r: r["tpr_at_0.001"])
+        out["rmia4_over_best_at_kmax_tpr_at_0.001"] = rmia4["tpr_at_0.001"] / max(best_at_max["tpr_at_0.001"], 1e-12)
+    tm = report["audit"]["timing"]
+    out["reference_training_fraction_of_fp32_matmul"] = tm.get("fraction_of_fp32_matmul")
+    out["outside_reference_training_fraction"] = report["audit"]["outside_reference_training_fraction"]
+    out["miaudit_seconds_per_reference_model"] = tm["train_reference_s"] / max(tm["reference_models"], 1)
+    art16 = [r for r in art if r["attack"].startswith("art-shadow-16")] or art
+    if art16:
+        best_art = max(art16, key=lambda r: (r["tpr_at_0.001"], r["auc"]))
+        out["best_art"] = best_art["attack"]
+        out["best_miaudit_over_best_art_tpr_at_0.001"] = best["tpr_at_0.001"] / max(best_art["tpr_at_0.001"], 1e-12)
+        art_s = best_art.get("shadow_seconds_per_model")
+        if art_s:
+            out["art_over_miaudit_seconds_per_model"] = art_s / out["miaudit_seconds_per_reference_model"]
+    return out
+
+
+def print_table(rows: list[dict], report: dict) -> None:
+    print(f"\n{'attack':<34}{'AUC':>7}{'TPR@0.1%':>10}{'TPR@1%':>9}{'seconds':>9}")
+    for r in sorted(rows, key=lambda r: -r["tpr_at_0.001"]):
+        print(f"{r['attack']:<34}{r['auc']:7.3f}{r['tpr_at_0.001']:10.2%}{r['tpr_at_0.01']:9.2%}{r['seconds']:9.2f}")
+    a = report["audit"]
+    print(f"\naudit wall {a['wall_s']:.1f} s; outside reference training "
+          f"{a['outside_reference_training_fraction']:.1%}; target train/test accuracy "
+          f"{a['target']['train_accuracy']:.3f}/{a['target']['test_accuracy']:.3f}")
+    for k, v in report.get("precision", {}).items():
+        print(f"{k:>9}: {v['seconds_per_model']:.2f} s/model, {v['gflops_per_s']:.0f} GFLOP/s, lira-online@16 "
+              f"AUC {v['lira_online_auc']:.3f} TPR@0.1% {v['lira_online_tpr_at_0.001']:.2%}")
+    print("ratios:")
+    for k, v in report["ratios"].items():
+        print(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
