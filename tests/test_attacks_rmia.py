@@ -1,0 +1,210 @@
+"""RMIA and the population attack (Attack-P) on synthetic model outputs."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from miaudit.attacks.inputs import AttackInputs
+from miaudit.attacks.population import population
+from miaudit.attacks.rmia import marginal, rmia
+from miaudit.data.splits import balanced_masks
+from miaudit.errors import InputError
+
+
+def logits_from_phi(phi: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """2-class logits [..., 2] with z_y - z_other = phi: true-class probability sigmoid(phi)."""
+    labels = np.broadcast_to(labels, phi.shape)
+    out = np.zeros(phi.shape + (2,), np.float64)
+    np.put_along_axis(out, labels[..., None], phi[..., None], axis=-1)
+    return out
+
+
+def synthetic(k: int, n: int = 1500, z: int = 1000, delta: float = 1.0, sigma: float = 0.5,
+              signal: bool = True, pool: bool = True, seed: int = 0) -> tuple[AttackInputs, np.ndarray]:
+    """Inputs and true membership [N]. Every record (audited or population) has its own log-odds
+    mu ~ N(1, 1); a model that trained on it adds delta, plus N(0, sigma) noise per model.
+
+    pool=True: balanced IN masks over the audited records (online); pool=False: every audited record
+    is OUT for every reference model, which train on their own shadow records instead (offline).
+    """
+    rng = np.random.default_rng(seed)
+    mu, mu_pop, mu_shadow = (rng.normal(1.0, 1.0, m) for m in (n, z, n))
+    labels, pop_labels, shadow_labels = (rng.integers(0, 2, m) for m in (n, z, n))
+
+    def draw(loc, is_in):
+        return loc + delta * is_in + sigma * rng.normal(size=np.shape(is_in))
+
+    member = rng.permutation(n) < n // 2
+    def masks(offset):
+        return balanced_masks(k, n, seed + offset) if k else np.zeros((0, n), bool)
+
+    ref_in = masks(1) if pool else np.zeros((k, n), bool)
+    shadow_in = ref_in if pool else masks(2)
+    ref_phi = draw(mu[None], ref_in)
+    shadow_phi = ref_phi if pool else draw(mu_shadow[None], shadow_in)
+    shadow_labels = labels if pool else shadow_labels
+    inputs = AttackInputs(
+        logits_from_phi(draw(mu, member & signal)[:, None], labels[:, None]), labels,
+        logits_from_phi(ref_phi[..., None], labels[None, :, None]), ref_in,
+        logits_from_phi(shadow_phi[..., None], shadow_labels[None, :, None]), shadow_in, shadow_labels,
+        logits_from_phi(draw(mu_pop, np.zeros(z, bool))[:, None], pop_labels[:, None]),
+        logits_from_phi(draw(mu_pop[None], np.zeros((k, z), bool))[..., None], pop_labels[None, :, None]),
+        pop_labels)
+    return inputs, member
+
+
+def auc(member: np.ndarray, scores: np.ndarray) -> float:
+    return float(roc_auc_score(member, scores))
+
+
+def true_class_probability(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Plain softmax p_y averaged over queries, for the brute-force reference below."""
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    return np.take_along_axis(p, labels[:, None, None].repeat(p.shape[-2], 1), -1)[..., 0].mean(-1)
+
+
+def test_offline_scores_follow_the_definition():
+    inputs, _ = synthetic(k=3, n=40, z=25, pool=False, seed=1)
+    a, gamma = 0.3, 2.0
+    result = rmia(inputs, gamma=gamma, offline_a=a)
+    px_model = true_class_probability(inputs.target_logits, inputs.labels)
+    pz_model = true_class_probability(inputs.population_target_logits, inputs.population_labels)
+    px_out = np.mean([true_class_probability(r, inputs.labels) for r in inputs.reference_logits], axis=0)
+    pz_out = np.mean([true_class_probability(r, inputs.population_labels)
+                      for r in inputs.population_reference_logits], axis=0)
+    lr_x = px_model / (0.5 * ((1 + a) * px_out + (1 - a)))
+    lr_z = pz_model / (0.5 * ((1 + a) * pz_out + (1 - a)))
+    expected = [np.mean([lx / lz >= gamma for lz in lr_z]) for lx in lr_x]
+    assert np.allclose(result.scores, expected)
+
+
+def test_a_record_ties_with_its_population_twin():
+    # audited record 0 is population record 0 (same outputs everywhere): LR_x / LR_z = 1 >= gamma = 1
+    inputs, _ = synthetic(k=2, n=10, z=5, pool=False, seed=11)
+    target, refs = inputs.target_logits.copy(), inputs.reference_logits.copy()
+    labels = inputs.labels.copy()
+    target[0], refs[:, 0] = inputs.population_target_logits[0], inputs.population_reference_logits[:, 0]
+    labels[0] = inputs.population_labels[0]
+    twin = dataclasses.replace(inputs, target_logits=target, reference_logits=refs, labels=labels)
+    lr = [rmia(twin, gamma=g).scores[0] for g in (1.0, 1.0 + 1e-9)]
+    assert lr[0] - lr[1] == pytest.approx(1 / 5)
+
+
+def test_marginal_averages_in_and_out_models_and_approximates_missing_in():
+    p = np.array([[0.9, 0.9, 0.2], [0.5, 0.7, 0.4], [0.3, 0.1, 0.6], [0.1, 0.3, 0.8]])  # [K=4, M=3]
+    is_in = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0]], bool)
+    got = marginal(p, is_in, ~is_in, a=0.3)
+    assert got[0] == pytest.approx(p[:, 0].mean())  # 2 IN + 2 OUT: the plain mean over K
+    assert got[1] == pytest.approx(0.5 * (0.9 + (0.7 + 0.1 + 0.3) / 3))  # 1 IN, 3 OUT: halves weigh equally
+    assert got[2] == pytest.approx(0.5 * (1.3 * p[:, 2].mean() + 0.7))  # no IN: linear approximation
+    only_in = marginal(p[:1], np.ones((1, 3), bool), np.zeros((1, 3), bool), a=0.3)
+    assert np.allclose(only_in, p[0])
+
+
+@pytest.mark.parametrize("pool", [True, False])
+def test_scores_rank_records_by_their_likelihood_ratio(pool):
+    inputs, _ = synthetic(k=4, n=300, z=200, pool=pool, seed=2)
+    scores = rmia(inputs).scores
+    px_model = true_class_probability(inputs.target_logits, inputs.labels)
+    px_ref = np.mean([true_class_probability(r, inputs.labels) for r in inputs.reference_logits], axis=0)
+    ratio = px_model / px_ref if pool else px_model / (0.5 * (1.3 * px_ref + 0.7))
+    order = np.argsort(ratio)
+    assert np.all(np.diff(scores[order]) >= 0)  # monotone in LR_x
+    assert scores.min() >= 0 and scores.max() <= 1
+
+
+def test_more_reference_models_help_and_all_beat_chance():
+    aucs = []
+    for k in (1, 2, 4, 16):
+        inputs, member = synthetic(k=k, seed=3)
+        aucs.append(auc(member, rmia(inputs).scores))
+    assert min(aucs) > 0.7
+    assert aucs[-1] > aucs[0] + 0.03
+    assert all(later > earlier - 0.02 for earlier, later in itertools.pairwise(aucs))
+
+
+def test_offline_mode_without_in_models():
+    inputs, member = synthetic(k=4, pool=False, seed=4)
+    assert not inputs.has_in_models
+    result = rmia(inputs)
+    assert auc(member, result.scores) > 0.75
+    assert (result.decision == member).mean() > 0.7
+
+
+def test_decision_uses_the_median_score():
+    inputs, member = synthetic(k=8, seed=5)
+    result = rmia(inputs)
+    assert result.threshold == pytest.approx(np.median(result.scores))
+    assert np.array_equal(result.decision, result.scores >= result.threshold)
+    assert (result.decision == member).mean() > 0.75
+
+
+def test_no_member_signal_gives_chance_auc():
+    for pool in (True, False):
+        inputs, member = synthetic(k=4, signal=False, pool=pool, seed=6)
+        assert abs(auc(member, rmia(inputs).scores) - 0.5) < 0.05
+
+
+def test_n_population_limits_the_comparison_set():
+    inputs, _ = synthetic(k=2, seed=7)
+    scores = rmia(inputs, n_population=10).scores
+    assert np.allclose(scores * 10, np.round(scores * 10))
+    assert len(np.unique(scores)) > 3
+    with pytest.raises(InputError, match="n_population"):
+        rmia(inputs, n_population=1001)
+
+
+def test_rmia_errors_name_what_is_missing():
+    inputs, _ = synthetic(k=2, n=20, z=5)
+    no_population = AttackInputs(*(getattr(inputs, f) for f in (
+        "target_logits", "labels", "reference_logits", "reference_in", "shadow_logits", "shadow_in",
+        "shadow_labels")), np.zeros((0, 1, 2)), np.zeros((2, 0, 1, 2)), np.zeros(0, np.int64))
+    with pytest.raises(InputError, match="rmia: needs population records"):
+        rmia(no_population)
+    no_models = AttackInputs.target_only(inputs.target_logits, inputs.labels,
+                                         inputs.population_target_logits, inputs.population_labels)
+    with pytest.raises(InputError, match="rmia: needs at least 1 reference model"):
+        rmia(no_models)
+    with pytest.raises(InputError, match="gamma"):
+        rmia(inputs, gamma=0.0)
+    with pytest.raises(InputError, match="offline_a"):
+        rmia(inputs, offline_a=1.5)
+
+
+def test_population_attack_scores_are_loss_percentiles_and_beat_chance():
+    inputs, member = synthetic(k=0, seed=8)
+    result = population(inputs)
+    member_loss = -np.log(true_class_probability(inputs.target_logits, inputs.labels))
+    pop_loss = -np.log(true_class_probability(inputs.population_target_logits, inputs.population_labels))
+    assert np.allclose(result.scores, [(pop_loss >= x).mean() for x in member_loss])
+    assert auc(member, result.scores) > 0.65
+    assert result.threshold == pytest.approx(np.median(result.scores))
+    assert result.decision.mean() == pytest.approx(0.5, abs=0.01)
+
+
+def test_population_scores_count_ties_as_at_least_as_large():
+    pop_logits = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])  # losses decrease down the rows
+    inputs = AttackInputs.target_only(pop_logits.copy(), np.zeros(3, np.int64), pop_logits, np.zeros(3, np.int64))
+    assert np.allclose(population(inputs).scores, [1 / 3, 2 / 3, 1.0])  # each counts itself
+
+
+def test_population_alpha_rule_fixes_the_false_positive_rate():
+    inputs, member = synthetic(k=0, n=4000, z=3000, seed=9)
+    for alpha in (0.05, 0.2):
+        decision = population(inputs, alpha=alpha).decision
+        assert decision[~member].mean() == pytest.approx(alpha, abs=0.025)
+        assert decision[member].mean() > alpha + 0.1
+
+
+def test_population_attack_errors():
+    inputs = AttackInputs.target_only(np.zeros((5, 3)), np.zeros(5, np.int64))
+    with pytest.raises(InputError, match="population: needs population records"):
+        population(inputs)
+    with_pop = AttackInputs.target_only(np.zeros((5, 3)), np.zeros(5, np.int64), np.zeros((4, 3)),
+                                        np.zeros(4, np.int64))
+    with pytest.raises(InputError, match="alpha"):
+        population(with_pop, alpha=1.0)
