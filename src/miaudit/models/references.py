@@ -1,0 +1,183 @@
+"""K reference (shadow) models of one architecture, each on its own subset of the data, cached per model.
+
+MLPs train in stacks of ``chunk_size`` (stack.py); CNNs one at a time; scikit-learn models in parallel
+with joblib. Each model is saved to the cache as soon as it exists (MLPs: when their chunk ends), so a
+run killed mid-training loses at most the chunk in flight and a rerun trains only what is missing.
+"""
+from __future__ import annotations
+
+import pickle
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from miaudit.errors import InputError
+from miaudit.models.cache import ModelCache, cache_key
+from miaudit.models.recipe import TrainingRecipe
+from miaudit.models.stack import MLPStack, mlp_train_flops, resolve_precision, train_mlp_stack
+
+_KEY_FORMAT = "miaudit-reference-v1"
+
+
+@dataclass
+class ReferenceModels:
+    """The K trained models. ``models`` is one MLPStack (mlp) or a list of K Targets (other specs).
+
+    trained: models trained by this call (the rest came from the cache); train_seconds: wall time spent
+    training them; train_flops: their training FLOPs (6 x MACs x samples for mlp; 0 where not counted).
+    """
+
+    spec: Any
+    models: MLPStack | list
+    trained: int
+    train_seconds: float
+    train_flops: float
+
+    @property
+    def n_models(self) -> int:
+        return self.models.n_models if isinstance(self.models, MLPStack) else len(self.models)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """float32 [K, m, C]: every model's logits (log-probabilities for sklearn) on x [m, ...]."""
+        if isinstance(self.models, MLPStack):
+            return self.models.logits(x)
+        return np.stack([np.asarray(m.logits(x), np.float32) for m in self.models])
+
+    def target(self, k: int):
+        """Model k as a Target (e.g. for white-box attacks)."""
+        if not isinstance(self.models, MLPStack):
+            return self.models[k]
+        from miaudit.models.wrappers import StackTarget
+
+        return StackTarget(self.spec.name, self.models.select(k))
+
+
+def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int,
+                     recipe: TrainingRecipe, seeds: Sequence[int], precision: str = "auto",
+                     cache: ModelCache | None = None, key_parts: dict | None = None, chunk_size: int = 16,
+                     n_jobs: int = -1, progress: Callable[[int], None] | None = None) -> ReferenceModels:
+    """Train (or load from ``cache``) K models of ``spec``; model k on x[masks[k]], y[masks[k]] with seeds[k].
+
+    x float32 [n, ...], y int [n], masks bool [K, n]. The cache key of model k covers key_parts, k,
+    masks[k], seeds[k], spec, recipe, n_classes, the resolved precision and a hash of (x, y).
+    progress(n_done_models) reports cached and trained models together.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 2 or masks.shape[1] != len(x) or len(y) != len(x):
+        raise InputError(f"masks: expected shape (K, {len(x)}) matching x and y, got {masks.shape}")
+    if len(seeds) != len(masks):
+        raise InputError(f"seeds: {len(seeds)} seeds for {len(masks)} reference models")
+    if chunk_size < 1:
+        raise InputError(f"chunk_size: must be at least 1, got {chunk_size}")
+    torch_spec = spec.name == "mlp" or _registry().is_torch(spec)
+    resolved = resolve_precision(precision) if torch_spec else "n/a"
+    keys = _model_keys(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, key_parts)
+    report = progress or (lambda done: None)
+    if spec.name == "mlp":
+        return _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, keys, chunk_size, report)
+    loaded = [_load(cache, key, lambda m: hasattr(m, "logits")) for key in keys]
+    missing = [k for k, m in enumerate(loaded) if m is None]
+    report(len(masks) - len(missing))
+    started = time.perf_counter()
+    fit = _registry().fit_single
+    if torch_spec:
+        results = ((k, fit(spec, x[masks[k]], y[masks[k]], n_classes, recipe, seeds[k], resolved)) for k in missing)
+    else:
+        from joblib import Parallel, delayed
+
+        run = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        results = run(delayed(_fit_indexed)(fit, k, spec, x[masks[k]], y[masks[k]], n_classes, recipe, seeds[k])
+                      for k in missing)
+    done = len(masks) - len(missing)
+    for k, model in results:
+        loaded[k] = model
+        _save(cache, keys[k], model)
+        done += 1
+        report(done)
+    return ReferenceModels(spec, loaded, len(missing), time.perf_counter() - started, 0.0)
+
+
+def _registry():
+    from miaudit.models import registry  # imported late: registry imports stack.py for mlp targets
+
+    return registry
+
+
+def _fit_indexed(fit, k, *args):
+    return k, fit(*args)
+
+
+def _model_keys(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, key_parts) -> list[str | None]:
+    if cache is None:
+        return [None] * len(masks)
+    shared = {**(key_parts or {}), "format": _KEY_FORMAT, "data": cache_key(x=np.asarray(x), y=np.asarray(y)),
+              "spec": spec, "recipe": recipe, "n_classes": int(n_classes), "precision": precision}
+    return [cache_key(**shared, model_index=k, mask=masks[k], seed=int(seeds[k])) for k in range(len(masks))]
+
+
+def _load(cache: ModelCache | None, key: str | None, valid: Callable[[object], bool]) -> object | None:
+    if cache is None or key is None:
+        return None
+    obj = cache.load(key)
+    return obj if obj is not None and valid(obj) else None
+
+
+def _save(cache: ModelCache | None, key: str | None, obj: object) -> None:
+    """Save to the cache; a model that cannot be pickled is kept in memory with a warning."""
+    if cache is None or key is None:
+        return
+    try:
+        cache.save(key, obj)
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError, OSError) as err:
+        warnings.warn(f"model cache: could not save a model ({err}); it will be retrained next time",
+                      RuntimeWarning, stacklevel=3)
+
+
+def _mlp_state_checker(widths: tuple[int, ...]) -> Callable[[object], bool]:
+    """Does a cached object look like MLPStack.state() of an MLP with these layer widths?"""
+    def valid(state: object) -> bool:
+        if not isinstance(state, dict) or len(state) != 2 * (len(widths) - 1):
+            return False
+        for i, (a, b) in enumerate(pairwise(widths)):
+            w, bias = state.get(f"w{i}"), state.get(f"b{i}")
+            if not (isinstance(w, np.ndarray) and w.shape == (a, b) and isinstance(bias, np.ndarray)
+                    and bias.shape == (b,)):
+                return False
+        return True
+
+    return valid
+
+
+def _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, keys, chunk_size,
+                report: Callable[[int], None]) -> ReferenceModels:
+    n_features = int(np.prod(np.shape(x)[1:]))
+    widths = (n_features, *spec.hidden, n_classes)
+    valid = _mlp_state_checker(widths)
+    states: list[Any] = [_load(cache, key, valid) for key in keys]
+    missing = [k for k, s in enumerate(states) if s is None]
+    done = len(masks) - len(missing)
+    report(done)
+    seconds = flops = 0.0
+    for c0 in range(0, len(missing), chunk_size):
+        chunk = missing[c0 : c0 + chunk_size]
+        total_steps = recipe.epochs * int(np.unique(-(-masks[chunk].sum(axis=1) // recipe.batch_size)).sum())
+
+        def inner(steps: int, base: int = done, n: int = len(chunk), total: int = total_steps) -> None:
+            report(base + min(n - 1, steps * n // total))  # models of the chunk in flight, by steps done
+
+        started = time.perf_counter()
+        stack = train_mlp_stack(x, y, masks[chunk], n_classes, spec.hidden, recipe, [seeds[k] for k in chunk],
+                                precision, inner)
+        seconds += time.perf_counter() - started
+        for j, k in enumerate(chunk):
+            states[k] = stack.state(j)
+            _save(cache, keys[k], states[k])
+            flops += mlp_train_flops(n_features, spec.hidden, n_classes, int(masks[k].sum()) * recipe.epochs)
+        done += len(chunk)
+        report(done)
+    return ReferenceModels(spec, MLPStack.from_states(states), len(missing), seconds, flops)

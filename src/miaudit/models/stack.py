@@ -1,0 +1,349 @@
+"""K ReLU MLPs trained at once: parameters stacked [K, in, out], one batched step for all models.
+
+Model k depends only on seeds[k], masks[k] and the shared data: its initial weights and dropout
+masks come from ``torch.Generator().manual_seed(seeds[k])``, its record order from
+``np.random.default_rng(seeds[k])``, and the loss is the sum over models of each model's own mean
+cross-entropy, so gradients and the elementwise torch.optim updates never mix models. Training
+model k alone (K=1) or inside a stack of 64 gives the same model, up to float rounding.
+
+Subsets of different sizes: models are grouped by steps per epoch, ceil(subset / batch), and each
+group is trained as its own stack; within a group a shorter last batch is averaged over its own
+rows (padding rows weigh zero). No model ever takes an optimizer step without data, which keeps
+the per-model equivalence exact for Adam. Balanced halves form one group.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+import torch
+
+from miaudit.errors import InputError
+from miaudit.models.perf import bf16_available
+from miaudit.models.recipe import TrainingRecipe
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+_PROGRESS_EVERY = 20  # steps between progress callbacks
+_INFERENCE_FLOATS = 1 << 24  # bound on one hidden activation block [models, rows, width] at inference
+
+
+@dataclass
+class MLPStack:
+    """K trained MLPs of one shape, weights as float32 numpy.
+
+    weights[l]: [K, in_l, out_l]; biases[l]: [K, out_l]; in_0 = n_features, out_last = n_classes.
+    """
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+
+    @property
+    def n_models(self) -> int:
+        return int(self.weights[0].shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.weights[0].shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.weights[-1].shape[2])
+
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        return tuple(int(w.shape[2]) for w in self.weights[:-1])
+
+    def logits(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """float32 [K, m, C] logits of every model on x (float32 [m, ...], flattened to [m, d])."""
+        flat = _flatten(x, "x")
+        if flat.shape[1] != self.n_features:
+            raise InputError(f"x: {flat.shape[1]} features per record, the models expect {self.n_features}")
+        k, m = self.n_models, len(flat)
+        out = np.empty((k, m, self.n_classes), np.float32)
+        rows = max(1, batch_size)
+        group = max(1, _INFERENCE_FLOATS // (rows * max((*self.hidden, self.n_classes))))
+        weights = [torch.from_numpy(w) for w in self.weights]
+        biases = [torch.from_numpy(b).unsqueeze(1) for b in self.biases]
+        with torch.no_grad():  # batched per-model matmuls: a model's outputs do not depend on its stack
+            for r0 in range(0, m, rows):
+                xb = torch.from_numpy(flat[r0 : r0 + rows])
+                for k0 in range(0, k, group):
+                    h = xb
+                    for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
+                        h = torch.matmul(h, w[k0 : k0 + group]) + b[k0 : k0 + group]
+                        if layer < len(weights) - 1:
+                            h = h.relu_()
+                    out[k0 : k0 + group, r0 : r0 + rows] = h.numpy()
+        return out
+
+    def select(self, k: int | Sequence[int]) -> MLPStack:
+        """The sub-stack of model k (K=1) or of the models listed, in that order."""
+        index = [k] if isinstance(k, (int, np.integer)) else list(k)
+        if not index or min(index) < -self.n_models or max(index) >= self.n_models:
+            raise InputError(f"select: model index {k} outside 0..{self.n_models - 1}")
+        return MLPStack([w[index].copy() for w in self.weights], [b[index].copy() for b in self.biases])
+
+    @staticmethod
+    def concat(stacks: Sequence[MLPStack]) -> MLPStack:
+        """One stack holding the models of ``stacks`` in order (all of the same shape)."""
+        if not stacks:
+            raise InputError("stacks: nothing to concatenate")
+        shape = _shape(stacks[0])
+        for s in stacks:
+            if _shape(s) != shape:
+                raise InputError(f"stacks: model shapes differ, {_shape(s)} vs {shape}")
+        n_layers = len(stacks[0].weights)
+        return MLPStack([np.concatenate([s.weights[i] for s in stacks]) for i in range(n_layers)],
+                        [np.concatenate([s.biases[i] for s in stacks]) for i in range(n_layers)])
+
+    def state(self, k: int) -> dict[str, np.ndarray]:
+        """Model k's parameters: {"w0": [in, out], "b0": [out], "w1": ..., ...} (copies)."""
+        state: dict[str, np.ndarray] = {}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            state[f"w{i}"], state[f"b{i}"] = w[k].copy(), b[k].copy()
+        return state
+
+    @classmethod
+    def from_states(cls, states: Sequence[dict[str, np.ndarray]]) -> MLPStack:
+        """The stack of models given by ``state()`` dicts (shapes read from the arrays)."""
+        if not states:
+            raise InputError("states: no model states given")
+        n_layers = sum(1 for key in states[0] if key.startswith("w"))
+        try:
+            weights = [np.stack([np.asarray(s[f"w{i}"], np.float32) for s in states]) for i in range(n_layers)]
+            biases = [np.stack([np.asarray(s[f"b{i}"], np.float32) for s in states]) for i in range(n_layers)]
+        except (KeyError, ValueError) as err:
+            raise InputError(f"states: inconsistent model states ({err})") from None
+        return cls(weights, biases)
+
+
+def _shape(stack: MLPStack) -> tuple[int, ...]:
+    return (stack.n_features, *stack.hidden, stack.n_classes)
+
+
+def mlp_train_flops(n_features: int, hidden: Sequence[int], n_classes: int, samples_seen: int) -> float:
+    """Training FLOPs of an MLP: 6 x multiply-accumulates per sample (forward 2, backward 4) x samples."""
+    widths = (n_features, *hidden, n_classes)
+    macs = sum(a * b for a, b in pairwise(widths))
+    return 6.0 * macs * float(samples_seen)
+
+
+def resolve_precision(precision: str) -> str:
+    """"float32" or "bfloat16" for a requested precision ("auto" = bf16 when the CPU has it)."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bfloat16" if bf16_available() else "float32"
+    return precision
+
+
+def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int, hidden: tuple[int, ...],
+                    recipe: TrainingRecipe, seeds: Sequence[int], precision: str = "auto",
+                    progress: Callable[[int], None] | None = None) -> MLPStack:
+    """Train K MLPs (widths d, *hidden, n_classes; ReLU) at once; model k on the records where masks[k].
+
+    x: float32 [n, ...] (flattened to [n, d]); y: int [n] in [0, n_classes); masks: bool [K, n];
+    seeds: K non-negative ints. precision "bfloat16" runs the matmuls in bf16 with fp32 master weights
+    and optimizer (what torch.autocast does); "auto" picks it when perf.bf16_available().
+    progress(steps_done) is called about every 20 batched steps and at the end.
+    """
+    flat = _flatten(x, "x")
+    labels, masks = _check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds)
+    bf16 = resolve_precision(precision) == "bfloat16"
+    xt = torch.from_numpy(flat)
+    xt = xt.to(torch.bfloat16) if bf16 else xt
+    yt = torch.from_numpy(labels)
+    sizes = masks.sum(axis=1)
+    steps_per_epoch = -(-sizes // recipe.batch_size)
+    groups = [np.flatnonzero(steps_per_epoch == s) for s in np.unique(steps_per_epoch)]
+    widths = (flat.shape[1], *hidden, n_classes)
+    done = 0
+    trained: list[MLPStack] = []
+    for members in groups:
+        offset = done
+        report = None if progress is None else (lambda steps, offset=offset: progress(offset + steps))
+        trained.append(_train_group(xt, yt, masks[members], [int(seeds[i]) for i in members], widths,
+                                    recipe, bf16, report))
+        done += int(steps_per_epoch[members[0]]) * recipe.epochs
+    if progress is not None:
+        progress(done)
+    stack = MLPStack.concat(trained)
+    order = np.argsort(np.concatenate(groups), kind="stable")
+    return stack if len(groups) == 1 else stack.select(order.tolist())
+
+
+def _flatten(x: np.ndarray, field: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise InputError(f"{field}: expected an array [n, features...], got shape {x.shape}")
+    return np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
+
+
+def _check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds) -> tuple[np.ndarray, np.ndarray]:
+    """Validated int64 labels [n] and bool masks [K, n]."""
+    n = len(flat)
+    labels = np.asarray(y)
+    if labels.shape != (n,):
+        raise InputError(f"y: expected shape ({n},), got {labels.shape}")
+    labels = labels.astype(np.int64)
+    if n_classes < 2 or labels.min() < 0 or labels.max() >= n_classes:
+        raise InputError(f"y: labels must lie in [0, {n_classes}), found {labels.min()}..{labels.max()}")
+    masks = np.asarray(masks)
+    if masks.ndim != 2 or masks.shape[1] != n:
+        raise InputError(f"masks: expected shape (K, {n}), got {masks.shape}")
+    if masks.dtype != bool:
+        if not np.isin(masks, (0, 1)).all():
+            raise InputError("masks: must be boolean (or 0/1)")
+        masks = masks.astype(bool)
+    if len(seeds) != len(masks):
+        raise InputError(f"seeds: {len(seeds)} seeds for {len(masks)} models")
+    if any(int(s) != s or s < 0 for s in seeds):
+        raise InputError(f"seeds: must be non-negative integers, got {list(seeds)[:5]}...")
+    empty = np.flatnonzero(~masks.any(axis=1))
+    if empty.size:
+        raise InputError(f"masks: model {int(empty[0])} has no training records")
+    if any(h < 1 for h in hidden):
+        raise InputError(f"hidden: layer widths must be positive, got {tuple(hidden)}")
+    if recipe.patience:
+        raise InputError("patience: early stopping is not supported for the batched MLP")
+    return labels, masks
+
+
+def _init_layer(gen: torch.Generator, fan_in: int, fan_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """nn.Linear's default init (kaiming-uniform a=sqrt(5) = U(+-1/sqrt(fan_in)), same for the bias).
+
+    Drawn in nn.Linear's order and layout (weight [out, in], then bias); returned as [in, out], [out].
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+    weight = torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=gen)
+    bias = torch.empty(fan_out).uniform_(-bound, bound, generator=gen)
+    return weight.T.contiguous(), bias
+
+
+def _make_optimizer(params: list[torch.Tensor], recipe: TrainingRecipe) -> torch.optim.Optimizer:
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[recipe.optimizer]
+    extra = {"momentum": recipe.momentum} if recipe.optimizer == "sgd" else {}
+    try:
+        return kind(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True, **extra)
+    except (RuntimeError, TypeError):  # a torch build without the fused CPU kernel
+        return kind(params, lr=recipe.lr, weight_decay=recipe.weight_decay, foreach=True, **extra)
+
+
+def _row_weights(sizes: np.ndarray, steps: int, batch: int) -> torch.Tensor:
+    """float32 [K, steps, batch]: 1 / (rows of model k's batch) on real rows, 0 on padding rows."""
+    position = np.arange(steps * batch).reshape(steps, batch)
+    real = position[None] < sizes[:, None, None]
+    rows = real.sum(axis=2, keepdims=True)
+    return torch.from_numpy(np.where(real, 1.0 / np.maximum(rows, 1), 0.0).astype(np.float32))
+
+
+def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: list[int],
+                 widths: tuple[int, ...], recipe: TrainingRecipe, bf16: bool,
+                 progress: Callable[[int], None] | None) -> MLPStack:
+    """Train models whose subsets take the same number of steps per epoch, as one stack."""
+    k, batch = len(seeds), recipe.batch_size
+    subsets = [np.flatnonzero(m) for m in masks]
+    sizes = np.array([len(s) for s in subsets])
+    steps = int(-(-sizes.max() // batch))
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    orders = [np.random.default_rng(s) for s in seeds]
+    net = _StackedNet(gens, widths, batch, bf16)
+    optimizer = _make_optimizer(net.weights + net.biases, recipe)
+    row_weights = _row_weights(sizes, steps, batch)
+    order = np.zeros((k, steps * batch), np.int64)  # padding rows point at record 0, weight 0
+
+    done = 0
+    for _ in range(recipe.epochs):
+        for i, (rng, subset) in enumerate(zip(orders, subsets, strict=True)):
+            order[i, : len(subset)] = subset[rng.permutation(len(subset))]
+        index = torch.from_numpy(order).view(k, steps, batch).transpose(0, 1).contiguous()
+        keep = _dropout_keep(gens, steps, batch, widths[1:-1], recipe.dropout)
+        for s in range(steps):
+            net.gradients(xt, yt, index[s], row_weights[:, s], None if keep is None else [m[:, s] for m in keep],
+                          recipe.dropout)
+            optimizer.step()
+            done += 1
+            if progress is not None and done % _PROGRESS_EVERY == 0:
+                progress(done)
+    return MLPStack([w.detach().numpy().copy() for w in net.weights],
+                    [b.detach().squeeze(1).numpy().copy() for b in net.biases])
+
+
+class _StackedNet:
+    """Stacked parameters plus reused work buffers; forward and backward written out by hand.
+
+    weights[l]: fp32 [K, in, out], biases[l]: fp32 [K, 1, out], each with a preallocated .grad.
+    In bf16 mode the matmul operands are bf16 (weights cast into reused buffers each step, the same
+    casts torch.autocast would make) and the gradients are cast back into the fp32 .grad buffers:
+    fp32 master weights and optimizer. Reusing buffers matters: fresh weight-sized tensors every step
+    cost page faults that rival the matmuls.
+    """
+
+    def __init__(self, gens: list[torch.Generator], widths: tuple[int, ...], batch: int, bf16: bool) -> None:
+        per_model = [[_init_layer(g, a, b) for a, b in pairwise(widths)] for g in gens]
+        k, n_layers = len(gens), len(widths) - 1
+        self.dtype = torch.bfloat16 if bf16 else torch.float32
+        self.weights = [torch.stack([m[i][0] for m in per_model]) for i in range(n_layers)]
+        self.biases = [torch.stack([m[i][1] for m in per_model]).unsqueeze(1) for i in range(n_layers)]
+        for p in self.weights + self.biases:
+            p.grad = torch.empty_like(p)  # always overwritten before use
+        self.x = torch.empty(k * batch, widths[0], dtype=self.dtype)
+        if bf16:  # low-precision operand copies of the weights and low-precision weight gradients
+            self.w_low = [torch.empty_like(w, dtype=self.dtype) for w in self.weights]
+            self.grad_low = [torch.empty_like(w, dtype=self.dtype) for w in self.weights]
+        self.eye = torch.eye(widths[-1])
+
+    def gradients(self, xt: torch.Tensor, yt: torch.Tensor, index: torch.Tensor, row_weight: torch.Tensor,
+                  keep: list[torch.Tensor] | None, p_drop: float) -> None:
+        """Fill every .grad with d(sum_k mean CE_k)/d(param) on the minibatch index int64 [K, B].
+
+        row_weight: fp32 [K, B] (1 / batch rows of model k, 0 on padding); keep: per hidden layer
+        bool [K, B, width] dropout keep-masks, or None.
+        """
+        k, batch = index.shape
+        flat_index = index.view(-1)
+        torch.index_select(xt, 0, flat_index, out=self.x)
+        low = self.dtype != torch.float32
+        if low:
+            for w, w_low in zip(self.weights, self.w_low, strict=True):
+                w_low.copy_(w)
+        weights = self.w_low if low else self.weights
+        biases = [b.to(self.dtype) for b in self.biases]
+        scale = 1.0 / (1.0 - p_drop)
+        acts = [self.x.view(k, batch, -1)]
+        with torch.no_grad():
+            for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
+                h = torch.baddbmm(b, acts[-1], w)
+                if layer < len(weights) - 1:
+                    h.relu_()
+                    if keep is not None:
+                        h.mul_(keep[layer]).mul_(scale)
+                acts.append(h)
+            grad = torch.softmax(acts[-1], dim=-1, dtype=torch.float32)
+            grad.sub_(self.eye[yt[flat_index]].view(k, batch, -1)).mul_(row_weight.unsqueeze(-1))
+            for layer in range(len(weights) - 1, -1, -1):
+                grad_low = grad.to(self.dtype)
+                a_t = acts[layer].transpose(1, 2)
+                if low:
+                    torch.bmm(a_t, grad_low, out=self.grad_low[layer])
+                    self.weights[layer].grad.copy_(self.grad_low[layer])
+                else:
+                    torch.bmm(a_t, grad_low, out=self.weights[layer].grad)
+                torch.sum(grad, dim=1, keepdim=True, dtype=torch.float32, out=self.biases[layer].grad)
+                if layer > 0:
+                    grad = torch.bmm(grad_low, weights[layer].transpose(1, 2))
+                    grad = torch.ops.aten.threshold_backward(grad, acts[layer], 0)
+                    if keep is not None:
+                        grad.mul_(scale)
+
+
+def _dropout_keep(gens: list[torch.Generator], steps: int, batch: int, hidden: tuple[int, ...],
+                  p_drop: float) -> list[torch.Tensor] | None:
+    """Per hidden layer bool [K, steps, batch, width] keep-masks for one epoch, model k from gens[k]."""
+    if p_drop <= 0:
+        return None
+    return [torch.stack([torch.rand(steps, batch, width, generator=g) >= p_drop for g in gens])
+            for width in hidden]

@@ -1,0 +1,146 @@
+"""Model cache (models/cache.py) and cached, resumable reference training (models/references.py)."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from miaudit.data.splits import balanced_masks
+from miaudit.errors import InputError
+from miaudit.models.cache import ModelCache, cache_key, default_cache_dir
+from miaudit.models.recipe import TrainingRecipe
+from miaudit.models.references import train_references
+from miaudit.models.registry import model_spec
+from miaudit.models.stack import mlp_train_flops
+
+RECIPE = TrainingRecipe(epochs=2, batch_size=32, lr=3e-3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 12)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0.5)
+    return x, y
+
+
+def test_cache_key_is_canonical_and_content_addressed():
+    a = np.arange(6, dtype=np.float32)
+    assert cache_key(a=a, b={"x": 1, "y": (2, 3)}) == cache_key(b={"y": [2, 3], "x": 1}, a=a.copy())
+    assert len(cache_key(a=a)) == 64 and set(cache_key(a=a)) <= set("0123456789abcdef")
+    different = [cache_key(a=a + 1), cache_key(a=a.astype(np.float64)), cache_key(a=a.reshape(2, 3)),
+                 cache_key(a=a, extra=None), cache_key(a=a.tolist())]
+    assert len({cache_key(a=a), *different}) == 1 + len(different)
+    assert cache_key(r=RECIPE) == cache_key(r=TrainingRecipe(epochs=2, batch_size=32, lr=3e-3))
+    assert cache_key(r=RECIPE) != cache_key(r=RECIPE.model_copy(update={"lr": 1e-3}))
+    assert cache_key(s=model_spec("mlp", (8,))) != cache_key(s=model_spec("mlp", (16,)))
+    with pytest.raises(InputError, match="cache key f"):
+        cache_key(f=lambda: 0)
+
+
+def test_save_load_round_trip_and_missing_or_corrupt_files(tmp_path):
+    cache = ModelCache(tmp_path)
+    key = cache_key(name="round-trip")
+    assert cache.load(key) is None and key not in cache
+    obj = {"w0": np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32), "note": "hi"}
+    path = cache.save(key, obj)
+    loaded = cache.load(key)
+    assert key in cache and loaded["note"] == "hi" and np.array_equal(loaded["w0"], obj["w0"])
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary files left behind
+    path.write_bytes(pickle.dumps(obj)[:20])  # a truncated file reads as missing
+    assert cache.load(key) is None
+
+
+class _Unpicklable:
+    def __reduce__(self):
+        raise pickle.PicklingError("refuses to be pickled")
+
+
+def test_a_failed_save_keeps_the_old_file_and_leaves_no_partial_file(tmp_path):
+    cache = ModelCache(tmp_path)
+    key = cache_key(name="atomic")
+    path = cache.save(key, "old")
+    with pytest.raises(pickle.PicklingError):
+        cache.save(key, ["partly written", _Unpicklable()])
+    assert cache.load(key) == "old"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MIAUDIT_CACHE", str(tmp_path / "here"))
+    assert default_cache_dir() == tmp_path / "here"
+    monkeypatch.delenv("MIAUDIT_CACHE")
+    assert default_cache_dir().parts[-2:] == (".cache", "miaudit")
+
+
+def _mlp_refs(data, cache, k=6, progress=None, chunk_size=2, seeds=None):
+    x, y = data
+    masks = balanced_masks(k, len(x), seed=0)
+    return train_references(model_spec("mlp", (8,)), x, y, masks, 3, RECIPE, seeds or list(range(100, 100 + k)),
+                            precision="float32", cache=cache, key_parts={"experiment": "t"},
+                            chunk_size=chunk_size, progress=progress)
+
+
+def test_second_run_loads_everything_from_the_cache(data, tmp_path):
+    cache = ModelCache(tmp_path)
+    first = _mlp_refs(data, cache)
+    assert first.trained == 6 and first.n_models == 6 and first.train_seconds > 0
+    expected_flops = sum(mlp_train_flops(12, (8,), 3, int(m.sum()) * RECIPE.epochs)
+                         for m in balanced_masks(6, len(data[0]), seed=0))
+    assert first.train_flops == pytest.approx(expected_flops)
+    done: list[int] = []
+    second = _mlp_refs(data, cache, progress=done.append)
+    assert second.trained == 0 and second.train_flops == 0 and done[-1] == 6
+    np.testing.assert_array_equal(second.logits(data[0]), first.logits(data[0]))
+    other_seeds = _mlp_refs(data, cache, seeds=list(range(200, 206)))
+    assert other_seeds.trained == 6
+
+
+def test_interrupted_run_resumes_with_only_the_missing_chunks(data, tmp_path):
+    cache = ModelCache(tmp_path)
+
+    def stop_after_first_chunk(done: int) -> None:
+        if done >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _mlp_refs(data, cache, progress=stop_after_first_chunk)
+    resumed = _mlp_refs(data, cache)
+    assert resumed.trained == 4
+    clean = _mlp_refs(data, None)
+    assert clean.trained == 6
+    np.testing.assert_allclose(resumed.logits(data[0]), clean.logits(data[0]), rtol=1e-5, atol=1e-5)
+
+
+def test_sklearn_references_are_cached_per_model(data, tmp_path):
+    x, y = data
+    cache = ModelCache(tmp_path)
+    masks = balanced_masks(4, len(x), seed=3)
+    args = (model_spec("tree"), x, y, masks, 3, RECIPE, [1, 2, 3, 4])
+    first = train_references(*args, cache=cache, n_jobs=1)
+    assert first.trained == 4 and first.train_flops == 0
+    logits = first.logits(x)
+    assert logits.shape == (4, len(x), 3) and logits.dtype == np.float32
+    members = np.take_along_axis(logits, y[None, :, None], -1)[..., 0]
+    assert all((members[k][masks[k]] > np.log(0.5)).mean() > 0.95 for k in range(4))  # trees memorise
+    second = train_references(*args, cache=cache, n_jobs=1)
+    assert second.trained == 0
+    np.testing.assert_array_equal(second.logits(x), logits)
+
+
+def test_bad_reference_inputs_raise_input_error(data):
+    x, y = data
+    with pytest.raises(InputError, match="^seeds"):
+        train_references(model_spec("mlp", (8,)), x, y, np.ones((2, len(x)), bool), 3, RECIPE, [1])
+    with pytest.raises(InputError, match="^masks"):
+        train_references(model_spec("mlp", (8,)), x, y, np.ones((2, 5), bool), 3, RECIPE, [1, 2])

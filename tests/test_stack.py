@@ -1,0 +1,199 @@
+"""K MLPs trained at once (models/stack.py): per-model equivalence, masks, precision, stack plumbing."""
+from __future__ import annotations
+
+import pickle
+from itertools import pairwise
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from miaudit.errors import InputError
+from miaudit.models.recipe import TrainingRecipe
+from miaudit.models.stack import MLPStack, mlp_train_flops, train_mlp_stack
+
+RECIPE = TrainingRecipe(epochs=2, batch_size=32, lr=3e-3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine run faster (and steadier) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """300 records x 20 features, 3 classes that a small MLP learns well."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 20)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0.5)
+    return x, y
+
+
+def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    return float((logits.argmax(-1) == y).mean())
+
+
+@pytest.mark.parametrize("fractions", [(0.5, 0.5, 0.5), (0.2, 0.5, 0.9)], ids=["equal-sizes", "unequal-sizes"])
+def test_batched_training_equals_one_model_at_a_time(data, fractions):
+    x, y = data
+    masks = np.random.default_rng(1).random((3, len(x))) < np.array(fractions)[:, None]
+    seeds = [11, 22, 33]
+    stack = train_mlp_stack(x, y, masks, 3, (16,), RECIPE, seeds, precision="float32")
+    together = stack.logits(x)
+    for k in range(3):
+        alone = train_mlp_stack(x, y, masks[k : k + 1], 3, (16,), RECIPE, [seeds[k]], precision="float32")
+        np.testing.assert_allclose(alone.logits(x)[0], together[k], rtol=1e-5, atol=1e-5)
+
+
+def _plain_torch_mlp(x, y, widths, recipe, seed):
+    """The same model trained the ordinary way: nn.Linear layers, autograd, torch.optim, mean CE."""
+    gen = torch.Generator().manual_seed(seed)
+    layers = [nn.Linear(a, b) for a, b in pairwise(widths)]
+    with torch.no_grad():  # nn.Linear's default init, drawn from the model's own generator
+        for layer in layers:
+            bound = 1 / np.sqrt(layer.in_features)
+            layer.weight.uniform_(-bound, bound, generator=gen)
+            layer.bias.uniform_(-bound, bound, generator=gen)
+    net = nn.Sequential(*[m for layer in layers for m in (layer, nn.ReLU())][:-1])
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[recipe.optimizer]
+    extra = {"momentum": recipe.momentum} if recipe.optimizer == "sgd" else {}
+    opt = kind(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, **extra)
+    rng = np.random.default_rng(seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(recipe.epochs):
+        order = torch.from_numpy(rng.permutation(len(x)))
+        for batch in order.split(recipe.batch_size):
+            opt.zero_grad()
+            F.cross_entropy(net(xt[batch]), yt[batch]).backward()
+            opt.step()
+    with torch.no_grad():
+        return net(xt).numpy()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_one_model_matches_ordinary_torch_training(data, optimizer):
+    x, y = data
+    x, y = x[:250], y[:250]  # 250 = 7 full batches of 32 and a last one of 26
+    recipe = RECIPE.model_copy(update={"optimizer": optimizer, "weight_decay": 1e-3, "lr": 0.05
+                                       if optimizer == "sgd" else 3e-3})
+    stack = train_mlp_stack(x, y, np.ones((1, len(x)), bool), 3, (16, 8), recipe, [5], precision="float32")
+    expected = _plain_torch_mlp(x, y, (20, 16, 8, 3), recipe, seed=5)
+    np.testing.assert_allclose(stack.logits(x)[0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_records_outside_a_models_mask_have_no_influence(data):
+    x, y = data
+    masks = np.zeros((2, len(x)), bool)
+    masks[0, :150], masks[1, 100:250] = True, True
+    before = train_mlp_stack(x, y, masks, 3, (16,), RECIPE, [1, 2], precision="float32").logits(x)
+    x2, y2 = x.copy(), y.copy()
+    x2[:100] = 5.0  # records only model 0 trains on
+    y2[:100] = 2
+    after = train_mlp_stack(x2, y2, masks, 3, (16,), RECIPE, [1, 2], precision="float32").logits(x)
+    assert np.array_equal(before[1], after[1])
+    assert not np.allclose(before[0], after[0], atol=1e-3)
+
+
+def test_a_model_trained_only_on_class_0_predicts_class_0(data):
+    x, y = data
+    masks = np.stack([y == 0, np.ones(len(y), bool)])
+    recipe = RECIPE.model_copy(update={"epochs": 10, "lr": 1e-2})
+    logits = train_mlp_stack(x, y, masks, 3, (16,), recipe, [3, 4], precision="float32").logits(x)
+    assert (logits[0].argmax(-1) == 0).all()
+    assert _accuracy(logits[1], y) > 0.8
+
+
+def test_different_seeds_give_different_models(data):
+    x, y = data
+    masks = np.ones((2, len(x)), bool)
+    logits = train_mlp_stack(x, y, masks, 3, (16,), RECIPE, [7, 8], precision="float32").logits(x)
+    assert np.abs(logits[0] - logits[1]).mean() > 0.05
+    again = train_mlp_stack(x, y, masks[:1], 3, (16,), RECIPE, [7], precision="float32").logits(x)
+    assert np.array_equal(again[0], logits[0])
+
+
+def test_dropout_still_trains_and_changes_the_model(data):
+    x, y = data
+    masks = np.ones((2, len(x)), bool)
+    dropout = RECIPE.model_copy(update={"dropout": 0.5, "epochs": 8, "lr": 1e-2})
+    with_dropout = train_mlp_stack(x, y, masks, 3, (32,), dropout, [1, 2], precision="float32").logits(x)
+    plain = train_mlp_stack(x, y, masks, 3, (32,), dropout.model_copy(update={"dropout": 0.0}), [1, 2],
+                            precision="float32").logits(x)
+    assert all(_accuracy(with_dropout[k], y) > 0.8 for k in range(2))  # the majority class is 57%
+    assert not np.allclose(with_dropout, plain, atol=1e-3)
+    heavy = train_mlp_stack(x, y, masks, 3, (32,), dropout.model_copy(update={"dropout": 0.9}), [1, 2],
+                            precision="float32").logits(x)
+    assert all(_accuracy(heavy[k], y) < _accuracy(plain[k], y) - 0.1 for k in range(2))  # units really dropped
+    alone = train_mlp_stack(x, y, masks[1:], 3, (32,), dropout, [2], precision="float32").logits(x)
+    np.testing.assert_allclose(alone[0], with_dropout[1], rtol=1e-5, atol=1e-5)  # per-model dropout masks
+
+
+def test_bf16_gives_outputs_close_to_fp32(data):
+    x, y = data
+    masks = np.random.default_rng(2).random((4, len(x))) < 0.5
+    recipe = RECIPE.model_copy(update={"epochs": 4})
+    fp32 = train_mlp_stack(x, y, masks, 3, (32,), recipe, [1, 2, 3, 4], precision="float32").logits(x)
+    bf16 = train_mlp_stack(x, y, masks, 3, (32,), recipe, [1, 2, 3, 4], precision="bfloat16").logits(x)
+    assert not np.array_equal(fp32, bf16)  # the bf16 path really ran in lower precision
+    for k in range(4):
+        assert abs(_accuracy(fp32[k], y) - _accuracy(bf16[k], y)) < 0.04
+        assert abs(_accuracy(fp32[k][masks[k]], y[masks[k]]) - _accuracy(bf16[k][masks[k]], y[masks[k]])) < 0.04
+    true_logit_gap = np.take_along_axis(fp32 - bf16, y[None, :, None], -1)
+    assert np.abs(true_logit_gap).mean() < 0.1 * np.abs(fp32).mean()
+
+
+def test_progress_reports_batched_steps(data):
+    x, y = data
+    masks = np.ones((2, len(x)), bool)
+    seen: list[int] = []
+    train_mlp_stack(x, y, masks, 3, (8,), RECIPE.model_copy(update={"epochs": 5}), [1, 2], "float32", seen.append)
+    assert seen == sorted(seen) and seen[-1] == 5 * int(np.ceil(len(x) / RECIPE.batch_size))
+    assert len(seen) >= 2
+
+
+def test_stack_plumbing_select_concat_states_pickle(data):
+    x, y = data
+    images = x.reshape(-1, 1, 4, 5)  # any feature shape is flattened
+    stack = train_mlp_stack(images, y, np.ones((3, len(x)), bool), 3, (8, 4), RECIPE, [1, 2, 3], "float32")
+    assert (stack.n_models, stack.n_classes, stack.hidden, stack.n_features) == (3, 3, (8, 4), 20)
+    full = stack.logits(images)
+    assert full.shape == (3, len(x), 3) and full.dtype == np.float32
+    np.testing.assert_allclose(stack.logits(x, batch_size=7), full, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(stack.select(1).logits(x)[0], full[1])
+    np.testing.assert_array_equal(stack.select([2, 0]).logits(x), full[[2, 0]])
+    joined = MLPStack.concat([stack.select(2), stack.select([0, 1])])
+    np.testing.assert_array_equal(joined.logits(x), full[[2, 0, 1]])
+    rebuilt = MLPStack.from_states([stack.state(k) for k in (1, 2)])
+    np.testing.assert_array_equal(rebuilt.logits(x), full[[1, 2]])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(stack)).logits(x), full)
+    with pytest.raises(InputError, match="features"):
+        stack.logits(x[:, :10])
+
+
+def test_train_flops_are_six_macs_per_sample():
+    macs = 784 * 256 + 256 * 10
+    assert mlp_train_flops(784, (256,), 10, 2500 * 30) == 6 * macs * 2500 * 30
+    assert mlp_train_flops(20, (8, 4), 3, 1) == 6 * (20 * 8 + 8 * 4 + 4 * 3)
+
+
+@pytest.mark.parametrize("change, field", [
+    (dict(recipe=RECIPE.model_copy(update={"patience": 3})), "patience"),
+    (dict(masks=np.ones((2, 299), bool)), "masks"),
+    (dict(masks=np.zeros((2, 300), bool)), "masks"),
+    (dict(seeds=[1]), "seeds"),
+    (dict(seeds=[1, -2]), "seeds"),
+    (dict(precision="float16"), "precision"),
+    (dict(y=np.full(300, 3)), "y"),
+])
+def test_bad_input_raises_input_error_naming_the_field(data, change, field):
+    x, y = data
+    args = dict(x=x, y=y, masks=np.ones((2, 300), bool), n_classes=3, hidden=(8,), recipe=RECIPE, seeds=[1, 2],
+                precision="float32") | change
+    with pytest.raises(InputError, match=f"^{field}"):
+        train_mlp_stack(**args)
