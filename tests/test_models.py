@@ -10,11 +10,12 @@ from sklearn.datasets import load_digits
 
 from miaudit.errors import InputError
 from miaudit.models.nets import SmallCNN, TutorialCNN
+from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.registry import TARGET_NAMES, fit_single, is_torch, model_spec
 from miaudit.models.sklearn_models import fit_sklearn_model
 from miaudit.models.target import Target
-from miaudit.models.train import resolve_precision, seeded_module, torch_logits, train_torch_model
+from miaudit.models.train import seeded_module, torch_logits, train_torch_model
 from miaudit.models.wrappers import SklearnTarget, StackTarget, TorchTarget
 
 FAST = TrainingRecipe(epochs=1, batch_size=32)

@@ -14,7 +14,8 @@ from miaudit.errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Membership-inference privacy auditing for machine-learning classifiers.")
-out_console = Console()
+# A wide console when piped so the table is not truncated; the terminal's width otherwise.
+out_console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True)
 
 
@@ -51,8 +52,8 @@ def audit(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train (or load) a target, attack it with every requested attack and write a report."""
-    from miaudit.pipeline import audit as run_audit
     from miaudit.config import make_config
+    from miaudit.pipeline import audit as run_audit
 
     cfg = make_config(
         config, dataset=dataset, target=target, members=members, non_members=non_members,

@@ -44,7 +44,7 @@ class AttackOutcome:
     name: str
     threat_model: str
     scores: np.ndarray
-    metrics: "AttackMetrics"
+    metrics: AttackMetrics
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,7 +71,7 @@ class AuditResult:
     membership: np.ndarray
     labels: np.ndarray
     notes: list[str] = field(default_factory=list)
-    inputs: "AttackInputs | None" = field(default=None, repr=False)  # the signal matrix, not serialised
+    inputs: AttackInputs | None = field(default=None, repr=False)  # the signal matrix, not serialised
     model: Any = field(default=None, repr=False)  # the trained target (a Target), not serialised
 
     def __post_init__(self) -> None:

@@ -78,7 +78,7 @@ class AttackInputs:
         """True when some reference model trained on some audited record (online attacks possible)."""
         return bool(self.reference_in.any())
 
-    def select_references(self, index) -> "AttackInputs":
+    def select_references(self, index) -> AttackInputs:
         """The same inputs restricted to reference models ``index`` (a slice or int array over K)."""
         return AttackInputs(self.target_logits, self.labels, self.reference_logits[index],
                             self.reference_in[index], self.shadow_logits[index], self.shadow_in[index],
@@ -88,7 +88,7 @@ class AttackInputs:
     @classmethod
     def target_only(cls, target_logits: np.ndarray, labels: np.ndarray,
                     population_logits: np.ndarray | None = None,
-                    population_labels: np.ndarray | None = None) -> "AttackInputs":
+                    population_labels: np.ndarray | None = None) -> AttackInputs:
         """Inputs with no reference models (K=0): for threshold and population attacks.
 
         target_logits may be [N, C] or [N, Q, C].

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.errors import InputError

@@ -48,7 +48,7 @@ class Dataset:
     def is_image(self) -> bool:
         return self.x.ndim == 4
 
-    def subset(self, index: np.ndarray) -> "Dataset":
+    def subset(self, index: np.ndarray) -> Dataset:
         """The records at ``index`` (labels unchanged)."""
         return Dataset(self.name, self.x[index], self.y[index], self.n_classes, self.class_names)
 

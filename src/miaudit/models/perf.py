@@ -79,3 +79,17 @@ def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 1024, seconds: fl
         torch.mm(a, b, out=out)
         times.append(time.perf_counter() - start)
     return Throughput(2.0 * n**3, statistics.median(times)).gflops_per_s
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def resolve_precision(precision: str) -> str:
+    """"float32" or "bfloat16" for a requested precision ("auto" = bf16 when the CPU runs it natively)."""
+    if precision not in PRECISIONS:
+        from miaudit.errors import InputError
+
+        raise InputError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bfloat16" if bf16_available() else "float32"
+    return precision

@@ -18,8 +18,9 @@ import numpy as np
 
 from miaudit.errors import InputError
 from miaudit.models.cache import ModelCache, cache_key
+from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.stack import MLPStack, mlp_train_flops, resolve_precision, train_mlp_stack
+from miaudit.models.stack import MLPStack, mlp_train_flops, train_mlp_stack
 
 _KEY_FORMAT = "miaudit-reference-v1"
 
@@ -90,7 +91,9 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     else:
         from joblib import Parallel, delayed
 
-        run = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        # Threads, not processes: scikit-learn fits release the GIL, and worker processes would
+        # each re-import torch and scikit-learn (seconds per audit).
+        run = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator_unordered")
         results = run(delayed(_fit_indexed)(fit, k, spec, x[masks[k]], y[masks[k]], n_classes, recipe, seeds[k])
                       for k in missing)
     done = len(masks) - len(missing)

@@ -22,10 +22,9 @@ import numpy as np
 import torch
 
 from miaudit.errors import InputError
-from miaudit.models.perf import bf16_available
+from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe
 
-PRECISIONS = ("auto", "float32", "bfloat16")
 _PROGRESS_EVERY = 20  # steps between progress callbacks
 _INFERENCE_FLOATS = 1 << 24  # bound on one hidden activation block [models, rows, width] at inference
 
@@ -129,15 +128,6 @@ def mlp_train_flops(n_features: int, hidden: Sequence[int], n_classes: int, samp
     widths = (n_features, *hidden, n_classes)
     macs = sum(a * b for a, b in pairwise(widths))
     return 6.0 * macs * float(samples_seen)
-
-
-def resolve_precision(precision: str) -> str:
-    """"float32" or "bfloat16" for a requested precision ("auto" = bf16 when the CPU has it)."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return "bfloat16" if bf16_available() else "float32"
-    return precision
 
 
 def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int, hidden: tuple[int, ...],

@@ -9,23 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from miaudit.errors import InputError
+from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe
 
-PRECISIONS = ("auto", "float32", "bfloat16")
 VALIDATION_FRACTION = 0.1
-
-
-def resolve_precision(precision: str) -> str:
-    """"float32" or "bfloat16"; "auto" picks bfloat16 when the CPU runs it fast (models/perf.py)."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    try:
-        from miaudit.models.perf import bf16_available
-    except ImportError:
-        return "float32"
-    return "bfloat16" if bf16_available() else "float32"
 
 
 def seeded_module(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
