@@ -74,3 +74,37 @@ def test_keep_classes_restricts_labels():
 def test_bad_settings_raise_input_error_before_training():
     with pytest.raises(InputError, match="members"):
         miaudit.audit(dataset="digits", members=10_000, progress=False)
+
+
+def _digits_like_npz(path, transform, seed=0):
+    """An NPZ dataset with digits' shape [n, 1, 8, 8]: digits images passed through ``transform``."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = transform((d.images / 16.0).astype(np.float32)[:, None], np.random.default_rng(seed))
+    np.savez(path, x=x.astype(np.float32), y=d.target.astype(np.int64))
+    return str(path)
+
+
+def test_out_of_domain_non_members_are_easy_to_tell_apart(tmp_path):
+    noise = _digits_like_npz(tmp_path / "noise.npz", lambda x, rng: rng.uniform(0, 1, x.shape))
+    r = miaudit.audit(target="logreg", nonmember_dataset=noise, attacks=["threshold-confidence"],
+                      progress=False, **{**FAST, "members": 200, "reference_models": 0})
+    assert any("out-of-domain" in n for n in r.notes)
+    assert r.attack("threshold-confidence").metrics.auc > 0.9
+
+
+def test_shadow_models_on_another_dataset(tmp_path):
+    mirrored = _digits_like_npz(tmp_path / "mirrored.npz", lambda x, rng: x[..., ::-1])
+    r = miaudit.audit(target="forest", shadow_dataset=mirrored, attacks=["shokri-lr", "lira-offline"],
+                      progress=False, **{**FAST, "members": 200, "reference_models": 2})
+    assert r.config["shadow_dataset"] == mirrored
+    assert any("attacker mode" in n for n in r.notes)
+    assert r.attack("shokri-lr").metrics.auc > 0.55
+
+
+def test_shadow_dataset_of_another_shape_is_rejected(tmp_path):
+    flat = tmp_path / "flat.npz"
+    np.savez(flat, x=np.zeros((50, 5), np.float32), y=np.arange(50) % 2)
+    with pytest.raises(InputError, match="shadow-dataset"):
+        miaudit.audit(target="logreg", shadow_dataset=str(flat), progress=False, **FAST)
