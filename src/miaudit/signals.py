@@ -71,8 +71,18 @@ def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarra
 
 
 def _log_one_minus_softmax(z: np.ndarray) -> np.ndarray:
-    """log(1 - p_c) for every class c as logsumexp(z_{c' != c}) - logsumexp(z): exact even when p_c
-    rounds to 1. Memory is O(C^2) per row, fine for C up to a few hundred."""
-    c = z.shape[-1]
-    others = np.where(np.eye(c, dtype=bool), -np.inf, z[..., None, :])  # [..., C, C]
-    return logsumexp(others, axis=-1) - logsumexp(z, axis=-1, keepdims=True)
+    """log(1 - p_c) for every class c, [..., C].
+
+    log(-expm1(log p_c)) is exact unless p_c rounds to 1; rows where some p_c is within 1e-6 of 1 use
+    logsumexp(z_{c' != c}) - logsumexp(z) instead (O(C^2) memory, so only on those rows).
+    """
+    logp = log_softmax(z, axis=-1)
+    with np.errstate(divide="ignore"):
+        out = np.log(-np.expm1(logp))
+    near_one = logp.max(axis=-1) > -1e-6
+    if near_one.any():
+        rows = z[near_one]
+        c = z.shape[-1]
+        others = np.where(np.eye(c, dtype=bool), -np.inf, rows[..., None, :])  # [rows, C, C]
+        out[near_one] = logsumexp(others, axis=-1) - logsumexp(rows, axis=-1, keepdims=True)
+    return out

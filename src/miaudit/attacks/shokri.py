@@ -42,10 +42,11 @@ _CLASSIFIERS: dict[str, Callable[[int], BaseEstimator]] = {
     "dt": lambda seed: DecisionTreeClassifier(max_depth=8, min_samples_leaf=5, random_state=seed),
     # SVM margins -> P(member) by Platt scaling on 3 folds.
     "linear-svm": lambda seed: make_pipeline(StandardScaler(), CalibratedClassifierCV(
-        LinearSVC(max_iter=5000, random_state=seed), method="sigmoid", cv=3)),
+        LinearSVC(max_iter=5000, random_state=seed), method="sigmoid", cv=3, n_jobs=-1)),
     "rbf-svm": lambda seed: make_pipeline(StandardScaler(), CalibratedClassifierCV(
-        SVC(kernel="rbf", random_state=seed), method="sigmoid", cv=3)),
-    "rf": lambda seed: RandomForestClassifier(n_estimators=100, min_samples_leaf=5, random_state=seed),
+        SVC(kernel="rbf", random_state=seed), method="sigmoid", cv=3, n_jobs=-1)),
+    "rf": lambda seed: RandomForestClassifier(n_estimators=100, min_samples_leaf=5, random_state=seed,
+                                                  n_jobs=-1),
     # One hidden layer of 64 units, as in Shokri et al.'s attack network; the (500, 500, 500) MLP of
     # some tutorials is far too slow for tens of thousands of rows on a few CPU cores.
     "mlp": lambda seed: make_pipeline(StandardScaler(), MLPClassifier(
