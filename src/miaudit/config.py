@@ -20,7 +20,9 @@ class AuditConfig(BaseModel):
     reference_models: K reference / shadow models; reference_data: "pool" trains them on balanced
     halves of the audited records (LiRA / RMIA threat model), "attacker" on disjoint attacker data
     (classic Shokri); queries: outputs per record (1 = the record itself; more adds flips / shifts
-    for images and small noise for tabular data); population: attacker records used as RMIA's z.
+    for images and small noise for tabular data); population: attacker records used as RMIA's z;
+    chunk_size: torch reference models trained (and cached) together, so an interrupted audit
+    retrains at most one chunk.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -47,6 +49,7 @@ class AuditConfig(BaseModel):
     confidence: float = Field(0.95, gt=0, lt=1)
     cache: bool = True
     cache_dir: str | None = None
+    chunk_size: int = Field(16, ge=1)
     n_jobs: int = -1
 
     @field_validator("attacks", mode="before")

@@ -87,7 +87,7 @@ def train_reference_models(plan: AuditPlan, board: ProgressBoard | None = None):
         return train_references(model_spec(cfg.target, cfg.hidden), plan.reference_x, plan.reference_y,
                                 plan.reference_masks, plan.n_classes, cfg.recipe.model_copy(update={"seed": cfg.seed}),
                                 seeds, precision=cfg.precision, cache=cache, key_parts=key_parts,
-                                n_jobs=cfg.n_jobs, progress=update)
+                                chunk_size=cfg.chunk_size, n_jobs=cfg.n_jobs, progress=update)
 
 
 def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | None = None,

@@ -1,0 +1,48 @@
+"""Reference models come from the cache on a second audit, and an interrupted audit resumes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import miaudit
+import miaudit.models.references as references
+
+SMALL = dict(dataset="digits", target="mlp", members=200, population=300, epochs=3, seed=1,
+             attacks=["threshold-loss", "lira-online", "rmia"], progress=False)
+
+
+def scores(result):
+    return {a.name: a.scores for a in result.attacks}
+
+
+def test_second_audit_trains_no_reference_model(tmp_path):
+    first = miaudit.audit(reference_models=4, cache_dir=str(tmp_path), **SMALL)
+    second = miaudit.audit(reference_models=4, cache_dir=str(tmp_path), **SMALL)
+    assert first.timing["reference_models_trained"] == 4
+    assert second.timing["reference_models_trained"] == 0
+    for name, s in scores(first).items():
+        np.testing.assert_array_equal(s, scores(second)[name])
+
+
+def test_interrupted_audit_resumes_with_the_same_numbers(tmp_path, monkeypatch):
+    fresh = miaudit.audit(reference_models=4, cache=False, **SMALL)
+
+    real_train = references.train_mlp_stack
+    calls = []
+
+    def dies_on_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the user hits Ctrl-C while the second chunk trains
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(references, "train_mlp_stack", dies_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        miaudit.audit(reference_models=4, cache_dir=str(tmp_path), chunk_size=2, **SMALL)
+    monkeypatch.setattr(references, "train_mlp_stack", real_train)
+
+    resumed = miaudit.audit(reference_models=4, cache_dir=str(tmp_path), chunk_size=2, **SMALL)
+    assert resumed.timing["reference_models_trained"] == 2  # only the chunk in flight
+    for name, s in scores(fresh).items():
+        np.testing.assert_allclose(scores(resumed)[name], s, rtol=1e-6, atol=1e-9)
+    assert [a.metrics.auc for a in resumed.attacks] == pytest.approx([a.metrics.auc for a in fresh.attacks])
