@@ -27,7 +27,8 @@ class AttackMetrics:
     tpr_at_fpr: {FPR level: highest TPR on the ROC with FPR <= level}; always has 0.001 and 0.01.
     accuracy / precision / recall / f1 / decision_advantage: at the attack's hard decision.
     advantage: max over the ROC of TPR - FPR (membership advantage, Yeom et al.).
-    epsilon_lower_bound: empirical DP epsilon lower bound (nats) at ``epsilon_confidence``, ``delta``.
+    epsilon_lower_bound: empirical DP epsilon lower bound (nats) at ``epsilon_confidence``, ``delta``:
+    threshold chosen on half of the records, Clopper-Pearson bound on the other half.
     roc_fpr, roc_tpr: float64 [T] the full ROC curve, FPR ascending.
     per_class: {class label: {"n_members", "n_non_members", "auc", "accuracy", "advantage",
     "tpr_at_fpr_<level>"...}}; auc / tpr / advantage are None when one group is empty.
@@ -134,9 +135,7 @@ def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.nda
 
     fpr, tpr, _ = skm.roc_curve(membership, scores, drop_intermediate=False)
     n_non = n - n_members
-    fp = np.rint(fpr * n_non)
-    fn = np.rint((1.0 - tpr) * n_members)
-    eps = epsilon_lower_bound(n_members - fn, fp, fn, n_non - fp, delta, confidence)
+    eps = held_out_epsilon_lower_bound(scores, membership, delta, confidence)
     tp_d, fp_d = int((decision & membership).sum()), int((decision & ~membership).sum())
     return AttackMetrics(
         auc=float(skm.roc_auc_score(membership, scores)),
@@ -177,6 +176,45 @@ def clopper_pearson_upper(errors, trials, confidence: float) -> np.ndarray:
     return np.where(k >= n, 1.0, upper)
 
 
+def held_out_epsilon_lower_bound(scores: np.ndarray, membership: np.ndarray, delta: float = 1e-5,
+                                 confidence: float = 0.95, seed: int = 0) -> float:
+    """Epsilon lower bound (nats) that holds at ``confidence``: threshold chosen on one half, bounded on the other.
+
+    Taking the best of thousands of thresholds, each with its own 95% interval, overstates epsilon
+    (multiple comparisons). Here a stratified random half of the records (seeded) picks the threshold
+    and the direction of the test; the Clopper-Pearson bound is then computed on the other half only.
+    scores: float [N]; membership: bool [N].
+    """
+    rng = np.random.default_rng(seed)
+    pick = np.zeros(len(scores), bool)
+    for group in (np.flatnonzero(membership), np.flatnonzero(~membership)):
+        pick[rng.permutation(group)[: len(group) // 2]] = True
+    if min(membership[pick].sum(), (~membership[pick]).sum(), membership[~pick].sum(),
+           (~membership[~pick]).sum()) == 0:
+        return 0.0
+    fpr, tpr, thresholds = skm.roc_curve(membership[pick], scores[pick], drop_intermediate=False)
+    n_in, n_out = int(membership[pick].sum()), int((~membership[pick]).sum())
+    fp, fn = np.rint(fpr * n_out), np.rint((1.0 - tpr) * n_in)
+    terms = _epsilon_terms(n_in - fn, fp, fn, n_out - fp, delta, confidence)  # [2, T]
+    direction, best = np.unravel_index(np.nanargmax(np.where(np.isfinite(terms), terms, -np.inf)), terms.shape)
+    s, m = scores[~pick], membership[~pick]
+    called = s >= thresholds[best]
+    held = _epsilon_terms((called & m).sum(), (called & ~m).sum(), (~called & m).sum(), (~called & ~m).sum(),
+                          delta, confidence)[direction]
+    value = float(np.nan_to_num(np.max(held), nan=0.0, neginf=0.0))
+    return max(value, 0.0)
+
+
+def _epsilon_terms(tp, fp, fn, tn, delta: float, confidence: float) -> np.ndarray:
+    """[2, T]: log((1 - delta - FPR_hi) / FNR_hi) and log((1 - delta - FNR_hi) / FPR_hi) per threshold."""
+    tp, fp, fn, tn = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (tp, fp, fn, tn))
+    fpr_hi = clopper_pearson_upper(fp, fp + tn, confidence)
+    fnr_hi = clopper_pearson_upper(fn, fn + tp, confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.stack([np.log(np.maximum(1.0 - delta - fpr_hi, 0.0) / fnr_hi),
+                         np.log(np.maximum(1.0 - delta - fnr_hi, 0.0) / fpr_hi)])
+
+
 def epsilon_lower_bound(tp, fp, fn, tn, delta: float = 1e-5, confidence: float = 0.95) -> float:
     """Empirical epsilon lower bound (nats, >= 0) from confusion-matrix counts.
 
@@ -192,12 +230,7 @@ def epsilon_lower_bound(tp, fp, fn, tn, delta: float = 1e-5, confidence: float =
         raise InputError(f"delta: {delta} is not in [0, 1)")
     if not 0.0 < confidence < 1.0:
         raise InputError(f"confidence: {confidence} is not in (0, 1)")
-    fpr_hi = clopper_pearson_upper(fp, fp + tn, confidence)
-    fnr_hi = clopper_pearson_upper(fn, fn + tp, confidence)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.log(np.maximum(1.0 - delta - fpr_hi, 0.0) / fnr_hi)
-        b = np.log(np.maximum(1.0 - delta - fnr_hi, 0.0) / fpr_hi)
-    best = np.nanmax(np.concatenate([a, b, [0.0]]))
+    best = np.nanmax(np.concatenate([_epsilon_terms(tp, fp, fn, tn, delta, confidence).ravel(), [0.0]]))
     return float(max(best, 0.0))
 
 
