@@ -39,7 +39,7 @@ class AuditConfig(BaseModel):
     recipe: TrainingRecipe = TrainingRecipe()
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     queries: int = Field(1, ge=1, le=32)
-    population: int = Field(10_000, ge=0)
+    population: int = Field(5_000, ge=0)
     keep_classes: list[int] | None = None
     shadow_dataset: str | None = None
     nonmember_dataset: str | None = None

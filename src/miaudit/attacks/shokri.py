@@ -32,7 +32,7 @@ from miaudit.errors import InputError
 MIN_ROWS_PER_SIDE = 10
 # Upper bound on the balanced attack training set: K reference models x R records reach 10^5-10^6 rows,
 # and past a couple of thousand rows per class the attack classifiers gain little but cost minutes.
-MAX_TRAINING_ROWS = 20_000
+MAX_TRAINING_ROWS = 10_000
 # The RBF SVM costs ~rows^2..3: each RBF attack model trains on at most this many rows (stratified).
 RBF_MAX_ROWS = 5000
 

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -23,15 +24,17 @@ DPI = 110
 
 def roc_figure(result: AuditResult) -> Figure:
     """Log-log ROC (FPR 1e-4..1 on x, TPR on y) of every attack, best AUC first, with chance line."""
-    fig = Figure(figsize=(6.0, 5.0), dpi=DPI)
+    fig = Figure(figsize=(6.0, 5.0), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for outcome in sorted(result.attacks, key=lambda a: -a.metrics.auc):
+    colors = matplotlib.colormaps["tab20"].colors  # 20 distinct colours; dashes after the first ten lines
+    for i, outcome in enumerate(sorted(result.attacks, key=lambda a: -a.metrics.auc)):
         m = outcome.metrics
         label = f"{outcome.name} (AUC {m.auc:.3f}, TPR@0.1% {m.tpr_at_fpr[0.001]:.1%})"
         # Points at FPR or TPR = 0 do not exist on log axes; clip them onto the plot's edge.
         ax.plot(np.clip(m.roc_fpr, MIN_FPR, 1.0), np.clip(m.roc_tpr, MIN_FPR, 1.0),
-                drawstyle="steps-post", linewidth=1.4, label=label)
+                drawstyle="steps-post", linewidth=1.4, label=label, color=colors[(2 * i) % 20 + (i // 10) % 2],
+                linestyle="-" if i < 10 else "--")
     ax.plot([MIN_FPR, 1.0], [MIN_FPR, 1.0], linestyle="--", color="grey", linewidth=1.0, label="chance")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -42,7 +45,6 @@ def roc_figure(result: AuditResult) -> Figure:
     ax.set_title("Membership inference ROC (log-log)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="lower right", fontsize="x-small")
-    fig.tight_layout()
     return fig
 
 
@@ -51,7 +53,7 @@ def histogram_figure(result: AuditResult) -> Figure:
     n = max(len(result.attacks), 1)
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(3.2 * cols, 2.5 * rows), dpi=DPI)
+    fig = Figure(figsize=(3.2 * cols, 2.5 * rows), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     members = np.asarray(result.membership, dtype=bool)
     for i, outcome in enumerate(result.attacks):
@@ -69,7 +71,6 @@ def histogram_figure(result: AuditResult) -> Figure:
         if i == 0:
             ax.legend(fontsize="x-small")
     fig.supxlabel("membership score (higher = member)", fontsize="small")
-    fig.tight_layout()
     return fig
 
 
