@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_curve
 from scipy import stats
+from sklearn.metrics import roc_curve
 
 from miaudit.errors import InputError
 from miaudit.metrics import (
