@@ -9,6 +9,17 @@ from sklearn.ensemble import RandomForestClassifier
 from miaudit.attacks.inputs import AttackInputs
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny torch models on a shared 2-core machine run faster and steadier on one intra-op thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MIAUDIT_CACHE", str(tmp_path_factory.getbasetemp() / "model-cache"))

@@ -5,7 +5,6 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
@@ -18,12 +17,7 @@ from miaudit.models.stack import mlp_train_flops
 RECIPE = TrainingRecipe(epochs=2, batch_size=32, lr=3e-3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,7 @@ from miaudit.models.wrappers import SklearnTarget, StackTarget, TorchTarget
 FAST = TrainingRecipe(epochs=1, batch_size=32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny nets on a shared 2-core machine: two intra-op threads contend and run many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,7 @@ from miaudit.models.stack import MLPStack, mlp_train_flops, train_mlp_stack
 RECIPE = TrainingRecipe(epochs=2, batch_size=32, lr=3e-3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine run faster (and steadier) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
