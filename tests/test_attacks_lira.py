@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from miaudit.attacks.calibration import best_accuracy_threshold
+from miaudit.attacks.calibration import balanced_accuracy_threshold
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.lira import fit_gaussians, lira_offline, lira_online, resolve_global_variance
 from miaudit.data.splits import balanced_masks
@@ -164,7 +164,7 @@ def test_offline_threshold_is_calibrated_without_audited_membership():
     result = lira_offline(data.inputs())
     accuracy = (result.decision == data.member).mean()
     # the best accuracy any threshold reaches with hindsight on the true membership
-    oracle = best_accuracy_threshold(result.scores, data.member)
+    oracle = balanced_accuracy_threshold(result.scores, data.member)
     assert accuracy > ((result.scores >= oracle) == data.member).mean() - 0.03
     # scrambling the audited target's scores must not move the threshold: it does not look at them
     shuffled = Synthetic(k=16, seed=4)

@@ -13,7 +13,7 @@ side use the pooled one), clipped below at ``MIN_SCALE``.
   Its threshold is calibrated leave-one-model-out: each of up to ``CALIBRATION_MODELS`` reference
   models plays the target against the others, on the records whose membership the attacker knows
   (``shadow_*``: the audited records in "pool" mode, attacker data otherwise), and the
-  accuracy-maximising threshold on those scores is used. With one reference model, or no member
+  balanced-accuracy-maximising threshold on those scores is used. With one reference model, or no member
   among the calibration records, the threshold is the median score (50% prior).
 
 Variance: per record by default; one global (pooled) variance per query when the models are few.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
-from miaudit.attacks.calibration import best_accuracy_threshold, median_threshold
+from miaudit.attacks.calibration import balanced_accuracy_threshold, median_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.errors import InputError
 from miaudit.signals import logit_scaled_confidence
@@ -175,7 +175,7 @@ def _leave_one_model_out_threshold(inputs: AttackInputs, phi_ref: np.ndarray, us
     members_all = np.concatenate(members)
     if members_all.all() or not members_all.any():
         return None
-    return best_accuracy_threshold(np.concatenate(scores), members_all)
+    return balanced_accuracy_threshold(np.concatenate(scores), members_all)
 
 
 def _side_moments(phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

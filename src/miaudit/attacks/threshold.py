@@ -9,7 +9,7 @@ Scores (higher = member), averaged over the Q queries of a record:
 Decision threshold, never looking at the audited records' membership:
 - with reference (shadow) models whose memberships are known (K >= 1 and R >= 1): the threshold
   maximising accuracy on the reference models' scores of the same signal, all K models' records
-  pooled (:func:`calibration.best_accuracy_threshold`). Confidence, entropy and modified entropy
+  pooled (:func:`calibration.balanced_accuracy_threshold`). Confidence, entropy and modified entropy
   use class-dependent thresholds as Song & Mittal do: class c's threshold is calibrated on the
   shadow records of class c; a class with no shadow records, or whose shadow records are all
   members or all non-members, uses the global threshold. Loss uses the global threshold (Yeom).
@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from miaudit import signals
-from miaudit.attacks.calibration import best_accuracy_threshold, decide, median_threshold
+from miaudit.attacks.calibration import balanced_accuracy_threshold, decide, median_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.errors import InputError
 
@@ -64,12 +64,12 @@ def class_thresholds(shadow_scores: np.ndarray, shadow_in: np.ndarray, shadow_la
     shadow_labels = np.asarray(shadow_labels)
     if shadow_labels.size and (shadow_labels.min() < 0 or shadow_labels.max() >= n_classes):
         raise InputError(f"shadow_labels: values must lie in [0, {n_classes})")
-    global_t = best_accuracy_threshold(shadow_scores.ravel(), shadow_in.ravel())
+    global_t = balanced_accuracy_threshold(shadow_scores.ravel(), shadow_in.ravel())
     per_class = np.full(n_classes, global_t, dtype=np.float64)
     for c in np.unique(shadow_labels):
         in_class = shadow_in[:, shadow_labels == c]
         if in_class.any() and not in_class.all():
-            per_class[c] = best_accuracy_threshold(shadow_scores[:, shadow_labels == c], in_class)
+            per_class[c] = balanced_accuracy_threshold(shadow_scores[:, shadow_labels == c], in_class)
     return global_t, per_class
 
 
