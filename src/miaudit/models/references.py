@@ -91,11 +91,15 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     else:
         from joblib import Parallel, delayed
 
-        # Threads, not processes: scikit-learn fits release the GIL, and worker processes would
-        # each re-import torch and scikit-learn (seconds per audit).
-        run = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator_unordered")
-        results = run(delayed(_fit_indexed)(fit, k, spec, x[masks[k]], y[masks[k]], n_classes, recipe, seeds[k])
-                      for k in missing)
+        from miaudit.models.sklearn_models import fit_sklearn_model
+        from miaudit.models.wrappers import SklearnTarget
+
+        # Worker processes run only scikit-learn code (fit_sklearn_model imports no torch), so they
+        # start fast; the parent wraps each fitted estimator.
+        run = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        fitted = run(delayed(_fit_indexed)(fit_sklearn_model, k, spec.name, x[masks[k]], y[masks[k]], seeds[k])
+                     for k in missing)
+        results = ((k, SklearnTarget(spec.name, est, n_classes)) for k, est in fitted)
     done = len(masks) - len(missing)
     for k, model in results:
         loaded[k] = model
