@@ -67,10 +67,10 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
 def train_target(plan: AuditPlan, board: ProgressBoard | None = None):
     """The target model, trained on the plan's members with the config's recipe and seed."""
     cfg = plan.config
-    with (board or ProgressBoard(False)).task(f"training target ({cfg.target})", 1):
+    with (board or ProgressBoard(False)).task(f"training target ({cfg.target})", 100) as update:
         return fit_single(model_spec(cfg.target, cfg.hidden), plan.member_x, plan.member_y, plan.n_classes,
                           cfg.recipe.model_copy(update={"seed": cfg.seed}), cfg.seed, cfg.precision,
-                          dataset_name=plan.dataset.name)
+                          dataset_name=plan.dataset.name, progress=lambda f: update(round(100 * f)))
 
 
 def train_reference_models(plan: AuditPlan, board: ProgressBoard | None = None):

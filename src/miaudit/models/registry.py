@@ -1,7 +1,7 @@
 """Target models by name: validate a name, build its torch module, fit one target."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,23 +59,29 @@ def make_cnn(spec: ModelSpec, feature_shape: tuple[int, ...], n_classes: int, dr
 
 
 def fit_single(spec: ModelSpec, x: np.ndarray, y: np.ndarray, n_classes: int, recipe: TrainingRecipe,
-               seed: int, precision: str = "auto", dataset_name: str | None = None) -> Target:
+               seed: int, precision: str = "auto", dataset_name: str | None = None,
+               progress: Callable[[float], None] | None = None) -> Target:
     """Train one model of ``spec`` on x float32 [n, ...], y int64 [n] with labels in [0, n_classes).
 
     mlp trains as a one-model MLPStack, cnn / small-cnn with :func:`train_torch_model` (recipe.dropout
     goes into the net), scikit-learn models on x flattened to [n, d]. The same seed gives the same model.
+    progress(fraction) is called with the fraction of training done (torch models only).
     """
+    report = progress or (lambda fraction: None)
     if len(x) != len(y):
         raise InputError(f"training data: {len(x)} feature rows but {len(y)} labels")
     check_image_input(spec, x, dataset_name)
     if spec.name == "mlp":
         from miaudit.models.stack import train_mlp_stack
 
+        steps = recipe.epochs * -(-len(x) // recipe.batch_size)
         stack = train_mlp_stack(x, y, np.ones((1, len(x)), bool), n_classes, spec.hidden, recipe, [seed],
-                                precision=precision)
+                                precision=precision, progress=lambda done: report(done / steps))
         return StackTarget(spec.name, stack)
     if spec.name in CNN_NAMES:
         module = seeded_module(lambda: make_cnn(spec, x.shape[1:], n_classes, recipe.dropout), seed)
-        return TorchTarget(spec.name, train_torch_model(module, x, y, recipe, seed, precision), n_classes)
+        trained = train_torch_model(module, x, y, recipe, seed, precision,
+                                    progress=lambda epochs: report(epochs / recipe.epochs))
+        return TorchTarget(spec.name, trained, n_classes)
     assert spec.name in SKLEARN_NAMES
     return SklearnTarget(spec.name, fit_sklearn_model(spec.name, x, y, seed), n_classes)
