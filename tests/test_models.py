@@ -37,8 +37,6 @@ def _fit(name, digits, n=300, recipe=FAST, seed=0, **kw):
 
 @pytest.mark.parametrize("name", TARGET_NAMES)
 def test_every_model_fits_digits_and_gives_probabilities(name, digits):
-    if name == "mlp":
-        pytest.importorskip("miaudit.models.stack")
     target = _fit(name, digits)
     x_test = digits[0][1500:1550]
     logits = target.logits(x_test)
@@ -161,7 +159,6 @@ def test_targets_survive_pickling(digits):
 
 
 def test_mlp_target_is_a_one_model_stack_and_pickles(digits):
-    pytest.importorskip("miaudit.models.stack")
     target = _fit("mlp", digits, n=200, recipe=TrainingRecipe(epochs=2, batch_size=32))
     assert isinstance(target, StackTarget) and target.stack.n_models == 1
     x_test = digits[0][1500:1520]
