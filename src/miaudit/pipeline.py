@@ -48,8 +48,11 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     t = time.perf_counter()
     with board.task("computing signals", 1):
         inputs = compute_signals(plan, target, refs)
-        train_acc = float((target.logits(plan.member_x).argmax(1) == plan.member_y).mean())
-        test_acc = float((target.logits(plan.test_x).argmax(1) == plan.test_y).mean())
+        predicted = inputs.target_logits[:, 0].argmax(1)  # query 0 is the record itself
+        correct = predicted == plan.pool_y
+        train_acc = float(correct[plan.membership].mean())
+        test_acc = (float(correct[~plan.membership].mean()) if not cfg.nonmember_dataset
+                    else float((target.logits(plan.test_x).argmax(1) == plan.test_y).mean()))
     timing["signals_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
