@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     report["matmul_fp32_gflops_per_s_after"] = matmul_gflops(seconds=1.0)
     report["rows"] = rows
     report["ratios"] = ratios(rows, report, max(ks))
+    report["targets"] = target_checks(report["ratios"], report)
     print_table(rows, report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=float))
@@ -150,6 +151,22 @@ def ratios(rows: list[dict], report: dict, k_max: int) -> dict:
     return out
 
 
+def target_checks(r: dict, report: dict) -> dict:
+    """The issue's targets, each as [measured, target, met]."""
+    checks = {
+        "best TPR@0.1% >= 10%": (r["best_miaudit_tpr_at_0.001"], 0.10),
+        "best AUC >= 0.72": (r["best_miaudit_auc"], 0.72),
+        "best TPR@0.1% >= 25x ART's best (16 shadows)": (r.get("best_miaudit_over_best_art_tpr_at_0.001"), 25),
+        "RMIA@4 TPR@0.1% >= 70% of the best at the largest K": (r.get("rmia4_over_best_at_kmax_tpr_at_0.001"), 0.7),
+        "reference training >= 50% of fp32 matmul FLOP/s": (r.get("reference_training_fraction_of_fp32_matmul"), 0.5),
+        "reference model >= 5x faster than ART's shadow": (r.get("art_over_miaudit_seconds_per_model"), 5),
+    }
+    out = {name: [v, t, v is not None and v >= t] for name, (v, t) in checks.items()}
+    outside = r["outside_reference_training_fraction"]
+    out["audit time outside reference training <= 30%"] = [outside, 0.3, outside <= 0.3]
+    return out
+
+
 def print_table(rows: list[dict], report: dict) -> None:
     print(f"\n{'attack':<34}{'AUC':>7}{'TPR@0.1%':>10}{'TPR@1%':>9}{'seconds':>9}")
     for r in sorted(rows, key=lambda r: -r["tpr_at_0.001"]):
@@ -164,6 +181,10 @@ def print_table(rows: list[dict], report: dict) -> None:
     print("ratios:")
     for k, v in report["ratios"].items():
         print(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}")
+    print("targets:")
+    for name, (value, target, met) in report["targets"].items():
+        shown = "n/a" if value is None else f"{value:.3f}"
+        print(f"  [{'met' if met else 'MISSED'}] {name}: {shown} (target {target})")
 
 
 if __name__ == "__main__":
