@@ -10,7 +10,6 @@ Needs the bench extra: ``pip install "adversarial-robustness-toolbox==1.20.*"`` 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import time
 from contextlib import contextmanager
@@ -23,9 +22,9 @@ from art.estimators.classification import PyTorchClassifier
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
+from miaudit.data import load_dataset, pool_splits
 from miaudit.errors import InputError
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "art_peer.json"
 N_FEATURES = 784
 N_CLASSES = 10
@@ -35,32 +34,10 @@ FPR_LEVELS = (0.001, 0.01)
 
 
 # --------------------------------------------------------------------------- data + protocol
-def read_idx_gz(path: Path) -> np.ndarray:
-    """One IDX file (gzip): uint8 array shaped by its header, e.g. [n, 28, 28] or [n]."""
-    raw = gzip.decompress(path.read_bytes())
-    n_dims = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(n_dims))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * n_dims).reshape(shape)
-
-
-def load_fashion_mnist(data_dir: Path = DATA_DIR) -> tuple[np.ndarray, np.ndarray]:
-    """Train then test: x float32 [70000, 784] in [0, 1], y int64 [70000]."""
-    parts = [("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-             ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")]
-    xs, ys = [], []
-    for images, labels in parts:
-        xs.append(read_idx_gz(data_dir / images).reshape(-1, N_FEATURES).astype(np.float32) / 255.0)
-        ys.append(read_idx_gz(data_dir / labels).astype(np.int64))
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def protocol_split(n_records: int, pool_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
-    """Pool indices [pool_size] (first of default_rng(0).permutation) and member mask [pool_size]."""
-    pool = np.random.default_rng(0).permutation(n_records)[:pool_size]
-    member_positions = np.random.default_rng(1).permutation(pool_size)[: pool_size // 2]
-    member_mask = np.zeros(pool_size, dtype=bool)
-    member_mask[member_positions] = True
-    return pool, member_mask
+def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """Train then test through miaudit's loader: x float32 [70000, 784] in [0, 1], y int64 [70000]."""
+    ds = load_dataset("fashion-mnist")
+    return ds.x.reshape(len(ds.x), N_FEATURES), ds.y
 
 
 # --------------------------------------------------------------------------- target recipe
@@ -243,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = args.out or (RESULTS_PATH.with_name("art_peer_quick.json") if args.quick else RESULTS_PATH)
 
     x, y = load_fashion_mnist()
-    pool, member_mask = protocol_split(len(x), pool_size)
+    pool, member_mask = pool_splits(len(x), pool_size, seed=0)
     start = time.perf_counter()
     target = train_target(x[pool[member_mask]], y[pool[member_mask]], epochs, seed=0)
     target_seconds = time.perf_counter() - start
