@@ -11,7 +11,7 @@ from miaudit.attacks.inputs import AttackInputs
 from miaudit.config import AuditConfig, make_config
 from miaudit.data.queries import query_views
 from miaudit.metrics import compute_metrics
-from miaudit.models.cache import ModelCache, cache_key, default_cache_dir
+from miaudit.models.cache import ModelCache, default_cache_dir
 from miaudit.models.perf import matmul_gflops
 from miaudit.models.references import train_references
 from miaudit.models.registry import fit_single, model_spec
@@ -83,8 +83,8 @@ def train_reference_models(plan: AuditPlan, board: ProgressBoard | None = None):
     if k == 0:
         return None
     cache = ModelCache(cfg.cache_dir or default_cache_dir()) if cfg.cache else None
-    key_parts = {"data": cache_key(x=plan.reference_x, y=plan.reference_y), "dataset": plan.dataset.name,
-                 "mode": plan.reference_mode, "precision": cfg.precision}
+    # train_references already puts a hash of (x, y) and the resolved precision in every model's key
+    key_parts = {"dataset": plan.dataset.name, "mode": plan.reference_mode}
     seeds = [cfg.seed * 100_003 + 1 + i for i in range(k)]
     with (board or ProgressBoard(False)).task(f"training {k} reference models", k) as update:
         return train_references(model_spec(cfg.target, cfg.hidden), plan.reference_x, plan.reference_y,
@@ -151,10 +151,7 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
     t_pool = _logits_over_views(target.logits, plan.pool_x, q, seed, 1, (), c)
     t_pop = _logits_over_views(target.logits, plan.population_x, q, seed, 1, (), c)
     if refs is None:
-        empty = np.zeros((0, n, q, c), np.float32)
-        return AttackInputs(t_pool, plan.pool_y, empty, np.zeros((0, n), bool), np.zeros((0, 0, q, c), np.float32),
-                            np.zeros((0, 0), bool), np.zeros(0, np.int64), t_pop,
-                            np.zeros((0, len(t_pop), q, c), np.float32), plan.population_y)
+        return AttackInputs.target_only(t_pool, plan.pool_y, t_pop, plan.population_y)
     kk = (refs.n_models,)
     r_pool = _logits_over_views(refs.logits, plan.pool_x, q, seed, 2, kk, c)
     r_pop = _logits_over_views(refs.logits, plan.population_x, q, seed, 2, kk, c)

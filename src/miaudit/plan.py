@@ -117,8 +117,8 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
             src_x, src_y = shadow.x, shadow.y
         else:
             src_x, src_y = attacker_x, attacker_y
-        ref_x, ref_y, masks, unused = _shadow_sets(len(src_x), k, members, rng, notes)
-        ref_x, ref_y = src_x[ref_x], src_y[ref_y]
+        used, masks, unused = _shadow_sets(len(src_x), k, members, rng, notes)
+        ref_x, ref_y = src_x[used], src_y[used]
         pop_x, pop_y = (attacker_x[unused], attacker_y[unused]) if not cfg.shadow_dataset else (attacker_x, attacker_y)
     if len(pop_x) > cfg.population:
         keep = np.sort(rng.permutation(len(pop_x))[: cfg.population])
@@ -153,10 +153,10 @@ def _shadow_sets(available: int, k: int, members: int, rng: np.random.Generator,
     """Index sets for K shadow models on attacker data: each trains on `members` records and
     keeps as many out. Disjoint slices when the data allows, else independent random draws.
 
-    Returns (record indices [R], same, masks bool [K, R], indices of records no shadow trains on).
+    Returns (record indices [R], masks bool [K, R], indices of records no shadow trains on).
     """
     if k == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), bool), np.arange(available)
+        return np.zeros(0, np.int64), np.zeros((0, 0), bool), np.arange(available)
     per_model = 2 * members
     if available < 2:
         raise InputError("--reference-data attacker: no attacker data left for shadow models")
@@ -177,4 +177,4 @@ def _shadow_sets(available: int, k: int, members: int, rng: np.random.Generator,
         masks[j, [position[int(r)] for r in ins]] = True
     trained_on = used[masks.any(axis=0)]
     unused = np.setdiff1d(np.arange(available), trained_on)
-    return used, used, masks, unused
+    return used, masks, unused

@@ -15,7 +15,7 @@ class AttackSpec:
 
     needs_references: at least one reference / shadow model; needs_in_models: reference models
     trained on the audited records (online attacks, reference_data="pool"); needs_population:
-    attacker records that no model trained on.
+    attacker records that no model trained on; seeded: the function takes the audit's ``seed``.
     """
 
     name: str
@@ -25,6 +25,7 @@ class AttackSpec:
     needs_references: bool = False
     needs_in_models: bool = False
     needs_population: bool = False
+    seeded: bool = False
     kwargs: tuple[tuple[str, object], ...] = ()
 
     def load(self) -> Callable[..., AttackScores]:
@@ -33,7 +34,7 @@ class AttackSpec:
 
     def run(self, inputs: AttackInputs, seed: int = 0) -> AttackScores:
         kwargs = dict(self.kwargs)
-        if self.name.startswith("shokri"):
+        if self.seeded:
             kwargs["seed"] = seed
         return self.load()(inputs, **kwargs)
 
@@ -52,7 +53,7 @@ def _shokri(kind: str, label: str) -> AttackSpec:
     fn = "shokri_" + kind.replace("-", "_")
     return AttackSpec(f"shokri-{kind}", f"shokri:{fn}", "black-box",
                       f"Shokri et al. shadow-model attack, per-class {label} attack models",
-                      needs_references=True)
+                      needs_references=True, seeded=True)
 
 
 ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [

@@ -49,15 +49,6 @@ class ReferenceModels:
             return self.models.logits(x)
         return np.stack([np.asarray(m.logits(x), np.float32) for m in self.models])
 
-    def target(self, k: int):
-        """Model k as a Target (e.g. for white-box attacks)."""
-        if not isinstance(self.models, MLPStack):
-            return self.models[k]
-        from miaudit.models.wrappers import StackTarget
-
-        return StackTarget(self.spec.name, self.models.select(k))
-
-
 def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int,
                      recipe: TrainingRecipe, seeds: Sequence[int], precision: str = "auto",
                      cache: ModelCache | None = None, key_parts: dict | None = None, chunk_size: int = 16,
