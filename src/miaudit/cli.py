@@ -39,6 +39,7 @@ def audit(
     dropout: Optional[float] = typer.Option(None, help="Dropout probability of hidden layers."),
     hidden: Optional[str] = typer.Option(None, help="MLP hidden widths, e.g. 256 or 512,256."),
     precision: Optional[str] = typer.Option(None, help="auto, float32 or bfloat16 (torch training)."),
+    input_scaling: Optional[str] = typer.Option(None, help="standard (inputs standardized with the dataset's mean/std, default) or none."),
     queries: Optional[int] = typer.Option(None, help="Queries per record (augmented views) for the signals."),
     population: Optional[int] = typer.Option(None, help="Population records (RMIA's z, Attack-P)."),
     keep_classes: Optional[str] = typer.Option(None, help="Keep only these classes, e.g. 0,1,2,3,4."),
@@ -59,7 +60,8 @@ def audit(
         config, dataset=dataset, target=target, members=members, non_members=non_members,
         reference_models=reference_models, reference_data=reference_data, attacks=attacks, seed=seed,
         epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
-        dropout=dropout, hidden=hidden, precision=precision, queries=queries, population=population,
+        dropout=dropout, hidden=hidden, precision=precision, input_scaling=input_scaling, queries=queries,
+        population=population,
         keep_classes=[int(c) for c in keep_classes.split(",")] if keep_classes else None,
         shadow_dataset=shadow_dataset, nonmember_dataset=nonmember_dataset, label_column=label_column,
         data_dir=data_dir, delta=delta, cache=False if no_cache else None, cache_dir=cache_dir)

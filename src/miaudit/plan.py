@@ -13,6 +13,7 @@ import numpy as np
 from miaudit.attacks.registry import AttackSpec, attack_specs
 from miaudit.config import AuditConfig
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
+from miaudit.data.scaling import InputScaler, fit_scaler
 from miaudit.errors import InputError
 
 
@@ -26,6 +27,7 @@ class AuditPlan:
     reference_x / reference_y / reference_masks: what reference model k trains on (masks [K, R']).
     In pool mode the reference records are the audited records themselves.
     population_x / population_y: attacker records that no model trains on.
+    Every x above, and ``dataset``, is already transformed by ``scaler`` (fitted on the dataset).
     """
 
     config: AuditConfig
@@ -44,6 +46,7 @@ class AuditPlan:
     population_x: np.ndarray
     population_y: np.ndarray
     attacks: list[AttackSpec]
+    scaler: InputScaler
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -64,6 +67,13 @@ def _load(name: str, cfg: AuditConfig, keep: list[int] | None) -> Dataset:
     return keep_classes(ds, keep) if keep else ds
 
 
+def _load_other(name: str, cfg: AuditConfig, ds: Dataset, scaler: InputScaler, flag: str) -> Dataset:
+    """Another dataset for ``flag`` (shadow / non-member data), checked against ds, then scaled."""
+    other = _load(name, cfg, None)
+    _compatible(other, ds, flag)
+    return scaler.apply(other)
+
+
 def _compatible(other: Dataset, ds: Dataset, flag: str) -> None:
     if other.feature_shape != ds.feature_shape:
         raise InputError(f"{flag}: {other.name} records have shape {other.feature_shape}, "
@@ -75,7 +85,10 @@ def _compatible(other: Dataset, ds: Dataset, flag: str) -> None:
 def make_plan(cfg: AuditConfig) -> AuditPlan:
     """Load data, draw disjoint splits, choose reference-model training sets, check attack needs."""
     notes: list[str] = []
-    ds = _load(cfg.dataset, cfg, cfg.keep_classes)
+    raw = _load(cfg.dataset, cfg, cfg.keep_classes)
+    scaler = fit_scaler(raw.x, cfg.input_scaling)
+    ds = scaler.apply(raw)
+    del raw
     n = len(ds)
     members = cfg.members or max(1, min(2500, n // 4))
     non_members = cfg.non_members or members
@@ -85,8 +98,7 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
     test_x, test_y = ds.x[splits.non_members], ds.y[splits.non_members]
 
     if cfg.nonmember_dataset:
-        other = _load(cfg.nonmember_dataset, cfg, None)
-        _compatible(other, ds, "--nonmember-dataset")
+        other = _load_other(cfg.nonmember_dataset, cfg, ds, scaler, "--nonmember-dataset")
         if len(other) < non_members:
             raise InputError(f"--non-members: {non_members} requested, {other.name} has {len(other)} records")
         out_index = rng.permutation(len(other))[:non_members]
@@ -112,8 +124,7 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
         pop_x, pop_y = attacker_x, attacker_y
     else:
         if cfg.shadow_dataset:
-            shadow = _load(cfg.shadow_dataset, cfg, None)
-            _compatible(shadow, ds, "--shadow-dataset")
+            shadow = _load_other(cfg.shadow_dataset, cfg, ds, scaler, "--shadow-dataset")
             src_x, src_y = shadow.x, shadow.y
         else:
             src_x, src_y = attacker_x, attacker_y
@@ -137,7 +148,7 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
     if not runnable:
         raise InputError("--attacks: none of the requested attacks can run with these settings")
     return AuditPlan(cfg, ds, pool_x, pool_y, membership, record_index, source, test_x, test_y, mode,
-                     ref_x, ref_y, masks, pop_x, pop_y, runnable, notes)
+                     ref_x, ref_y, masks, pop_x, pop_y, runnable, scaler, notes)
 
 
 def _check_no_shared_records(member_x: np.ndarray, non_member_x: np.ndarray, source: str) -> None:

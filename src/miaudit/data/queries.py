@@ -1,7 +1,8 @@
 """Several views of each record, so an attack can query a model more than once per record.
 
 Images: the record itself, its mirror image, then one-pixel shifts (right, left, down, up, and the
-mirror shifted). Tabular: the record, then copies with small Gaussian noise (1% of each feature's
+mirror shifted); pixels shifted in take the smallest value of x, the background in both [0, 1] and
+standardized images. Tabular: the record, then copies with small Gaussian noise (1% of each feature's
 standard deviation). The same views are shown to the target and to every reference model.
 """
 from __future__ import annotations
@@ -21,9 +22,10 @@ def query_views(x: np.ndarray, n_queries: int, seed: int = 0) -> list[np.ndarray
     if x.ndim == 4:
         if n_queries > MAX_IMAGE_QUERIES:
             raise ValueError(f"at most {MAX_IMAGE_QUERIES} queries per image")
+        background = float(x.min()) if x.size else 0.0
         for flip, dy, dx in _IMAGE_VIEWS[1:n_queries]:
             v = x[..., ::-1] if flip else x
-            views.append(_shift(v, dy, dx))
+            views.append(_shift(v, dy, dx, background))
         return views
     rng = np.random.default_rng(seed)
     scale = 0.01 * x.std(axis=0, keepdims=True)
@@ -32,9 +34,9 @@ def query_views(x: np.ndarray, n_queries: int, seed: int = 0) -> list[np.ndarray
     return views
 
 
-def _shift(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """Shift images [n, c, h, w] by (dy, dx) pixels, filling with zeros."""
-    out = np.zeros_like(x)
+def _shift(x: np.ndarray, dy: int, dx: int, fill: float = 0.0) -> np.ndarray:
+    """Shift images [n, c, h, w] by (dy, dx) pixels, filling with ``fill``."""
+    out = np.full_like(x, fill)
     h, w = x.shape[-2:]
     ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
     xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))

@@ -1,0 +1,56 @@
+"""Input standardization: the preprocessing every model of an audit sees (x - mean) / std.
+
+Statistics come from the audited (target's) dataset and the same transform is applied to every
+record any model sees: target, reference and shadow models, population, out-of-domain records.
+That mirrors a trainer's ``Normalize(mean, std)`` step, which is part of the model under audit.
+Images get one mean / std per channel (over records and pixels); tabular data one per feature.
+Constant features keep a scale of 1 (they are only shifted).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from miaudit.data.dataset import Dataset
+from miaudit.errors import InputError
+
+InputScaling = Literal["standard", "none"]
+SCALINGS: tuple[str, ...] = ("standard", "none")
+
+
+@dataclass(frozen=True)
+class InputScaler:
+    """x -> (x - mean) / scale; mean and scale are float32, broadcastable to one record's shape."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """float32 array shaped like x [n, *feature_shape]."""
+        return ((np.asarray(x, np.float32) - self.mean) / self.scale).astype(np.float32, copy=False)
+
+    def apply(self, ds: Dataset) -> Dataset:
+        """The dataset with transformed features (labels and names unchanged)."""
+        return Dataset(ds.name, self.transform(ds.x), ds.y, ds.n_classes, ds.class_names)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """JSON-friendly statistics (flattened)."""
+        return {"mean": self.mean.ravel().tolist(), "scale": self.scale.ravel().tolist()}
+
+
+def fit_scaler(x: np.ndarray, scaling: str = "standard") -> InputScaler:
+    """The scaler for features x float32 [n, *feature_shape]: [n, C, H, W] images are scaled per
+    channel, anything else per feature. scaling "none" gives the identity."""
+    if scaling not in SCALINGS:
+        raise InputError(f"input_scaling: {scaling!r} is not one of {', '.join(SCALINGS)}")
+    x = np.asarray(x, np.float32)
+    record_shape = x.shape[1:]
+    if scaling == "none":
+        return InputScaler(np.zeros(record_shape, np.float32), np.ones(record_shape, np.float32))
+    axes = (0, 2, 3) if x.ndim == 4 else 0
+    mean = x.mean(axis=axes, dtype=np.float64, keepdims=True)[0]
+    std = x.std(axis=axes, dtype=np.float64, keepdims=True)[0]
+    scale = np.where(std > 1e-12, std, 1.0)
+    return InputScaler(mean.astype(np.float32), scale.astype(np.float32))
