@@ -6,11 +6,11 @@ import itertools
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.population import population
-from miaudit.attacks.rmia import marginal, rmia
+from miaudit.attacks.rmia import marginal, rmia, select_temperature
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
 
@@ -70,7 +70,7 @@ def true_class_probability(logits: np.ndarray, labels: np.ndarray) -> np.ndarray
 def test_offline_scores_follow_the_definition():
     inputs, _ = synthetic(k=3, n=40, z=25, pool=False, seed=1)
     a, gamma = 0.3, 2.0
-    result = rmia(inputs, gamma=gamma, offline_a=a)
+    result = rmia(inputs, gamma=gamma, offline_a=a, temperature=1.0)
     px_model = true_class_probability(inputs.target_logits, inputs.labels)
     pz_model = true_class_probability(inputs.population_target_logits, inputs.population_labels)
     px_out = np.mean([true_class_probability(r, inputs.labels) for r in inputs.reference_logits], axis=0)
@@ -78,8 +78,10 @@ def test_offline_scores_follow_the_definition():
                       for r in inputs.population_reference_logits], axis=0)
     lr_x = px_model / (0.5 * ((1 + a) * px_out + (1 - a)))
     lr_z = pz_model / (0.5 * ((1 + a) * pz_out + (1 - a)))
-    expected = [np.mean([lx / lz >= gamma for lz in lr_z]) for lx in lr_x]
-    assert np.allclose(result.scores, expected)
+    expected = [np.sum([lx / lz >= gamma for lz in lr_z]) for lx in lr_x]
+    assert np.array_equal(np.floor(result.scores * (len(lr_z) + 1)), expected)
+    # records with the same count are ordered by LR_x, so the scores rank the records exactly as LR_x
+    assert np.array_equal(np.argsort(result.scores), np.argsort(lr_x))
 
 
 def test_a_record_ties_with_its_population_twin():
@@ -90,8 +92,8 @@ def test_a_record_ties_with_its_population_twin():
     target[0], refs[:, 0] = inputs.population_target_logits[0], inputs.population_reference_logits[:, 0]
     labels[0] = inputs.population_labels[0]
     twin = dataclasses.replace(inputs, target_logits=target, reference_logits=refs, labels=labels)
-    lr = [rmia(twin, gamma=g).scores[0] for g in (1.0, 1.0 + 1e-9)]
-    assert lr[0] - lr[1] == pytest.approx(1 / 5)
+    counts = [np.floor(rmia(twin, gamma=g, temperature=1.0).scores[0] * 6) for g in (1.0, 1.0 + 1e-9)]
+    assert counts[0] - counts[1] == 1
 
 
 def test_marginal_averages_in_and_out_models_and_approximates_missing_in():
@@ -108,7 +110,7 @@ def test_marginal_averages_in_and_out_models_and_approximates_missing_in():
 @pytest.mark.parametrize("pool", [True, False])
 def test_scores_rank_records_by_their_likelihood_ratio(pool):
     inputs, _ = synthetic(k=4, n=300, z=200, pool=pool, seed=2)
-    scores = rmia(inputs).scores
+    scores = rmia(inputs, temperature=1.0).scores
     px_model = true_class_probability(inputs.target_logits, inputs.labels)
     px_ref = np.mean([true_class_probability(r, inputs.labels) for r in inputs.reference_logits], axis=0)
     ratio = px_model / px_ref if pool else px_model / (0.5 * (1.3 * px_ref + 0.7))
@@ -152,8 +154,8 @@ def test_no_member_signal_gives_chance_auc():
 def test_n_population_limits_the_comparison_set():
     inputs, _ = synthetic(k=2, seed=7)
     scores = rmia(inputs, n_population=10).scores
-    assert np.allclose(scores * 10, np.round(scores * 10))
-    assert len(np.unique(scores)) > 3
+    counts = np.floor(scores * 11)  # at most 10 population records beaten
+    assert counts.min() >= 0 and counts.max() <= 10 and len(np.unique(counts)) > 3
     with pytest.raises(InputError, match="n_population"):
         rmia(inputs, n_population=1001)
 
@@ -173,6 +175,32 @@ def test_rmia_errors_name_what_is_missing():
         rmia(inputs, gamma=0.0)
     with pytest.raises(InputError, match="offline_a"):
         rmia(inputs, offline_a=1.5)
+
+
+def tpr_at(member: np.ndarray, scores: np.ndarray, fpr_max: float) -> float:
+    fpr, tpr, _ = roc_curve(member, scores)
+    return float(tpr[fpr <= fpr_max].max())
+
+
+@pytest.mark.parametrize("k", [4, 16])
+def test_temperature_picked_on_reference_models_beats_saturated_probabilities(k):
+    # strong, saturating member signal: at T = 1 probabilities squeeze the likelihood ratios
+    for seed in range(3):
+        inputs, member = synthetic(k=k, delta=3.0, sigma=1.0, seed=seed)
+        auto, plain = rmia(inputs), rmia(inputs, temperature=1.0)
+        assert auto.params["temperature"] > 1.0
+        assert auto.params["temperature"] == select_temperature(inputs)
+        assert tpr_at(member, auto.scores, 0.01) > tpr_at(member, plain.scores, 0.01)
+        assert auc(member, auto.scores) > auc(member, plain.scores)
+
+
+def test_explicit_temperature_is_used_and_checked():
+    inputs, _ = synthetic(k=4, seed=8)
+    assert rmia(inputs, temperature=2.5).params == {"temperature": 2.5}
+    with pytest.raises(InputError, match="temperature"):
+        rmia(inputs, temperature=0.0)
+    one, _ = synthetic(k=1, seed=8)
+    assert select_temperature(one) == 1.0  # nothing to hold out
 
 
 def test_population_attack_scores_are_loss_percentiles_and_beat_chance():

@@ -106,7 +106,8 @@ def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | No
             seconds = time.perf_counter() - started
             metrics = compute_metrics(verdict.scores, plan.membership, verdict.decision, plan.pool_y,
                                       delta=cfg.delta, confidence=cfg.confidence)
-            outcomes.append(AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds))
+            outcomes.append(AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds,
+                                          verdict.params))
             update(i + 1)
     return outcomes
 

@@ -39,6 +39,7 @@ class AttackOutcome:
 
     scores: float64 [N] (higher = member), aligned with AuditResult.record_index.
     seconds: wall time of the attack itself (signals already computed), in seconds.
+    params: what the attack chose from the data (AttackScores.params).
     """
 
     name: str
@@ -46,11 +47,14 @@ class AttackOutcome:
     scores: np.ndarray
     metrics: AttackMetrics
     seconds: float
+    params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "threat_model": self.threat_model}
         d.update(self.metrics.to_dict())
         d["seconds"] = self.seconds
+        if self.params:
+            d["params"] = dict(self.params)
         return d
 
 

@@ -7,7 +7,8 @@ All logits are float32; models without logits give log-probabilities (same softm
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -116,11 +117,14 @@ class AttackScores:
               models, see :mod:`miaudit.attacks.calibration`). None means "no natural threshold":
               metrics then call members at ``scores >= median(scores)`` (the 50% prior).
     threshold: the score threshold behind ``decision`` (None if none).
+    params: settings the attack chose for itself from the data (e.g. a fitted temperature), for
+            the report; JSON-friendly scalars.
     """
 
     scores: np.ndarray
     decision: np.ndarray | None = None
     threshold: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.scores.ndim != 1:

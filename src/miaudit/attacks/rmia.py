@@ -15,6 +15,16 @@ sits on the same IN/OUT-mixture scale as Pr(x). The same fitted a stands in for 
 records without IN model (e.g. K = 1).
 
 score(x) = fraction of z with LR_x / LR_z >= gamma, LR = Pr(.|theta) / Pr(.); higher = member.
+For a fixed population the score is monotone in LR_x: gamma and z set the scale, not the ranking.
+Records with the same count are ordered by LR_x (see :func:`relative_scores`).
+
+Softmax temperature: probabilities are softmax(logits / T). Saturated probabilities (T = 1) squeeze
+the ratio of a memorised record towards 2 when half of the reference models trained on it, and
+T near 2 keeps more of the IN / OUT gap (on Fashion-MNIST MLPs: AUC 0.716 -> 0.731 with 4 reference
+models). ``temperature=None`` picks T from ``TEMPERATURES`` the way the paper tunes its
+hyperparameters: each of up to ``CALIBRATION_MODELS`` reference models plays the target against the
+others, on the records whose membership the attacker knows, and the T with the highest mean TPR at
+``CALIBRATION_FPR`` wins (ties: the smaller T). The audited records' membership is never used.
 
 Decision threshold: the median score (50% membership prior). A leave-one-reference-out calibration
 (reference models as stand-in targets, accuracy-maximising threshold) was tried and dropped: scores
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import logsumexp
+from sklearn.metrics import roc_curve
 
 from miaudit.attacks.calibration import median_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
@@ -34,12 +45,19 @@ from miaudit.signals import loss
 
 LOG_PROBABILITY_FLOOR = -700.0
 """Log-probabilities are floored here (about 1e-304) so that zero probabilities stay finite."""
+TEMPERATURES = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
+"""Softmax temperatures tried when ``temperature=None``."""
+CALIBRATION_MODELS = 16
+"""At most this many reference models are held out in turn to pick the temperature."""
+CALIBRATION_FPR = 0.01
+"""The temperature maximises the held-out models' mean TPR at this false-positive rate."""
 
 
 def rmia(inputs: AttackInputs, gamma: float = 2.0, offline_a: float = 0.3,
-         n_population: int | None = None) -> AttackScores:
-    """RMIA scores in [0, 1] for the N audited records; uses the first ``n_population`` population
-    records (all when None)."""
+         n_population: int | None = None, temperature: float | None = None) -> AttackScores:
+    """RMIA scores in [0, 1) for the N audited records; uses the first ``n_population`` population
+    records (all when None). temperature: softmax temperature T > 0, None = picked by
+    :func:`select_temperature` (reported in ``params``)."""
     if inputs.n_reference < 1:
         raise InputError("rmia: needs at least 1 reference model (--reference-models), got 0")
     n_available = int(inputs.population_labels.shape[0])
@@ -54,16 +72,50 @@ def rmia(inputs: AttackInputs, gamma: float = 2.0, offline_a: float = 0.3,
     if not 1 <= n_population <= n_available:
         raise InputError(f"rmia: n_population must lie in [1, {n_available}] (population records), "
                          f"got {n_population}")
+    if temperature is not None and not temperature > 0:
+        raise InputError(f"rmia: temperature must be > 0, got {temperature}")
+    t = select_temperature(inputs, offline_a) if temperature is None else float(temperature)
     pop = slice(0, n_population)
     pop_labels = inputs.population_labels[pop]
     scores = relative_scores(
-        log_true_class_probability(inputs.target_logits, inputs.labels),
-        log_true_class_probability(inputs.reference_logits, inputs.labels), inputs.reference_in,
-        log_true_class_probability(inputs.population_target_logits[pop], pop_labels),
-        log_true_class_probability(inputs.population_reference_logits[:, pop], pop_labels),
+        log_true_class_probability(inputs.target_logits / t, inputs.labels),
+        log_true_class_probability(inputs.reference_logits / t, inputs.labels), inputs.reference_in,
+        log_true_class_probability(inputs.population_target_logits[pop] / t, pop_labels),
+        log_true_class_probability(inputs.population_reference_logits[:, pop] / t, pop_labels),
         gamma, offline_a)
     threshold = median_threshold(scores)
-    return AttackScores(scores, scores >= threshold, threshold)
+    return AttackScores(scores, scores >= threshold, threshold, {"temperature": t})
+
+
+def select_temperature(inputs: AttackInputs, offline_a: float = 0.3,
+                       temperatures: tuple[float, ...] = TEMPERATURES) -> float:
+    """The softmax temperature whose RMIA ranking best separates held-out reference models'
+    members from non-members (mean TPR at CALIBRATION_FPR over up to CALIBRATION_MODELS held-out
+    models). Uses the shadow records only; 1.0 when fewer than 2 models or no usable record."""
+    k = inputs.n_reference
+    if k < 2 or inputs.shadow_in.shape[1] == 0:
+        return 1.0
+    n_shadow = inputs.shadow_in.shape[1]
+    held_out = [h for h in range(min(k, CALIBRATION_MODELS)) if 0 < inputs.shadow_in[h].sum() < n_shadow]
+    if not held_out:
+        return 1.0
+    best, best_tpr = 1.0, -1.0
+    for t in temperatures:
+        log_p = log_true_class_probability(inputs.shadow_logits / t, inputs.shadow_labels)  # [K, R]
+        tprs = [_held_out_tpr(log_p, inputs.shadow_in, h, offline_a) for h in held_out]
+        if np.mean(tprs) > best_tpr + 1e-12:
+            best, best_tpr = float(t), float(np.mean(tprs))
+    return best
+
+
+def _held_out_tpr(log_p: np.ndarray, is_in: np.ndarray, held_out: int, offline_a: float) -> float:
+    """TPR at CALIBRATION_FPR of model ``held_out`` attacked with the other models' marginal."""
+    others = np.arange(len(log_p)) != held_out
+    p_ref = np.exp(log_p[others])
+    a = fit_offline_a(p_ref, is_in[others], offline_a)
+    log_lr = log_p[held_out] - np.log(marginal(p_ref, is_in[others], ~is_in[others], a))
+    fpr, tpr, _ = roc_curve(is_in[held_out], log_lr)
+    return float(tpr[fpr <= CALIBRATION_FPR].max())
 
 
 def log_true_class_probability(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -106,7 +158,9 @@ def fit_offline_a(p_ref: np.ndarray, is_in: np.ndarray, default: float) -> float
 def relative_scores(log_px_target: np.ndarray, log_px_ref: np.ndarray, ref_in: np.ndarray,
                     log_pz_target: np.ndarray, log_pz_ref: np.ndarray, gamma: float,
                     offline_a: float) -> np.ndarray:
-    """Fraction of population records z with LR_x / LR_z >= gamma: float64 [N] in [0, 1].
+    """About the fraction of population records z with LR_x / LR_z >= gamma: float64 [N] in [0, 1).
+    The count c of such z is floor(score * (Z + 1)); records with equal c are ordered by LR_x, so
+    no two records tie (at high temperatures most counts would be 0).
 
     log_px_target [N] / log_pz_target [Z]: the target's log Pr(.|theta); log_px_ref [K, N] /
     log_pz_ref [K, Z]: the reference models'; ref_in bool [K, N]. Population records are OUT for
@@ -119,4 +173,7 @@ def relative_scores(log_px_target: np.ndarray, log_px_ref: np.ndarray, ref_in: n
     log_lr_z = log_pz_target - np.log(marginal(pz_ref, ~all_out, all_out, a))
     # LR_x / LR_z >= gamma  <=>  log LR_z <= log LR_x - log gamma
     below = np.searchsorted(np.sort(log_lr_z), log_lr_x - np.log(gamma), side="right")
-    return below / len(log_lr_z)
+    # Records with the same count are ordered by LR_x (what the count tends to for an infinite
+    # population); the count stays floor(score * (Z + 1)).
+    rank = np.argsort(np.argsort(log_lr_x, kind="stable"), kind="stable")
+    return (below + rank / (len(rank) + 1.0)) / (len(log_lr_z) + 1.0)
