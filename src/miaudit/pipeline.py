@@ -145,12 +145,18 @@ def _logits_over_views(model_logits, x: np.ndarray, n_queries: int, seed: int, a
     return np.stack([model_logits(v) for v in query_views(x, n_queries, seed)], axis=axis).astype(np.float32)
 
 
+def target_signals(plan: AuditPlan, target) -> tuple[np.ndarray, np.ndarray]:
+    """A target's logits over the query views of the audited [N, Q, C] and population [Z, Q, C] records."""
+    q, seed, c = plan.config.queries, plan.config.seed, plan.n_classes
+    return (_logits_over_views(target.logits, plan.pool_x, q, seed, 1, (), c),
+            _logits_over_views(target.logits, plan.population_x, q, seed, 1, (), c))
+
+
 def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
     """The signal matrix: target and reference logits on audited, shadow and population records."""
     q, seed = plan.config.queries, plan.config.seed
     n, c = len(plan.pool_x), plan.n_classes
-    t_pool = _logits_over_views(target.logits, plan.pool_x, q, seed, 1, (), c)
-    t_pop = _logits_over_views(target.logits, plan.population_x, q, seed, 1, (), c)
+    t_pool, t_pop = target_signals(plan, target)
     if refs is None:
         return AttackInputs.target_only(t_pool, plan.pool_y, t_pop, plan.population_y)
     kk = (refs.n_models,)
