@@ -2,39 +2,52 @@
 First Principles".
 
 The signal is the logit-scaled confidence phi = log(p_y / (1 - p_y)) of every model on every record
-and query. Per record and query, phi under the reference models that trained on the record (IN) and
-under those that did not (OUT) is modelled as a Gaussian: location = median (robust, as in the
-paper's code), scale = sample standard deviation (ddof=1; records with fewer than two models on a
-side use the pooled one), clipped below at ``MIN_SCALE``.
+and query. Per record and query, phi of a new model under the reference models that trained on the
+record (IN) and under those that did not (OUT) gets a predictive distribution, chosen by ``variance``:
 
-- ``lira_online``:  score = sum_q [log N(phi_target | IN) - log N(phi_target | OUT)], a log
-  likelihood ratio; member when it is > 0 (likelihood ratio > 1).
-- ``lira_offline``: OUT models only, one-sided test; score = -sum_q log P(phi_OUT >= phi_target).
-  Its threshold is calibrated leave-one-model-out: each of up to ``CALIBRATION_MODELS`` reference
-  models plays the target against the others, on the records whose membership the attacker knows
-  (``shadow_*``: the audited records in "pool" mode, attacker data otherwise), and the
-  balanced-accuracy-maximising threshold on those scores is used. With one reference model, or no member
-  among the calibration records, the threshold is the median score (50% prior).
+- ``"moderated"`` (default): empirical-Bayes moderated variance (Smyth 2004, limma; see
+  :mod:`miaudit.attacks.moderated`). Per side, a prior sigma^2 ~ s0^2 d0 / chi2(d0) is fitted to the
+  sample variances s^2 (ddof=1, d = n - 1 >= 1, s^2 > MIN_SCALE^2) of all records and queries; each
+  record's variance is shrunk to s~^2 = (d0 s0^2 + d s^2) / (d0 + d) and phi follows a Student-t with
+  d0 + d degrees of freedom, location = mean of the n values, scale = s~ sqrt(1 + 1/n). No record
+  with d >= 1 on a side (e.g. one IN and one OUT model per record): the pooled normal of "global".
+- ``"per-record"``: normal, location = median, scale = the record's sample std (pooled one when it
+  has fewer than two models on the side).
+- ``"global"``: normal, location = median, scale = one pooled std per query: the within-record
+  variance sum_n sum_k (phi - mean_n)^2 / sum_n (n_n - 1), or, when no record has two models on a
+  side, the spread of all that side's values (as in the paper's code).
 
-Variance: per record by default; one global (pooled) variance per query when the models are few.
-``global_variance=None`` means auto: global when the median number of IN or of OUT models per record
-(OUT only for offline) is below ``PER_RECORD_VARIANCE_MIN_MODELS``. The pooled variance is the
-within-record variance sum_n sum_k (phi - mean_n)^2 / sum_n (count_n - 1); when no record has two
-models on a side, the spread of all that side's values is used instead (as in the paper's code).
+Every scale is clipped below at ``MIN_SCALE``. Scores:
+
+- ``lira_online``:  sum_q [log p_IN(phi_target) - log p_OUT(phi_target)], a log likelihood ratio;
+  member when it is > 0 (likelihood ratio > 1).
+- ``lira_offline``: OUT models only, one-sided test; score = -sum_q log P_OUT(phi >= phi_target).
+  Its threshold is calibrated leave-one-model-out (same ``variance``): each of up to
+  ``CALIBRATION_MODELS`` reference models plays the target against the others, on the records whose
+  membership the attacker knows (``shadow_*``: the audited records in "pool" mode, attacker data
+  otherwise), and the balanced-accuracy-maximising threshold on those scores is used. With one
+  reference model, or no member among the calibration records, the threshold is the median score.
 
 Records with no model on one side get that side's location from the other side plus the median
 IN - OUT shift over records that have both (or, when none has both, the median over all values of
-that side) and the global scale; ``fit_gaussians`` reports how many records needed this.
+that side) and the prior scale s0 with d0 degrees of freedom ("moderated") or the pooled scale;
+``fit_predictives`` reports how many records needed this.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
 
 from miaudit.attacks.calibration import balanced_accuracy_threshold, median_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.moderated import (
+    VariancePrior,
+    fit_variance_prior,
+    posterior_variance,
+    t_logpdf,
+    t_logsf,
+)
 from miaudit.errors import InputError
 from miaudit.signals import logit_scaled_confidence
 
@@ -42,29 +55,41 @@ MIN_SCALE = 1e-3
 """Lower clip of every standard deviation, in phi units (log-odds)."""
 PHI_LIMIT = 1e4
 """phi is clipped to [-PHI_LIMIT, PHI_LIMIT] so that zero probabilities (log-prob logits of -inf) stay finite."""
-PER_RECORD_VARIANCE_MIN_MODELS = 16
-"""Auto variance rule: per-record variance only with at least this many IN / OUT models per record."""
 CALIBRATION_MODELS = 16
 """lira-offline: at most this many reference models are held out in turn to calibrate the threshold."""
+VARIANCES = ("moderated", "per-record", "global")
+"""The ``variance`` modes (module docstring)."""
 
 
 @dataclass(frozen=True)
-class Gaussians:
-    """The Gaussian model of phi on one side (IN or OUT) for N records and Q queries.
+class Predictive:
+    """The predictive distribution of a new model's phi on one side (IN or OUT), N records x Q queries:
+    Student-t with ``dof`` degrees of freedom (inf: normal), location ``loc`` and scale ``scale``.
 
-    loc, scale: float64 [N, Q] (scale >= MIN_SCALE; NaN only if the side has no model at all);
-    n_models: int [N] models on this side per record; n_fallback: records whose location came from
-    global statistics because they have no model on this side.
+    loc, scale, dof: float64 [N, Q] (scale >= MIN_SCALE; loc and scale NaN only if the side has no
+    model at all); n_models: int [N] models on this side per record; n_fallback: records whose
+    location came from global statistics because they have no model on this side; prior: the fitted
+    variance prior ("moderated" with some record having d >= 1 on this side, else None).
     """
 
     loc: np.ndarray
     scale: np.ndarray
+    dof: np.ndarray
     n_models: np.ndarray
     n_fallback: int
+    prior: VariancePrior | None = None
 
     @property
     def is_empty(self) -> bool:
         return not bool(self.n_models.any())
+
+    def logpdf(self, phi: np.ndarray) -> np.ndarray:
+        """log density at phi [N, Q] -> float64 [N, Q]."""
+        return t_logpdf(phi, self.loc, self.scale, self.dof)
+
+    def logsf(self, phi: np.ndarray) -> np.ndarray:
+        """log P(new phi >= phi) at phi [N, Q] -> float64 [N, Q]."""
+        return t_logsf(phi, self.loc, self.scale, self.dof)
 
 
 def scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -73,68 +98,68 @@ def scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.clip(logit_scaled_confidence(logits, labels), -PHI_LIMIT, PHI_LIMIT)
 
 
-def fit_gaussians(phi: np.ndarray, is_in: np.ndarray, global_variance: bool) -> tuple[Gaussians, Gaussians]:
-    """(IN, OUT) Gaussians from reference phi [K, N, Q] and membership is_in bool [K, N]."""
-    raw = {side: _side_moments(phi, mask) for side, mask in (("in", is_in), ("out", ~is_in))}
+def check_variance(variance: str, name: str = "lira") -> None:
+    """InputError unless ``variance`` is one of VARIANCES."""
+    if variance not in VARIANCES:
+        raise InputError(f"{name}: variance must be one of {', '.join(map(repr, VARIANCES))}, got {variance!r}")
+
+
+def fit_predictives(phi: np.ndarray, is_in: np.ndarray,
+                    variance: str = "moderated") -> tuple[Predictive, Predictive]:
+    """(IN, OUT) predictives from reference phi [K, N, Q] and membership is_in bool [K, N]."""
+    check_variance(variance)
+    moments = {side: _side_moments(phi, mask) for side, mask in (("in", is_in), ("out", ~is_in))}
     fitted = {}
     for side, other in (("in", "out"), ("out", "in")):
         mask = is_in if side == "in" else ~is_in
-        loc, scale, count = _fill_missing(phi, mask, raw[side], raw[other], global_variance)
-        fitted[side] = Gaussians(loc, scale, count, int((count == 0).sum()))
+        count = moments[side][3]
+        loc = _location(phi, mask, moments[side], moments[other], use_mean=variance == "moderated")
+        scale, dof, prior = _spread(phi, mask, moments[side], moments[other], variance)
+        fitted[side] = Predictive(loc, scale, dof, count, int((count == 0).sum()), prior)
     return fitted["in"], fitted["out"]
 
 
-def resolve_global_variance(global_variance: bool | None, is_in: np.ndarray, online: bool) -> bool:
-    """The variance mode actually used (see module docstring for the auto rule)."""
-    if global_variance is not None:
-        return bool(global_variance)
-    n_in = float(np.median(is_in.sum(axis=0)))
-    n_out = float(np.median((~is_in).sum(axis=0)))
-    typical = min(n_in, n_out) if online else n_out
-    return typical < PER_RECORD_VARIANCE_MIN_MODELS
-
-
-def online_scores(phi_target: np.ndarray, gauss_in: Gaussians, gauss_out: Gaussians) -> np.ndarray:
+def online_scores(phi_target: np.ndarray, pred_in: Predictive, pred_out: Predictive) -> np.ndarray:
     """Log likelihood ratio IN vs OUT summed over queries: phi_target [N, Q] -> float64 [N]."""
-    log_in = norm.logpdf(phi_target, gauss_in.loc, gauss_in.scale)
-    log_out = norm.logpdf(phi_target, gauss_out.loc, gauss_out.scale)
-    return (log_in - log_out).sum(axis=-1)
+    return (pred_in.logpdf(phi_target) - pred_out.logpdf(phi_target)).sum(axis=-1)
 
 
-def offline_scores(phi_target: np.ndarray, gauss_out: Gaussians) -> np.ndarray:
-    """-sum_q log P(phi_OUT >= phi_target): phi_target [N, Q] -> float64 [N], higher = member."""
-    return -norm.logsf(phi_target, gauss_out.loc, gauss_out.scale).sum(axis=-1)
+def offline_scores(phi_target: np.ndarray, pred_out: Predictive) -> np.ndarray:
+    """-sum_q log P_OUT(phi >= phi_target): phi_target [N, Q] -> float64 [N], higher = member."""
+    return -pred_out.logsf(phi_target).sum(axis=-1)
 
 
-def lira_online(inputs: AttackInputs, global_variance: bool | None = None) -> AttackScores:
+def lira_online(inputs: AttackInputs, variance: str = "moderated") -> AttackScores:
     """LiRA online: needs reference models trained on the audited records ("pool" reference data).
 
+    variance: "moderated", "per-record" or "global" (module docstring).
     Decision: member when the likelihood ratio exceeds 1 (score > 0); threshold reported as 0.
     """
+    check_variance(variance, "lira-online")
     _require_references(inputs, "lira-online")
     if not inputs.has_in_models:
         raise InputError("lira-online: needs reference models trained on the audited records "
                          "(reference_data='pool')")
     phi_target, phi_ref = _phis(inputs)
-    use_global = resolve_global_variance(global_variance, inputs.reference_in, online=True)
-    gauss_in, gauss_out = fit_gaussians(phi_ref, inputs.reference_in, use_global)
-    scores = online_scores(phi_target, gauss_in, gauss_out)
+    pred_in, pred_out = fit_predictives(phi_ref, inputs.reference_in, variance)
+    scores = online_scores(phi_target, pred_in, pred_out)
     return AttackScores(scores, scores > 0.0, 0.0)
 
 
-def lira_offline(inputs: AttackInputs, global_variance: bool | None = None) -> AttackScores:
+def lira_offline(inputs: AttackInputs, variance: str = "moderated") -> AttackScores:
     """LiRA offline: one-sided test against the OUT reference models of each record.
 
-    Decision threshold: leave-one-model-out calibration (module docstring), else the median score.
+    variance: as for ``lira_online``. Decision threshold: leave-one-model-out calibration (module
+    docstring), else the median score.
     """
+    check_variance(variance, "lira-offline")
     _require_references(inputs, "lira-offline")
     phi_target, phi_ref = _phis(inputs)
-    use_global = resolve_global_variance(global_variance, inputs.reference_in, online=False)
-    _, gauss_out = fit_gaussians(phi_ref, inputs.reference_in, use_global)
-    if gauss_out.is_empty:
+    _, pred_out = fit_predictives(phi_ref, inputs.reference_in, variance)
+    if pred_out.is_empty:
         raise InputError("lira-offline: needs reference models not trained on the audited records")
-    scores = offline_scores(phi_target, gauss_out)
-    threshold = _leave_one_model_out_threshold(inputs, phi_ref, use_global)
+    scores = offline_scores(phi_target, pred_out)
+    threshold = _leave_one_model_out_threshold(inputs, phi_ref, variance)
     if threshold is None:
         threshold = median_threshold(scores)
     return AttackScores(scores, scores >= threshold, threshold)
@@ -152,7 +177,7 @@ def _phis(inputs: AttackInputs) -> tuple[np.ndarray, np.ndarray]:
     return phi_target, phi_ref
 
 
-def _leave_one_model_out_threshold(inputs: AttackInputs, phi_ref: np.ndarray, use_global: bool) -> float | None:
+def _leave_one_model_out_threshold(inputs: AttackInputs, phi_ref: np.ndarray, variance: str) -> float | None:
     """Offline threshold calibrated by holding out reference models as targets, or None if impossible.
     phi_ref [K, N, Q] is reused when the shadow records are the audited ones ("pool" mode)."""
     k, r = inputs.shadow_in.shape
@@ -165,10 +190,10 @@ def _leave_one_model_out_threshold(inputs: AttackInputs, phi_ref: np.ndarray, us
     scores, members = [], []
     for held_out in range(min(k, CALIBRATION_MODELS)):
         others = np.arange(k) != held_out
-        _, gauss_out = fit_gaussians(phi[others], inputs.shadow_in[others], use_global)
-        if gauss_out.is_empty:
+        _, pred_out = fit_predictives(phi[others], inputs.shadow_in[others], variance)
+        if pred_out.is_empty:
             continue
-        scores.append(offline_scores(phi[held_out], gauss_out))
+        scores.append(offline_scores(phi[held_out], pred_out))
         members.append(inputs.shadow_in[held_out])
     if not members:
         return None
@@ -178,9 +203,9 @@ def _leave_one_model_out_threshold(inputs: AttackInputs, phi_ref: np.ndarray, us
     return balanced_accuracy_threshold(np.concatenate(scores), members_all)
 
 
-def _side_moments(phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median [N, Q] (NaN without models), sum of squared deviations from the mean [N, Q] and
-    model count int [N] of phi [K, N, Q] restricted to mask [K, N]."""
+def _side_moments(phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Median and mean [N, Q] (NaN without models), sum of squared deviations from the mean [N, Q]
+    and model count int [N] of phi [K, N, Q] restricted to mask [K, N]."""
     k = phi.shape[0]
     count = mask.sum(axis=0)
     ordered = np.sort(np.where(mask[:, :, None], phi, np.nan), axis=0)  # NaN sort last
@@ -193,7 +218,7 @@ def _side_moments(phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nda
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = (phi * weights).sum(axis=0) / count[:, None]
     deviation = np.where(mask[:, :, None], phi - np.nan_to_num(mean)[None], 0.0)
-    return median, (deviation ** 2).sum(axis=0), count
+    return median, mean, (deviation ** 2).sum(axis=0), count
 
 
 def _pooled_scale(phi: np.ndarray, mask: np.ndarray, sq_dev: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -207,27 +232,43 @@ def _pooled_scale(phi: np.ndarray, mask: np.ndarray, sq_dev: np.ndarray, count: 
     return values.std(axis=0)
 
 
-def _fill_missing(phi: np.ndarray, mask: np.ndarray, own: tuple, other: tuple,
-                  global_variance: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Location and scale [N, Q] of one side, filling records with no model on this side."""
-    median, sq_dev, count = own
-    other_median, other_sq_dev, other_count = other
-    pooled = _pooled_scale(phi, mask, sq_dev, count)
-    if np.isnan(pooled).all():  # no model on this side: borrow the other side's spread
-        pooled = _pooled_scale(phi, ~mask, other_sq_dev, other_count)
-    loc = median.copy()
-    missing = count == 0
+def _location(phi: np.ndarray, mask: np.ndarray, own: tuple, other: tuple, use_mean: bool) -> np.ndarray:
+    """Location [N, Q] of one side (mean or median), filling records with no model on this side."""
+    loc = (own[1] if use_mean else own[0]).copy()
+    other_loc = other[1] if use_mean else other[0]
+    missing, other_count = own[3] == 0, other[3]
     if missing.any() and not missing.all():
         both = ~missing & (other_count > 0)
         if both.any():
-            shift = np.median(median[both] - other_median[both], axis=0)
-            loc[missing] = other_median[missing] + shift
+            loc[missing] = other_loc[missing] + np.median(loc[both] - other_loc[both], axis=0)
         else:
             loc[missing] = np.median(phi[mask], axis=0)
-    if global_variance:
-        scale = np.broadcast_to(pooled, loc.shape).copy()
-    else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_record = np.sqrt(sq_dev / (count[:, None] - 1))
-        scale = np.where((count >= 2)[:, None], per_record, pooled[None, :])
-    return loc, np.maximum(scale, MIN_SCALE), count
+    return loc
+
+
+def _spread(phi: np.ndarray, mask: np.ndarray, own: tuple, other: tuple,
+            variance: str) -> tuple[np.ndarray, np.ndarray, VariancePrior | None]:
+    """Scale and degrees of freedom [N, Q] of one side, and the fitted prior ("moderated")."""
+    _, _, sq_dev, count = own
+    shape = sq_dev.shape
+    pooled = _pooled_scale(phi, mask, sq_dev, count)
+    if np.isnan(pooled).all():  # no model on this side: borrow the other side's spread
+        pooled = _pooled_scale(phi, ~mask, other[2], other[3])
+    pooled = np.broadcast_to(pooled, shape)
+    normal = np.full(shape, np.inf)
+    d = np.maximum(count - 1, 0)[:, None].astype(np.float64)  # [N, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s2 = sq_dev / d  # NaN / inf where d = 0
+    if variance == "global":
+        return np.maximum(pooled, MIN_SCALE), normal, None
+    if variance == "per-record":
+        scale = np.where(d >= 1, np.sqrt(s2), pooled)
+        return np.maximum(scale, MIN_SCALE), normal, None
+    prior = fit_variance_prior(s2, d, floor=MIN_SCALE ** 2)
+    if prior is None:
+        return np.maximum(pooled, MIN_SCALE), normal, None
+    post = posterior_variance(s2, d, prior, floor=MIN_SCALE ** 2)
+    n = count[:, None]
+    inflation = np.where(n > 0, np.sqrt(1.0 + 1.0 / np.maximum(n, 1)), 1.0)  # 1 without models
+    scale = np.sqrt(post) * inflation
+    return np.maximum(scale, MIN_SCALE), np.broadcast_to(prior.d0 + d, shape).copy(), prior

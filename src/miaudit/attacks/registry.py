@@ -72,7 +72,7 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     _shokri("rf", "random-forest"),
     _shokri("mlp", "MLP"),
     AttackSpec("lira-online", "lira:lira_online", "black-box",
-               "LiRA (Carlini et al. 2022): Gaussian likelihood ratio of IN vs OUT reference models",
+               "LiRA (Carlini et al. 2022): likelihood ratio of IN vs OUT reference models (moderated variances)",
                needs_references=True, needs_in_models=True),
     AttackSpec("lira-offline", "lira:lira_offline", "black-box",
                "LiRA offline: one-sided test against OUT reference models only", needs_references=True),
