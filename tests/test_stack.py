@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import threading
 from itertools import pairwise
 
 import numpy as np
@@ -11,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from miaudit.errors import InputError
+from miaudit.models import stack as stack_module
+from miaudit.models import stack_workers
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import MLPStack, mlp_train_flops, train_mlp_stack
 
@@ -151,6 +154,99 @@ def test_progress_reports_batched_steps(data):
     assert len(seen) >= 2
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_worker_threads_give_the_same_models(data, precision):
+    x, y = data
+    fractions = np.array([0.9, 0.5, 0.2, 0.5, 0.5, 0.2])  # groups by steps per epoch: [2, 5], [1, 3, 4], [0]
+    masks = np.random.default_rng(3).random((6, len(x))) < fractions[:, None]
+    seeds = [5, 6, 7, 8, 9, 10]
+    recipe = RECIPE.model_copy(update={"dropout": 0.2})
+    one = train_mlp_stack(x, y, masks, 3, (16,), recipe, seeds, precision, workers=1).logits(x)
+    alone = [train_mlp_stack(x, y, masks[k : k + 1], 3, (16,), recipe, [seeds[k]], precision).logits(x)[0]
+             for k in range(6)]
+    np.testing.assert_allclose(one, np.stack(alone), rtol=1e-5, atol=1e-5)
+    for workers in (2, 4):  # slices of 1 or 2 models
+        threaded = train_mlp_stack(x, y, masks, 3, (16,), recipe, seeds, precision, workers=workers).logits(x)
+        np.testing.assert_allclose(threaded, one, rtol=1e-5, atol=1e-5)
+    assert np.abs(one[1] - one[3]).mean() > 0.05  # the models differ: a model put back out of order would show
+
+
+@pytest.fixture
+def two_torch_threads():
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(1)
+
+
+def _recording_train_group(monkeypatch, calls: list, fail_seed: int | None = None,
+                           together: threading.Barrier | None = None):
+    """Wrap stack.py _train_group: record (thread, torch threads, seeds) per call; raise for fail_seed;
+    wait at the barrier ``together`` (a job that never meets another one running breaks it)."""
+    real = stack_module._train_group
+
+    def train_group(xt, yt, masks, seeds, *args):
+        calls.append((threading.current_thread(), torch.get_num_threads(), list(seeds)))
+        if together is not None:
+            together.wait()
+        if fail_seed in seeds:
+            raise RuntimeError("boom")
+        result = real(xt, yt, masks, seeds, *args)
+        calls.append("finished")
+        return result
+
+    monkeypatch.setattr(stack_module, "_train_group", train_group)
+
+
+@pytest.mark.usefixtures("two_torch_threads")
+def test_workers_run_slices_at_once_on_one_torch_thread_each_and_restore_the_setting(data, monkeypatch):
+    x, y = data
+    calls: list = []
+    _recording_train_group(monkeypatch, calls, together=threading.Barrier(2, timeout=20))
+    masks = np.ones((5, len(x)), bool)
+    train_mlp_stack(x, y, masks, 3, (8,), RECIPE, [1, 2, 3, 4, 5], "float32")  # auto: min(5, 2) workers
+    runs = [c for c in calls if c != "finished"]
+    assert sorted(seeds for _, _, seeds in runs) == [[1, 2, 3], [4, 5]]  # contiguous, near-equal slices
+    assert len({thread for thread, _, _ in runs} - {threading.main_thread()}) == 2  # met at the barrier
+    assert {threads for _, threads, _ in runs} == {1}
+    assert torch.get_num_threads() == 2
+    calls.clear()
+    monkeypatch.undo()
+    _recording_train_group(monkeypatch, calls)
+    train_mlp_stack(x, y, masks[:1], 3, (8,), RECIPE, [1], "float32")  # one model: no worker thread
+    assert calls[0][:2] == (threading.main_thread(), 2)
+
+
+@pytest.mark.usefixtures("two_torch_threads")
+def test_an_error_in_a_worker_reaches_the_caller_and_stops_the_other_workers(data, monkeypatch):
+    x, y = data
+    calls: list = []
+    _recording_train_group(monkeypatch, calls, fail_seed=4)
+    before = set(threading.enumerate())
+    long = RECIPE.model_copy(update={"epochs": 200})  # 2,000 steps: the other slice is cut short
+    with pytest.raises(RuntimeError, match="boom"):
+        train_mlp_stack(x, y, np.ones((4, len(x)), bool), 3, (8,), long, [1, 2, 3, 4], "float32", workers=2)
+    assert len(calls) == 2 and "finished" not in calls  # both slices started, neither ran to the end
+    assert set(threading.enumerate()) == before  # no worker thread left running
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_is_monotone_from_the_calling_thread_and_ends_at_the_total(data, workers, monkeypatch):
+    x, y = data
+    monkeypatch.setattr(stack_workers, "POLL_SECONDS", 0.001)
+    masks = np.zeros((4, len(x)), bool)
+    masks[:2, :200] = True  # 25 steps per epoch (batch 8)
+    masks[2:, :100] = True  # 13 steps per epoch
+    seen: list[tuple[int, threading.Thread]] = []
+    recipe = RECIPE.model_copy(update={"epochs": 6, "batch_size": 8})
+    train_mlp_stack(x, y, masks, 3, (8,), recipe, [1, 2, 3, 4], "float32",
+                    lambda steps: seen.append((steps, threading.current_thread())), workers=workers)
+    steps = [s for s, _ in seen]
+    assert steps == sorted(steps) and steps[-1] == 6 * (25 + 13)  # batched steps, as without workers
+    assert len(steps) >= 3
+    assert {thread for _, thread in seen} == {threading.main_thread()}
+
+
 def test_stack_plumbing_select_concat_states_pickle(data):
     x, y = data
     images = x.reshape(-1, 1, 4, 5)  # any feature shape is flattened
@@ -184,6 +280,7 @@ def test_train_flops_are_six_macs_per_sample():
     (dict(seeds=[1, -2]), "seeds"),
     (dict(precision="float16"), "precision"),
     (dict(y=np.full(300, 3)), "y"),
+    (dict(workers=0), "workers"),
 ])
 def test_bad_input_raises_input_error_naming_the_field(data, change, field):
     x, y = data

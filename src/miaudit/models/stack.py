@@ -10,9 +10,14 @@ Subsets of different sizes: models are grouped by steps per epoch, ceil(subset /
 group is trained as its own stack; within a group a shorter last batch is averaged over its own
 rows (padding rows weigh zero). No model ever takes an optimizer step without data, which keeps
 the per-model equivalence exact for Adam. Balanced halves form one group.
+
+Workers: each group is split into W contiguous slices trained as separate stacks on W Python
+threads with one intra-op torch thread each (stack_workers.py); by the above, model k does not
+depend on the split.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,8 +29,9 @@ import torch
 from miaudit.errors import InputError
 from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe
+from miaudit.models.stack_workers import StepCounter, run_jobs
 
-_PROGRESS_EVERY = 20  # steps between progress callbacks
+_PROGRESS_EVERY = 20  # batched steps between progress callbacks
 _INFERENCE_FLOATS = 1 << 24  # bound on one hidden activation block [models, rows, width] at inference
 
 
@@ -132,37 +138,50 @@ def mlp_train_flops(n_features: int, hidden: Sequence[int], n_classes: int, samp
 
 def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int, hidden: tuple[int, ...],
                     recipe: TrainingRecipe, seeds: Sequence[int], precision: str = "auto",
-                    progress: Callable[[int], None] | None = None) -> MLPStack:
+                    progress: Callable[[int], None] | None = None, workers: int | None = None) -> MLPStack:
     """Train K MLPs (widths d, *hidden, n_classes; ReLU) at once; model k on the records where masks[k].
 
     x: float32 [n, ...] (flattened to [n, d]); y: int [n] in [0, n_classes); masks: bool [K, n];
     seeds: K non-negative ints. precision "bfloat16" runs the matmuls in bf16 with fp32 master weights
     and optimizer (what torch.autocast does); "auto" picks it when perf.bf16_available().
-    progress(steps_done) is called about every 20 batched steps and at the end.
+    workers: Python threads, each training a contiguous slice of every group as its own stack on one
+    intra-op torch thread (stack_workers.py); None = min(K, torch.get_num_threads()), 1 = no threads.
+    progress(steps_done) is called from the calling thread only, about every 20 batched steps (checked
+    every 0.05 s with workers) and at the end; steps_done is monotone and ends at the sum over groups
+    of epochs x steps per epoch (batched steps of the whole group in one stack, whatever the workers).
     """
     flat = _flatten(x, "x")
     labels, masks = _check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds)
+    if workers is not None and (int(workers) != workers or workers < 1):
+        raise InputError(f"workers: must be a positive integer, got {workers}")
+    workers = min(len(masks), torch.get_num_threads() if workers is None else int(workers))
     bf16 = resolve_precision(precision) == "bfloat16"
     xt = torch.from_numpy(flat)
     xt = xt.to(torch.bfloat16) if bf16 else xt
     yt = torch.from_numpy(labels)
-    sizes = masks.sum(axis=1)
-    steps_per_epoch = -(-sizes // recipe.batch_size)
+    steps_per_epoch = -(-masks.sum(axis=1) // recipe.batch_size)
     groups = [np.flatnonzero(steps_per_epoch == s) for s in np.unique(steps_per_epoch)]
     widths = (flat.shape[1], *hidden, n_classes)
-    done = 0
-    trained: list[MLPStack] = []
-    for members in groups:
-        offset = done
-        report = None if progress is None else (lambda steps, offset=offset: progress(offset + steps))
-        trained.append(_train_group(xt, yt, masks[members], [int(seeds[i]) for i in members], widths,
-                                    recipe, bf16, report))
-        done += int(steps_per_epoch[members[0]]) * recipe.epochs
+    counter = StepCounter([len(members) for members in groups])
+    reported = 0
+
+    def poll() -> None:  # runs in the calling thread only
+        nonlocal reported
+        steps = counter.steps
+        if progress is not None and steps >= reported + _PROGRESS_EVERY:
+            reported = steps
+            progress(steps)
+
+    slices = [(g, part) for g, members in enumerate(groups) for part in np.array_split(members, workers)
+              if len(part)]
+    jobs = [functools.partial(_train_group, xt, yt, masks[part], [int(seeds[i]) for i in part], widths, recipe,
+                              bf16, counter, g) for g, part in slices]
+    trained = run_jobs(jobs, min(workers, len(jobs)), poll)
     if progress is not None:
-        progress(done)
+        progress(recipe.epochs * int(sum(steps_per_epoch[members[0]] for members in groups)))
     stack = MLPStack.concat(trained)
-    order = np.argsort(np.concatenate(groups), kind="stable")
-    return stack if len(groups) == 1 else stack.select(order.tolist())
+    order = np.argsort(np.concatenate([part for _, part in slices]), kind="stable")
+    return stack if (order == np.arange(len(order))).all() else stack.select(order.tolist())
 
 
 def _flatten(x: np.ndarray, field: str) -> np.ndarray:
@@ -231,9 +250,12 @@ def _row_weights(sizes: np.ndarray, steps: int, batch: int) -> torch.Tensor:
 
 
 def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: list[int],
-                 widths: tuple[int, ...], recipe: TrainingRecipe, bf16: bool,
-                 progress: Callable[[int], None] | None) -> MLPStack:
-    """Train models whose subsets take the same number of steps per epoch, as one stack."""
+                 widths: tuple[int, ...], recipe: TrainingRecipe, bf16: bool, counter: StepCounter, group: int,
+                 check: Callable[[], None]) -> MLPStack:
+    """Train models whose subsets take the same number of steps per epoch, as one stack.
+
+    After every optimizer step: counter.add(group, K), then check() (may raise to stop the job).
+    """
     k, batch = len(seeds), recipe.batch_size
     subsets = [np.flatnonzero(m) for m in masks]
     sizes = np.array([len(s) for s in subsets])
@@ -245,7 +267,6 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
     row_weights = _row_weights(sizes, steps, batch)
     order = np.zeros((k, steps * batch), np.int64)  # padding rows point at record 0, weight 0
 
-    done = 0
     for _ in range(recipe.epochs):
         for i, (rng, subset) in enumerate(zip(orders, subsets, strict=True)):
             order[i, : len(subset)] = subset[rng.permutation(len(subset))]
@@ -255,9 +276,8 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
             net.gradients(xt, yt, index[s], row_weights[:, s], None if keep is None else [m[:, s] for m in keep],
                           recipe.dropout)
             optimizer.step()
-            done += 1
-            if progress is not None and done % _PROGRESS_EVERY == 0:
-                progress(done)
+            counter.add(group, k)
+            check()
     return MLPStack([w.detach().numpy().copy() for w in net.weights],
                     [b.detach().squeeze(1).numpy().copy() for b in net.biases])
 
