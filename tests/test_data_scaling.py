@@ -70,3 +70,11 @@ def test_shifted_image_views_fill_with_the_background_value():
     views = query_views(x, 3)
     shifted = views[2]  # shifted one pixel right: the first column is new
     assert np.all(shifted[..., :, 0] == -0.8)
+
+
+def test_image_statistics_over_many_chunks_match_float64():
+    x = np.random.default_rng(4).gamma(0.5, 2.0, (3100, 1, 32, 32)).astype(np.float32)  # 3.2M values, skewed
+    scaler = fit_scaler(x)
+    exact = x.astype(np.float64)
+    assert scaler.mean.ravel()[0] == pytest.approx(exact.mean(), rel=1e-6)
+    assert scaler.scale.ravel()[0] == pytest.approx(exact.std(), rel=1e-5)

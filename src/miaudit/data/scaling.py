@@ -18,6 +18,7 @@ from miaudit.errors import InputError
 
 InputScaling = Literal["standard", "none"]
 SCALINGS: tuple[str, ...] = ("standard", "none")
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,19 @@ def fit_scaler(x: np.ndarray, scaling: str = "standard") -> InputScaler:
     record_shape = x.shape[1:]
     if scaling == "none":
         return InputScaler(np.zeros(record_shape, np.float32), np.ones(record_shape, np.float32))
-    axes = (0, 2, 3) if x.ndim == 4 else 0
-    mean = x.mean(axis=axes, dtype=np.float64, keepdims=True)[0]
-    std = x.std(axis=axes, dtype=np.float64, keepdims=True)[0]
+    if x.ndim == 4:  # per channel: a float64 mean, then the variance as BLAS dot products of 1M-value
+        means, stds = [], []  # chunks summed in float64 (numpy's float64 std is ~3x slower)
+        for c in range(x.shape[1]):
+            values = np.ascontiguousarray(x[:, c]).ravel()
+            mean = float(values.mean(dtype=np.float64))
+            square_sum = 0.0
+            for start in range(0, len(values), _CHUNK):
+                centred = values[start:start + _CHUNK] - np.float32(mean)
+                square_sum += float(np.dot(centred, centred))
+            means.append(mean)
+            stds.append(float(np.sqrt(square_sum / len(values))))
+        mean, std = np.array(means)[:, None, None], np.array(stds)[:, None, None]
+    else:
+        mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
     scale = np.where(std > 1e-12, std, 1.0)
     return InputScaler(mean.astype(np.float32), scale.astype(np.float32))
