@@ -111,3 +111,19 @@ def test_shadow_dataset_of_another_shape_is_rejected(tmp_path):
     np.savez(flat, x=np.zeros((50, 5), np.float32), y=np.arange(50) % 2)
     with pytest.raises(InputError, match="shadow-dataset"):
         miaudit.audit(target="logreg", shadow_dataset=str(flat), progress=False, **FAST)
+
+
+def test_attacks_run_concurrently_with_the_same_results_in_order():
+    from miaudit.config import make_config
+    from miaudit.pipeline import compute_signals, run_attacks, train_reference_models, train_target
+    from miaudit.plan import make_plan
+
+    cfg = make_config(target="forest", attacks=["all"], seed=5, **FAST)
+    plan = make_plan(cfg)
+    inputs = compute_signals(plan, train_target(plan), train_reference_models(plan))
+    one = run_attacks(make_plan(cfg.model_copy(update={"n_jobs": 1})), inputs)
+    two = run_attacks(make_plan(cfg.model_copy(update={"n_jobs": 2})), inputs)
+    assert [o.name for o in two] == [a.name for a in plan.attacks] == [o.name for o in one]
+    for a, b in zip(one, two, strict=True):
+        assert np.allclose(a.scores, b.scores, rtol=1e-6, atol=1e-9), a.name
+        assert a.metrics.auc == pytest.approx(b.metrics.auc, abs=1e-9)
