@@ -63,7 +63,11 @@ def histogram_figure(result: AuditResult) -> Figure:
     n = max(len(result.attacks), 1)
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(3.2 * cols, 2.5 * rows), dpi=DPI, layout="constrained")
+    # Fixed margins instead of a layout engine: constrained layout re-solves every panel at draw time
+    # and took 1.3 s for 14 panels, 90% of the figure's cost.
+    fig = Figure(figsize=(3.2 * cols, 2.5 * rows), dpi=DPI)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.8 / (2.5 * rows), top=1 - 0.3 / (2.5 * rows),
+                        wspace=0.3, hspace=0.5)
     FigureCanvasAgg(fig)
     members = np.asarray(result.membership, dtype=bool)
     for i, outcome in enumerate(result.attacks):
@@ -82,7 +86,7 @@ def histogram_figure(result: AuditResult) -> Figure:
         ax.tick_params(labelsize="x-small")
         if i == 0:
             ax.legend(fontsize="x-small")
-    fig.supxlabel("membership score (higher = member)", fontsize="small")
+    fig.supxlabel("membership score (higher = member)", fontsize="small", y=0.15 / (2.5 * rows))
     return fig
 
 
