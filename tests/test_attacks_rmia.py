@@ -194,6 +194,22 @@ def test_temperature_picked_on_reference_models_beats_saturated_probabilities(k)
         assert auc(member, auto.scores) > auc(member, plain.scores)
 
 
+def test_held_out_tprs_equal_the_brute_force_marginal_of_the_other_models():
+    from miaudit.attacks.rmia import CALIBRATION_FPR, _held_out_tprs, fit_offline_a, log_true_class_probability
+
+    inputs, _ = synthetic(k=5, n=400, seed=9)  # odd K: held-out subsets are unbalanced
+    log_p = log_true_class_probability(inputs.shadow_logits / 2.0, inputs.shadow_labels)
+    is_in = inputs.shadow_in
+    expected = []
+    for h in range(5):
+        others = np.arange(5) != h
+        p_ref = np.exp(log_p[others])
+        a = fit_offline_a(p_ref, is_in[others], 0.3)
+        log_lr = log_p[h] - np.log(marginal(p_ref, is_in[others], ~is_in[others], a))
+        expected.append(tpr_at(is_in[h], log_lr, CALIBRATION_FPR))
+    assert np.allclose(_held_out_tprs(log_p, is_in, list(range(5)), 0.3), expected)
+
+
 def test_explicit_temperature_is_used_and_checked():
     inputs, _ = synthetic(k=4, seed=8)
     assert rmia(inputs, temperature=2.5).params == {"temperature": 2.5}

@@ -102,20 +102,30 @@ def select_temperature(inputs: AttackInputs, offline_a: float = 0.3,
     best, best_tpr = 1.0, -1.0
     for t in temperatures:
         log_p = log_true_class_probability(inputs.shadow_logits / t, inputs.shadow_labels)  # [K, R]
-        tprs = [_held_out_tpr(log_p, inputs.shadow_in, h, offline_a) for h in held_out]
-        if np.mean(tprs) > best_tpr + 1e-12:
-            best, best_tpr = float(t), float(np.mean(tprs))
+        tpr = float(np.mean(_held_out_tprs(log_p, inputs.shadow_in, held_out, offline_a)))
+        if tpr > best_tpr + 1e-12:
+            best, best_tpr = float(t), tpr
     return best
 
 
-def _held_out_tpr(log_p: np.ndarray, is_in: np.ndarray, held_out: int, offline_a: float) -> float:
-    """TPR at CALIBRATION_FPR of model ``held_out`` attacked with the other models' marginal."""
-    others = np.arange(len(log_p)) != held_out
-    p_ref = np.exp(log_p[others])
-    a = fit_offline_a(p_ref, is_in[others], offline_a)
-    log_lr = log_p[held_out] - np.log(marginal(p_ref, is_in[others], ~is_in[others], a))
-    fpr, tpr, _ = roc_curve(is_in[held_out], log_lr)
-    return float(tpr[fpr <= CALIBRATION_FPR].max())
+def _held_out_tprs(log_p: np.ndarray, is_in: np.ndarray, held_out: list[int], offline_a: float) -> list[float]:
+    """TPR at CALIBRATION_FPR of each held-out model attacked with the other models' marginal.
+    log_p, is_in: [K, R]; the other models' IN / OUT sums are the totals minus the held-out model's."""
+    p = np.exp(log_p)
+    member = is_in.astype(np.float64)
+    sums = ((p * member).sum(axis=0), (p * (1.0 - member)).sum(axis=0))
+    counts = (member.sum(axis=0), (1.0 - member).sum(axis=0))
+    out = []
+    for h in held_out:
+        n_in, n_out = counts[0] - member[h], counts[1] - (1.0 - member[h])
+        with np.errstate(divide="ignore", invalid="ignore"):  # empty sides are handled by the helpers
+            p_in = (sums[0] - p[h] * member[h]) / n_in
+            p_out = (sums[1] - p[h] * (1.0 - member[h])) / n_out
+        a = _fit_a(p_in, p_out, (n_in > 0) & (n_out > 0), offline_a)
+        log_lr = log_p[h] - np.log(_marginal_from_means(p_in, n_in, p_out, n_out, a))
+        fpr, tpr, _ = roc_curve(is_in[h], log_lr)
+        out.append(float(tpr[fpr <= CALIBRATION_FPR].max()))
+    return out
 
 
 def log_true_class_probability(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -136,6 +146,12 @@ def marginal(p_ref: np.ndarray, in_mask: np.ndarray, out_mask: np.ndarray, a: fl
     with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 where a side is empty, replaced below
         p_in = (p_ref * in_mask).sum(axis=0) / n_in
         p_out = (p_ref * out_mask).sum(axis=0) / n_out
+    return _marginal_from_means(p_in, n_in, p_out, n_out, a)
+
+
+def _marginal_from_means(p_in: np.ndarray, n_in: np.ndarray, p_out: np.ndarray, n_out: np.ndarray,
+                         a: float) -> np.ndarray:
+    """:func:`marginal` from per-record means over IN / OUT models [M] and their counts [M]."""
     p_in = np.where(n_in > 0, p_in, a * p_out + (1 - a))
     return np.where(n_out > 0, 0.5 * (p_in + p_out), p_in)
 
@@ -145,10 +161,17 @@ def fit_offline_a(p_ref: np.ndarray, is_in: np.ndarray, default: float) -> float
     (p_ref [K, M] probabilities, is_in bool [K, M]); ``default`` when no record has both."""
     n_in, n_out = is_in.sum(axis=0), (~is_in).sum(axis=0)
     both = (n_in > 0) & (n_out > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # records without both sides are not used
+        p_in = (p_ref * is_in).sum(axis=0) / n_in
+        p_out = (p_ref * ~is_in).sum(axis=0) / n_out
+    return _fit_a(p_in, p_out, both, default)
+
+
+def _fit_a(p_in: np.ndarray, p_out: np.ndarray, both: np.ndarray, default: float) -> float:
+    """:func:`fit_offline_a` from per-record IN / OUT means [M] and the records with both sides."""
     if not both.any():
         return default
-    p_in = (p_ref * is_in).sum(axis=0)[both] / n_in[both]
-    p_out = (p_ref * ~is_in).sum(axis=0)[both] / n_out[both]
+    p_in, p_out = p_in[both], p_out[both]
     denominator = float(((p_out - 1) ** 2).sum())
     if denominator == 0.0:
         return default
