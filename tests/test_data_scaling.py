@@ -26,10 +26,21 @@ def test_images_are_standardized_per_channel():
 def test_tabular_features_are_standardized_one_by_one_and_constants_stay_finite():
     rng = np.random.default_rng(1)
     x = np.c_[rng.normal(100, 20, 300), rng.normal(-1, 0.01, 300), np.full(300, 7.0)].astype(np.float32)
-    z = fit_scaler(x).transform(x)
+    z = fit_scaler(x, "standard").transform(x)
     assert np.allclose(z[:, :2].mean(axis=0), 0, atol=1e-3)
     assert np.allclose(z[:, :2].std(axis=0), 1, atol=1e-3)
     assert np.all(z[:, 2] == 0.0)  # constant feature: shifted, not divided by 0
+
+
+def test_auto_leaves_indicator_features_alone_and_standardizes_the_rest():
+    rng = np.random.default_rng(5)
+    x = np.c_[rng.random(400) < 0.02, rng.random(400) < 0.5, rng.normal(50, 10, 400)].astype(np.float32)
+    auto, standard = fit_scaler(x, "auto").transform(x), fit_scaler(x, "standard").transform(x)
+    assert np.array_equal(auto[:, :2], x[:, :2])  # 0/1 columns unchanged
+    assert standard[:, 0].max() > 5  # a rare indicator standardized becomes large
+    assert np.allclose(auto[:, 2], standard[:, 2])
+    images = (rng.random((50, 1, 4, 4)) < 0.3).astype(np.float32)  # binary images are still images
+    assert np.allclose(fit_scaler(images, "auto").transform(images), fit_scaler(images, "standard").transform(images))
 
 
 def test_none_is_the_identity_and_unknown_scalings_are_rejected():

@@ -39,7 +39,7 @@ def audit(
     dropout: Optional[float] = typer.Option(None, help="Dropout probability of hidden layers."),
     hidden: Optional[str] = typer.Option(None, help="MLP hidden widths, e.g. 256 or 512,256."),
     precision: Optional[str] = typer.Option(None, help="auto, float32 or bfloat16 (torch training)."),
-    input_scaling: Optional[str] = typer.Option(None, help="standard (inputs standardized with the dataset's mean/std, default) or none."),
+    input_scaling: Optional[str] = typer.Option(None, help="auto (default: standardized with the dataset's mean/std, 0/1 features left as they are), standard or none."),
     queries: Optional[int] = typer.Option(None, help="Queries per record (augmented views) for the signals."),
     population: Optional[int] = typer.Option(None, help="Population records (RMIA's z, Attack-P)."),
     keep_classes: Optional[str] = typer.Option(None, help="Keep only these classes, e.g. 0,1,2,3,4."),

@@ -23,8 +23,8 @@ class AuditConfig(BaseModel):
     for images and small noise for tabular data); population: attacker records used as RMIA's z;
     chunk_size: torch reference models trained (and cached) together, so an interrupted audit
     retrains at most one chunk; input_scaling: "standard" standardizes every model's inputs with
-    the audited dataset's mean / std (per image channel or tabular feature), "none" feeds features
-    as loaded (images in [0, 1]).
+    the audited dataset's mean / std (per image channel or tabular feature), "auto" does too but
+    leaves 0/1 indicator features as they are, "none" feeds features as loaded (images in [0, 1]).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -40,7 +40,7 @@ class AuditConfig(BaseModel):
     seed: int = 0
     recipe: TrainingRecipe = TrainingRecipe()
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
-    input_scaling: Literal["standard", "none"] = "standard"
+    input_scaling: Literal["auto", "standard", "none"] = "auto"
     queries: int = Field(1, ge=1, le=32)
     population: int = Field(5_000, ge=0)
     keep_classes: list[int] | None = None
