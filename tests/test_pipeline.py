@@ -64,8 +64,11 @@ def test_attacker_mode_runs_offline_attacks_and_skips_online(tmp_path):
     assert any("lira-online" in n for n in r.notes)
     assert r.attack("shokri-lr").metrics.auc > 0.55
     # calibration data are imbalanced here (each shadow: 1 in for K-1 out), decisions must not collapse
+    # onto one side: half of the audited records are members, the calls must not be all or none
     for name in ("threshold-loss", "lira-offline"):
-        assert 0.2 < r.attack(name).metrics.recall < 0.98, name
+        m = r.attack(name).metrics
+        called = m.recall * 0.5 / m.precision  # share of records called members
+        assert m.recall > 0.2 and 0.1 < called < 0.9, (name, m.recall, m.precision)
 
 
 def test_keep_classes_restricts_labels():

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from miaudit.errors import InputError
+from miaudit.models import fused_adam, stack_workers
 from miaudit.models import stack as stack_module
-from miaudit.models import stack_workers
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import MLPStack, mlp_train_flops, train_mlp_stack
 
@@ -154,8 +154,11 @@ def test_progress_reports_batched_steps(data):
     assert len(seen) >= 2
 
 
-@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_worker_threads_give_the_same_models(data, precision):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "bfloat16-torch-adam"])
+def test_worker_threads_give_the_same_models(data, precision, monkeypatch):
+    if precision == "bfloat16-torch-adam":  # without fused_adam's kernel (numba missing)
+        monkeypatch.setattr(fused_adam, "available", lambda: False)
+        precision = "bfloat16"
     x, y = data
     fractions = np.array([0.9, 0.5, 0.2, 0.5, 0.5, 0.2])  # groups by steps per epoch: [2, 5], [1, 3, 4], [0]
     masks = np.random.default_rng(3).random((6, len(x))) < fractions[:, None]

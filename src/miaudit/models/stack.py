@@ -11,6 +11,11 @@ group is trained as its own stack; within a group a shorter last batch is averag
 rows (padding rows weigh zero). No model ever takes an optimizer step without data, which keeps
 the per-model equivalence exact for Adam. Balanced halves form one group.
 
+bf16 with Adam / AdamW: when numba is installed, the weight matrices step with fused_adam.Bf16Adam,
+one pass that reads the bf16 gradient, updates the fp32 weight and moments and writes the next bf16
+operand copy (torch's own fused Adam math; the biases stay on torch's optimizer). Otherwise, and for
+float32 or SGD, torch.optim does every update. The choice is made once per process.
+
 Workers: each group is split into W contiguous slices trained as separate stacks on W Python
 threads with one intra-op torch thread each (stack_workers.py); by the above, model k does not
 depend on the split.
@@ -143,7 +148,8 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
 
     x: float32 [n, ...] (flattened to [n, d]); y: int [n] in [0, n_classes); masks: bool [K, n];
     seeds: K non-negative ints. precision "bfloat16" runs the matmuls in bf16 with fp32 master weights
-    and optimizer (what torch.autocast does); "auto" picks it when perf.bf16_available().
+    and optimizer (what torch.autocast does; Adam / AdamW fused with the cast when numba is installed);
+    "auto" picks it when perf.bf16_available().
     workers: Python threads, each training a contiguous slice of every group as its own stack on one
     intra-op torch thread (stack_workers.py); None = min(K, torch.get_num_threads()), 1 = no threads.
     progress(steps_done) is called from the calling thread only, about every 20 batched steps (checked
@@ -156,6 +162,7 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
         raise InputError(f"workers: must be a positive integer, got {workers}")
     workers = min(len(masks), torch.get_num_threads() if workers is None else int(workers))
     bf16 = resolve_precision(precision) == "bfloat16"
+    fused = bf16 and recipe.optimizer in ("adam", "adamw") and _fused_adam_available()
     xt = torch.from_numpy(flat)
     xt = xt.to(torch.bfloat16) if bf16 else xt
     yt = torch.from_numpy(labels)
@@ -175,13 +182,20 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
     slices = [(g, part) for g, members in enumerate(groups) for part in np.array_split(members, workers)
               if len(part)]
     jobs = [functools.partial(_train_group, xt, yt, masks[part], [int(seeds[i]) for i in part], widths, recipe,
-                              bf16, counter, g) for g, part in slices]
+                              bf16, fused, counter, g) for g, part in slices]
     trained = run_jobs(jobs, min(workers, len(jobs)), poll)
     if progress is not None:
         progress(recipe.epochs * int(sum(steps_per_epoch[members[0]] for members in groups)))
     stack = MLPStack.concat(trained)
     order = np.argsort(np.concatenate([part for _, part in slices]), kind="stable")
     return stack if (order == np.arange(len(order))).all() else stack.select(order.tolist())
+
+
+def _fused_adam_available() -> bool:
+    """True when fused_adam's numba kernel is usable (numba imported only on first need)."""
+    from miaudit.models import fused_adam
+
+    return fused_adam.available()
 
 
 def _flatten(x: np.ndarray, field: str) -> np.ndarray:
@@ -241,6 +255,16 @@ def _make_optimizer(params: list[torch.Tensor], recipe: TrainingRecipe) -> torch
         return kind(params, lr=recipe.lr, weight_decay=recipe.weight_decay, foreach=True, **extra)
 
 
+def _weight_step(net: _StackedNet, recipe: TrainingRecipe, bias_optimizer: torch.optim.Optimizer
+                 ) -> Callable[[], None]:
+    """The fused bf16 Adam / AdamW step of net's weight matrices, with bias_optimizer's hyper-parameters."""
+    from miaudit.models.fused_adam import Bf16Adam
+
+    group = bias_optimizer.param_groups[0]
+    return Bf16Adam(net.weights, net.grad_low, net.w_low, group["lr"], group["betas"], group["eps"],
+                    group["weight_decay"], decoupled=recipe.optimizer == "adamw").step
+
+
 def _row_weights(sizes: np.ndarray, steps: int, batch: int) -> torch.Tensor:
     """float32 [K, steps, batch]: 1 / (rows of model k's batch) on real rows, 0 on padding rows."""
     position = np.arange(steps * batch).reshape(steps, batch)
@@ -250,10 +274,11 @@ def _row_weights(sizes: np.ndarray, steps: int, batch: int) -> torch.Tensor:
 
 
 def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: list[int],
-                 widths: tuple[int, ...], recipe: TrainingRecipe, bf16: bool, counter: StepCounter, group: int,
-                 check: Callable[[], None]) -> MLPStack:
+                 widths: tuple[int, ...], recipe: TrainingRecipe, bf16: bool, fused: bool, counter: StepCounter,
+                 group: int, check: Callable[[], None]) -> MLPStack:
     """Train models whose subsets take the same number of steps per epoch, as one stack.
 
+    fused (bf16 and Adam / AdamW only): weights step with fused_adam.Bf16Adam, biases with torch.
     After every optimizer step: counter.add(group, K), then check() (may raise to stop the job).
     """
     k, batch = len(seeds), recipe.batch_size
@@ -262,8 +287,9 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
     steps = int(-(-sizes.max() // batch))
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     orders = [np.random.default_rng(s) for s in seeds]
-    net = _StackedNet(gens, widths, batch, bf16)
-    optimizer = _make_optimizer(net.weights + net.biases, recipe)
+    net = _StackedNet(gens, widths, batch, bf16, fused)
+    optimizer = _make_optimizer(net.biases if fused else net.weights + net.biases, recipe)
+    weight_step = _weight_step(net, recipe, optimizer) if fused else None
     row_weights = _row_weights(sizes, steps, batch)
     order = np.zeros((k, steps * batch), np.int64)  # padding rows point at record 0, weight 0
 
@@ -276,6 +302,8 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
             net.gradients(xt, yt, index[s], row_weights[:, s], None if keep is None else [m[:, s] for m in keep],
                           recipe.dropout)
             optimizer.step()
+            if weight_step is not None:
+                weight_step()
             counter.add(group, k)
             check()
     return MLPStack([w.detach().numpy().copy() for w in net.weights],
@@ -286,19 +314,23 @@ class _StackedNet:
     """Stacked parameters plus reused work buffers; forward and backward written out by hand.
 
     weights[l]: fp32 [K, in, out], biases[l]: fp32 [K, 1, out], each with a preallocated .grad.
-    In bf16 mode the matmul operands are bf16 (weights cast into reused buffers each step, the same
-    casts torch.autocast would make) and the gradients are cast back into the fp32 .grad buffers:
-    fp32 master weights and optimizer. Reusing buffers matters: fresh weight-sized tensors every step
-    cost page faults that rival the matmuls.
+    In bf16 mode the matmul operands are bf16 (weights cast into reused buffers w_low each step, the
+    same casts torch.autocast would make) and the weight gradients, computed in bf16 into grad_low,
+    are cast back into the fp32 .grad buffers: fp32 master weights and optimizer. With fused (bf16
+    only) the optimizer reads grad_low and writes w_low itself: no casts here, no fp32 weight .grad.
+    Reusing buffers matters: fresh weight-sized tensors every step cost page faults that rival the
+    matmuls.
     """
 
-    def __init__(self, gens: list[torch.Generator], widths: tuple[int, ...], batch: int, bf16: bool) -> None:
+    def __init__(self, gens: list[torch.Generator], widths: tuple[int, ...], batch: int, bf16: bool,
+                 fused: bool = False) -> None:
         per_model = [[_init_layer(g, a, b) for a, b in pairwise(widths)] for g in gens]
         k, n_layers = len(gens), len(widths) - 1
         self.dtype = torch.bfloat16 if bf16 else torch.float32
+        self.fused = bf16 and fused
         self.weights = [torch.stack([m[i][0] for m in per_model]) for i in range(n_layers)]
         self.biases = [torch.stack([m[i][1] for m in per_model]).unsqueeze(1) for i in range(n_layers)]
-        for p in self.weights + self.biases:
+        for p in self.biases if self.fused else self.weights + self.biases:
             p.grad = torch.empty_like(p)  # always overwritten before use
         self.x = torch.empty(k * batch, widths[0], dtype=self.dtype)
         if bf16:  # low-precision operand copies of the weights and low-precision weight gradients
@@ -308,7 +340,8 @@ class _StackedNet:
 
     def gradients(self, xt: torch.Tensor, yt: torch.Tensor, index: torch.Tensor, row_weight: torch.Tensor,
                   keep: list[torch.Tensor] | None, p_drop: float) -> None:
-        """Fill every .grad with d(sum_k mean CE_k)/d(param) on the minibatch index int64 [K, B].
+        """Fill every .grad (fused: grad_low for the weights) with d(sum_k mean CE_k)/d(param) on the
+        minibatch index int64 [K, B].
 
         row_weight: fp32 [K, B] (1 / batch rows of model k, 0 on padding); keep: per hidden layer
         bool [K, B, width] dropout keep-masks, or None.
@@ -317,7 +350,7 @@ class _StackedNet:
         flat_index = index.view(-1)
         torch.index_select(xt, 0, flat_index, out=self.x)
         low = self.dtype != torch.float32
-        if low:
+        if low and not self.fused:
             for w, w_low in zip(self.weights, self.w_low, strict=True):
                 w_low.copy_(w)
         weights = self.w_low if low else self.weights
@@ -339,7 +372,8 @@ class _StackedNet:
                 a_t = acts[layer].transpose(1, 2)
                 if low:
                     torch.bmm(a_t, grad_low, out=self.grad_low[layer])
-                    self.weights[layer].grad.copy_(self.grad_low[layer])
+                    if not self.fused:
+                        self.weights[layer].grad.copy_(self.grad_low[layer])
                 else:
                     torch.bmm(a_t, grad_low, out=self.weights[layer].grad)
                 torch.sum(grad, dim=1, keepdim=True, dtype=torch.float32, out=self.biases[layer].grad)
