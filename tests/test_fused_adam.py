@@ -20,9 +20,9 @@ needs_numba = pytest.mark.skipif(fused_adam.njit is None, reason="numba is not i
 @pytest.fixture
 def fresh_kernel():
     """Forget the cached kernel choice before and after the test (it is decided once per process)."""
-    fused_adam.kernel.cache_clear()
+    fused_adam.kernels.cache_clear()
     yield
-    fused_adam.kernel.cache_clear()
+    fused_adam.kernels.cache_clear()
 
 
 def _bits(t: torch.Tensor) -> np.ndarray:
@@ -68,14 +68,17 @@ def test_bf16_nan_becomes_torchs_quiet_nan():
     assert torch.isnan(low[[0, 1, 3]]).all() and low[2] == 1.0
 
 
-def _torch_and_fused(n: int, optimizer: str, weight_decay: float, steps: int, seed: int = 0):
-    """Run torch's fused Adam / AdamW and Bf16Adam side by side on the same bf16 gradients."""
+def _torch_and_fused(n: int, optimizer: str, weight_decay: float, steps: int, seed: int = 0,
+                     grad_dtype: torch.dtype = torch.bfloat16):
+    """Run torch's fused Adam / AdamW and Bf16Adam side by side on the same gradients (bf16 ones with a
+    bf16 operand copy, or fp32 ones without, as for the biases)."""
     gen = torch.Generator().manual_seed(seed)
     start = torch.randn(n, generator=gen)
     reference = start.clone()
     kind = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
     torch_opt = kind([reference], lr=3e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay, fused=True)
-    weights, grads, low = start.clone(), torch.empty(n, dtype=torch.bfloat16), torch.empty(n, dtype=torch.bfloat16)
+    weights, grads = start.clone(), torch.empty(n, dtype=grad_dtype)
+    low = torch.empty(n, dtype=torch.bfloat16) if grad_dtype == torch.bfloat16 else None
     opt = fused_adam.Bf16Adam([weights], [grads], [low], lr=3e-3, betas=(0.9, 0.999), eps=1e-8,
                               weight_decay=weight_decay, decoupled=optimizer == "adamw")
     scales = torch.tensor([1e-7, 1e-3, 1.0, 30.0])
@@ -102,6 +105,18 @@ def test_adam_step_matches_torchs_fused_adam_over_50_steps(optimizer, weight_dec
     assert torch.equal(w[:vector], w_ref[:vector]) and torch.equal(m[:vector], m_ref[:vector])
     assert torch.equal(v[:vector], v_ref[:vector])
     assert not torch.equal(w, _torch_and_fused(n, optimizer, weight_decay, 49)[0][0])  # steps really applied
+
+
+@needs_numba
+@needs_numba
+@pytest.mark.parametrize("optimizer, weight_decay", [("adam", 0.0), ("adamw", 1e-2)])
+def test_fp32_gradient_kernel_matches_torchs_fused_adam(optimizer, weight_decay):
+    (w, m, v, low), (w_ref, m_ref, v_ref) = _torch_and_fused(1021, optimizer, weight_decay, 50,
+                                                              grad_dtype=torch.float32)
+    assert low is None
+    for ours, theirs in ((w, w_ref), (m, m_ref), (v, v_ref)):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-30)
+    assert torch.equal(w[:1008], w_ref[:1008])
 
 
 @needs_numba
@@ -133,8 +148,8 @@ def test_a_kernel_that_does_not_compile_or_check_out_is_not_used(monkeypatch, fr
     monkeypatch.setattr(fused_adam, "_adam_bf16_kernel", lambda *args: object())  # numba cannot type it
     assert fused_adam.kernel() is None and not fused_adam.available()
     monkeypatch.undo()
-    fused_adam.kernel.cache_clear()
-    monkeypatch.setattr(fused_adam, "_checks_out", lambda fn: False)  # compiles, gives wrong numbers
+    fused_adam.kernels.cache_clear()
+    monkeypatch.setattr(fused_adam, "_checks_out", lambda *fns: False)  # compiles, gives wrong numbers
     assert not fused_adam.available()
 
 

@@ -11,10 +11,10 @@ group is trained as its own stack; within a group a shorter last batch is averag
 rows (padding rows weigh zero). No model ever takes an optimizer step without data, which keeps
 the per-model equivalence exact for Adam. Balanced halves form one group.
 
-bf16 with Adam / AdamW: when numba is installed, the weight matrices step with fused_adam.Bf16Adam,
-one pass that reads the bf16 gradient, updates the fp32 weight and moments and writes the next bf16
-operand copy (torch's own fused Adam math; the biases stay on torch's optimizer). Otherwise, and for
-float32 or SGD, torch.optim does every update. The choice is made once per process.
+bf16 with Adam / AdamW: when numba is installed, every parameter steps with fused_adam.Bf16Adam:
+for a weight matrix one pass that reads the bf16 gradient, updates the fp32 weight and moments and
+writes the next bf16 operand copy (torch's own fused Adam math); the biases from fp32 gradients.
+Otherwise, and for float32 or SGD, torch.optim does every update. The choice is made once per process.
 
 Workers: each group is split into W contiguous slices trained as separate stacks on W Python
 threads with one intra-op torch thread each (stack_workers.py); by the above, model k does not
@@ -36,6 +36,7 @@ from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack_workers import StepCounter, run_jobs
 
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, used on both optimizer paths
 _PROGRESS_EVERY = 20  # batched steps between progress callbacks
 _INFERENCE_FLOATS = 1 << 24  # bound on one hidden activation block [models, rows, width] at inference
 
@@ -249,20 +250,22 @@ def _init_layer(gen: torch.Generator, fan_in: int, fan_out: int) -> tuple[torch.
 def _make_optimizer(params: list[torch.Tensor], recipe: TrainingRecipe) -> torch.optim.Optimizer:
     kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[recipe.optimizer]
     extra = {"momentum": recipe.momentum} if recipe.optimizer == "sgd" else {}
+    adam = {} if recipe.optimizer == "sgd" else {"betas": ADAM_BETAS, "eps": ADAM_EPS}
     try:
-        return kind(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True, **extra)
+        return kind(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True, **extra, **adam)
     except (RuntimeError, TypeError):  # a torch build without the fused CPU kernel
-        return kind(params, lr=recipe.lr, weight_decay=recipe.weight_decay, foreach=True, **extra)
+        return kind(params, lr=recipe.lr, weight_decay=recipe.weight_decay, foreach=True, **extra, **adam)
 
 
-def _weight_step(net: _StackedNet, recipe: TrainingRecipe, bias_optimizer: torch.optim.Optimizer
-                 ) -> Callable[[], None]:
-    """The fused bf16 Adam / AdamW step of net's weight matrices, with bias_optimizer's hyper-parameters."""
+def _fused_step(net: _StackedNet, recipe: TrainingRecipe) -> Callable[[], None]:
+    """One fused Adam / AdamW step (fused_adam.Bf16Adam) of every parameter of net: the weights from
+    their bf16 gradients (writing the next bf16 operand copies), the biases from their fp32 ones.
+    torch.optim.Adam's default betas and eps, as on the torch path."""
     from miaudit.models.fused_adam import Bf16Adam
 
-    group = bias_optimizer.param_groups[0]
-    return Bf16Adam(net.weights, net.grad_low, net.w_low, group["lr"], group["betas"], group["eps"],
-                    group["weight_decay"], decoupled=recipe.optimizer == "adamw").step
+    return Bf16Adam(net.weights + net.biases, net.grad_low + [b.grad for b in net.biases],
+                    net.w_low + [None] * len(net.biases), recipe.lr, ADAM_BETAS, ADAM_EPS, recipe.weight_decay,
+                    decoupled=recipe.optimizer == "adamw").step
 
 
 def _row_weights(sizes: np.ndarray, steps: int, batch: int) -> torch.Tensor:
@@ -278,7 +281,7 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
                  group: int, check: Callable[[], None]) -> MLPStack:
     """Train models whose subsets take the same number of steps per epoch, as one stack.
 
-    fused (bf16 and Adam / AdamW only): weights step with fused_adam.Bf16Adam, biases with torch.
+    fused (bf16 and Adam / AdamW only): every parameter steps with fused_adam.Bf16Adam.
     After every optimizer step: counter.add(group, K), then check() (may raise to stop the job).
     """
     k, batch = len(seeds), recipe.batch_size
@@ -288,8 +291,8 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     orders = [np.random.default_rng(s) for s in seeds]
     net = _StackedNet(gens, widths, batch, bf16, fused)
-    optimizer = _make_optimizer(net.biases if fused else net.weights + net.biases, recipe)
-    weight_step = _weight_step(net, recipe, optimizer) if fused else None
+    # fused: no torch.optim at all (its first construction imports torch._dynamo, ~1 s per process)
+    optimizer_step = _fused_step(net, recipe) if fused else _make_optimizer(net.weights + net.biases, recipe).step
     row_weights = _row_weights(sizes, steps, batch)
     order = np.zeros((k, steps * batch), np.int64)  # padding rows point at record 0, weight 0
 
@@ -301,9 +304,7 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
         for s in range(steps):
             net.gradients(xt, yt, index[s], row_weights[:, s], None if keep is None else [m[:, s] for m in keep],
                           recipe.dropout)
-            optimizer.step()
-            if weight_step is not None:
-                weight_step()
+            optimizer_step()
             counter.add(group, k)
             check()
     return MLPStack([w.detach().numpy().copy() for w in net.weights],
