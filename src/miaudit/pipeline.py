@@ -146,7 +146,7 @@ def _training_throughput(refs, k: int, wall_s: float) -> dict[str, Any]:
         "train_gflops_per_s": flops / 1e9 / seconds if flops and seconds > 0 else 0.0,
     }
     if flops and refs.trained:
-        probe = matmul_gflops()
+        probe = matmul_gflops(seconds=0.3)
         out["matmul_fp32_gflops_per_s"] = probe
         out["fraction_of_fp32_matmul"] = out["train_gflops_per_s"] / probe if probe else 0.0
     return out

@@ -34,12 +34,20 @@ class InputScaler:
     mean: np.ndarray
     scale: np.ndarray
 
+    @property
+    def is_identity(self) -> bool:
+        return not self.mean.any() and bool((self.scale == 1).all())
+
     def transform(self, x: np.ndarray) -> np.ndarray:
-        """float32 array shaped like x [n, *feature_shape]."""
-        return ((np.asarray(x, np.float32) - self.mean) / self.scale).astype(np.float32, copy=False)
+        """A new float32 array shaped like x [n, *feature_shape] (one allocation, in-place arithmetic)."""
+        out = np.subtract(x, self.mean, dtype=np.float32)
+        out *= np.float32(1.0) / self.scale
+        return out
 
     def apply(self, ds: Dataset) -> Dataset:
-        """The dataset with transformed features (labels and names unchanged)."""
+        """The dataset with transformed features (labels and names unchanged); ds itself if identity."""
+        if self.is_identity:
+            return ds
         return Dataset(ds.name, self.transform(ds.x), ds.y, ds.n_classes, ds.class_names)
 
     def to_dict(self) -> dict[str, list[float]]:
