@@ -201,7 +201,13 @@ def ratios(rows: list[dict], report: dict, k_max: int) -> dict:
         best_at_max = max((r for r in mine if r["attack"].endswith(f"@{k_max}")), key=lambda r: r["tpr_at_0.001"])
         out["rmia4_over_best_at_kmax_tpr_at_0.001"] = rmia4["tpr_at_0.001"] / max(best_at_max["tpr_at_0.001"], 1e-12)
     tm = report["audit"]["timing"]
-    out["reference_training_fraction_of_fp32_matmul"] = tm.get("fraction_of_fp32_matmul")
+    # conservative: against the highest of the run's fp32 probes (before, inside and after the audit);
+    # one probe on a shared machine can read low and flatter the fraction
+    probes = [v for v in (report.get("matmul_fp32_gflops_per_s_before"), tm.get("matmul_fp32_gflops_per_s"),
+                          report.get("matmul_fp32_gflops_per_s_after")) if v]
+    out["fp32_matmul_gflops_per_s_highest_probe"] = max(probes) if probes else None
+    out["reference_training_fraction_of_fp32_matmul"] = (tm["train_gflops_per_s"] / max(probes)
+                                                         if probes and tm.get("train_gflops_per_s") else None)
     out["outside_reference_training_fraction"] = report["audit"]["outside_reference_training_fraction"]
     out["miaudit_seconds_per_reference_model"] = tm["train_reference_s"] / max(tm["reference_models"], 1)
     art16 = [r for r in art if r["attack"].startswith("art-shadow-16")] or art
@@ -209,9 +215,11 @@ def ratios(rows: list[dict], report: dict, k_max: int) -> dict:
         best_art = max(art16, key=lambda r: (r["tpr_at_0.001"], r["auc"]))
         out["best_art"] = best_art["attack"]
         out["best_miaudit_over_best_art_tpr_at_0.001"] = best["tpr_at_0.001"] / max(best_art["tpr_at_0.001"], 1e-12)
-        art_s = best_art.get("shadow_seconds_per_model")
-        if art_s:
-            out["art_over_miaudit_seconds_per_model"] = art_s / out["miaudit_seconds_per_reference_model"]
+    # conservative: ART's fastest shadow training of the run (its per-model time varies between runs)
+    art_times = [r["shadow_seconds_per_model"] for r in art if r.get("shadow_seconds_per_model")]
+    if art_times:
+        out["art_fastest_seconds_per_shadow_model"] = min(art_times)
+        out["art_over_miaudit_seconds_per_model"] = min(art_times) / out["miaudit_seconds_per_reference_model"]
     return out
 
 
