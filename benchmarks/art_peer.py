@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
 from miaudit.data import load_dataset, pool_splits
+from miaudit.data.scaling import fit_scaler
 from miaudit.errors import InputError
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "art_peer.json"
@@ -35,8 +36,10 @@ FPR_LEVELS = (0.001, 0.01)
 
 # --------------------------------------------------------------------------- data + protocol
 def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray]:
-    """Train then test through miaudit's loader: x float32 [70000, 784] in [0, 1], y int64 [70000]."""
-    ds = load_dataset("fashion-mnist")
+    """Train then test through miaudit's loader, standardized as miaudit's audit does it
+    (input_scaling "auto"): x float32 [70000, 784], y int64 [70000]."""
+    raw = load_dataset("fashion-mnist")
+    ds = fit_scaler(raw.x).apply(raw)
     return ds.x.reshape(len(ds.x), N_FEATURES), ds.y
 
 
@@ -147,7 +150,7 @@ def run_art_peer(x: np.ndarray, y: np.ndarray, pool: np.ndarray, member_mask: np
                  disjoint: bool = False) -> list[dict]:
     """ART shadow-model attack on the pool; one row per (shadow count K, attack model type).
 
-    x float32 [n, 784] in [0, 1], y int64 [n]; pool int [m] indices into x; member_mask bool [m]
+    x float32 [n, 784] as the target sees them, y int64 [n]; pool int [m] indices into x; member_mask bool [m]
     (True = trained the target). target_module maps [b, 784] -> logits [b, 10]; None trains one with
     the recipe on x[pool[member_mask]]. Shadow data: ``attacker_records`` (default m) records outside
     the pool; each shadow trains on a random half of them (ART ``disjoint_datasets=False``), or with
