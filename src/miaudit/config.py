@@ -8,6 +8,7 @@ from typing import Any, Literal
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from miaudit.data.scaling import InputScaling
 from miaudit.errors import InputError
 from miaudit.models.recipe import TrainingRecipe
 
@@ -40,7 +41,7 @@ class AuditConfig(BaseModel):
     seed: int = 0
     recipe: TrainingRecipe = TrainingRecipe()
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
-    input_scaling: Literal["auto", "standard", "none"] = "auto"
+    input_scaling: InputScaling = "auto"
     queries: int = Field(1, ge=1, le=32)
     population: int = Field(5_000, ge=0)
     keep_classes: list[int] | None = None

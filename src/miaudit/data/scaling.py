@@ -15,7 +15,7 @@ a value of ~10 and changes the model: Location's MLP falls from 0.59 to 0.52 tes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from miaudit.data.dataset import Dataset
 from miaudit.errors import InputError
 
 InputScaling = Literal["auto", "standard", "none"]
-SCALINGS: tuple[str, ...] = ("auto", "standard", "none")
+SCALINGS: tuple[str, ...] = get_args(InputScaling)
 _CHUNK = 1 << 20
 
 
@@ -49,10 +49,6 @@ class InputScaler:
         if self.is_identity:
             return ds
         return Dataset(ds.name, self.transform(ds.x), ds.y, ds.n_classes, ds.class_names)
-
-    def to_dict(self) -> dict[str, list[float]]:
-        """JSON-friendly statistics (flattened)."""
-        return {"mean": self.mean.ravel().tolist(), "scale": self.scale.ravel().tolist()}
 
 
 def fit_scaler(x: np.ndarray, scaling: str = "auto") -> InputScaler:
