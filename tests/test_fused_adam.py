@@ -146,7 +146,7 @@ def test_numba_missing_falls_back_to_torchs_adam(monkeypatch, fresh_kernel):
 @needs_numba
 def test_a_kernel_that_does_not_compile_or_check_out_is_not_used(monkeypatch, fresh_kernel):
     monkeypatch.setattr(fused_adam, "_adam_bf16_kernel", lambda *args: object())  # numba cannot type it
-    assert fused_adam.kernel() is None and not fused_adam.available()
+    assert fused_adam.kernels() is None and not fused_adam.available()
     monkeypatch.undo()
     fused_adam.kernels.cache_clear()
     monkeypatch.setattr(fused_adam, "_checks_out", lambda *fns: False)  # compiles, gives wrong numbers
@@ -161,7 +161,7 @@ def test_no_writable_cache_directory_compiles_without_the_cache(monkeypatch, fre
     with pytest.raises(RuntimeError, match="no locator"):
         fused_adam.njit(cache=True)(lambda a: a)
     assert fused_adam.available()  # compiled, checked, nothing written to disk
-    assert isinstance(fused_adam.kernel()._cache, caching.NullCache)
+    assert isinstance(fused_adam.kernels()[0]._cache, caching.NullCache)
 
 
 @pytest.fixture(params=["fused", "torch"])
@@ -174,7 +174,7 @@ def bf16_adam(request, monkeypatch):
 
 
 def test_both_paths_run_what_they_say(bf16_adam, monkeypatch):
-    fused_adam.kernel()  # decided before counting: the kernel's first-use check takes steps too
+    fused_adam.kernels()  # decided before counting: the kernel's first-use check takes steps too
     calls: list[int] = []
     real_step = fused_adam.Bf16Adam.step
     monkeypatch.setattr(fused_adam.Bf16Adam, "step", lambda self: calls.append(1) or real_step(self))

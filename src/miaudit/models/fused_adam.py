@@ -124,12 +124,6 @@ def kernels() -> tuple[Callable, Callable] | None:
     return None
 
 
-def kernel() -> Callable | None:
-    """The bf16-gradient kernel alone (see :func:`kernels`), or None."""
-    found = kernels()
-    return None if found is None else found[0]
-
-
 def available() -> bool:
     """True when the fused kernels compiled and agree with Adam's math (decided once per process)."""
     return kernels() is not None
@@ -177,12 +171,11 @@ class Bf16Adam:
 
     def __init__(self, weights: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
                  low: Sequence[torch.Tensor | None], lr: float, betas: tuple[float, float], eps: float,
-                 weight_decay: float, decoupled: bool, fn: Callable | None = None,
-                 fns: tuple[Callable, Callable] | None = None) -> None:
+                 weight_decay: float, decoupled: bool, fns: tuple[Callable, Callable] | None = None) -> None:
         found = fns if fns is not None else kernels()
         if found is None:
             raise RuntimeError("fused Adam kernel not available (numba missing or failed to compile)")
-        self.fn, self.fp32_fn = (fn or found[0]), found[1]
+        self.fn, self.fp32_fn = found
         self.weights, self.grads, self.low = list(weights), list(grads), list(low)
         self.exp_avg = [torch.zeros_like(w) for w in self.weights]
         self.exp_avg_sq = [torch.zeros_like(w) for w in self.weights]
