@@ -26,7 +26,6 @@ import torch
 
 from miaudit.attacks.registry import ATTACKS
 from miaudit.config import make_config
-from miaudit.metrics import compute_metrics
 from miaudit.models.perf import matmul_gflops
 from miaudit.models.registry import fit_single, model_spec
 from miaudit.pipeline import audit, compute_signals, run_attacks, target_signals, train_reference_models
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row(f"{o.name}@{k}", o.metrics, o.seconds))
 
     # 3. more targets against the same reference models
-    per_target = {0: [r for r in rows]}
+    per_target = {0: list(rows)}
     for seed in range(1, args.extra_targets + 1):
         per_target[seed] = extra_target_rows(result, plan, cfg, seed, ks)
     report["targets_compared"] = len(per_target)
@@ -157,17 +156,12 @@ def extra_target_rows(result, plan, cfg, seed: int, ks: tuple[int, ...]) -> list
                         dataset_name=plan.dataset.name)
     t_pool, t_pop = target_signals(plan, target)
     inputs = dataclasses.replace(result.inputs, target_logits=t_pool, population_target_logits=t_pop)
+    target_plan = dataclasses.replace(plan, membership=member)  # scored against this target's members
     rows = []
     for k in ks:
-        sub = inputs.select_references(slice(0, k))
-        for name in EXTRA_TARGET_ATTACKS:
-            if name not in MODERN and k != max(ks):
-                continue
-            t = time.perf_counter()
-            verdict = ATTACKS[name].run(sub, seed=cfg.seed)
-            seconds = time.perf_counter() - t
-            metrics = compute_metrics(verdict.scores, member, verdict.decision, plan.pool_y)
-            rows.append(row(f"{name}@{k}" if name in MODERN else name, metrics, seconds))
+        specs = [ATTACKS[n] for n in EXTRA_TARGET_ATTACKS if n in MODERN or k == max(ks)]
+        for o in run_attacks(target_plan, inputs.select_references(slice(0, k)), specs=specs):
+            rows.append(row(f"{o.name}@{k}" if o.name in MODERN else o.name, o.metrics, o.seconds))
     correct = t_pool[:, 0].argmax(1) == plan.pool_y
     print(f"target seed {seed}: train {correct[member].mean():.3f} test {correct[~member].mean():.3f}", flush=True)
     return rows
