@@ -269,6 +269,21 @@ def test_stack_plumbing_select_concat_states_pickle(data):
         stack.logits(x[:, :10])
 
 
+def test_bf16_inference_is_float32_up_to_bf16_rounding(data):
+    x, y = data
+    stack = train_mlp_stack(x, y, np.ones((3, len(x)), bool), 3, (16,), RECIPE, [1, 2, 3], "float32")
+    exact = stack.logits(x)
+    fast = stack.logits(x, batch_size=50, precision="bfloat16")
+    assert fast.shape == exact.shape and fast.dtype == np.float32
+    assert not np.array_equal(fast, exact)  # the bf16 path really ran
+    # bf16 keeps 8 significant bits: errors of a fraction of a percent of the logits' spread
+    assert np.abs(fast - exact).max() < 0.02 * exact.std()
+    assert (fast.argmax(-1) == exact.argmax(-1)).mean() > 0.98
+    np.testing.assert_allclose(stack.select(2).logits(x, precision="bfloat16")[0], fast[2], atol=1e-4)
+    with pytest.raises(InputError, match="precision"):
+        stack.logits(x, precision="float16")
+
+
 def test_train_flops_are_six_macs_per_sample():
     macs = 784 * 256 + 256 * 10
     assert mlp_train_flops(784, (256,), 10, 2500 * 30) == 6 * macs * 2500 * 30

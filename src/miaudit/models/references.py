@@ -30,7 +30,8 @@ class ReferenceModels:
     """The K trained models. ``models`` is one MLPStack (mlp) or a list of K Targets (other specs).
 
     trained: models trained by this call (the rest came from the cache); train_seconds: wall time spent
-    training them; train_flops: their training FLOPs (6 x MACs x samples for mlp; 0 where not counted).
+    training them; train_flops: their training FLOPs (6 x MACs x samples for mlp; 0 where not counted);
+    precision: the resolved training precision, which an MLP stack's inference uses too.
     """
 
     spec: Any
@@ -38,6 +39,7 @@ class ReferenceModels:
     trained: int
     train_seconds: float
     train_flops: float
+    precision: str = "float32"
 
     @property
     def n_models(self) -> int:
@@ -46,7 +48,7 @@ class ReferenceModels:
     def logits(self, x: np.ndarray) -> np.ndarray:
         """float32 [K, m, C]: every model's logits (log-probabilities for sklearn) on x [m, ...]."""
         if isinstance(self.models, MLPStack):
-            return self.models.logits(x)
+            return self.models.logits(x, precision=self.precision)
         return np.stack([np.asarray(m.logits(x), np.float32) for m in self.models])
 
 def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int,
@@ -178,4 +180,4 @@ def _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, k
             flops += mlp_train_flops(n_features, spec.hidden, n_classes, int(masks[k].sum()) * recipe.epochs)
         done += len(chunk)
         report(done)
-    return ReferenceModels(spec, MLPStack.from_states(states), len(missing), seconds, flops)
+    return ReferenceModels(spec, MLPStack.from_states(states), len(missing), seconds, flops, precision)

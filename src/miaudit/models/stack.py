@@ -67,27 +67,41 @@ class MLPStack:
     def hidden(self) -> tuple[int, ...]:
         return tuple(int(w.shape[2]) for w in self.weights[:-1])
 
-    def logits(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """float32 [K, m, C] logits of every model on x (float32 [m, ...], flattened to [m, d])."""
+    def logits(self, x: np.ndarray, batch_size: int = 4096, precision: str = "float32") -> np.ndarray:
+        """float32 [K, m, C] logits of every model on x (float32 [m, ...], flattened to [m, d]).
+
+        float32: batched per-model matmuls, so a model's logits are bit-identical in any stack.
+        bfloat16: the first layer, which every model applies to the same rows, is one bf16 GEMM over
+        the models' concatenated weights [d, K * width] with fp32 output, about 2x faster on CPUs with
+        bf16 units; logits move by ~1e-2 (and by the last bits with the stack), attack results by
+        noise. Later layers and biases stay fp32.
+        """
         flat = _flatten(x, "x")
         if flat.shape[1] != self.n_features:
             raise InputError(f"x: {flat.shape[1]} features per record, the models expect {self.n_features}")
+        bf16 = resolve_precision(precision) == "bfloat16"
         k, m = self.n_models, len(flat)
         out = np.empty((k, m, self.n_classes), np.float32)
         rows = max(1, batch_size)
         group = max(1, _INFERENCE_FLOATS // (rows * max((*self.hidden, self.n_classes))))
         weights = [torch.from_numpy(w) for w in self.weights]
         biases = [torch.from_numpy(b).unsqueeze(1) for b in self.biases]
-        with torch.no_grad():  # batched per-model matmuls: a model's outputs do not depend on its stack
-            for r0 in range(0, m, rows):
-                xb = torch.from_numpy(flat[r0 : r0 + rows])
-                for k0 in range(0, k, group):
-                    h = xb
-                    for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
-                        h = torch.matmul(h, w[k0 : k0 + group]) + b[k0 : k0 + group]
-                        if layer < len(weights) - 1:
-                            h = h.relu_()
-                    out[k0 : k0 + group, r0 : r0 + rows] = h.numpy()
+        with torch.no_grad():
+            for k0 in range(0, k, group):
+                models = slice(k0, k0 + group)
+                w0 = weights[0][models]
+                g, d, width = w0.shape
+                first = w0.permute(1, 0, 2).reshape(d, g * width).bfloat16() if bf16 else w0  # [d, g*width]
+                for r0 in range(0, m, rows):
+                    xb = torch.from_numpy(flat[r0 : r0 + rows])
+                    if bf16:  # bias added in place in the GEMM's [rows, g * width] layout
+                        h = (xb.bfloat16() @ first).float().add_(biases[0][models].reshape(1, g * width))
+                        h = h.view(len(xb), g, width).transpose(0, 1)
+                    else:
+                        h = torch.matmul(xb, first) + biases[0][models]
+                    for w, b in zip(weights[1:], biases[1:], strict=True):
+                        h = torch.matmul(h.relu_(), w[models]) + b[models]
+                    out[models, r0 : r0 + rows] = h.numpy()
         return out
 
     def select(self, k: int | Sequence[int]) -> MLPStack:
