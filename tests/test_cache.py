@@ -10,7 +10,7 @@ from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
 from miaudit.models.cache import ModelCache, cache_key, default_cache_dir
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.references import train_references
+from miaudit.models.references import _chunks, train_references
 from miaudit.models.registry import model_spec
 from miaudit.models.stack import mlp_train_flops
 
@@ -114,6 +114,40 @@ def test_interrupted_run_resumes_with_only_the_missing_chunks(data, tmp_path):
     clean = _mlp_refs(data, None)
     assert clean.trained == 6
     np.testing.assert_allclose(resumed.logits(data[0]), clean.logits(data[0]), rtol=1e-5, atol=1e-5)
+
+
+def test_chunks_fold_a_small_remainder_into_the_last_chunk():
+    assert _chunks(list(range(64)), 16) == [list(range(i, i + 16)) for i in range(0, 64, 16)]
+    assert [len(c) for c in _chunks(list(range(65)), 16)] == [16, 16, 16, 17]
+    assert [len(c) for c in _chunks(list(range(24)), 16)] == [16, 8]
+    assert [len(c) for c in _chunks(list(range(5)), 16)] == [5]
+    assert _chunks([], 16) == []
+
+
+def test_named_models_have_their_own_keys_and_split_shares_the_seconds(data, tmp_path):
+    x, y = data
+    cache = ModelCache(tmp_path)
+    masks = balanced_masks(4, len(x), seed=0)
+    extra = np.zeros(len(x), bool)
+    extra[:150] = True  # a bigger training set: more FLOPs than any reference model
+    spec = model_spec("mlp", (8,))
+    kw = dict(precision="float32", cache=cache, chunk_size=8)
+    both = train_references(spec, x, y, np.vstack([masks, extra]), 3, RECIPE, [1, 2, 3, 4, 9],
+                            names=[0, 1, 2, 3, "target"], **kw)
+    refs, target = both.split(4)
+    assert (refs.n_models, refs.trained, target.n_models, target.trained) == (4, 4, 1, 1)
+    assert refs.train_flops + target.train_flops == pytest.approx(both.train_flops)
+    assert refs.train_seconds + target.train_seconds == pytest.approx(both.train_seconds)
+    assert target.train_seconds / both.train_seconds == pytest.approx(150 / (150 + 4 * 100))
+    np.testing.assert_array_equal(target.logits(x)[0], both.logits(x)[4])
+    # the same four references without the named extra model: all four come from the cache
+    again = train_references(spec, x, y, masks, 3, RECIPE, [1, 2, 3, 4], **kw)
+    assert again.trained == 0
+    np.testing.assert_array_equal(again.logits(x), refs.logits(x))
+    with pytest.raises(InputError, match="names"):
+        train_references(spec, x, y, masks, 3, RECIPE, [1, 2, 3, 4], names=[0, 1, 1, 2], **kw)
+    with pytest.raises(InputError, match="split"):
+        both.split(5)
 
 
 def test_sklearn_references_are_cached_per_model(data, tmp_path):

@@ -18,6 +18,7 @@ from miaudit.models.cache import ModelCache, default_cache_dir
 from miaudit.models.perf import matmul_gflops
 from miaudit.models.references import train_references
 from miaudit.models.registry import fit_single, model_spec
+from miaudit.models.wrappers import StackTarget
 from miaudit.plan import AuditPlan, make_plan
 from miaudit.progress import ProgressBoard
 from miaudit.results import AttackOutcome, AuditResult, TargetSummary
@@ -40,13 +41,7 @@ def audit(config: AuditConfig | None = None, *, progress: bool = True, **setting
 def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     cfg = plan.config
     timing: dict[str, Any] = {}
-    t = time.perf_counter()
-    target = train_target(plan, board)
-    timing["train_target_s"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    refs = train_reference_models(plan, board)
-    timing["train_reference_s"] = time.perf_counter() - t
+    target, refs = train_target_and_references(plan, board, timing)
 
     t = time.perf_counter()
     with board.task("computing signals", 1):
@@ -70,6 +65,43 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
                        plan.membership, plan.pool_y, notes=list(plan.notes), inputs=inputs, model=target)
 
 
+def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = None,
+                                timing: dict[str, Any] | None = None):
+    """(target, reference models or None), and ``train_target_s`` / ``train_reference_s`` into timing.
+
+    An MLP target in pool mode is one more model of the reference stack (its mask is the membership,
+    its seed the config's, "target" in its cache key), so it trains in the same batched steps and is
+    cached like them; its seconds are its FLOP share of the stack's training time. Else the target
+    trains on its own, then the references.
+    """
+    timing = {} if timing is None else timing
+    cfg = plan.config
+    k = cfg.reference_models
+    if not (k and cfg.target == "mlp" and plan.reference_mode == "pool"):
+        t = time.perf_counter()
+        target = train_target(plan, board)
+        timing["train_target_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        refs = train_reference_models(plan, board)
+        timing["train_reference_s"] = time.perf_counter() - t
+        return target, refs
+    t = time.perf_counter()
+    masks = np.vstack([plan.reference_masks, plan.membership[None]])
+    both = _train_stack(plan, board, masks, [*reference_seeds(cfg), cfg.seed], [*range(k), "target"],
+                        f"training the target and {k} reference models")
+    wall = time.perf_counter() - t
+    refs, target_part = both.split(k)
+    timing["train_target_s"] = target_part.train_seconds
+    timing["train_reference_s"] = wall - target_part.train_seconds
+    timing["target_trained_with_references"] = True
+    return StackTarget(cfg.target, target_part.models), refs
+
+
+def reference_seeds(cfg: AuditConfig) -> list[int]:
+    """The training seed of each reference model."""
+    return [cfg.seed * 100_003 + 1 + i for i in range(cfg.reference_models)]
+
+
 def train_target(plan: AuditPlan, board: ProgressBoard | None = None):
     """The target model, trained on the plan's members with the config's recipe and seed."""
     cfg = plan.config
@@ -85,15 +117,22 @@ def train_reference_models(plan: AuditPlan, board: ProgressBoard | None = None):
     k = cfg.reference_models
     if k == 0:
         return None
+    return _train_stack(plan, board, plan.reference_masks, reference_seeds(cfg), None,
+                        f"training {k} reference models")
+
+
+def _train_stack(plan: AuditPlan, board: ProgressBoard | None, masks: np.ndarray, seeds: list[int],
+                 names: list | None, title: str):
+    """Models of the target's spec on the plan's reference records, one per row of masks."""
+    cfg = plan.config
     cache = ModelCache(cfg.cache_dir or default_cache_dir()) if cfg.cache else None
     # train_references already puts a hash of (x, y) and the resolved precision in every model's key
     key_parts = {"dataset": plan.dataset.name, "mode": plan.reference_mode}
-    seeds = [cfg.seed * 100_003 + 1 + i for i in range(k)]
-    with (board or ProgressBoard(False)).task(f"training {k} reference models", k) as update:
+    with (board or ProgressBoard(False)).task(title, len(masks)) as update:
         return train_references(model_spec(cfg.target, cfg.hidden), plan.reference_x, plan.reference_y,
-                                plan.reference_masks, plan.n_classes, cfg.recipe.model_copy(update={"seed": cfg.seed}),
+                                masks, plan.n_classes, cfg.recipe.model_copy(update={"seed": cfg.seed}),
                                 seeds, precision=cfg.precision, cache=cache, key_parts=key_parts,
-                                chunk_size=cfg.chunk_size, n_jobs=cfg.n_jobs, progress=update)
+                                chunk_size=cfg.chunk_size, n_jobs=cfg.n_jobs, progress=update, names=names)
 
 
 def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | None = None,

@@ -1,8 +1,9 @@
 """K reference (shadow) models of one architecture, each on its own subset of the data, cached per model.
 
-MLPs train in stacks of ``chunk_size`` (stack.py); CNNs one at a time; scikit-learn models in parallel
-with joblib. Each model is saved to the cache as soon as it exists (MLPs: when their chunk ends), so a
-run killed mid-training loses at most the chunk in flight and a rerun trains only what is missing.
+MLPs train in stacks of ``chunk_size`` (a remainder under half of it joins the last stack; stack.py);
+CNNs one at a time; scikit-learn models in parallel with joblib. Each model is saved to the cache as
+soon as it exists (MLPs: when their chunk ends), so a run killed mid-training loses at most the chunk
+in flight and a rerun trains only what is missing.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ class ReferenceModels:
 
     trained: models trained by this call (the rest came from the cache); train_seconds: wall time spent
     training them; train_flops: their training FLOPs (6 x MACs x samples for mlp; 0 where not counted);
-    precision: the resolved training precision, which an MLP stack's inference uses too.
+    precision: the resolved training precision, which an MLP stack's inference uses too;
+    model_flops: float64 [K] training FLOPs of each model, 0 for models from the cache (MLP stacks only).
     """
 
     spec: Any
@@ -40,10 +42,24 @@ class ReferenceModels:
     train_seconds: float
     train_flops: float
     precision: str = "float32"
+    model_flops: np.ndarray | None = None
 
     @property
     def n_models(self) -> int:
         return self.models.n_models if isinstance(self.models, MLPStack) else len(self.models)
+
+    def split(self, k: int) -> tuple[ReferenceModels, ReferenceModels]:
+        """(models [0, k), models [k, K)) of an MLP stack; the training seconds are shared out in
+        proportion to the training FLOPs of the models each part trained (they trained at once)."""
+        if not isinstance(self.models, MLPStack) or self.model_flops is None or not 0 < k < self.n_models:
+            raise InputError(f"split: needs an MLP stack of more than {k} models")
+        parts = []
+        for index in (range(k), range(k, self.n_models)):
+            flops = self.model_flops[list(index)]
+            share = flops.sum() / self.train_flops if self.train_flops else 0.0
+            parts.append(ReferenceModels(self.spec, self.models.select(list(index)), int((flops > 0).sum()),
+                                         self.train_seconds * share, float(flops.sum()), self.precision, flops))
+        return parts[0], parts[1]
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """float32 [K, m, C]: every model's logits (log-probabilities for sklearn) on x [m, ...]."""
@@ -54,23 +70,28 @@ class ReferenceModels:
 def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int,
                      recipe: TrainingRecipe, seeds: Sequence[int], precision: str = "auto",
                      cache: ModelCache | None = None, key_parts: dict | None = None, chunk_size: int = 16,
-                     n_jobs: int = -1, progress: Callable[[int], None] | None = None) -> ReferenceModels:
+                     n_jobs: int = -1, progress: Callable[[int], None] | None = None,
+                     names: Sequence[int | str] | None = None) -> ReferenceModels:
     """Train (or load from ``cache``) K models of ``spec``; model k on x[masks[k]], y[masks[k]] with seeds[k].
 
     x float32 [n, ...], y int [n], masks bool [K, n]. The cache key of model k covers key_parts, k,
     masks[k], seeds[k], spec, recipe, n_classes, the resolved precision and a hash of (x, y).
-    progress(n_done_models) reports cached and trained models together.
+    progress(n_done_models) reports cached and trained models together. names[k] (default k) stands
+    for the model index in its cache key, e.g. "target" for a target trained along with the references.
     """
     masks = np.asarray(masks, dtype=bool)
     if masks.ndim != 2 or masks.shape[1] != len(x) or len(y) != len(x):
         raise InputError(f"masks: expected shape (K, {len(x)}) matching x and y, got {masks.shape}")
     if len(seeds) != len(masks):
         raise InputError(f"seeds: {len(seeds)} seeds for {len(masks)} reference models")
+    names = list(range(len(masks))) if names is None else list(names)
+    if len(names) != len(masks) or len(set(names)) != len(names):
+        raise InputError(f"names: {len(masks)} distinct names needed, got {names}")
     if chunk_size < 1:
         raise InputError(f"chunk_size: must be at least 1, got {chunk_size}")
     torch_spec = spec.name == "mlp" or _registry().is_torch(spec)
     resolved = resolve_precision(precision) if torch_spec else "n/a"
-    keys = _model_keys(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, key_parts)
+    keys = _model_keys(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, key_parts, names)
     report = progress or (lambda done: None)
     if spec.name == "mlp":
         return _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, keys, chunk_size, report)
@@ -112,12 +133,13 @@ def _fit_indexed(fit, k, *args):
     return k, fit(*args)
 
 
-def _model_keys(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, key_parts) -> list[str | None]:
+def _model_keys(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, key_parts,
+                names) -> list[str | None]:
     if cache is None:
         return [None] * len(masks)
     shared = {**(key_parts or {}), "format": _KEY_FORMAT, "data": cache_key(x=np.asarray(x), y=np.asarray(y)),
               "spec": spec, "recipe": recipe, "n_classes": int(n_classes), "precision": precision}
-    return [cache_key(**shared, model_index=k, mask=masks[k], seed=int(seeds[k])) for k in range(len(masks))]
+    return [cache_key(**shared, model_index=name, mask=masks[k], seed=int(seeds[k])) for k, name in enumerate(names)]
 
 
 def _load(cache: ModelCache | None, key: str | None, valid: Callable[[object], bool]) -> object | None:
@@ -162,9 +184,9 @@ def _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, k
     missing = [k for k, s in enumerate(states) if s is None]
     done = len(masks) - len(missing)
     report(done)
-    seconds = flops = 0.0
-    for c0 in range(0, len(missing), chunk_size):
-        chunk = missing[c0 : c0 + chunk_size]
+    seconds = 0.0
+    model_flops = np.zeros(len(masks))
+    for chunk in _chunks(missing, chunk_size):
         total_steps = recipe.epochs * int(np.unique(-(-masks[chunk].sum(axis=1) // recipe.batch_size)).sum())
 
         def inner(steps: int, base: int = done, n: int = len(chunk), total: int = total_steps) -> None:
@@ -177,7 +199,17 @@ def _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, k
         for j, k in enumerate(chunk):
             states[k] = stack.state(j)
             _save(cache, keys[k], states[k])
-            flops += mlp_train_flops(n_features, spec.hidden, n_classes, int(masks[k].sum()) * recipe.epochs)
+            model_flops[k] = mlp_train_flops(n_features, spec.hidden, n_classes, int(masks[k].sum()) * recipe.epochs)
         done += len(chunk)
         report(done)
-    return ReferenceModels(spec, MLPStack.from_states(states), len(missing), seconds, flops, precision)
+    return ReferenceModels(spec, MLPStack.from_states(states), len(missing), seconds, float(model_flops.sum()),
+                           precision, model_flops)
+
+
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    """items in consecutive chunks of ``size``; a remainder under size / 2 joins the chunk before it
+    (a stack of one or two models pays the per-step Python cost of a full one)."""
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    if len(chunks) > 1 and 2 * len(chunks[-1]) < size:
+        chunks[-2:] = [chunks[-2] + chunks[-1]]
+    return chunks
