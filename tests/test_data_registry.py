@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from miaudit.data import DATASET_NAMES, datadir, list_datasets, load_dataset
+from miaudit.data.dataset import Dataset
 from miaudit.data.idx import IMAGE_SETS, write_idx
 from miaudit.data.tabular import load_table_file
 from miaudit.errors import InputError
@@ -238,3 +239,12 @@ def test_bad_user_files_raise_one_line_input_error(tmp_path, case):
         load_dataset(str(path))
     message = str(err.value)
     assert fragment in message and path.name in message and "\n" not in message
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_dataset_rejects_non_finite_features_naming_the_record(bad):
+    x = np.zeros((6, 2, 3), np.float32)
+    x[4, 1, 2] = bad
+    with pytest.raises(InputError, match="NaN or inf feature in record 4"):
+        Dataset("t", x, np.zeros(6, np.int64), 2)
+    assert len(Dataset("t", np.zeros((6, 2), np.int64), np.zeros(6, np.int64), 2)) == 6

@@ -73,8 +73,8 @@ def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarra
 def _log_one_minus_softmax(z: np.ndarray) -> np.ndarray:
     """log(1 - p_c) for every class c, [..., C].
 
-    log(-expm1(log p_c)) is exact unless p_c rounds to 1; rows where some p_c is within 1e-6 of 1 use
-    logsumexp(z_{c' != c}) - logsumexp(z) instead (O(C^2) memory, so only on those rows).
+    log(-expm1(log p_c)) is exact unless p_c rounds to 1. Only the top class can come within 1e-6
+    of 1; on those rows its value is logsumexp(z_{c != top}) - logsumexp(z) instead.
     """
     logp = log_softmax(z, axis=-1)
     with np.errstate(divide="ignore"):
@@ -82,7 +82,10 @@ def _log_one_minus_softmax(z: np.ndarray) -> np.ndarray:
     near_one = logp.max(axis=-1) > -1e-6
     if near_one.any():
         rows = z[near_one]
-        c = z.shape[-1]
-        others = np.where(np.eye(c, dtype=bool), -np.inf, rows[..., None, :])  # [rows, C, C]
-        out[near_one] = logsumexp(others, axis=-1) - logsumexp(rows, axis=-1, keepdims=True)
+        top = rows.argmax(axis=-1)[:, None]
+        rest = rows.copy()
+        np.put_along_axis(rest, top, -np.inf, axis=-1)
+        fixed = out[near_one]
+        np.put_along_axis(fixed, top, (logsumexp(rest, axis=-1) - logsumexp(rows, axis=-1))[:, None], axis=-1)
+        out[near_one] = fixed
     return out

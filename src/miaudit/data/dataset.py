@@ -29,7 +29,8 @@ class Dataset:
             raise InputError(f"dataset {self.name}: {self.x.shape[0]} feature rows but {self.y.shape[0]} labels")
         if self.x.shape[0] == 0:
             raise InputError(f"dataset {self.name}: no records")
-        if not np.all(np.isfinite(self.x)):
+        # min and max propagate NaN and reach +-inf: no [n, d] temporary (0.25 s on 70,000 images)
+        if np.issubdtype(self.x.dtype, np.inexact) and not np.isfinite([self.x.min(), self.x.max()]).all():
             bad = int(np.argwhere(~np.isfinite(self.x.reshape(len(self.x), -1)))[0, 0])
             raise InputError(f"dataset {self.name}: NaN or inf feature in record {bad}")
         if self.y.min() < 0 or self.y.max() >= self.n_classes:
