@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from miaudit.attacks.inputs import AttackInputs
+from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS
 from miaudit.attacks.population import population
 from miaudit.attacks.rmia import marginal, rmia, select_temperature
 from miaudit.data.splits import balanced_masks
@@ -70,7 +71,7 @@ def true_class_probability(logits: np.ndarray, labels: np.ndarray) -> np.ndarray
 def test_offline_scores_follow_the_definition():
     inputs, _ = synthetic(k=3, n=40, z=25, pool=False, seed=1)
     a, gamma = 0.3, 2.0
-    result = rmia(inputs, gamma=gamma, offline_a=a, temperature=1.0)
+    result = rmia(inputs, gamma=gamma, offline_a=a, temperature=1.0, neighbors=0)
     px_model = true_class_probability(inputs.target_logits, inputs.labels)
     pz_model = true_class_probability(inputs.population_target_logits, inputs.population_labels)
     px_out = np.mean([true_class_probability(r, inputs.labels) for r in inputs.reference_logits], axis=0)
@@ -92,7 +93,7 @@ def test_a_record_ties_with_its_population_twin():
     target[0], refs[:, 0] = inputs.population_target_logits[0], inputs.population_reference_logits[:, 0]
     labels[0] = inputs.population_labels[0]
     twin = dataclasses.replace(inputs, target_logits=target, reference_logits=refs, labels=labels)
-    counts = [np.floor(rmia(twin, gamma=g, temperature=1.0).scores[0] * 6) for g in (1.0, 1.0 + 1e-9)]
+    counts = [np.floor(rmia(twin, gamma=g, temperature=1.0, neighbors=0).scores[0] * 6) for g in (1.0, 1.0 + 1e-9)]
     assert counts[0] - counts[1] == 1
 
 
@@ -110,7 +111,7 @@ def test_marginal_averages_in_and_out_models_and_approximates_missing_in():
 @pytest.mark.parametrize("pool", [True, False])
 def test_scores_rank_records_by_their_likelihood_ratio(pool):
     inputs, _ = synthetic(k=4, n=300, z=200, pool=pool, seed=2)
-    scores = rmia(inputs, temperature=1.0).scores
+    scores = rmia(inputs, temperature=1.0, neighbors=0).scores
     px_model = true_class_probability(inputs.target_logits, inputs.labels)
     px_ref = np.mean([true_class_probability(r, inputs.labels) for r in inputs.reference_logits], axis=0)
     ratio = px_model / px_ref if pool else px_model / (0.5 * (1.3 * px_ref + 0.7))
@@ -212,9 +213,12 @@ def test_held_out_tprs_equal_the_brute_force_marginal_of_the_other_models():
 
 def test_explicit_temperature_is_used_and_checked():
     inputs, _ = synthetic(k=4, seed=8)
-    assert rmia(inputs, temperature=2.5).params == {"temperature": 2.5}
+    assert rmia(inputs, temperature=2.5).params == {"temperature": 2.5, "neighbors": LOCAL_NEIGHBORS}
+    assert rmia(inputs, temperature=2.5, neighbors=0).params == {"temperature": 2.5, "neighbors": 0}
     with pytest.raises(InputError, match="temperature"):
         rmia(inputs, temperature=0.0)
+    with pytest.raises(InputError, match="neighbors"):
+        rmia(inputs, neighbors=-1)
     one, _ = synthetic(k=1, seed=8)
     assert select_temperature(one) == 1.0  # nothing to hold out
 
@@ -252,3 +256,28 @@ def test_population_attack_errors():
                                         np.zeros(4, np.int64))
     with pytest.raises(InputError, match="alpha"):
         population(with_pop, alpha=1.0)
+
+
+def biased_target(inputs: AttackInputs, bias: float) -> AttackInputs:
+    """The target's log-odds raised by ``bias`` on every record of label 1, audited and population:
+    a target more confident than the reference models on one class, members or not."""
+    def shift(logits, labels):  # logits [M, Q, 2], labels [M]
+        y = np.broadcast_to(labels[:, None, None], (*logits.shape[:-1], 1))
+        phi = (np.take_along_axis(logits, y, -1) - np.take_along_axis(logits, 1 - y, -1))[..., 0]
+        return logits_from_phi(phi + bias * (labels[:, None] == 1), labels[:, None])
+
+    return dataclasses.replace(inputs, target_logits=shift(inputs.target_logits, inputs.labels),
+                               population_target_logits=shift(inputs.population_target_logits,
+                                                              inputs.population_labels))
+
+
+def test_local_offsets_remove_a_targets_class_bias():
+    inputs, member = synthetic(k=8, n=1500, z=1500, seed=21)
+    biased = biased_target(inputs, 1.5)
+    plain = auc(member, rmia(biased, neighbors=0).scores)
+    corrected = auc(member, rmia(biased).scores)
+    unbiased = auc(member, rmia(inputs).scores)
+    # the bias makes half of the non-members look like members to plain RMIA; the offsets, measured
+    # on population records of the same label, take it out again
+    assert corrected > plain + 0.05
+    assert abs(corrected - unbiased) < 0.02

@@ -58,16 +58,23 @@ def modified_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """log(p_y / (1 - p_y)) computed as z_y - logsumexp(z_{c != y}), finite for any logits.
+    """log(p_y / (1 - p_y)) computed as z_y - logsumexp(z_{c != y}), finite for finite logits.
 
-    This is the approximately Gaussian statistic LiRA models (Carlini et al. 2022).
+    This is the approximately Gaussian statistic LiRA models (Carlini et al. 2022). The log-sum-exp
+    is written out (max shift, one in-place exp): 3-4x faster than scipy's on [64, 5000, 1, 10],
+    which matters because RMIA and LiRA evaluate it at several temperatures.
     """
     z = np.asarray(logits, np.float64)
-    labels = np.broadcast_to(np.asarray(labels), z.shape[:-1]).astype(np.int64)
-    z_true = np.take_along_axis(z, labels[..., None], axis=-1)[..., 0]
-    is_true = np.arange(z.shape[-1]) == labels[..., None]
-    z_rest = np.where(is_true, -np.inf, z)
-    return z_true - logsumexp(z_rest, axis=-1)
+    labels = np.broadcast_to(np.asarray(labels), z.shape[:-1]).astype(np.int64)[..., None]
+    z_true = np.take_along_axis(z, labels, axis=-1)[..., 0]
+    rest = z.copy()
+    np.put_along_axis(rest, labels, -np.inf, axis=-1)
+    top = rest.max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)  # every other logit -inf: the sum is 0, the log -inf
+    rest -= top
+    np.exp(rest, out=rest)
+    with np.errstate(divide="ignore"):
+        return z_true - (np.log(rest.sum(axis=-1)) + top[..., 0])
 
 
 def _log_one_minus_softmax(z: np.ndarray) -> np.ndarray:

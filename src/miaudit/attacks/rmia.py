@@ -26,6 +26,15 @@ hyperparameters: each of up to ``CALIBRATION_MODELS`` reference models plays the
 others, on the records whose membership the attacker knows, and the T with the highest mean TPR at
 ``CALIBRATION_FPR`` wins (ties: the smaller T). The audited records' membership is never used.
 
+Local offsets (``neighbors`` > 0, the default): each model's probability is taken after removing
+its local confidence bias, measured on the population records nearest to the record
+(:mod:`miaudit.attacks.local_offsets`): Pr(x|m) = sigmoid(phi_m(x) - o_m(x)) with phi the
+logit-scaled confidence at temperature T, instead of the softmax p_y (the same when o = 0). The
+target's own bias is the one that matters most: a target less (or more) fitted than the reference
+models shifts every LR_x of a region. On the Fashion-MNIST MLP benchmark (mean of 5 targets) this
+took RMIA from AUC 0.712 / TPR@0.1%FPR 4.2% to 0.738 / 7.0% with 4 reference models and from
+0.719 / 6.8% to 0.746 / 9.6% with 64. ``neighbors=0`` is plain RMIA.
+
 Decision threshold: the median score (50% membership prior). A leave-one-reference-out calibration
 (reference models as stand-in targets, accuracy-maximising threshold) was tried and dropped: scores
 are ranks against each target's own population, whose scale moves from model to model by more than
@@ -35,13 +44,14 @@ synthetic checks (e.g. 0.75 vs 0.82 accuracy with 8 reference models).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy.special import log_expit, logsumexp
 from sklearn.metrics import roc_curve
 
 from miaudit.attacks.calibration import median_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS, PopulationNeighbours, population_neighbours, remove_offsets
 from miaudit.errors import InputError
-from miaudit.signals import loss
+from miaudit.signals import logit_scaled_confidence, loss
 
 LOG_PROBABILITY_FLOOR = -700.0
 """Log-probabilities are floored here (about 1e-304) so that zero probabilities stay finite."""
@@ -54,10 +64,12 @@ CALIBRATION_FPR = 0.01
 
 
 def rmia(inputs: AttackInputs, gamma: float = 2.0, offline_a: float = 0.3,
-         n_population: int | None = None, temperature: float | None = None) -> AttackScores:
+         n_population: int | None = None, temperature: float | None = None,
+         neighbors: int = LOCAL_NEIGHBORS) -> AttackScores:
     """RMIA scores in [0, 1) for the N audited records; uses the first ``n_population`` population
     records (all when None). temperature: softmax temperature T > 0, None = picked by
-    :func:`select_temperature` (reported in ``params``)."""
+    :func:`select_temperature` (reported in ``params``). neighbors: population neighbours of the
+    local offsets, 0 = none."""
     if inputs.n_reference < 1:
         raise InputError("rmia: needs at least 1 reference model (--reference-models), got 0")
     n_available = int(inputs.population_labels.shape[0])
@@ -74,24 +86,39 @@ def rmia(inputs: AttackInputs, gamma: float = 2.0, offline_a: float = 0.3,
                          f"got {n_population}")
     if temperature is not None and not temperature > 0:
         raise InputError(f"rmia: temperature must be > 0, got {temperature}")
-    t = select_temperature(inputs, offline_a) if temperature is None else float(temperature)
+    if not (isinstance(neighbors, (int, np.integer)) and neighbors >= 0):
+        raise InputError(f"rmia: neighbors must be an integer >= 0, got {neighbors}")
     pop = slice(0, n_population)
     pop_labels = inputs.population_labels[pop]
-    scores = relative_scores(
-        log_true_class_probability(inputs.target_logits / t, inputs.labels),
-        log_true_class_probability(inputs.reference_logits / t, inputs.labels), inputs.reference_in,
-        log_true_class_probability(inputs.population_target_logits[pop] / t, pop_labels),
-        log_true_class_probability(inputs.population_reference_logits[:, pop] / t, pop_labels),
-        gamma, offline_a)
+    pop_target, pop_ref = inputs.population_target_logits[pop], inputs.population_reference_logits[:, pop]
+    nb = population_neighbours(inputs.reference_logits, inputs.labels, pop_ref, pop_labels, neighbors) \
+        if neighbors else None
+    if temperature is None:
+        shadow_nb = nb
+        if nb is not None and not _shadow_records_are_audited(inputs):
+            shadow_nb = population_neighbours(inputs.shadow_logits, inputs.shadow_labels, pop_ref, pop_labels,
+                                              neighbors)
+        t = select_temperature(inputs, offline_a, n_population=n_population, neighbours=shadow_nb)
+    else:
+        t = float(temperature)
+    log_px_ref, log_pz_ref, ref_mean = _log_probabilities(inputs.reference_logits, inputs.labels, pop_ref,
+                                                          pop_labels, t, nb)
+    log_px_target, log_pz_target, _ = _log_probabilities(inputs.target_logits, inputs.labels, pop_target,
+                                                         pop_labels, t, nb, ref_mean)
+    scores = relative_scores(log_px_target, log_px_ref, inputs.reference_in, log_pz_target, log_pz_ref,
+                             gamma, offline_a)
     threshold = median_threshold(scores)
-    return AttackScores(scores, scores >= threshold, threshold, {"temperature": t})
+    return AttackScores(scores, scores >= threshold, threshold, {"temperature": t, "neighbors": int(neighbors)})
 
 
 def select_temperature(inputs: AttackInputs, offline_a: float = 0.3,
-                       temperatures: tuple[float, ...] = TEMPERATURES) -> float:
+                       temperatures: tuple[float, ...] = TEMPERATURES, n_population: int | None = None,
+                       neighbours: PopulationNeighbours | None = None) -> float:
     """The softmax temperature whose RMIA ranking best separates held-out reference models'
     members from non-members (mean TPR at CALIBRATION_FPR over up to CALIBRATION_MODELS held-out
-    models). Uses the shadow records only; 1.0 when fewer than 2 models or no usable record."""
+    models). Uses the shadow records only (and, with ``neighbours`` for the shadow records, the first
+    n_population population records for the local offsets); 1.0 when fewer than 2 models or no
+    usable record."""
     k = inputs.n_reference
     if k < 2 or inputs.shadow_in.shape[1] == 0:
         return 1.0
@@ -99,13 +126,49 @@ def select_temperature(inputs: AttackInputs, offline_a: float = 0.3,
     held_out = [h for h in range(min(k, CALIBRATION_MODELS)) if 0 < inputs.shadow_in[h].sum() < n_shadow]
     if not held_out:
         return 1.0
+    pop = slice(0, n_population)
     best, best_tpr = 1.0, -1.0
     for t in temperatures:
-        log_p = log_true_class_probability(inputs.shadow_logits / t, inputs.shadow_labels)  # [K, R]
+        log_p = _log_probabilities(inputs.shadow_logits, inputs.shadow_labels,  # [K, R]
+                                   inputs.population_reference_logits[:, pop], inputs.population_labels[pop],
+                                   t, neighbours)[0]
         tpr = float(np.mean(_held_out_tprs(log_p, inputs.shadow_in, held_out, offline_a)))
         if tpr > best_tpr + 1e-12:
             best, best_tpr = float(t), tpr
     return best
+
+
+def _log_probabilities(logits: np.ndarray, labels: np.ndarray, population_logits: np.ndarray,
+                       population_labels: np.ndarray, t: float, neighbours: PopulationNeighbours | None,
+                       reference_mean: np.ndarray | None = None):
+    """log Pr(.|model) at temperature t of models [..., M, Q, C] on records [M] and population [Z]:
+    ([..., M], [..., Z], the models' mean population phi [Z, Q] or None).
+
+    Without neighbours: the true-class softmax probability. With them: sigmoid of phi minus the
+    local offsets against ``reference_mean`` (None: these models are the references, their own mean).
+    """
+    if neighbours is None:
+        return (log_true_class_probability(logits / t, labels),
+                log_true_class_probability(population_logits / t, population_labels), None)
+    phi = logit_scaled_confidence(logits / t, labels[:, None])
+    phi_z = logit_scaled_confidence(population_logits / t, population_labels[:, None])
+    mean = phi_z.mean(axis=0) if reference_mean is None else reference_mean
+    return (_log_sigmoid_over_queries(remove_offsets(phi, phi_z, mean, neighbours.records)),
+            _log_sigmoid_over_queries(remove_offsets(phi_z, phi_z, mean, neighbours.population)), mean)
+
+
+def _log_sigmoid_over_queries(phi: np.ndarray) -> np.ndarray:
+    """log of sigmoid(phi) averaged over the query axis: [..., M, Q] -> [..., M], floored."""
+    log_p = logsumexp(log_expit(phi), axis=-1) - np.log(phi.shape[-1])
+    return np.maximum(log_p, LOG_PROBABILITY_FLOOR)
+
+
+def _shadow_records_are_audited(inputs: AttackInputs) -> bool:
+    """Pool mode: the records with known reference membership are the audited records."""
+    return (inputs.shadow_logits is inputs.reference_logits
+            or (inputs.shadow_logits.shape == inputs.reference_logits.shape
+                and np.array_equal(inputs.shadow_labels, inputs.labels)
+                and np.array_equal(inputs.shadow_logits, inputs.reference_logits)))
 
 
 def _held_out_tprs(log_p: np.ndarray, is_in: np.ndarray, held_out: list[int], offline_a: float) -> list[float]:

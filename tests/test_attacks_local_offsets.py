@@ -1,0 +1,58 @@
+"""Local confidence offsets from population neighbours (attacks/local_offsets.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from miaudit.attacks.local_offsets import population_neighbours, remove_offsets
+from miaudit.errors import InputError
+
+
+def logits_on_a_line(position: np.ndarray, labels: np.ndarray, k: int = 3) -> np.ndarray:
+    """[K, M, 1, 3] logits whose log-softmax moves with ``position``: neighbours are records at
+    nearby positions."""
+    z = np.zeros((k, len(position), 1, 3))
+    z[..., 0] = position[None, :, None]
+    z[..., 1] = labels[None, :, None]
+    return z
+
+
+def test_neighbours_share_the_label_and_leave_population_records_out_of_their_own_average():
+    rng = np.random.default_rng(0)
+    pos, labels = rng.uniform(0, 10, 40), np.arange(40) % 2
+    pop_pos, pop_labels = rng.uniform(0, 10, 60), np.r_[np.zeros(30, int), np.ones(30, int)]
+    nb = population_neighbours(logits_on_a_line(pos, labels), labels, logits_on_a_line(pop_pos, pop_labels),
+                               pop_labels, n=5)
+    records, population = nb.records.toarray(), nb.population.toarray()
+    assert records.shape == (40, 60) and population.shape == (60, 60)
+    assert np.allclose(records.sum(axis=1), 1) and np.allclose(population.sum(axis=1), 1)
+    assert ((records > 0) <= (labels[:, None] == pop_labels[None, :])).all()  # same label only
+    assert np.diag(population).max() == 0  # never its own neighbour
+    same = np.flatnonzero(pop_labels == labels[0])
+    nearest = same[np.argsort(np.abs(pop_pos[same] - pos[0]))[:5]]
+    assert set(np.flatnonzero(records[0])) == set(nearest)
+
+
+def test_a_label_missing_from_the_population_gets_no_offset():
+    labels, pop_labels = np.array([0, 1, 2]), np.array([0, 0, 1, 1])
+    nb = population_neighbours(logits_on_a_line(np.arange(3.0), labels), labels,
+                               logits_on_a_line(np.arange(4.0), pop_labels), pop_labels, n=30)
+    rows = nb.records.toarray()
+    assert np.allclose(rows.sum(axis=1), [1, 1, 0])  # fewer than n: all there are; none: no offset
+    with pytest.raises(InputError, match="neighbours"):
+        population_neighbours(logits_on_a_line(np.arange(3.0), labels), labels,
+                              logits_on_a_line(np.arange(4.0), pop_labels), pop_labels, n=0)
+
+
+def test_remove_offsets_takes_out_a_models_shift_near_the_record():
+    rng = np.random.default_rng(1)
+    labels, pop_labels = rng.integers(0, 2, 50), rng.integers(0, 2, 80)
+    nb = population_neighbours(logits_on_a_line(rng.uniform(0, 1, 50), labels), labels,
+                               logits_on_a_line(rng.uniform(0, 1, 80), pop_labels), pop_labels, n=10)
+    base, base_pop = rng.normal(size=(4, 50, 1)), rng.normal(size=(4, 80, 1))
+    mean = base_pop.mean(axis=0)
+    shift = np.array([0.0, 0.0, 2.0, -1.0])[:, None, None]  # models 2 and 3 are biased everywhere
+    corrected = remove_offsets(base + shift, base_pop + shift, mean, nb.records)
+    unshifted = remove_offsets(base, base_pop, mean, nb.records)
+    assert corrected.shape == (4, 50, 1)
+    np.testing.assert_allclose(corrected, unshifted, atol=1e-12)
