@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from miaudit.attacks.calibration import balanced_accuracy_threshold
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.lira import MIN_SCALE, fit_predictives, lira_offline, lira_online
+from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS
 from miaudit.attacks.moderated import fit_variance_prior, t_logsf, trigamma_inverse
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
@@ -389,3 +390,31 @@ def test_errors_name_what_is_missing():
     data.ref_in = np.zeros_like(data.ref_in)
     with pytest.raises(InputError, match=r"reference_data='pool'"):
         lira_online(data.inputs())
+
+
+def with_population(syn: Synthetic, z: int, bias: float, seed: int) -> AttackInputs:
+    """syn's pool-mode inputs plus z population records (OUT for every model, own mu ~ N(0, 1)),
+    with the target's phi raised by ``bias`` on every record of label 1, audited or population."""
+    rng = np.random.default_rng(seed)
+    mu, labels = rng.normal(0.0, 1.0, z), rng.integers(0, 2, z)
+    k, _, q = syn.phi_ref.shape
+    ref = mu[None, :, None] + 0.5 * rng.normal(size=(k, z, q))
+    target = mu[:, None] + 0.5 * rng.normal(size=(z, q))
+    return dataclasses.replace(
+        syn.inputs(),
+        target_logits=logits_from_phi(syn.phi_target + bias * (syn.labels == 1)[:, None], syn.labels[:, None]),
+        population_target_logits=logits_from_phi(target + bias * (labels == 1)[:, None], labels[:, None]),
+        population_reference_logits=logits_from_phi(ref, labels[None, :, None]), population_labels=labels)
+
+
+def test_local_offsets_remove_a_targets_class_bias():
+    syn = Synthetic(k=16, n=2000, seed=5)
+    fair, biased = with_population(syn, 2000, 0.0, 6), with_population(syn, 2000, 1.5, 6)
+    for attack in (lira_online, lira_offline):
+        corrected = auc(syn.member, attack(biased).scores)
+        assert corrected > auc(syn.member, attack(biased, neighbors=0).scores) + 0.05, attack.__name__
+        assert abs(corrected - auc(syn.member, attack(fair).scores)) < 0.02, attack.__name__
+    assert lira_online(biased).params == {"neighbors": LOCAL_NEIGHBORS}
+    assert lira_online(syn.inputs()).params == {"neighbors": 0}  # no population records: no offsets
+    with pytest.raises(InputError, match="neighbors"):
+        lira_offline(biased, neighbors=-3)
