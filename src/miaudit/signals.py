@@ -6,6 +6,8 @@ All are numerically stable for extreme logits (no log(0), no exp overflow).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.special import log_softmax, logsumexp
 
@@ -75,6 +77,25 @@ def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarra
     np.exp(rest, out=rest)
     with np.errstate(divide="ignore"):
         return z_true - (np.log(rest.sum(axis=-1)) + top[..., 0])
+
+
+def tempered_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> Callable[[float], np.ndarray]:
+    """t -> logit_scaled_confidence(logits / t, labels), for many temperatures t > 0 from one pass:
+    with m the largest other logit, phi_t = (z_y - m) / t - log sum_{c != y} exp((z_c - m) / t)."""
+    z = np.asarray(logits, np.float64)
+    labels = np.broadcast_to(np.asarray(labels), z.shape[:-1]).astype(np.int64)[..., None]
+    rest = z.copy()
+    np.put_along_axis(rest, labels, -np.inf, axis=-1)
+    top = rest.max(axis=-1, keepdims=True)
+    rest -= np.where(np.isfinite(top), top, 0.0)  # the largest other logit is now 0 (or all are -inf)
+    gap = np.take_along_axis(z, labels, axis=-1)[..., 0] - top[..., 0]
+
+    def at(t: float) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spread = np.log(np.exp(rest * (1.0 / t)).sum(axis=-1))
+            return np.where(np.isfinite(top[..., 0]), gap / t - spread, gap)
+
+    return at
 
 
 def _log_one_minus_softmax(z: np.ndarray) -> np.ndarray:

@@ -42,6 +42,8 @@ class AttackInputs:
     population_target_logits: np.ndarray
     population_reference_logits: np.ndarray
     population_labels: np.ndarray
+    _shared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    """What several attacks derive from these inputs alike (population neighbours), computed once."""
 
     def __post_init__(self) -> None:
         n, q, c = self.target_logits.shape
@@ -78,6 +80,15 @@ class AttackInputs:
     def has_in_models(self) -> bool:
         """True when some reference model trained on some audited record (online attacks possible)."""
         return bool(self.reference_in.any())
+
+    @property
+    def shadow_records_are_audited(self) -> bool:
+        """Pool mode: the records with known reference membership are the audited records."""
+        if self.shadow_logits is self.reference_logits and self.shadow_labels is self.labels:
+            return True
+        return (self.shadow_logits.shape == self.reference_logits.shape
+                and np.array_equal(self.shadow_labels, self.labels)
+                and np.array_equal(self.shadow_logits, self.reference_logits))
 
     def select_references(self, index) -> AttackInputs:
         """The same inputs restricted to reference models ``index`` (a slice or int array over K)."""

@@ -47,7 +47,7 @@ import numpy as np
 
 from miaudit.attacks.calibration import balanced_accuracy_threshold, median_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
-from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS, population_neighbours, remove_offsets
+from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS, remove_offsets, shared_population_neighbours
 from miaudit.attacks.moderated import (
     VariancePrior,
     fit_variance_prior,
@@ -187,8 +187,7 @@ def _phis(inputs: AttackInputs, neighbors: int, name: str) -> tuple[np.ndarray, 
     phi_ref = scaled_confidence(inputs.reference_logits, inputs.labels[None, :, None])
     if not neighbors or inputs.population_labels.shape[0] == 0:
         return phi_target, phi_ref, 0
-    nb = population_neighbours(inputs.reference_logits, inputs.labels, inputs.population_reference_logits,
-                               inputs.population_labels, neighbors)
+    nb = shared_population_neighbours(inputs, neighbors)
     pop_target = scaled_confidence(inputs.population_target_logits, inputs.population_labels[:, None])
     pop_ref, mean = _population_phi(inputs)
     return (remove_offsets(phi_target, pop_target, mean, nb.records),
@@ -201,16 +200,14 @@ def _population_phi(inputs: AttackInputs) -> tuple[np.ndarray, np.ndarray]:
     return phi, phi.mean(axis=0)
 
 
-def _shadow_phi(logits: np.ndarray, labels: np.ndarray, inputs: AttackInputs, neighbors: int) -> np.ndarray:
-    """phi [K, R, Q] of reference logits [K, R, Q, C] on records with labels [R], less the local
-    offsets when neighbors > 0."""
-    phi = scaled_confidence(logits, labels[None, :, None])
+def _shadow_phi(inputs: AttackInputs, neighbors: int) -> np.ndarray:
+    """phi [K, R, Q] of the reference models on the shadow records, less the local offsets when
+    neighbors > 0."""
+    phi = scaled_confidence(inputs.shadow_logits, inputs.shadow_labels[None, :, None])
     if not neighbors:
         return phi
-    nb = population_neighbours(logits, labels, inputs.population_reference_logits, inputs.population_labels,
-                               neighbors)
     pop_ref, mean = _population_phi(inputs)
-    return remove_offsets(phi, pop_ref, mean, nb.records)
+    return remove_offsets(phi, pop_ref, mean, shared_population_neighbours(inputs, neighbors, shadow=True).records)
 
 
 def _leave_one_model_out_threshold(inputs: AttackInputs, phi_ref: np.ndarray, variance: str,
@@ -221,10 +218,7 @@ def _leave_one_model_out_threshold(inputs: AttackInputs, phi_ref: np.ndarray, va
     k, r = inputs.shadow_in.shape
     if k < 2 or r == 0:
         return None
-    if inputs.shadow_logits is inputs.reference_logits and inputs.shadow_labels is inputs.labels:
-        phi = phi_ref
-    else:
-        phi = _shadow_phi(inputs.shadow_logits, inputs.shadow_labels, inputs, neighbors)  # [K, R, Q]
+    phi = phi_ref if inputs.shadow_records_are_audited else _shadow_phi(inputs, neighbors)  # [K, R, Q]
     scores, members = [], []
     for held_out in range(min(k, CALIBRATION_MODELS)):
         others = np.arange(k) != held_out

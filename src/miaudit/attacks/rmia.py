@@ -49,9 +49,14 @@ from sklearn.metrics import roc_curve
 
 from miaudit.attacks.calibration import median_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
-from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS, PopulationNeighbours, population_neighbours, remove_offsets
+from miaudit.attacks.local_offsets import (
+    LOCAL_NEIGHBORS,
+    PopulationNeighbours,
+    remove_offsets,
+    shared_population_neighbours,
+)
 from miaudit.errors import InputError
-from miaudit.signals import logit_scaled_confidence, loss
+from miaudit.signals import loss, tempered_scaled_confidence
 
 LOG_PROBABILITY_FLOOR = -700.0
 """Log-probabilities are floored here (about 1e-304) so that zero probabilities stay finite."""
@@ -91,20 +96,30 @@ def rmia(inputs: AttackInputs, gamma: float = 2.0, offline_a: float = 0.3,
     pop = slice(0, n_population)
     pop_labels = inputs.population_labels[pop]
     pop_target, pop_ref = inputs.population_target_logits[pop], inputs.population_reference_logits[:, pop]
-    nb = population_neighbours(inputs.reference_logits, inputs.labels, pop_ref, pop_labels, neighbors) \
-        if neighbors else None
+    if neighbors:
+        nb = shared_population_neighbours(inputs, neighbors, n_population=n_population)
+        references = _OffsetModels(inputs.reference_logits, inputs.labels, pop_ref, pop_labels)
     if temperature is None:
-        shadow_nb = nb
-        if nb is not None and not _shadow_records_are_audited(inputs):
-            shadow_nb = population_neighbours(inputs.shadow_logits, inputs.shadow_labels, pop_ref, pop_labels,
-                                              neighbors)
-        t = select_temperature(inputs, offline_a, n_population=n_population, neighbours=shadow_nb)
+        if not neighbors:
+            shadow = None
+        elif inputs.shadow_records_are_audited:
+            shadow = (references, nb)
+        else:
+            shadow = (_OffsetModels(inputs.shadow_logits, inputs.shadow_labels, pop_ref, pop_labels),
+                      shared_population_neighbours(inputs, neighbors, shadow=True, n_population=n_population))
+        t = _select_temperature(inputs, offline_a, TEMPERATURES, shadow)
     else:
         t = float(temperature)
-    log_px_ref, log_pz_ref, ref_mean = _log_probabilities(inputs.reference_logits, inputs.labels, pop_ref,
-                                                          pop_labels, t, nb)
-    log_px_target, log_pz_target, _ = _log_probabilities(inputs.target_logits, inputs.labels, pop_target,
-                                                         pop_labels, t, nb, ref_mean)
+    if not neighbors:
+        log_px_target = log_true_class_probability(inputs.target_logits / t, inputs.labels)
+        log_px_ref = log_true_class_probability(inputs.reference_logits / t, inputs.labels)
+        log_pz_target = log_true_class_probability(pop_target / t, pop_labels)
+        log_pz_ref = log_true_class_probability(pop_ref / t, pop_labels)
+    else:
+        target = _OffsetModels(inputs.target_logits, inputs.labels, pop_target, pop_labels)
+        mean = references.population_mean(t)
+        log_px_ref, log_pz_ref = references.log_p(t, nb.records, mean), references.population_log_p(t, nb, mean)
+        log_px_target, log_pz_target = target.log_p(t, nb.records, mean), target.population_log_p(t, nb, mean)
     scores = relative_scores(log_px_target, log_px_ref, inputs.reference_in, log_pz_target, log_pz_ref,
                              gamma, offline_a)
     threshold = median_threshold(scores)
@@ -112,13 +127,23 @@ def rmia(inputs: AttackInputs, gamma: float = 2.0, offline_a: float = 0.3,
 
 
 def select_temperature(inputs: AttackInputs, offline_a: float = 0.3,
-                       temperatures: tuple[float, ...] = TEMPERATURES, n_population: int | None = None,
-                       neighbours: PopulationNeighbours | None = None) -> float:
+                       temperatures: tuple[float, ...] = TEMPERATURES, neighbors: int = 0) -> float:
     """The softmax temperature whose RMIA ranking best separates held-out reference models'
     members from non-members (mean TPR at CALIBRATION_FPR over up to CALIBRATION_MODELS held-out
-    models). Uses the shadow records only (and, with ``neighbours`` for the shadow records, the first
-    n_population population records for the local offsets); 1.0 when fewer than 2 models or no
-    usable record."""
+    models). Uses the shadow records only (and, with ``neighbors``, the population records for the
+    local offsets); 1.0 when fewer than 2 models or no usable record."""
+    shadow = None
+    if neighbors:
+        shadow = (_OffsetModels(inputs.shadow_logits, inputs.shadow_labels, inputs.population_reference_logits,
+                                inputs.population_labels),
+                  shared_population_neighbours(inputs, neighbors, shadow=True))
+    return _select_temperature(inputs, offline_a, temperatures, shadow)
+
+
+def _select_temperature(inputs: AttackInputs, offline_a: float, temperatures: tuple[float, ...],
+                        shadow: tuple[_OffsetModels, PopulationNeighbours] | None) -> float:
+    """select_temperature, with the reference models on the shadow records and their neighbours
+    (None: no local offsets)."""
     k = inputs.n_reference
     if k < 2 or inputs.shadow_in.shape[1] == 0:
         return 1.0
@@ -126,49 +151,53 @@ def select_temperature(inputs: AttackInputs, offline_a: float = 0.3,
     held_out = [h for h in range(min(k, CALIBRATION_MODELS)) if 0 < inputs.shadow_in[h].sum() < n_shadow]
     if not held_out:
         return 1.0
-    pop = slice(0, n_population)
     best, best_tpr = 1.0, -1.0
     for t in temperatures:
-        log_p = _log_probabilities(inputs.shadow_logits, inputs.shadow_labels,  # [K, R]
-                                   inputs.population_reference_logits[:, pop], inputs.population_labels[pop],
-                                   t, neighbours)[0]
+        if shadow is None:
+            log_p = log_true_class_probability(inputs.shadow_logits / t, inputs.shadow_labels)  # [K, R]
+        else:
+            models, nb = shadow
+            log_p = models.log_p(t, nb.records, models.population_mean(t))
         tpr = float(np.mean(_held_out_tprs(log_p, inputs.shadow_in, held_out, offline_a)))
         if tpr > best_tpr + 1e-12:
             best, best_tpr = float(t), tpr
     return best
 
 
-def _log_probabilities(logits: np.ndarray, labels: np.ndarray, population_logits: np.ndarray,
-                       population_labels: np.ndarray, t: float, neighbours: PopulationNeighbours | None,
-                       reference_mean: np.ndarray | None = None):
-    """log Pr(.|model) at temperature t of models [..., M, Q, C] on records [M] and population [Z]:
-    ([..., M], [..., Z], the models' mean population phi [Z, Q] or None).
+class _OffsetModels:
+    """Models [..., M, Q, C] on records [M] and on population records [..., Z, Q, C]: their log
+    Pr(x|model) at a temperature with the local offsets removed (module docstring). The scaled
+    confidences are prepared once for all temperatures; the population's is kept for the last t."""
 
-    Without neighbours: the true-class softmax probability. With them: sigmoid of phi minus the
-    local offsets against ``reference_mean`` (None: these models are the references, their own mean).
-    """
-    if neighbours is None:
-        return (log_true_class_probability(logits / t, labels),
-                log_true_class_probability(population_logits / t, population_labels), None)
-    phi = logit_scaled_confidence(logits / t, labels[:, None])
-    phi_z = logit_scaled_confidence(population_logits / t, population_labels[:, None])
-    mean = phi_z.mean(axis=0) if reference_mean is None else reference_mean
-    return (_log_sigmoid_over_queries(remove_offsets(phi, phi_z, mean, neighbours.records)),
-            _log_sigmoid_over_queries(remove_offsets(phi_z, phi_z, mean, neighbours.population)), mean)
+    def __init__(self, logits, labels, population_logits, population_labels):
+        self._phi = tempered_scaled_confidence(logits, labels[:, None])
+        self._phi_z = tempered_scaled_confidence(population_logits, population_labels[:, None])
+        self._last: tuple[float, np.ndarray] | None = None
+
+    def population_phi(self, t: float) -> np.ndarray:
+        if self._last is None or self._last[0] != t:
+            self._last = (t, self._phi_z(t))
+        return self._last[1]
+
+    def population_mean(self, t: float) -> np.ndarray:
+        """The mean population phi over the models [Z, Q]: the baseline of the offsets."""
+        phi_z = self.population_phi(t)
+        return phi_z.mean(axis=0) if phi_z.ndim == 3 else phi_z
+
+    def log_p(self, t: float, averaging, mean: np.ndarray) -> np.ndarray:
+        """[..., M] on the records, offsets against the reference mean population phi ``mean``."""
+        return _log_sigmoid_over_queries(remove_offsets(self._phi(t), self.population_phi(t), mean, averaging))
+
+    def population_log_p(self, t: float, nb: PopulationNeighbours, mean: np.ndarray) -> np.ndarray:
+        """[..., Z] on the population records (each without itself among its neighbours)."""
+        phi_z = self.population_phi(t)
+        return _log_sigmoid_over_queries(remove_offsets(phi_z, phi_z, mean, nb.population))
 
 
 def _log_sigmoid_over_queries(phi: np.ndarray) -> np.ndarray:
     """log of sigmoid(phi) averaged over the query axis: [..., M, Q] -> [..., M], floored."""
     log_p = logsumexp(log_expit(phi), axis=-1) - np.log(phi.shape[-1])
     return np.maximum(log_p, LOG_PROBABILITY_FLOOR)
-
-
-def _shadow_records_are_audited(inputs: AttackInputs) -> bool:
-    """Pool mode: the records with known reference membership are the audited records."""
-    return (inputs.shadow_logits is inputs.reference_logits
-            or (inputs.shadow_logits.shape == inputs.reference_logits.shape
-                and np.array_equal(inputs.shadow_labels, inputs.labels)
-                and np.array_equal(inputs.shadow_logits, inputs.reference_logits)))
 
 
 def _held_out_tprs(log_p: np.ndarray, is_in: np.ndarray, held_out: list[int], offline_a: float) -> list[float]:
