@@ -1,6 +1,8 @@
 """Shokri shadow-model attack on a real overfit model (random forest on digits)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -74,10 +76,9 @@ def test_needs_reference_models(digits_inputs):
 
 def test_all_members_rejected(digits_inputs):
     inputs, _ = digits_inputs
-    fields = {f: getattr(inputs, f) for f in inputs.__dataclass_fields__}
-    fields["shadow_in"] = np.ones_like(inputs.shadow_in)
+    all_in = dataclasses.replace(inputs, shadow_in=np.ones_like(inputs.shadow_in))
     with pytest.raises(InputError, match="all members or all non-members"):
-        shokri.shokri_lr(AttackInputs(**fields))
+        shokri.shokri_lr(all_in)
 
 
 def test_attack_features_keep_class_order():
