@@ -6,6 +6,7 @@ import pytest
 
 from miaudit.config import make_config
 from miaudit.data import load_dataset
+from miaudit.data.dataset import Dataset
 from miaudit.data.queries import query_views
 from miaudit.data.scaling import fit_scaler
 from miaudit.errors import InputError
@@ -89,3 +90,19 @@ def test_image_statistics_over_many_chunks_match_float64():
     exact = x.astype(np.float64)
     assert scaler.mean.ravel()[0] == pytest.approx(exact.mean(), rel=1e-6)
     assert scaler.scale.ravel()[0] == pytest.approx(exact.std(), rel=1e-5)
+
+
+def test_in_place_apply_overwrites_only_arrays_the_caller_owns():
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(50, 1, 3, 3)) * 4 + 2).astype(np.float32)
+    scaler = fit_scaler(x, "standard")
+    expected = scaler.transform(x)
+    fresh = Dataset("t", x.copy(), np.zeros(50, np.int64), 2)
+    done = scaler.apply(fresh, in_place=True)
+    assert done.x is fresh.x and np.array_equal(done.x, expected)
+    locked = x.copy()
+    locked.flags.writeable = False  # e.g. a loader's cached array
+    kept = scaler.apply(Dataset("t", locked, np.zeros(50, np.int64), 2), in_place=True)
+    assert kept.x is not locked and np.array_equal(kept.x, expected) and np.array_equal(locked, x)
+    view = x.copy()[:40]  # does not own its memory
+    assert scaler.apply(Dataset("t", view, np.zeros(40, np.int64), 2), in_place=True).x is not view

@@ -87,7 +87,7 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
     notes: list[str] = []
     raw = _load(cfg.dataset, cfg, cfg.keep_classes)
     scaler = fit_scaler(raw.x, cfg.input_scaling)
-    ds = scaler.apply(raw)
+    ds = scaler.apply(raw, in_place=True)  # raw is this call's own copy (cached loaders give read-only arrays)
     del raw
     n = len(ds)
     members = cfg.members or max(1, min(2500, n // 4))
@@ -117,23 +117,25 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
     mode = "attacker" if cfg.shadow_dataset else cfg.reference_data
     if cfg.shadow_dataset and cfg.reference_data == "pool":
         notes.append(f"--shadow-dataset given: reference models train on {cfg.shadow_dataset} (attacker mode)")
-    attacker_x, attacker_y = ds.x[splits.attacker], ds.y[splits.attacker]
+    # Indices, not copies: the attacker split is most of the dataset (65,000 images for
+    # Fashion-MNIST) and only the population drawn from it is ever read.
+    attacker = np.asarray(splits.attacker)
     if mode == "pool":
         ref_x, ref_y = pool_x, pool_y
         masks = balanced_masks(k, len(pool_x), seed=cfg.seed + 1) if k else np.zeros((0, len(pool_x)), bool)
-        pop_x, pop_y = attacker_x, attacker_y
+        pop_index = attacker
+    elif cfg.shadow_dataset:
+        shadow = _load_other(cfg.shadow_dataset, cfg, ds, scaler, "--shadow-dataset")
+        used, masks, _ = _shadow_sets(len(shadow), k, members, rng, notes)
+        ref_x, ref_y = shadow.x[used], shadow.y[used]
+        pop_index = attacker
     else:
-        if cfg.shadow_dataset:
-            shadow = _load_other(cfg.shadow_dataset, cfg, ds, scaler, "--shadow-dataset")
-            src_x, src_y = shadow.x, shadow.y
-        else:
-            src_x, src_y = attacker_x, attacker_y
-        used, masks, unused = _shadow_sets(len(src_x), k, members, rng, notes)
-        ref_x, ref_y = src_x[used], src_y[used]
-        pop_x, pop_y = (attacker_x[unused], attacker_y[unused]) if not cfg.shadow_dataset else (attacker_x, attacker_y)
-    if len(pop_x) > cfg.population:
-        keep = np.sort(rng.permutation(len(pop_x))[: cfg.population])
-        pop_x, pop_y = pop_x[keep], pop_y[keep]
+        used, masks, unused = _shadow_sets(len(attacker), k, members, rng, notes)
+        ref_x, ref_y = ds.x[attacker[used]], ds.y[attacker[used]]
+        pop_index = attacker[unused]
+    if len(pop_index) > cfg.population:
+        pop_index = pop_index[np.sort(rng.permutation(len(pop_index))[: cfg.population])]
+    pop_x, pop_y = ds.x[pop_index], ds.y[pop_index]
 
     specs = attack_specs(cfg.attacks)
     runnable = []

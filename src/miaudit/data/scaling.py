@@ -38,17 +38,23 @@ class InputScaler:
     def is_identity(self) -> bool:
         return not self.mean.any() and bool((self.scale == 1).all())
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """A new float32 array shaped like x [n, *feature_shape] (one allocation, in-place arithmetic)."""
-        out = np.subtract(x, self.mean, dtype=np.float32)
+    def transform(self, x: np.ndarray, in_place: bool = False) -> np.ndarray:
+        """float32 [n, *feature_shape]: a new array, or x itself overwritten when in_place (x must
+        then be a writeable float32 array)."""
+        out = x if in_place else np.subtract(x, self.mean, dtype=np.float32)
+        if in_place:
+            out -= self.mean
         out *= np.float32(1.0) / self.scale
         return out
 
-    def apply(self, ds: Dataset) -> Dataset:
-        """The dataset with transformed features (labels and names unchanged); ds itself if identity."""
+    def apply(self, ds: Dataset, in_place: bool = False) -> Dataset:
+        """The dataset with transformed features (labels and names unchanged); ds itself if identity.
+        in_place: overwrite ds.x when it is a writeable float32 array that owns its memory (a freshly
+        loaded dataset: 70,000 images need no second 220 MB copy)."""
         if self.is_identity:
             return ds
-        return Dataset(ds.name, self.transform(ds.x), ds.y, ds.n_classes, ds.class_names)
+        own = in_place and ds.x.dtype == np.float32 and ds.x.flags.writeable and ds.x.flags.owndata
+        return Dataset(ds.name, self.transform(ds.x, in_place=own), ds.y, ds.n_classes, ds.class_names)
 
 
 def fit_scaler(x: np.ndarray, scaling: str = "auto") -> InputScaler:
