@@ -1,9 +1,14 @@
 """Local confidence offsets from population neighbours (attacks/local_offsets.py)."""
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
+from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.local_offsets import population_neighbours, remove_offsets
 from miaudit.errors import InputError
 
@@ -56,3 +61,25 @@ def test_remove_offsets_takes_out_a_models_shift_near_the_record():
     unshifted = remove_offsets(base, base_pop, mean, nb.records)
     assert corrected.shape == (4, 50, 1)
     np.testing.assert_allclose(corrected, unshifted, atol=1e-12)
+
+
+def test_shared_results_are_computed_once_even_from_concurrent_threads():
+    z = np.zeros((4, 1, 3))
+    inputs = AttackInputs.target_only(z, np.zeros(4, np.int64))
+    calls = []
+    gate = threading.Event()
+
+    def slow():
+        calls.append(1)
+        gate.wait(0.2)
+        return object()
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: inputs.shared(("x",), slow), range(4)))
+    assert len(calls) == 1 and all(r is results[0] for r in results)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:  # another key does not wait for a slow one
+        slow_one = pool.submit(inputs.shared, ("slow",), lambda: time.sleep(0.5) or 1)
+        time.sleep(0.05)
+        assert inputs.shared(("fast",), lambda: 2) == 2 and time.perf_counter() - started < 0.4
+        assert slow_one.result() == 1

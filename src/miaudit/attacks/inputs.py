@@ -7,12 +7,16 @@ All logits are float32; models without logits give log-probabilities (same softm
 """
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from miaudit.errors import InputError
+
+_LOCKS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,16 @@ class AttackInputs:
     def has_in_models(self) -> bool:
         """True when some reference model trained on some audited record (online attacks possible)."""
         return bool(self.reference_in.any())
+
+    def shared(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """compute(), once per inputs and key: what several attacks derive alike (population
+        neighbours, LiRA's signals). Thread-safe: attacks run concurrently on the same inputs."""
+        with _LOCKS_LOCK:  # one lock per key: other keys are computed meanwhile
+            lock = self._shared.setdefault(("lock", key), threading.Lock())
+        with lock:
+            if key not in self._shared:
+                self._shared[key] = compute()
+            return self._shared[key]
 
     @property
     def shadow_records_are_audited(self) -> bool:

@@ -180,9 +180,14 @@ def _require_references(inputs: AttackInputs, name: str) -> None:
 
 def _phis(inputs: AttackInputs, neighbors: int, name: str) -> tuple[np.ndarray, np.ndarray, int]:
     """phi of the target [N, Q] and of the reference models [K, N, Q] on the audited records, less
-    their local offsets, and the number of neighbours used (0 without population records)."""
+    their local offsets, and the number of neighbours used (0 without population records); shared
+    by lira-online and lira-offline."""
     if not (isinstance(neighbors, (int, np.integer)) and neighbors >= 0):
         raise InputError(f"{name}: neighbors must be an integer >= 0, got {neighbors}")
+    return inputs.shared(("lira_phis", int(neighbors)), lambda: _compute_phis(inputs, int(neighbors)))
+
+
+def _compute_phis(inputs: AttackInputs, neighbors: int) -> tuple[np.ndarray, np.ndarray, int]:
     phi_target = scaled_confidence(inputs.target_logits, inputs.labels[:, None])
     phi_ref = scaled_confidence(inputs.reference_logits, inputs.labels[None, :, None])
     if not neighbors or inputs.population_labels.shape[0] == 0:

@@ -19,7 +19,6 @@ every number of reference models.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 
 LOCAL_NEIGHBORS = 30
 """Population neighbours (same label) per record."""
-_SHARED_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -68,15 +66,11 @@ def shared_population_neighbours(inputs: AttackInputs, n: int = LOCAL_NEIGHBORS,
     first n_population population records (None: all), from the reference models' logits; computed
     once per AttackInputs and shared by the attacks running on it (thread-safe)."""
     shadow = shadow and not inputs.shadow_records_are_audited
-    key = ("population_neighbours", n, shadow, n_population)
-    with _SHARED_LOCK:
-        if key not in inputs._shared:
-            logits, labels = ((inputs.shadow_logits, inputs.shadow_labels) if shadow
-                              else (inputs.reference_logits, inputs.labels))
-            pop = slice(0, n_population)
-            inputs._shared[key] = population_neighbours(logits, labels, inputs.population_reference_logits[:, pop],
-                                                        inputs.population_labels[pop], n)
-        return inputs._shared[key]
+    logits, labels = ((inputs.shadow_logits, inputs.shadow_labels) if shadow
+                      else (inputs.reference_logits, inputs.labels))
+    pop = slice(0, n_population)
+    return inputs.shared(("population_neighbours", n, shadow, n_population), lambda: population_neighbours(
+        logits, labels, inputs.population_reference_logits[:, pop], inputs.population_labels[pop], n))
 
 
 def remove_offsets(phi: np.ndarray, population_phi: np.ndarray, population_mean: np.ndarray,

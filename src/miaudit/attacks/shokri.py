@@ -191,12 +191,13 @@ def _shokri_attack(inputs: AttackInputs, classifier: str, per_class: bool, seed:
     k, r = inputs.shadow_logits.shape[:2]
     if k == 0 or r == 0:
         raise InputError(f"{name}: needs at least 1 reference (shadow) model")
-    features = attack_features(inputs.shadow_logits[:, :, 0], inputs.shadow_labels[None, :])
-    features = features.reshape(k * r, -1)
     is_member = inputs.shadow_in.reshape(k * r)
     rows = _balanced_rows(is_member, np.random.default_rng(seed), name, MAX_TRAINING_ROWS)
+    # features of the sampled rows only (row-wise, so the same as sampling all K x R feature rows)
+    logits = inputs.shadow_logits[:, :, 0].reshape(k * r, -1)[rows]
+    labels = np.broadcast_to(inputs.shadow_labels[None, :], (k, r)).reshape(k * r)[rows]
     model = ShokriAttackModel(classifier, per_class, inputs.n_classes, seed)
-    model.fit(features[rows], is_member[rows])
+    model.fit(attack_features(logits, labels), is_member[rows])
     scores = model.predict_proba(attack_features(inputs.target_logits[:, 0], inputs.labels))[:, 1]
     return AttackScores(scores, scores >= 0.5, 0.5)
 
