@@ -41,7 +41,7 @@ def audit(
     precision: Optional[str] = typer.Option(None, help="auto, float32 or bfloat16 (torch training)."),
     input_scaling: Optional[str] = typer.Option(None, help="auto (default: standardized with the dataset's mean/std, 0/1 features left as they are), standard or none."),
     queries: Optional[int] = typer.Option(None, help="Queries per record (augmented views) for the signals."),
-    population: Optional[int] = typer.Option(None, help="Population records (RMIA's z, Attack-P)."),
+    population: Optional[int] = typer.Option(None, help="Population records: RMIA's z, Attack-P, local offsets (default 10000)."),
     keep_classes: Optional[str] = typer.Option(None, help="Keep only these classes, e.g. 0,1,2,3,4."),
     shadow_dataset: Optional[str] = typer.Option(None, help="Grey-box: train shadow models on this dataset."),
     nonmember_dataset: Optional[str] = typer.Option(None, help="Take non-members from this (out-of-domain) dataset."),
