@@ -130,3 +130,20 @@ def test_attacks_run_concurrently_with_the_same_results_in_order():
     for a, b in zip(one, two, strict=True):
         assert np.allclose(a.scores, b.scores, rtol=1e-6, atol=1e-9), a.name
         assert a.metrics.auc == pytest.approx(b.metrics.auc, abs=1e-9)
+
+
+def test_the_longest_attacks_start_first(monkeypatch):
+    from miaudit.attacks.registry import AttackSpec
+    from miaudit.config import make_config
+    from miaudit.pipeline import compute_signals, run_attacks, train_reference_models, train_target
+    from miaudit.plan import make_plan
+
+    plan = make_plan(make_config(target="forest", attacks=["threshold-loss", "shokri-rf", "rmia", "population"],
+                                 seed=5, n_jobs=1, **FAST))
+    inputs = compute_signals(plan, train_target(plan), train_reference_models(plan))
+    started: list[str] = []
+    real_run = AttackSpec.run
+    monkeypatch.setattr(AttackSpec, "run", lambda self, *a, **k: started.append(self.name) or real_run(self, *a, **k))
+    outcomes = run_attacks(plan, inputs)  # one worker: attacks run in the order they were submitted
+    assert started == ["shokri-rf", "rmia", "threshold-loss", "population"]
+    assert [o.name for o in outcomes] == ["threshold-loss", "shokri-rf", "rmia", "population"]

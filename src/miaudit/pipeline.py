@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Any
 
 import numpy as np
@@ -140,7 +140,8 @@ def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | No
     """Run the plan's attacks (or ``specs``) on the signal matrix and score them against the truth.
 
     Attacks run concurrently in ``n_jobs`` threads (-1: one per core), each with single-threaded
-    BLAS; outcomes come back in the order of ``specs``. An attack's ``seconds`` is its own wall time.
+    BLAS, the longest (by ``AttackSpec.cost``) started first; outcomes come back in the order of
+    ``specs``. An attack's ``seconds`` is its own wall time.
     """
     cfg = plan.config
     specs = plan.attacks if specs is None else specs
@@ -156,10 +157,13 @@ def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | No
 
     with ((board or ProgressBoard(False)).task("attacks", len(specs)) as update,
           threadpool_limits(1 if workers > 1 else None), ThreadPoolExecutor(workers) as pool):
-        futures = [pool.submit(one, attack) for attack in specs]
-        for done, _ in enumerate(as_completed(futures), start=1):
+        # longest first (LPT): a long attack started last would leave one core idle at the end
+        futures: dict[int, Future] = {}
+        for i in sorted(range(len(specs)), key=lambda i: -specs[i].cost):
+            futures[i] = pool.submit(one, specs[i])
+        for done, _ in enumerate(as_completed(futures.values()), start=1):
             update(done)
-        return [f.result() for f in futures]
+        return [futures[i].result() for i in range(len(specs))]
 
 
 def usable_cores() -> int:

@@ -15,7 +15,9 @@ class AttackSpec:
 
     needs_references: at least one reference / shadow model; needs_in_models: reference models
     trained on the audited records (online attacks, reference_data="pool"); needs_population:
-    attacker records that no model trained on; seeded: the function takes the audit's ``seed``.
+    attacker records that no model trained on; seeded: the function takes the audit's ``seed``;
+    cost: rough relative run time (seconds on the 64-model Fashion-MNIST audit), only used to start
+    the longest attacks first when they run concurrently.
     """
 
     name: str
@@ -27,6 +29,7 @@ class AttackSpec:
     needs_population: bool = False
     seeded: bool = False
     kwargs: tuple[tuple[str, object], ...] = ()
+    cost: float = 0.2
 
     def load(self) -> Callable[..., AttackScores]:
         module, name = self.function.split(":")
@@ -49,11 +52,11 @@ class AttackSpec:
         return None
 
 
-def _shokri(kind: str, label: str) -> AttackSpec:
+def _shokri(kind: str, label: str, cost: float) -> AttackSpec:
     fn = "shokri_" + kind.replace("-", "_")
     return AttackSpec(f"shokri-{kind}", f"shokri:{fn}", "black-box",
                       f"Shokri et al. shadow-model attack, per-class {label} attack models",
-                      needs_references=True, seeded=True)
+                      needs_references=True, seeded=True, cost=cost)
 
 
 ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
@@ -64,24 +67,24 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     AttackSpec("threshold-entropy", "threshold:threshold_entropy", "black-box",
                "prediction entropy below a calibrated threshold"),
     AttackSpec("threshold-modified-entropy", "threshold:threshold_modified_entropy", "black-box",
-               "Song & Mittal modified entropy below a calibrated threshold"),
-    _shokri("lr", "logistic-regression"),
-    _shokri("dt", "decision-tree"),
-    _shokri("linear-svm", "linear SVM"),
-    _shokri("rbf-svm", "RBF SVM"),
-    _shokri("rf", "random-forest"),
-    _shokri("mlp", "MLP"),
+               "Song & Mittal modified entropy below a calibrated threshold", cost=0.4),
+    _shokri("lr", "logistic-regression", 0.1),
+    _shokri("dt", "decision-tree", 0.1),
+    _shokri("linear-svm", "linear SVM", 0.3),
+    _shokri("rbf-svm", "RBF SVM", 1.2),
+    _shokri("rf", "random-forest", 1.8),
+    _shokri("mlp", "MLP", 1.0),
     AttackSpec("lira-online", "lira:lira_online", "black-box",
                "LiRA (Carlini et al. 2022): likelihood ratio of IN vs OUT reference models (moderated variances)",
-               needs_references=True, needs_in_models=True),
+               needs_references=True, needs_in_models=True, cost=0.6),
     AttackSpec("lira-offline", "lira:lira_offline", "black-box",
-               "LiRA offline: one-sided test against OUT reference models only", needs_references=True),
+               "LiRA offline: one-sided test against OUT reference models only", needs_references=True, cost=0.5),
     AttackSpec("rmia", "rmia:rmia", "black-box",
                "RMIA (Zarifzadeh et al. 2024): likelihood ratio against population records",
-               needs_references=True, needs_population=True),
+               needs_references=True, needs_population=True, cost=1.3),
     AttackSpec("population", "population:population", "black-box",
                "Attack-P (Ye et al. 2022): loss percentile among population records, no reference models",
-               needs_population=True),
+               needs_population=True, cost=0.01),
 ]}
 
 
