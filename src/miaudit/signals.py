@@ -81,7 +81,8 @@ def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarra
 
 def tempered_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> Callable[[float], np.ndarray]:
     """t -> logit_scaled_confidence(logits / t, labels), for many temperatures t > 0 from one pass:
-    with m the largest other logit, phi_t = (z_y - m) / t - log sum_{c != y} exp((z_c - m) / t)."""
+    with m the largest other logit, phi_t = (z_y - m) / t - log sum_{c != y} exp((z_c - m) / t).
+    Agrees with logit_scaled_confidence to ~1e-6 (the sum runs in float32)."""
     z = np.asarray(logits, np.float64)
     labels = np.broadcast_to(np.asarray(labels), z.shape[:-1]).astype(np.int64)[..., None]
     rest = z.copy()
@@ -89,10 +90,13 @@ def tempered_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> Callab
     top = rest.max(axis=-1, keepdims=True)
     rest -= np.where(np.isfinite(top), top, 0.0)  # the largest other logit is now 0 (or all are -inf)
     gap = np.take_along_axis(z, labels, axis=-1)[..., 0] - top[..., 0]
+    # exp of values <= 0 in float32: the log-sum lies in [0, log C] with float32's ~1e-7 relative
+    # error, and the pass over [..., C] costs half of float64's
+    rest = rest.astype(np.float32)
 
     def at(t: float) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            spread = np.log(np.exp(rest * (1.0 / t)).sum(axis=-1))
+            spread = np.log(np.exp(rest * np.float32(1.0 / t)).sum(axis=-1, dtype=np.float64))
             return np.where(np.isfinite(top[..., 0]), gap / t - spread, gap)
 
     return at
