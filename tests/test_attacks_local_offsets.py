@@ -1,6 +1,7 @@
 """Local confidence offsets from population neighbours (attacks/local_offsets.py)."""
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -83,3 +84,11 @@ def test_shared_results_are_computed_once_even_from_concurrent_threads():
         time.sleep(0.05)
         assert inputs.shared(("fast",), lambda: 2) == 2 and time.perf_counter() - started < 0.4
         assert slow_one.result() == 1
+
+
+def test_inputs_pickle_without_their_shared_results():
+    inputs = AttackInputs.target_only(np.zeros((4, 1, 3)), np.zeros(4, np.int64))
+    assert inputs.shared(("x",), lambda: 1) == 1
+    copy = pickle.loads(pickle.dumps(inputs))
+    assert copy.shared(("x",), lambda: 2) == 2  # recomputed, not carried over
+    assert np.array_equal(copy.target_logits, inputs.target_logits)

@@ -85,6 +85,10 @@ class AttackInputs:
         """True when some reference model trained on some audited record (online attacks possible)."""
         return bool(self.reference_in.any())
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the shared results (they hold locks and are recomputed on demand)."""
+        return {**self.__dict__, "_shared": {}}
+
     def shared(self, key: tuple, compute: Callable[[], Any]) -> Any:
         """compute(), once per inputs and key: what several attacks derive alike (population
         neighbours, LiRA's signals). Thread-safe: attacks run concurrently on the same inputs."""
