@@ -14,8 +14,9 @@ from torch import nn
 from miaudit.errors import InputError
 from miaudit.models import fused_adam, stack_workers
 from miaudit.models import stack as stack_module
+from miaudit.models.mlp_stack import MLPStack
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.stack import MLPStack, mlp_train_flops, train_mlp_stack
+from miaudit.models.stack import mlp_train_flops, train_mlp_stack
 
 RECIPE = TrainingRecipe(epochs=2, batch_size=32, lr=3e-3)
 

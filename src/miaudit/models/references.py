@@ -19,9 +19,10 @@ import numpy as np
 
 from miaudit.errors import InputError
 from miaudit.models.cache import ModelCache, cache_key
+from miaudit.models.mlp_stack import MLPStack
 from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.stack import MLPStack, mlp_train_flops, train_mlp_stack
+from miaudit.models.stack import mlp_train_flops, train_mlp_stack
 
 _KEY_FORMAT = "miaudit-reference-v1"
 

@@ -15,7 +15,7 @@ from miaudit.models.train import torch_logits
 from miaudit.signals import probabilities
 
 if TYPE_CHECKING:
-    from miaudit.models.stack import MLPStack
+    from miaudit.models.mlp_stack import MLPStack
 
 PROBABILITY_FLOOR = 1e-12
 
@@ -75,7 +75,7 @@ class SklearnTarget(_TargetOutputs):
 
 
 class StackTarget(_TargetOutputs):
-    """One MLP from :mod:`miaudit.models.stack` (an MLPStack holding a single model)."""
+    """One MLP from :mod:`miaudit.models.mlp_stack` (an MLPStack holding a single model)."""
 
     def __init__(self, name: str, stack: MLPStack) -> None:
         if stack.n_models != 1:
