@@ -66,40 +66,41 @@ def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarra
     is written out (max shift, one in-place exp): 3-4x faster than scipy's on [64, 5000, 1, 10],
     which matters because RMIA and LiRA evaluate it at several temperatures.
     """
-    z = np.asarray(logits, np.float64)
-    labels = np.broadcast_to(np.asarray(labels), z.shape[:-1]).astype(np.int64)[..., None]
-    z_true = np.take_along_axis(z, labels, axis=-1)[..., 0]
-    rest = z.copy()
-    np.put_along_axis(rest, labels, -np.inf, axis=-1)
-    top = rest.max(axis=-1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)  # every other logit -inf: the sum is 0, the log -inf
-    rest -= top
+    z_true, rest, top = _true_and_shifted_others(logits, labels)
     np.exp(rest, out=rest)
     with np.errstate(divide="ignore"):
-        return z_true - (np.log(rest.sum(axis=-1)) + top[..., 0])
+        return z_true - (np.log(rest.sum(axis=-1)) + top)
 
 
 def tempered_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> Callable[[float], np.ndarray]:
     """t -> logit_scaled_confidence(logits / t, labels), for many temperatures t > 0 from one pass:
     with m the largest other logit, phi_t = (z_y - m) / t - log sum_{c != y} exp((z_c - m) / t).
     Agrees with logit_scaled_confidence to ~1e-6 (the sum runs in float32)."""
-    z = np.asarray(logits, np.float64)
-    labels = np.broadcast_to(np.asarray(labels), z.shape[:-1]).astype(np.int64)[..., None]
-    rest = z.copy()
-    np.put_along_axis(rest, labels, -np.inf, axis=-1)
-    top = rest.max(axis=-1, keepdims=True)
-    rest -= np.where(np.isfinite(top), top, 0.0)  # the largest other logit is now 0 (or all are -inf)
-    gap = np.take_along_axis(z, labels, axis=-1)[..., 0] - top[..., 0]
+    z_true, rest, top = _true_and_shifted_others(logits, labels)
+    gap = z_true - top
     # exp of values <= 0 in float32: the log-sum lies in [0, log C] with float32's ~1e-7 relative
     # error, and the pass over [..., C] costs half of float64's
     rest = rest.astype(np.float32)
 
     def at(t: float) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            spread = np.log(np.exp(rest * np.float32(1.0 / t)).sum(axis=-1, dtype=np.float64))
-            return np.where(np.isfinite(top[..., 0]), gap / t - spread, gap)
+            return gap / t - np.log(np.exp(rest * np.float32(1.0 / t)).sum(axis=-1, dtype=np.float64))
 
     return at
+
+
+def _true_and_shifted_others(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z_y [...], the other logits minus m [..., C] with -inf at y, m [...]) in float64, m the
+    largest other logit (0 when all others are -inf: their sum of exps is then 0, its log -inf)."""
+    z = np.asarray(logits, np.float64)
+    labels = np.broadcast_to(np.asarray(labels), z.shape[:-1]).astype(np.int64)[..., None]
+    z_true = np.take_along_axis(z, labels, axis=-1)[..., 0]
+    rest = z.copy()
+    np.put_along_axis(rest, labels, -np.inf, axis=-1)
+    top = rest.max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    rest -= top
+    return z_true, rest, top[..., 0]
 
 
 def _log_one_minus_softmax(z: np.ndarray) -> np.ndarray:
