@@ -104,9 +104,10 @@ class AttackInputs:
         """Pool mode: the records with known reference membership are the audited records."""
         if self.shadow_logits is self.reference_logits and self.shadow_labels is self.labels:
             return True
-        return (self.shadow_logits.shape == self.reference_logits.shape
-                and np.array_equal(self.shadow_labels, self.labels)
-                and np.array_equal(self.shadow_logits, self.reference_logits))
+        return self.shared(("shadow_records_are_audited",), lambda: (
+            self.shadow_logits.shape == self.reference_logits.shape
+            and np.array_equal(self.shadow_labels, self.labels)
+            and np.array_equal(self.shadow_logits, self.reference_logits)))
 
     def select_references(self, index) -> AttackInputs:
         """The same inputs restricted to reference models ``index`` (a slice or int array over K)."""

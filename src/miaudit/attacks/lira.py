@@ -200,9 +200,13 @@ def _compute_phis(inputs: AttackInputs, neighbors: int) -> tuple[np.ndarray, np.
 
 
 def _population_phi(inputs: AttackInputs) -> tuple[np.ndarray, np.ndarray]:
-    """phi of the reference models on the population records [K, Z, Q] and its mean over models [Z, Q]."""
-    phi = scaled_confidence(inputs.population_reference_logits, inputs.population_labels[None, :, None])
-    return phi, phi.mean(axis=0)
+    """phi of the reference models on the population records [K, Z, Q] and its mean over models
+    [Z, Q], computed once per inputs (audited and shadow records both need it)."""
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        phi = scaled_confidence(inputs.population_reference_logits, inputs.population_labels[None, :, None])
+        return phi, phi.mean(axis=0)
+
+    return inputs.shared(("lira_population_phi",), compute)
 
 
 def _shadow_phi(inputs: AttackInputs, neighbors: int) -> np.ndarray:
