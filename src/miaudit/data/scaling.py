@@ -41,9 +41,7 @@ class InputScaler:
     def transform(self, x: np.ndarray, in_place: bool = False) -> np.ndarray:
         """float32 [n, *feature_shape]: a new array, or x itself overwritten when in_place (x must
         then be a writeable float32 array)."""
-        out = x if in_place else np.subtract(x, self.mean, dtype=np.float32)
-        if in_place:
-            out -= self.mean
+        out = np.subtract(x, self.mean, out=x if in_place else None, dtype=np.float32)
         out *= np.float32(1.0) / self.scale
         return out
 
