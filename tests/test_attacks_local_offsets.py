@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pickle
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -78,12 +77,20 @@ def test_shared_results_are_computed_once_even_from_concurrent_threads():
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: inputs.shared(("x",), slow), range(4)))
     assert len(calls) == 1 and all(r is results[0] for r in results)
-    started = time.perf_counter()
-    with ThreadPoolExecutor(2) as pool:  # another key does not wait for a slow one
-        slow_one = pool.submit(inputs.shared, ("slow",), lambda: time.sleep(0.5) or 1)
-        time.sleep(0.05)
-        assert inputs.shared(("fast",), lambda: 2) == 2 and time.perf_counter() - started < 0.4
-        assert slow_one.result() == 1
+    entered, release = threading.Event(), threading.Event()
+
+    def blocking():
+        entered.set()
+        release.wait(5)
+        return 1
+
+    with ThreadPoolExecutor(1) as pool:  # another key does not wait for a computation in flight
+        in_flight = pool.submit(inputs.shared, ("slow",), blocking)
+        assert entered.wait(5)
+        assert inputs.shared(("fast",), lambda: 2) == 2
+        assert not in_flight.done()  # a shared lock would have made "fast" wait for it
+        release.set()
+        assert in_flight.result() == 1
 
 
 def test_inputs_pickle_without_their_shared_results():
