@@ -96,6 +96,17 @@ def art_classifier(module: nn.Module, epochs: int) -> RecipeClassifier:
     )
 
 
+def time_one_shadow(x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> float:
+    """Seconds for ART to train one shadow model as ShadowModels does: ``fit(x, y)`` of a fresh
+    RecipeClassifier (the target's recipe) on x float32 [n, 784], y int64 [n]."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        shadow = art_classifier(build_mlp(), epochs)
+        start = time.perf_counter()
+        shadow.fit(x, y)
+        return time.perf_counter() - start
+
+
 # --------------------------------------------------------------------------- metrics
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, level: float) -> float:
     """Highest TPR on the ROC curve with FPR <= level (labels bool [n], scores float [n])."""
