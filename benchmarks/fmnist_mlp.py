@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-art", action="store_true")
     ap.add_argument("--skip-precision", action="store_true")
     ap.add_argument("--extra-targets", type=int, default=4, help="more targets (seeds 1..n) for the mean figures")
+    ap.add_argument("--held-out", type=int, default=16,
+                    help="reference models that each play the target in turn (0: skip)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "fmnist_mlp.json")
     args = ap.parse_args(argv)
 
@@ -101,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     report["targets_compared"] = len(per_target)
     report["per_target"] = {str(k): v for k, v in per_target.items()}
     report["mean_over_targets"] = mean_rows(per_target)
+
+    # 3b. held-out targets: reference models playing the target (nothing in miaudit was tuned on them)
+    if args.held_out:
+        report["held_out"] = held_out_summary(result, plan, ks, args.held_out)
 
     # 4. float32 vs bfloat16 reference training (16 models), same seeds
     if not args.skip_precision:
@@ -203,6 +209,39 @@ def extra_target_rows(result, plan, cfg, seed: int, ks: tuple[int, ...]) -> list
     return rows
 
 
+def held_out_summary(result, plan, ks: tuple[int, ...], n_targets: int) -> dict:
+    """LiRA and RMIA with reference models as targets: model j (one per pair, spread over the stack)
+    is the target and its own mask the truth; the references are the other models but j's partner
+    (the balanced masks pair 2i and 2i+1 on complementary halves), in stack order, so every even
+    prefix stays balanced; at most K - 2 of them. The benchmark's targets were in view when miaudit's
+    attack settings were chosen; these were not, so their mean is the held-out estimate.
+    Returns {"targets": [j...], "ks": [...], "rows": mean rows with min / max, plus "tpr_at_0.001_sd"}."""
+    inputs = result.inputs
+    k_all = inputs.n_reference
+    pairs = k_all // 2
+    chosen = sorted({2 * int(i) for i in np.linspace(0, pairs - 1, min(n_targets, pairs))})
+    k_list = sorted({min(k, k_all - 2) for k in ks if min(k, k_all - 2) >= 1})
+    specs = [ATTACKS[n] for n in MODERN]
+    per_target = {}
+    for j in chosen:
+        others = np.array([i for i in range(k_all) if i // 2 != j // 2])
+        pseudo = dataclasses.replace(inputs, target_logits=inputs.reference_logits[j],
+                                     population_target_logits=inputs.population_reference_logits[j])
+        pseudo_plan = dataclasses.replace(plan, membership=inputs.reference_in[j].copy())
+        rows = []
+        for k in k_list:
+            for o in run_attacks(pseudo_plan, pseudo.select_references(others[:k]), specs=specs):
+                rows.append(row(f"{o.name}@{k}", o.metrics, o.seconds))
+        per_target[j] = rows
+    means = mean_rows(per_target)
+    for entry in means:
+        values = [next(r for r in rows if r["attack"] == entry["attack"])["tpr_at_0.001"]
+                  for rows in per_target.values()]
+        entry["tpr_at_0.001_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    print(f"held-out targets: reference models {chosen}", flush=True)
+    return {"targets": chosen, "ks": k_list, "rows": means}
+
+
 def mean_rows(per_target: dict[int, list[dict]]) -> list[dict]:
     """Attacks present for every target: mean AUC / TPRs / seconds, with min and max of each."""
     names = set.intersection(*({r["attack"] for r in rows} for rows in per_target.values()))
@@ -294,6 +333,13 @@ def print_table(rows: list[dict], report: dict) -> None:
             print(f"{r['attack']:<34}{r['auc']:7.3f} ({r['auc_min']:.3f}-{r['auc_max']:.3f})"
                   f"{r['tpr_at_0.001']:10.2%} ({r['tpr_at_0.001_min']:.2%}-{r['tpr_at_0.001_max']:.2%})"
                   f"{r['tpr_at_0.01']:9.2%}")
+    held = report.get("held_out")
+    if held:
+        print(f"\nheld-out: {len(held['targets'])} reference models as targets (mean, sd and min-max of TPR@0.1%)")
+        print(f"{'attack':<34}{'AUC':>7}{'TPR@0.1%':>10}{'sd':>8}{'':>18}{'TPR@1%':>9}")
+        for r in sorted(held["rows"], key=lambda r: -r["tpr_at_0.001"]):
+            print(f"{r['attack']:<34}{r['auc']:7.3f}{r['tpr_at_0.001']:10.2%}{r['tpr_at_0.001_sd']:8.2%}"
+                  f" ({r['tpr_at_0.001_min']:.2%}-{r['tpr_at_0.001_max']:.2%}){r['tpr_at_0.01']:9.2%}")
     for title, key in (("protocol's target (seed 0)", "targets"), ("mean over targets", "targets_mean_over_targets")):
         if key not in report:
             continue
