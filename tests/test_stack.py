@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import time
 from itertools import pairwise
 
 import numpy as np
@@ -218,6 +219,35 @@ def test_workers_run_slices_at_once_on_one_torch_thread_each_and_restore_the_set
     _recording_train_group(monkeypatch, calls)
     train_mlp_stack(x, y, masks[:1], 3, (8,), RECIPE, [1], "float32")  # one model: no worker thread
     assert calls[0][:2] == (threading.main_thread(), 2)
+
+
+def test_workers_take_turns_at_the_optimizer_step(data, monkeypatch):
+    """Optimizer steps (memory-bound) of different workers never run at once; models are unchanged."""
+    x, y = data
+    active, most, guard = [0], [0], threading.Lock()
+    real = stack_module._make_optimizer
+
+    def tracking_optimizer(params, recipe):
+        optimizer = real(params, recipe)
+        step = optimizer.step
+
+        def tracked_step():
+            with guard:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            time.sleep(0.0005)  # widen the window in which an unguarded second step would enter
+            step()
+            with guard:
+                active[0] -= 1
+        optimizer.step = tracked_step
+        return optimizer
+
+    monkeypatch.setattr(stack_module, "_make_optimizer", tracking_optimizer)
+    masks = np.random.default_rng(4).random((4, len(x))) < 0.5
+    two = train_mlp_stack(x, y, masks, 3, (8,), RECIPE, [1, 2, 3, 4], "float32", workers=2)
+    assert most[0] == 1
+    one = train_mlp_stack(x, y, masks, 3, (8,), RECIPE, [1, 2, 3, 4], "float32", workers=1)
+    np.testing.assert_array_equal(two.logits(x), one.logits(x))
 
 
 @pytest.mark.usefixtures("two_torch_threads")
