@@ -95,7 +95,7 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
     # matmuls by compute: workers taking turns at the optimizer overlap one's step with the other's
     # matmuls (bf16, 2 workers: 1-5% less time per model in three interleaved A/B runs, near this
     # machine's noise; the same models bit for bit)
-    turn = threading.Lock() if len(slices) > 1 and workers > 1 else contextlib.nullcontext()
+    turn = threading.Lock() if workers > 1 else contextlib.nullcontext()
     jobs = [functools.partial(_train_group, xt, yt, masks[part], [int(seeds[i]) for i in part], widths, recipe,
                               bf16, fused, counter, g, turn) for g, part in slices]
     trained = run_jobs(jobs, min(workers, len(jobs)), poll)
