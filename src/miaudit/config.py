@@ -28,7 +28,9 @@ class AuditConfig(BaseModel):
     chunk_size: torch reference models trained (and cached) together, so an interrupted audit
     retrains at most one chunk; input_scaling: "standard" standardizes every model's inputs with
     the audited dataset's mean / std (per image channel or tabular feature), "auto" does too but
-    leaves 0/1 indicator features as they are, "none" feeds features as loaded (images in [0, 1]).
+    leaves 0/1 indicator features as they are, "none" feeds features as loaded (images in [0, 1]);
+    coin_flip_members: each of the members + non_members audited records is a member by its own fair
+    coin (what makes the one-run epsilon lower bound valid) instead of exactly ``members`` of them.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -58,6 +60,7 @@ class AuditConfig(BaseModel):
     cache_dir: str | None = None
     chunk_size: int = Field(16, ge=1)
     n_jobs: int = -1
+    coin_flip_members: bool = False
 
     @field_validator("attacks", mode="before")
     @classmethod

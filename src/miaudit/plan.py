@@ -1,7 +1,7 @@
 """Turning an AuditConfig into concrete record sets, before any model is trained.
 
 Everything that can be wrong with the input is found here, so an audit fails in seconds rather than
-after training. Shapes: N audited records (members then non-members), R records with known
+after training. Shapes: N audited records (in a seeded random order), R records with known
 membership for the reference models (attacker mode), Z population records.
 """
 from __future__ import annotations
@@ -97,6 +97,9 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
     rng = np.random.default_rng([cfg.seed, 7])
     test_x, test_y = ds.x[splits.non_members], ds.y[splits.non_members]
 
+    if cfg.nonmember_dataset and cfg.coin_flip_members:
+        raise InputError("--coin-flip-members: cannot draw membership by coin flips when non-members come "
+                         "from another dataset (--nonmember-dataset)")
     if cfg.nonmember_dataset:
         other = _load_other(cfg.nonmember_dataset, cfg, ds, scaler, "--nonmember-dataset")
         if len(other) < non_members:
@@ -107,11 +110,16 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
         notes.append(f"non-members are out-of-domain records from {other.name}")
     else:
         out_index, out_x, out_y, out_src = splits.non_members, test_x, test_y, ds.name
-    pool_x = np.concatenate([ds.x[splits.members], out_x])
-    pool_y = np.concatenate([ds.y[splits.members], out_y])
-    membership = np.r_[np.ones(members, bool), np.zeros(len(out_index), bool)]
-    record_index = np.r_[splits.members, out_index].astype(np.int64)
-    source = [ds.name] * members + [out_src] * len(out_index)
+    # The audited records in a seeded random order: no attack may see membership in their position.
+    order = np.random.default_rng([cfg.seed, 11]).permutation(members + len(out_index))
+    pool_x = np.concatenate([ds.x[splits.members], out_x])[order]
+    pool_y = np.concatenate([ds.y[splits.members], out_y])[order]
+    membership = np.r_[np.ones(members, bool), np.zeros(len(out_index), bool)][order]
+    record_index = np.r_[splits.members, out_index].astype(np.int64)[order]
+    source = list(np.array([ds.name] * members + [out_src] * len(out_index), dtype=object)[order])
+    if cfg.coin_flip_members:
+        membership = _coin_flips(len(pool_x), cfg, notes)
+        test_x, test_y = pool_x[~membership], pool_y[~membership]
 
     k = cfg.reference_models
     mode = "attacker" if cfg.shadow_dataset else cfg.reference_data
@@ -151,6 +159,15 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
         raise InputError("--attacks: none of the requested attacks can run with these settings")
     return AuditPlan(cfg, ds, pool_x, pool_y, membership, record_index, source, test_x, test_y, mode,
                      ref_x, ref_y, masks, pop_x, pop_y, runnable, scaler, notes)
+
+
+def _coin_flips(n: int, cfg: AuditConfig, notes: list[str]) -> np.ndarray:
+    """bool [n]: each audited record a member by its own fair coin (the one-run epsilon audit's design)."""
+    membership = np.random.default_rng([cfg.seed, 13]).random(n) < 0.5
+    if membership.all() or not membership.any():
+        raise InputError(f"--coin-flip-members: {n} audited records are too few for coin-flip membership")
+    notes.append(f"membership drawn by a fair coin per audited record: {int(membership.sum())} members of {n}")
+    return membership
 
 
 def _check_no_shared_records(member_x: np.ndarray, non_member_x: np.ndarray, source: str) -> None:

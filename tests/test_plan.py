@@ -1,0 +1,57 @@
+"""The plan's record sets: no membership in the records' order, coin-flip membership for the epsilon audit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from miaudit.config import make_config
+from miaudit.errors import InputError
+from miaudit.plan import make_plan
+
+
+def _plan(**settings):
+    return make_plan(make_config(dataset="digits", target="logreg", reference_models=0,
+                                 attacks=["threshold-loss"], **settings))
+
+
+def test_membership_is_not_in_the_records_order():
+    plan = _plan(members=400)
+    position = np.arange(len(plan.membership))
+    # members first (the old layout) gives a point-biserial correlation of -0.87 here
+    r, p = stats.pearsonr(position, plan.membership)
+    assert abs(r) < 0.1 and p > 0.001
+    assert plan.membership.sum() == 400
+    # every record keeps its own label and index: the pool is one permutation of members + non-members
+    again = _plan(members=400)
+    np.testing.assert_array_equal(plan.record_index, again.record_index)
+    np.testing.assert_array_equal(plan.membership, again.membership)
+    assert len(set(plan.record_index.tolist())) == len(plan.record_index)
+
+
+def test_pool_records_are_the_dataset_records_at_their_index():
+    from miaudit.data import load_dataset
+
+    plan = _plan(members=300, input_scaling="none")
+    ds = load_dataset("digits")
+    np.testing.assert_array_equal(plan.pool_y, ds.y[plan.record_index])
+    np.testing.assert_array_equal(plan.pool_x, ds.x[plan.record_index])
+
+
+def test_coin_flip_membership_is_a_fair_coin_per_record():
+    plan = _plan(members=400, coin_flip_members=True)
+    n = len(plan.membership)
+    assert n == 800
+    k = int(plan.membership.sum())
+    assert stats.binomtest(k, n, 0.5).pvalue > 0.001
+    counts = {int(_plan(members=400, coin_flip_members=True, seed=s).membership.sum()) for s in range(4)}
+    assert len(counts) > 1  # a coin per record, not a fixed number of members
+    # the non-members are exactly the audited records outside the coin's members
+    assert len(plan.test_y) == n - k
+    np.testing.assert_array_equal(plan.test_x, plan.pool_x[~plan.membership])
+    assert any("fair coin" in note for note in plan.notes)
+
+
+def test_coin_flips_refuse_out_of_domain_non_members():
+    with pytest.raises(InputError, match="coin-flip-members"):
+        _plan(members=100, coin_flip_members=True, nonmember_dataset="breast-cancer")
