@@ -1,0 +1,200 @@
+"""A user's table files: CSV / Parquet read into a DataFrame, and the user's own membership (a 0/1
+column of the table, or a file of record ids).
+
+Reading rules, the same for CSV and Parquet: column names are unique (a duplicate is an error naming
+it); text values are stripped of whitespace and those equal to one of ``na_values`` become missing
+(NaN). A CSV's first line is its header unless ``no_header`` or ``columns`` is given; header-less
+columns are named ``columns`` or col0..colN-1. Record ids are an id column's values, or without one
+the row positions 0..n-1 (the header line not counted).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from miaudit.data.table_cells import DEFAULT_NA_VALUES, cell_values, shown
+from miaudit.errors import InputError
+
+CSV_SUFFIXES = (".csv", ".tsv", ".data", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zip", ".zst")
+MEMBER_WORDS = {"1": True, "0": False, "true": True, "false": False, "yes": True, "no": False}
+
+
+def read_table(path: str | Path, columns: Sequence[str] | None = None, no_header: bool = False,
+               na_values: Sequence[str] = DEFAULT_NA_VALUES) -> pd.DataFrame:
+    """The table in ``path`` (CSV, TSV, or Parquet by suffix; CSV may be compressed, e.g. .csv.gz).
+
+    columns: names of the columns of a header-less CSV (its first line is a record), or new names of
+    a Parquet file's columns (as many as it has); no_header: a header-less CSV named col0..colN-1.
+    """
+    path = Path(path)
+    source = str(path)
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    suffix = suffixes[-2] if len(suffixes) == 2 and suffixes[-1] in COMPRESSIONS else path.suffix.lower()
+    if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
+        raise InputError(f"{source}: unknown table type {suffix or '(none)'!r} "
+                         f"(use {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)})")
+    if not path.is_file():
+        raise InputError(f"{source}: file not found")
+    if path.stat().st_size == 0:
+        raise InputError(f"{source}: empty file")
+    if columns is not None:
+        columns = [str(c).strip() for c in columns]
+        _unique(columns, f"{source}: --columns")
+    if suffix in PARQUET_SUFFIXES:
+        frame = _read_parquet(path, source, columns, no_header)
+    else:
+        frame = _read_csv(path, source, "\t" if suffix == ".tsv" else ",", columns, no_header, na_values)
+    if len(frame) == 0:
+        raise InputError(f"{source}: no records")
+    return mark_missing(frame, na_values)
+
+
+def mark_missing(frame: pd.DataFrame, na_values: Sequence[str] = DEFAULT_NA_VALUES) -> pd.DataFrame:
+    """A copy of frame whose text columns are stripped and hold NaN where a value is one of na_values."""
+    tokens = [str(v).strip() for v in na_values]
+    out = frame.copy()
+    for name in out.columns:
+        if not (pd.api.types.is_numeric_dtype(out[name]) or pd.api.types.is_bool_dtype(out[name])):
+            out[name] = pd.Series(cell_values(out[name], tokens)[0], index=out.index, dtype=object)
+    return out
+
+
+def _read_csv(path: Path, source: str, sep: str, columns: list[str] | None, no_header: bool,
+              na_values: Sequence[str]) -> pd.DataFrame:
+    options = {"sep": sep, "skipinitialspace": True, "na_values": list(na_values), "keep_default_na": False,
+               "index_col": False, "low_memory": False}
+    try:
+        if columns is None and not no_header:
+            head = pd.read_csv(path, header=None, nrows=1, dtype=str, **{**options, "na_values": []})
+            names = [str(v).strip() if isinstance(v, str) and v.strip() else f"col{i}"
+                     for i, v in enumerate(head.iloc[0])]
+            _unique(names, source)
+            return pd.read_csv(path, header=0, names=names, **options)
+        frame = pd.read_csv(path, header=None, **options)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{source}: empty file") from None
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise InputError(f"{source}: cannot read the table ({str(err).strip().splitlines()[-1]})") from None
+    if columns is None:
+        return frame.set_axis([f"col{i}" for i in range(frame.shape[1])], axis=1)
+    if len(columns) != frame.shape[1]:
+        raise InputError(f"{source}: --columns names {len(columns)} columns, the file has {frame.shape[1]}")
+    first = [str(v).strip() for v in frame.iloc[0]]
+    if first == columns:
+        raise InputError(f"{source}: the first line repeats --columns (the file has a header: leave out --columns)")
+    return frame.set_axis(columns, axis=1)
+
+
+def _read_parquet(path: Path, source: str, columns: list[str] | None, no_header: bool) -> pd.DataFrame:
+    if no_header:
+        raise InputError(f"{source}: --no-header applies to CSV files (Parquet files name their columns)")
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(f"{source}: reading Parquet needs pyarrow: pip install pyarrow") from None
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{source}: cannot read the Parquet file ({str(err).strip().splitlines()[0]})") from None
+    names = [str(n) for n in table.schema.names]
+    _unique(names, source)
+    if columns is not None:
+        if len(columns) != len(names):
+            raise InputError(f"{source}: --columns names {len(columns)} columns, the file has {len(names)}")
+        table = table.rename_columns(columns)
+    return table.to_pandas()
+
+
+def _unique(names: Sequence[str], source: str) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise InputError(f"{source}: duplicate column name {name!r} (columns {seen[name]} and {i})")
+        seen[name] = i
+
+
+def membership_from_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """bool [n] from a column of 0/1, true/false or yes/no (any case, whitespace stripped)."""
+    if column not in frame.columns:
+        raise InputError(f"{column}: member column not found (columns: {', '.join(map(str, frame.columns))})")
+    values = frame[column]
+    out = np.zeros(len(values), bool)
+    for row, value in enumerate(values.to_numpy(object)):
+        if isinstance(value, (bool, np.bool_)):
+            out[row] = bool(value)
+            continue
+        if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
+            out[row] = value == 1
+            continue
+        key = value.strip().lower() if isinstance(value, str) else None
+        if key not in MEMBER_WORDS:
+            raise InputError(f"{column}: value {shown(value)} in row {row} is not 0/1, true/false or yes/no")
+        out[row] = MEMBER_WORDS[key]
+    return out
+
+
+def record_ids(frame: pd.DataFrame, id_column: str | None = None) -> list[str]:
+    """The frame's record ids as stripped text: the id column's values, or the row positions."""
+    if id_column is None:
+        return [str(i) for i in range(len(frame))]
+    if id_column not in frame.columns:
+        raise InputError(f"{id_column}: id column not found (columns: {', '.join(map(str, frame.columns))})")
+    column = frame[id_column]
+    if column.isna().any():
+        raise InputError(f"{id_column}: missing record id in row {int(np.flatnonzero(column.isna())[0])}")
+    if pd.api.types.is_float_dtype(column) and (column == column.round()).all():
+        column = column.astype(np.int64)
+    return [str(v).strip() for v in column]
+
+
+def read_member_ids(path: str | Path) -> set[str]:
+    """The record ids of the target's training members: a .csv file of one column (its first line is
+    the header), or any other text file with one id per line (blank lines skipped)."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise InputError(f"{source}: members file not found")
+    try:
+        if path.suffix.lower() == ".csv":
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+            if table.shape[1] != 1:
+                raise InputError(f"{source}: a members file holds one column of record ids, found "
+                                 f"{table.shape[1]} ({', '.join(map(str, table.columns))})")
+            ids = [v.strip() for v in table.iloc[:, 0]]
+        else:
+            ids = [line.strip() for line in path.read_text().splitlines()]
+    except pd.errors.EmptyDataError:
+        ids = []
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise InputError(f"{source}: cannot read the members file ({str(err).strip().splitlines()[-1]})") from None
+    found = {i for i in ids if i}
+    if not found:
+        raise InputError(f"{source}: no record ids in the members file")
+    return found
+
+
+def membership_from_ids(ids: Iterable[str], record_ids: Sequence, source: str = "--members-file") -> np.ndarray:
+    """bool [n]: record i is a member when record_ids[i] is in ids. Record ids must be unique and
+    every id must name a record (InputError naming the first that does not)."""
+    keys = [str(r).strip() for r in record_ids]
+    position: dict[str, int] = {}
+    for row, key in enumerate(keys):
+        if key in position:
+            raise InputError(f"record ids: {key!r} appears in rows {position[key]} and {row} (ids must be unique)")
+        position[key] = row
+    wanted = {str(i).strip() for i in ids}
+    unknown = sorted(wanted - position.keys())
+    if unknown:
+        example = ", ".join(keys[:3])
+        raise InputError(f"{source}: id {unknown[0]!r} is not a record id ({len(unknown)} of {len(wanted)} ids "
+                         f"unknown; record ids look like {example})")
+    out = np.zeros(len(keys), bool)
+    out[[position[i] for i in wanted]] = True
+    return out
