@@ -197,7 +197,7 @@ def fit_encoding(frame: pd.DataFrame, label_column: str = "label", *,
     for flag, column in (("label column", label_column), ("member column", member_column),
                          ("id column", id_column)):
         if column is not None and column not in names:
-            raise InputError(f"{flag} {column!r} not found (columns: {', '.join(names)})")
+            raise InputError(f"{flag}: {column!r} not found (columns: {', '.join(names)})")
     special = {label_column, member_column, id_column} - {None}
     features = [c for c in names if c not in special]
     if not features:
