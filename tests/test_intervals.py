@@ -7,7 +7,13 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from miaudit.errors import InputError
-from miaudit.intervals import allowed_false_positives, clopper_pearson_interval, delong_auc_se, normal_interval
+from miaudit.intervals import (
+    allowed_false_positives,
+    clopper_pearson_interval,
+    delong_auc_se,
+    normal_interval,
+    tpr_at_fpr_intervals,
+)
 
 
 def test_clopper_pearson_matches_scipy_exact_interval():
@@ -96,3 +102,30 @@ def test_allowed_false_positives_and_resolution():
         for level in (0.001, 0.01, 0.07, 0.29, 0.5):
             k = allowed_false_positives(level, n)
             assert k / n <= level < (k + 1) / n
+
+
+def test_joint_interval_covers_the_tpr_at_the_true_fpr():
+    """Binormal scores, 2500 members and 2500 non-members (the benchmark's sizes), FPR 0.1%: the true
+    TPR is Phi(shift - z_0.999). The joint interval covers it; the Clopper-Pearson interval on the
+    members alone (threshold taken as exact, 2 false positives allowed) covers it far less often."""
+    rng = np.random.default_rng(8)
+    shift, level, sims = 2.0, 0.001, 300
+    truth = stats.norm.sf(stats.norm.isf(level) - shift)
+    joint = members_only = 0
+    for _ in range(sims):
+        pos, neg = rng.normal(size=2500) + shift, rng.normal(size=2500)
+        (lo, hi), = tpr_at_fpr_intervals(pos, neg, [level])
+        joint += lo <= truth <= hi
+        found = np.sum(pos > np.sort(neg)[-(allowed_false_positives(level, 2500) + 1)])
+        cp_lo, cp_hi = clopper_pearson_interval(found, 2500)
+        members_only += cp_lo <= truth <= cp_hi
+    assert joint / sims >= 0.95
+    assert members_only / sims < 0.5
+
+
+def test_joint_interval_without_enough_non_members_has_no_lower_end():
+    rng = np.random.default_rng(9)
+    pos, neg = rng.normal(size=2500) + 2, rng.normal(size=449)
+    (lo, hi), (lo_1pct, _) = tpr_at_fpr_intervals(pos, neg, [0.001, 0.01])
+    assert lo == 0.0 and 0.0 < hi < 1.0  # 0.1% of 449: nothing is known to lie above the threshold
+    assert lo_1pct > 0.0

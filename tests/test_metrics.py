@@ -238,23 +238,19 @@ def test_level_whose_product_rounds_down_still_gets_its_false_positives():
     assert m.tpr_at_fpr[0.29] == np.mean(scores[members] > thirtieth)
 
 
-def test_tpr_interval_covers_the_true_tpr_at_the_chosen_threshold():
-    """Binormal scores; the level's threshold sits at the (k+1)-th highest non-member score, whose true
-    TPR is 1 - Phi(t - shift). Few members above it (~4 of 150) is where a normal interval fails
-    (coverage 0.89 here; Clopper-Pearson 0.98, both measured on 20,000 simulations)."""
+def test_tpr_interval_rests_on_the_members_above_the_levels_threshold():
+    """Successes: members above the (k+1)-th highest non-member (k false positives allowed); trials:
+    the members. (The coverage of this exact interval is tested on 2000 simulations in test_intervals.)"""
     rng = np.random.default_rng(12)
-    shift, level = 0.3, 0.01
-    members = np.r_[np.ones(150, bool), np.zeros(400, bool)]
-    hits = 0
-    sims = 200
-    for _ in range(sims):
+    for n_in, n_out, shift in ((150, 400, 0.3), (2500, 449, 1.5), (700, 2500, 1.0)):
+        members = np.r_[np.ones(n_in, bool), np.zeros(n_out, bool)]
         scores = rng.normal(size=members.size) + shift * members
         m = compute_metrics(scores, members)
-        k = m.tpr_at_fpr_false_positives[level]
-        threshold = np.sort(scores[~members])[-(k + 1)]
-        lo, hi = m.tpr_at_fpr_ci[level]
-        hits += lo <= stats.norm.sf(threshold - shift) <= hi
-    assert hits / sims >= 0.95 - 0.025
+        for level in (0.001, 0.01):
+            k = m.tpr_at_fpr_false_positives[level]
+            found = int(np.sum(scores[members] > np.sort(scores[~members])[-(k + 1)]))
+            want = stats.binomtest(found, n_in).proportion_ci(0.95, method="exact")
+            assert m.tpr_at_fpr_ci[level] == pytest.approx((want.low, want.high), abs=1e-12)
 
 
 def test_intervals_contain_the_estimates_and_are_json_lists():
@@ -270,9 +266,12 @@ def test_intervals_contain_the_estimates_and_are_json_lists():
         for level, value in m.tpr_at_fpr.items():
             lo, hi = m.tpr_at_fpr_ci[level]
             assert 0 <= lo <= value <= hi <= 1
+            joint_lo, joint_hi = m.tpr_at_fpr_joint_ci[level]
+            assert 0 <= joint_lo <= lo and hi <= joint_hi <= 1
         d = json.loads(json.dumps(m.to_dict(), allow_nan=False))
         assert d["auc_ci"] == list(m.auc_ci) and d["ci_confidence"] == 0.95
-        assert set(d["tpr_at_fpr_ci"]) == set(d["tpr_at_fpr_false_positives"]) == {"0.001", "0.01", "0.05"}
+        assert (set(d["tpr_at_fpr_ci"]) == set(d["tpr_at_fpr_joint_ci"]) == set(d["tpr_at_fpr_false_positives"])
+                == {"0.001", "0.01", "0.05"})
         assert d["tpr_at_fpr_below_resolution"]["0.001"] is bool(members.size - members.sum() < 1000)
     one_member = compute_metrics(cases[2][0], cases[2][1])
     assert one_member.auc_ci == (0.0, 1.0)  # no variance estimate from one member
@@ -316,6 +315,7 @@ def test_post_init_rejects_inconsistent_intervals_and_flags():
     for name, bad in (("auc_ci", (good.auc + 0.01, 1.0)), ("auc_ci", (0.0, 1.1)),
                       ("tpr_at_fpr_ci", {0.001: (0.0, 1.0), 0.01: (0.0, tpr / 2)}),
                       ("tpr_at_fpr_ci", {0.001: (0.0, 1.0)}),
+                      ("tpr_at_fpr_joint_ci", {0.001: (0.0, 1.0), 0.01: (tpr + 0.01, 1.0)}),
                       ("tpr_at_fpr_false_positives", {0.001: 0, 0.01: 5}),
                       ("tpr_at_fpr_below_resolution", {0.001: False, 0.01: True}),
                       ("ci_confidence", 1.5)):

@@ -75,3 +75,40 @@ def allowed_false_positives(level: float, n_non_members: int) -> int:
     while k > 0 and k / n_non_members > level:
         k -= 1
     return k
+
+
+def tpr_at_fpr_intervals(member_scores: np.ndarray, non_member_scores: np.ndarray, levels,
+                         confidence: float = 0.95) -> list[tuple[float, float]]:
+    """Intervals on the TPR at a true FPR of exactly each level (the threshold t with
+    P(non-member > t) = level), covering both the members' and the threshold's sampling error.
+
+    The number B of non-members above t is Binomial(n, level): with probability >= 1 - 2 beta it lies
+    in [a, b], so t lies between the a-th and (b+1)-th highest non-member scores; one-sided exact
+    bounds on the members above those two scores complete it; beta = (1 - confidence) / 4 per event
+    (Bonferroni), so coverage is at least ``confidence`` for continuous scores. The lower end is 0
+    when level * n is too small for a to exceed 0 (no score is then known to lie above t).
+    member_scores: float [m]; non_member_scores: float [n]; levels: FPRs in (0, 1]; one (lo, hi) each.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence: {confidence} is not in (0, 1)")
+    pos = np.sort(np.asarray(member_scores, dtype=np.float64))
+    neg = np.sort(np.asarray(non_member_scores, dtype=np.float64))[::-1]  # highest first
+    m, n = pos.size, neg.size
+    if m < 1 or n < 1:
+        raise InputError("tpr_at_fpr_intervals: need at least one member and one non-member")
+    beta = (1.0 - confidence) / 4.0
+    out = []
+    for level in levels:
+        if not 0.0 < level <= 1.0:
+            raise InputError(f"level: {level} is not in (0, 1]")
+        a = int(stats.binom.ppf(beta, n, level))
+        b = int(stats.binom.ppf(1.0 - beta, n, level))
+        lo, hi = 0.0, 1.0
+        if a >= 1:
+            above = m - int(np.searchsorted(pos, neg[a - 1], "right"))  # members > a-th highest non-member
+            lo = float(stats.beta.ppf(beta, above, m - above + 1)) if above > 0 else 0.0
+        if b < n:
+            at_least = m - int(np.searchsorted(pos, neg[b], "left"))  # members >= (b+1)-th highest
+            hi = float(stats.beta.ppf(1.0 - beta, at_least + 1, m - at_least)) if at_least < m else 1.0
+        out.append((lo, hi))
+    return out

@@ -16,7 +16,13 @@ from sklearn import metrics as skm
 
 from miaudit.attacks.calibration import decide, prior_threshold
 from miaudit.errors import InputError
-from miaudit.intervals import allowed_false_positives, clopper_pearson_interval, delong_auc_se, normal_interval
+from miaudit.intervals import (
+    allowed_false_positives,
+    clopper_pearson_interval,
+    delong_auc_se,
+    normal_interval,
+    tpr_at_fpr_intervals,
+)
 
 DEFAULT_FPR_LEVELS = (0.001, 0.01)
 MAX_ROC_POINTS = 200
@@ -35,6 +41,9 @@ class AttackMetrics:
     successes = members scored above the level's threshold and trials = n_members. The threshold is
     set by the non-members' scores, so the interval covers the true TPR at that threshold; it does not
     add the uncertainty of the FPR the threshold really has (about (k + 1) / (n_non_members + 1)).
+    tpr_at_fpr_joint_ci: {level: (lo, hi)} interval at ``ci_confidence`` on the TPR at a true FPR of
+    exactly the level, threshold error included (:func:`miaudit.intervals.tpr_at_fpr_intervals`):
+    wider, and the one that answers "what share of members does this attack find at this FPR".
     auc_ci: (lo, hi) DeLong interval at ``ci_confidence`` of the AUC (normal, clipped to [0, 1]; (0, 1)
     with fewer than 2 members or non-members; zero width when the groups are perfectly separated).
     accuracy / precision / recall / f1 / decision_advantage: at the attack's hard decision.
@@ -63,6 +72,7 @@ class AttackMetrics:
     roc_tpr: np.ndarray
     auc_ci: tuple[float, float]
     tpr_at_fpr_ci: dict[float, tuple[float, float]]
+    tpr_at_fpr_joint_ci: dict[float, tuple[float, float]]
     tpr_at_fpr_false_positives: dict[float, int]
     tpr_at_fpr_below_resolution: dict[float, bool]
     ci_confidence: float
@@ -91,13 +101,14 @@ class AttackMetrics:
                 raise ValueError(f"AttackMetrics.{name} has values outside [0, 1]")
         _check_range("ci_confidence", self.ci_confidence, 0.0, 1.0)
         _check_interval("auc_ci", self.auc_ci, self.auc)
-        for name, d in (("tpr_at_fpr_ci", self.tpr_at_fpr_ci),
+        for name, d in (("tpr_at_fpr_ci", self.tpr_at_fpr_ci), ("tpr_at_fpr_joint_ci", self.tpr_at_fpr_joint_ci),
                         ("tpr_at_fpr_false_positives", self.tpr_at_fpr_false_positives),
                         ("tpr_at_fpr_below_resolution", self.tpr_at_fpr_below_resolution)):
             if set(d) != set(self.tpr_at_fpr):
                 raise ValueError(f"AttackMetrics.{name} levels {sorted(d)} differ from tpr_at_fpr's")
         for level, value in self.tpr_at_fpr.items():
             _check_interval(f"tpr_at_fpr_ci[{level}]", self.tpr_at_fpr_ci[level], value)
+            _check_interval(f"tpr_at_fpr_joint_ci[{level}]", self.tpr_at_fpr_joint_ci[level], value)
             k = self.tpr_at_fpr_false_positives[level]
             if not (isinstance(k, int) and 0 <= k <= self.n_non_members):
                 raise ValueError(f"AttackMetrics.tpr_at_fpr_false_positives[{level}] = {k!r}, expected "
@@ -114,6 +125,7 @@ class AttackMetrics:
             "tpr_at_fpr": {_level_key(k): _plain(v) for k, v in sorted(self.tpr_at_fpr.items())},
             "auc_ci": _plain(self.auc_ci),
             "tpr_at_fpr_ci": {_level_key(k): _plain(v) for k, v in sorted(self.tpr_at_fpr_ci.items())},
+            "tpr_at_fpr_joint_ci": {_level_key(k): _plain(v) for k, v in sorted(self.tpr_at_fpr_joint_ci.items())},
             "tpr_at_fpr_false_positives": {_level_key(k): int(v) for k, v in
                                            sorted(self.tpr_at_fpr_false_positives.items())},
             "tpr_at_fpr_below_resolution": {_level_key(k): bool(v) for k, v in
@@ -204,6 +216,8 @@ def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.nda
         roc_tpr=_frozen(tpr),
         auc_ci=normal_interval(auc, delong_auc_se(scores, membership), ci_confidence),
         tpr_at_fpr_ci={level: (float(lo), float(hi)) for level, lo, hi in zip(levels, tpr_lo, tpr_hi)},
+        tpr_at_fpr_joint_ci=dict(zip(levels, tpr_at_fpr_intervals(scores[membership], scores[~membership], levels,
+                                                                  ci_confidence))),
         tpr_at_fpr_false_positives=allowed,
         tpr_at_fpr_below_resolution={level: k == 0 for level, k in allowed.items()},
         ci_confidence=float(ci_confidence),
