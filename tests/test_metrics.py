@@ -41,7 +41,7 @@ def test_tiny_example_by_hand():
     assert m.auc == pytest.approx(12 / 16)
     # FPR <= 1% means FPR = 0: the top two records are members, so 2 of 4 members found.
     assert m.tpr_at_fpr[0.01] == pytest.approx(0.5)
-    # Median 0.55 calls the top four members: 3 true, 1 false positive.
+    # Four members of eight: the top four are called members: 3 true, 1 false positive.
     assert m.precision == pytest.approx(0.75)
     assert m.recall == pytest.approx(0.75)
     assert m.accuracy == pytest.approx(6 / 8)
@@ -149,8 +149,12 @@ def test_per_class_counts_and_empty_group():
     assert (m.per_class[2]["n_members"], m.per_class[2]["n_non_members"]) == (1, 1)
     assert m.per_class[0]["auc"] == 1.0 and m.per_class[2]["auc"] == 1.0
     assert m.per_class[1]["auc"] is None and m.per_class[1]["tpr_at_fpr_0.01"] is None
-    # Median 0.55 calls 0.9, 0.8, 0.6, 0.7 members: class 1 has 0.5 (member) missed.
-    assert m.per_class[1]["accuracy"] == pytest.approx(0.5)
+    # Five members of eight: the top five (0.9, 0.8, 0.7, 0.6, 0.5) are called members; class 0
+    # has its two members called and its two non-members not, class 2 likewise.
+    assert m.per_class[1]["accuracy"] == 1.0 and m.per_class[0]["accuracy"] == 1.0
+    assert m.per_class[2]["accuracy"] == 1.0
+    assert m.per_class[1]["auc_ci"] is None
+    assert m.per_class[0]["auc_ci"] == (1.0, 1.0)  # perfectly separated: DeLong has zero width
     assert compute_metrics(scores, members).per_class == {}
 
 
@@ -204,5 +208,116 @@ def test_post_init_rejects_out_of_range_values():
     fields = {f: getattr(good, f) for f in AttackMetrics.__dataclass_fields__}
     for name, bad in (("auc", 1.2), ("recall", float("nan")), ("epsilon_lower_bound", -0.1),
                       ("decision_advantage", -1.5), ("tpr_at_fpr", {0.001: 0.2})):
+        with pytest.raises(ValueError):
+            AttackMetrics(**{**fields, name: bad})
+
+
+def test_resolution_flag_and_counts_at_449_non_members():
+    """0.1% of 449 non-members allows no false positive: TPR@0.1% is TPR at zero false positives."""
+    rng = np.random.default_rng(11)
+    members = np.r_[np.ones(2500, bool), np.zeros(449, bool)]
+    scores = rng.normal(size=members.size) + 1.5 * members
+    m = compute_metrics(scores, members)
+    assert m.tpr_at_fpr_false_positives == {0.001: 0, 0.01: 4}
+    assert m.tpr_at_fpr_below_resolution == {0.001: True, 0.01: False}
+    top_non_member = scores[~members].max()
+    assert m.tpr_at_fpr[0.001] == np.mean(scores[members] > top_non_member)
+    fifth_non_member = np.sort(scores[~members])[-5]
+    assert m.tpr_at_fpr[0.01] == np.mean(scores[members] > fifth_non_member)
+    bigger = compute_metrics(np.r_[scores, rng.normal(size=600)], np.r_[members, np.zeros(600, bool)])
+    assert bigger.tpr_at_fpr_false_positives[0.001] == 1 and not bigger.tpr_at_fpr_below_resolution[0.001]
+
+
+def test_level_whose_product_rounds_down_still_gets_its_false_positives():
+    """0.29 * 100 is 28.999... in floating point; 29 false positives are allowed at FPR 29%."""
+    members = np.r_[np.ones(50, bool), np.zeros(100, bool)]
+    scores = np.r_[np.linspace(0.5, 1.5, 50), np.linspace(0, 1, 100)]
+    m = compute_metrics(scores, members, fpr_levels=(0.29,))
+    assert m.tpr_at_fpr_false_positives[0.29] == 29
+    thirtieth = np.sort(scores[~members])[-30]
+    assert m.tpr_at_fpr[0.29] == np.mean(scores[members] > thirtieth)
+
+
+def test_tpr_interval_rests_on_the_members_above_the_levels_threshold():
+    """Successes: members above the (k+1)-th highest non-member (k false positives allowed); trials:
+    the members. (The coverage of this exact interval is tested on 2000 simulations in test_intervals.)"""
+    rng = np.random.default_rng(12)
+    for n_in, n_out, shift in ((150, 400, 0.3), (2500, 449, 1.5), (700, 2500, 1.0)):
+        members = np.r_[np.ones(n_in, bool), np.zeros(n_out, bool)]
+        scores = rng.normal(size=members.size) + shift * members
+        m = compute_metrics(scores, members)
+        for level in (0.001, 0.01):
+            k = m.tpr_at_fpr_false_positives[level]
+            found = int(np.sum(scores[members] > np.sort(scores[~members])[-(k + 1)]))
+            want = stats.binomtest(found, n_in).proportion_ci(0.95, method="exact")
+            assert m.tpr_at_fpr_ci[level] == pytest.approx((want.low, want.high), abs=1e-12)
+
+
+def test_intervals_contain_the_estimates_and_are_json_lists():
+    rng = np.random.default_rng(13)
+    cases = [(np.r_[np.linspace(2, 3, 50), np.linspace(0, 1, 50)], np.arange(100) < 50),
+             (np.ones(10), np.arange(10) < 5),
+             (np.r_[1.0, rng.normal(size=99)], np.arange(100) < 1),
+             (np.round(rng.normal(size=3000), 1), rng.random(3000) < 0.3)]
+    for scores, members in cases:
+        m = compute_metrics(scores, members, fpr_levels=(0.05,))
+        lo, hi = m.auc_ci
+        assert 0 <= lo <= m.auc <= hi <= 1
+        for level, value in m.tpr_at_fpr.items():
+            lo, hi = m.tpr_at_fpr_ci[level]
+            assert 0 <= lo <= value <= hi <= 1
+            joint_lo, joint_hi = m.tpr_at_fpr_joint_ci[level]
+            assert 0 <= joint_lo <= lo and hi <= joint_hi <= 1
+        d = json.loads(json.dumps(m.to_dict(), allow_nan=False))
+        assert d["auc_ci"] == list(m.auc_ci) and d["ci_confidence"] == 0.95
+        assert (set(d["tpr_at_fpr_ci"]) == set(d["tpr_at_fpr_joint_ci"]) == set(d["tpr_at_fpr_false_positives"])
+                == {"0.001", "0.01", "0.05"})
+        assert d["tpr_at_fpr_below_resolution"]["0.001"] is bool(members.size - members.sum() < 1000)
+    one_member = compute_metrics(cases[2][0], cases[2][1])
+    assert one_member.auc_ci == (0.0, 1.0)  # no variance estimate from one member
+    # the member (score 1.0) is below the top non-member: 0 of 1 found, exact upper end 1 - 0.025
+    assert one_member.tpr_at_fpr[0.01] == 0.0
+    assert one_member.tpr_at_fpr_ci[0.01] == pytest.approx((0.0, 0.975))
+
+
+def test_permuting_the_records_leaves_every_metric_unchanged():
+    rng = np.random.default_rng(14)
+    n = 3000
+    members = rng.random(n) < 0.35
+    scores = np.round(rng.normal(size=n) + 0.8 * members, 1)  # many ties, also at the decision cut
+    labels = rng.integers(0, 4, n)
+    base = compute_metrics(scores, members, labels=labels, fpr_levels=(0.05,)).to_dict()
+    for seed in range(3):
+        p = np.random.default_rng(100 + seed).permutation(n)
+        again = compute_metrics(scores[p], members[p], labels=labels[p], fpr_levels=(0.05,)).to_dict()
+        _assert_same(base, again)
+
+
+def _assert_same(a, b, where="metrics"):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-15), where
+    else:
+        assert a == b, where
+
+
+def test_post_init_rejects_inconsistent_intervals_and_flags():
+    good = compute_metrics(TINY_SCORES, TINY_MEMBERS)
+    fields = {f: getattr(good, f) for f in AttackMetrics.__dataclass_fields__}
+    tpr = good.tpr_at_fpr[0.01]
+    for name, bad in (("auc_ci", (good.auc + 0.01, 1.0)), ("auc_ci", (0.0, 1.1)),
+                      ("tpr_at_fpr_ci", {0.001: (0.0, 1.0), 0.01: (0.0, tpr / 2)}),
+                      ("tpr_at_fpr_ci", {0.001: (0.0, 1.0)}),
+                      ("tpr_at_fpr_joint_ci", {0.001: (0.0, 1.0), 0.01: (tpr + 0.01, 1.0)}),
+                      ("tpr_at_fpr_false_positives", {0.001: 0, 0.01: 5}),
+                      ("tpr_at_fpr_below_resolution", {0.001: False, 0.01: True}),
+                      ("ci_confidence", 1.5)):
         with pytest.raises(ValueError):
             AttackMetrics(**{**fields, name: bad})

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -114,15 +115,20 @@ def check_writable(out: Path) -> None:
 
 
 def results_table(result) -> Table:
-    """A rich table of the attacks, best AUC first."""
+    """A rich table of the attacks, best AUC first, AUC and TPRs with their intervals (legend below)."""
+    from miaudit.results import format_auc, format_tpr, table_legend
+
     t = result.target
+    metrics = [a.metrics for a in result.attacks]
     table = Table(title=f"{result.config['dataset']} / {t.model}: train acc {t.train_accuracy:.3f}, "
-                        f"test acc {t.test_accuracy:.3f}, {t.members} members, {t.non_members} non-members")
+                        f"test acc {t.test_accuracy:.3f}, {t.members} members, {t.non_members} non-members",
+                  caption="\n".join(table_legend(metrics)) or None, caption_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True, pad_edge=False)
     for col in ("attack", "AUC", "TPR@0.1%", "TPR@1%", "acc", "prec", "recall", "adv", "ε lb", "s"):
-        table.add_column(col, justify="left" if col == "attack" else "right")
+        table.add_column(col, justify="left" if col == "attack" else "right", no_wrap=True)
     for a in sorted(result.attacks, key=lambda a: -a.metrics.auc):
         m = a.metrics
-        table.add_row(a.name, f"{m.auc:.3f}", f"{m.tpr_at_fpr[0.001]:.2%}", f"{m.tpr_at_fpr[0.01]:.2%}",
+        table.add_row(a.name, format_auc(m), format_tpr(m, 0.001, True), format_tpr(m, 0.01, True),
                       f"{m.accuracy:.3f}", f"{m.precision:.3f}", f"{m.recall:.3f}", f"{m.advantage:.3f}",
                       f"{m.epsilon_lower_bound:.2f}", f"{a.seconds:.2f}")
     return table

@@ -1,7 +1,8 @@
 """How well an attack's scores separate members from non-members.
 
 Rates (AUC, TPR, FPR, accuracy, ...) are fractions in [0, 1]; epsilon is in nats (natural log).
-ROC curves come from ``sklearn.metrics.roc_curve``; confidence bounds from ``scipy.stats.beta``.
+ROC curves come from ``sklearn.metrics.roc_curve``; confidence bounds from ``scipy.stats.beta``;
+intervals on the AUC and the TPRs from :mod:`miaudit.intervals`.
 """
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
 
-from miaudit.attacks.calibration import decide, median_threshold
+from miaudit.attacks.calibration import decide, prior_threshold
 from miaudit.errors import InputError
+from miaudit.intervals import (
+    allowed_false_positives,
+    clopper_pearson_interval,
+    delong_auc_se,
+    normal_interval,
+    tpr_at_fpr_intervals,
+)
 
 DEFAULT_FPR_LEVELS = (0.001, 0.01)
 MAX_ROC_POINTS = 200
@@ -25,13 +33,26 @@ class AttackMetrics:
     """Metrics of one attack on N audited records.
 
     tpr_at_fpr: {FPR level: highest TPR on the ROC with FPR <= level}; always has 0.001 and 0.01.
+    tpr_at_fpr_false_positives: {level: false positives the level allows on this audit, the largest k
+    with k / n_non_members <= level}: the number of non-members the TPR at that level rests on.
+    tpr_at_fpr_below_resolution: {level: level < 1 / n_non_members}, i.e. the TPR is at zero false
+    positives, whatever the level says.
+    tpr_at_fpr_ci: {level: (lo, hi)} Clopper-Pearson interval at ``ci_confidence`` of the TPR, with
+    successes = members scored above the level's threshold and trials = n_members. The threshold is
+    set by the non-members' scores, so the interval covers the true TPR at that threshold; it does not
+    add the uncertainty of the FPR the threshold really has (about (k + 1) / (n_non_members + 1)).
+    tpr_at_fpr_joint_ci: {level: (lo, hi)} interval at ``ci_confidence`` on the TPR at a true FPR of
+    exactly the level, threshold error included (:func:`miaudit.intervals.tpr_at_fpr_intervals`):
+    wider, and the one that answers "what share of members does this attack find at this FPR".
+    auc_ci: (lo, hi) DeLong interval at ``ci_confidence`` of the AUC (normal, clipped to [0, 1]; (0, 1)
+    with fewer than 2 members or non-members; zero width when the groups are perfectly separated).
     accuracy / precision / recall / f1 / decision_advantage: at the attack's hard decision.
     advantage: max over the ROC of TPR - FPR (membership advantage, Yeom et al.).
     epsilon_lower_bound: empirical DP epsilon lower bound (nats) at ``epsilon_confidence``, ``delta``:
     threshold chosen on half of the records, Clopper-Pearson bound on the other half.
     roc_fpr, roc_tpr: float64 [T] the full ROC curve, FPR ascending.
-    per_class: {class label: {"n_members", "n_non_members", "auc", "accuracy", "advantage",
-    "tpr_at_fpr_<level>"...}}; auc / tpr / advantage are None when one group is empty.
+    per_class: {class label: {"n_members", "n_non_members", "auc", "auc_ci", "accuracy", "advantage",
+    "tpr_at_fpr_<level>"...}}; auc / auc_ci / tpr / advantage are None when one group is empty.
     """
 
     auc: float
@@ -49,6 +70,12 @@ class AttackMetrics:
     n_non_members: int
     roc_fpr: np.ndarray
     roc_tpr: np.ndarray
+    auc_ci: tuple[float, float]
+    tpr_at_fpr_ci: dict[float, tuple[float, float]]
+    tpr_at_fpr_joint_ci: dict[float, tuple[float, float]]
+    tpr_at_fpr_false_positives: dict[float, int]
+    tpr_at_fpr_below_resolution: dict[float, bool]
+    ci_confidence: float
     per_class: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,6 +99,23 @@ class AttackMetrics:
         for name, arr in (("roc_fpr", self.roc_fpr), ("roc_tpr", self.roc_tpr)):
             if arr.size and not (np.all(arr >= 0.0) and np.all(arr <= 1.0)):
                 raise ValueError(f"AttackMetrics.{name} has values outside [0, 1]")
+        _check_range("ci_confidence", self.ci_confidence, 0.0, 1.0)
+        _check_interval("auc_ci", self.auc_ci, self.auc)
+        for name, d in (("tpr_at_fpr_ci", self.tpr_at_fpr_ci), ("tpr_at_fpr_joint_ci", self.tpr_at_fpr_joint_ci),
+                        ("tpr_at_fpr_false_positives", self.tpr_at_fpr_false_positives),
+                        ("tpr_at_fpr_below_resolution", self.tpr_at_fpr_below_resolution)):
+            if set(d) != set(self.tpr_at_fpr):
+                raise ValueError(f"AttackMetrics.{name} levels {sorted(d)} differ from tpr_at_fpr's")
+        for level, value in self.tpr_at_fpr.items():
+            _check_interval(f"tpr_at_fpr_ci[{level}]", self.tpr_at_fpr_ci[level], value)
+            _check_interval(f"tpr_at_fpr_joint_ci[{level}]", self.tpr_at_fpr_joint_ci[level], value)
+            k = self.tpr_at_fpr_false_positives[level]
+            if not (isinstance(k, int) and 0 <= k <= self.n_non_members):
+                raise ValueError(f"AttackMetrics.tpr_at_fpr_false_positives[{level}] = {k!r}, expected "
+                                 f"a count in [0, {self.n_non_members}]")
+            if self.tpr_at_fpr_below_resolution[level] is not (k == 0):
+                raise ValueError(f"AttackMetrics.tpr_at_fpr_below_resolution[{level}] must be True "
+                                 f"exactly when the level allows no false positive")
 
     def to_dict(self) -> dict[str, Any]:
         """The results.json fields of this attack: plain Python numbers, None for missing values."""
@@ -79,6 +123,14 @@ class AttackMetrics:
         return {
             "auc": _plain(self.auc),
             "tpr_at_fpr": {_level_key(k): _plain(v) for k, v in sorted(self.tpr_at_fpr.items())},
+            "auc_ci": _plain(self.auc_ci),
+            "tpr_at_fpr_ci": {_level_key(k): _plain(v) for k, v in sorted(self.tpr_at_fpr_ci.items())},
+            "tpr_at_fpr_joint_ci": {_level_key(k): _plain(v) for k, v in sorted(self.tpr_at_fpr_joint_ci.items())},
+            "tpr_at_fpr_false_positives": {_level_key(k): int(v) for k, v in
+                                           sorted(self.tpr_at_fpr_false_positives.items())},
+            "tpr_at_fpr_below_resolution": {_level_key(k): bool(v) for k, v in
+                                            sorted(self.tpr_at_fpr_below_resolution.items())},
+            "ci_confidence": _plain(self.ci_confidence),
             "accuracy": _plain(self.accuracy),
             "precision": _plain(self.precision),
             "recall": _plain(self.recall),
@@ -97,12 +149,14 @@ class AttackMetrics:
 
 def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.ndarray | None = None,
                     labels: np.ndarray | None = None, fpr_levels=DEFAULT_FPR_LEVELS, delta: float = 1e-5,
-                    confidence: float = 0.95) -> AttackMetrics:
+                    confidence: float = 0.95, ci_confidence: float = 0.95) -> AttackMetrics:
     """All metrics of one attack.
 
     scores: float [N], higher = member; membership: bool [N] true membership; decision: bool [N]
-    hard calls (None: members are ``scores >= median(scores)``); labels: int [N] class of each record
+    hard calls (None: the top n_members scores are called members, :func:`prior_threshold` at the
+    audit's own member fraction, which the auditor knows); labels: int [N] class of each record
     (None: no per-class breakdown). fpr_levels are added to the always-reported 0.001 and 0.01.
+    confidence: of the epsilon bound; ci_confidence: of the AUC and TPR intervals.
     """
     scores = np.asarray(scores, dtype=np.float64)
     membership = np.asarray(membership)
@@ -118,7 +172,7 @@ def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.nda
     if n_members == 0 or n_members == n:
         raise InputError(f"membership: need both members and non-members, got {n_members} members of {n}")
     if decision is None:
-        decision = decide(scores, median_threshold(scores))
+        decision = decide(scores, prior_threshold(scores, n_members / n))
     decision = np.asarray(decision)
     if decision.shape != (n,):
         raise InputError(f"decision: shape {decision.shape}, expected ({n},)")
@@ -130,20 +184,27 @@ def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.nda
     levels = _checked_levels(fpr_levels)
     if not 0.0 <= delta < 1.0:
         raise InputError(f"delta: {delta} is not in [0, 1)")
-    if not 0.0 < confidence < 1.0:
-        raise InputError(f"confidence: {confidence} is not in (0, 1)")
+    for name, value in (("confidence", confidence), ("ci_confidence", ci_confidence)):
+        if not 0.0 < value < 1.0:
+            raise InputError(f"{name}: {value} is not in (0, 1)")
 
     fpr, tpr, _ = skm.roc_curve(membership, scores, drop_intermediate=False)
     n_non = n - n_members
+    allowed = {level: allowed_false_positives(level, n_non) for level in levels}
+    found = {level: true_positives_at(fpr, tpr, n_members, n_non, k) for level, k in allowed.items()}
+    tpr_lo, tpr_hi = clopper_pearson_interval([found[level] for level in levels], n_members, ci_confidence)
+    auc = float(skm.roc_auc_score(membership, scores))
     eps = held_out_epsilon_lower_bound(scores, membership, delta, confidence)
     tp_d, fp_d = int((decision & membership).sum()), int((decision & ~membership).sum())
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(membership, decision, average="binary",
+                                                                   zero_division=0)
     return AttackMetrics(
-        auc=float(skm.roc_auc_score(membership, scores)),
-        tpr_at_fpr={level: tpr_at_fpr(fpr, tpr, level) for level in levels},
+        auc=auc,
+        tpr_at_fpr={level: found[level] / n_members for level in levels},
         accuracy=float(skm.accuracy_score(membership, decision)),
-        precision=float(skm.precision_score(membership, decision, zero_division=0)),
-        recall=float(skm.recall_score(membership, decision, zero_division=0)),
-        f1=float(skm.f1_score(membership, decision, zero_division=0)),
+        precision=float(precision),
+        recall=float(recall),
+        f1=float(f1),
         advantage=float(np.max(tpr - fpr)),
         decision_advantage=tp_d / n_members - fp_d / n_non,
         epsilon_lower_bound=eps,
@@ -153,8 +214,24 @@ def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.nda
         n_non_members=n_non,
         roc_fpr=_frozen(fpr),
         roc_tpr=_frozen(tpr),
-        per_class={} if labels is None else per_class_metrics(scores, membership, decision, labels, levels),
+        auc_ci=normal_interval(auc, delong_auc_se(scores, membership), ci_confidence),
+        tpr_at_fpr_ci={level: (float(lo), float(hi)) for level, lo, hi in zip(levels, tpr_lo, tpr_hi)},
+        tpr_at_fpr_joint_ci=dict(zip(levels, tpr_at_fpr_intervals(scores[membership], scores[~membership], levels,
+                                                                  ci_confidence))),
+        tpr_at_fpr_false_positives=allowed,
+        tpr_at_fpr_below_resolution={level: k == 0 for level, k in allowed.items()},
+        ci_confidence=float(ci_confidence),
+        per_class={} if labels is None else per_class_metrics(scores, membership, decision, labels, levels,
+                                                              ci_confidence),
     )
+
+
+def true_positives_at(fpr: np.ndarray, tpr: np.ndarray, n_members: int, n_non_members: int,
+                      max_false_positives: int) -> int:
+    """Members found by the lowest ROC threshold that lets at most ``max_false_positives`` non-members
+    through (fpr, tpr: float [T] from roc_curve on n_members members and n_non_members non-members)."""
+    ok = np.rint(fpr * n_non_members) <= max_false_positives
+    return int(np.rint(tpr[ok].max() * n_members)) if ok.any() else 0
 
 
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:
@@ -183,12 +260,14 @@ def held_out_epsilon_lower_bound(scores: np.ndarray, membership: np.ndarray, del
     Taking the best of thousands of thresholds, each with its own 95% interval, overstates epsilon
     (multiple comparisons). Here a stratified random half of the records (seeded) picks the threshold
     and the direction of the test; the Clopper-Pearson bound is then computed on the other half only.
+    The half is drawn by score rank within each group, so the order of the records does not matter.
     scores: float [N]; membership: bool [N].
     """
     rng = np.random.default_rng(seed)
     pick = np.zeros(len(scores), bool)
     for group in (np.flatnonzero(membership), np.flatnonzero(~membership)):
-        pick[rng.permutation(group)[: len(group) // 2]] = True
+        by_rank = group[np.argsort(scores[group], kind="stable")]
+        pick[rng.permutation(by_rank)[: len(group) // 2]] = True
     if min(membership[pick].sum(), (~membership[pick]).sum(), membership[~pick].sum(),
            (~membership[~pick]).sum()) == 0:
         return 0.0
@@ -235,7 +314,8 @@ def epsilon_lower_bound(tp, fp, fn, tn, delta: float = 1e-5, confidence: float =
 
 
 def per_class_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.ndarray,
-                      labels: np.ndarray, levels=DEFAULT_FPR_LEVELS) -> dict[int, dict[str, Any]]:
+                      labels: np.ndarray, levels=DEFAULT_FPR_LEVELS,
+                      ci_confidence: float = 0.95) -> dict[int, dict[str, Any]]:
     """{class label: metrics on that class's records}; arrays are [N] as in compute_metrics."""
     out: dict[int, dict[str, Any]] = {}
     for c in np.unique(labels):
@@ -247,6 +327,7 @@ def per_class_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.n
         both = 0 < n_in < m.size
         fpr, tpr = skm.roc_curve(m, s)[:2] if both else (None, None)
         row["auc"] = float(skm.roc_auc_score(m, s)) if both else None
+        row["auc_ci"] = normal_interval(row["auc"], delong_auc_se(s, m), ci_confidence) if both else None
         row["advantage"] = float(np.max(tpr - fpr)) if both else None
         for level in levels:
             row[f"tpr_at_fpr_{_level_key(level)}"] = tpr_at_fpr(fpr, tpr, level) if both else None
@@ -280,6 +361,13 @@ def _checked_levels(fpr_levels) -> tuple[float, ...]:
     return tuple(sorted(levels))
 
 
+def _check_interval(name: str, interval, value: float) -> None:
+    if not (isinstance(interval, tuple) and len(interval) == 2
+            and all(isinstance(v, (int, float)) for v in interval)
+            and 0.0 <= interval[0] <= value <= interval[1] <= 1.0):
+        raise ValueError(f"AttackMetrics.{name} = {interval!r}, expected (lo, hi) with 0 <= lo <= {value!r} <= hi <= 1")
+
+
 def _check_range(name: str, value: float, lo: float, hi: float) -> None:
     if not (isinstance(value, (int, float)) and lo <= value <= hi):
         raise ValueError(f"AttackMetrics.{name} = {value!r}, expected a number in [{lo}, {hi}]")
@@ -290,9 +378,11 @@ def _level_key(level: float) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-safe Python scalar: numpy numbers become int / float, NaN and inf become None."""
+    """A JSON-safe Python value: numpy numbers become int / float, NaN and inf None, tuples lists."""
     if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
     if isinstance(value, (int, np.integer)):
         return int(value)
     value = float(value)

@@ -110,21 +110,23 @@ class AuditResult:
         return json.dumps(self.to_dict(), indent=indent, default=_json_default)
 
     def summary(self) -> str:
-        """A plain-text table: one line per attack, best AUC first."""
+        """A plain-text table: one line per attack, best AUC first, AUC and TPRs with their intervals."""
         t = self.target
+        w = max([28] + [len(a.name) + 2 for a in self.attacks])
         lines = [
             f"target {t.model}: train accuracy {t.train_accuracy:.3f}, test accuracy {t.test_accuracy:.3f} "
             f"(gap {t.generalization_gap:+.3f}); {t.members} members, {t.non_members} non-members",
-            f"{'attack':<28}{'AUC':>7}{'TPR@0.1%':>10}{'TPR@1%':>9}{'acc':>7}{'prec':>7}{'recall':>8}"
+            f"{'attack':<{w}}{'AUC':>22}{'TPR@0.1%':>23}{'TPR@1%':>23}{'acc':>7}{'prec':>7}{'recall':>8}"
             f"{'adv':>7}{'eps_lb':>8}{'sec':>8}",
         ]
         for a in sorted(self.attacks, key=lambda a: -a.metrics.auc):
             m = a.metrics
             lines.append(
-                f"{a.name:<28}{m.auc:7.3f}{m.tpr_at_fpr[0.001]:10.4f}{m.tpr_at_fpr[0.01]:9.4f}"
+                f"{a.name:<{w}}{format_auc(m):>22}{format_tpr(m, 0.001, True):>23}{format_tpr(m, 0.01, True):>23}"
                 f"{m.accuracy:7.3f}{m.precision:7.3f}{m.recall:8.3f}{m.advantage:7.3f}"
                 f"{m.epsilon_lower_bound:8.3f}{a.seconds:8.2f}"
             )
+        lines.extend(table_legend([a.metrics for a in self.attacks]))
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -133,6 +135,38 @@ class AuditResult:
         from miaudit.report import write_report
 
         return write_report(self, Path(out_dir))
+
+
+BELOW_RESOLUTION_MARK = "\u2020"
+TABLE_LEVELS = (0.001, 0.01)
+
+
+def format_auc(m: AttackMetrics) -> str:
+    """The AUC with its interval, e.g. "0.741 [0.728, 0.754]"."""
+    lo, hi = m.auc_ci
+    return f"{m.auc:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def format_tpr(m: AttackMetrics, level: float, align: bool = False) -> str:
+    """TPR at an FPR level in percent with its interval, e.g. "10.3% [9.1, 11.6]"; two decimals when
+    the interval ends below 1%; marked with BELOW_RESOLUTION_MARK when the level allows no false
+    positive on this audit (align: a space in place of the mark otherwise, for right-aligned columns)."""
+    lo, hi = m.tpr_at_fpr_ci[level]
+    digits = 2 if hi < 0.01 else 1
+    mark = BELOW_RESOLUTION_MARK if m.tpr_at_fpr_below_resolution[level] else " " if align else ""
+    return f"{m.tpr_at_fpr[level]:.{digits}%} [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]{mark}"
+
+
+def table_legend(metrics: list[AttackMetrics], levels=TABLE_LEVELS) -> list[str]:
+    """Lines explaining the intervals and, when a shown level is below resolution, the mark."""
+    if not metrics:
+        return []
+    m = metrics[0]
+    lines = [f"[{100 * m.ci_confidence:.0f}% intervals: DeLong for the AUC, Clopper-Pearson for the TPRs]"]
+    if any(x.tpr_at_fpr_below_resolution[level] for x in metrics for level in levels):
+        lines.append(f"{BELOW_RESOLUTION_MARK} fewer than 1/FPR non-members ({m.n_non_members}): "
+                     f"TPR at zero false positives")
+    return lines
 
 
 def _json_default(o: Any) -> Any:
