@@ -2,8 +2,9 @@
 (TorchTarget, and the one MLP of a StackTarget) to ONNX, scikit-learn ones (SklearnTarget) to skops.
 
 The exported model takes raw records: miaudit's input scaling (an InputScaler, fitted on the
-audited dataset) becomes its first step, a Standardize layer for torch, a StandardScaler holding the
-same statistics in front of the estimator (a Pipeline) for scikit-learn. ONNX files have one input
+audited dataset) becomes its first step: a Standardize layer for torch, scikit-learn scalers holding
+the same statistics in front of the estimator (a Pipeline) for scikit-learn, both computing what
+InputScaler.transform computes, (x - mean) * (1 / scale) in float32. ONNX files have one input
 "x" [n, *feature_shape] (float32, any n) and one output "logits" [n, C].
 """
 from __future__ import annotations
@@ -92,23 +93,31 @@ def _save_onnx(module, record_shape: tuple[int, ...], path: Path) -> None:
 
 
 def scaled_estimator(estimator, scaler: InputScaler | None, record_shape: Sequence[int]):
-    """``estimator`` behind a StandardScaler computing ``scaler`` on records of ``record_shape``
-    flattened to [n, d] (the estimator itself when there is no scaling)."""
+    """``estimator`` behind ``scaler`` on records of ``record_shape`` flattened to [n, d], as a
+    Pipeline of a StandardScaler that only centres (x - mean, float32) and a MinMaxScaler that only
+    multiplies (by 1 / scale, float32): bit for bit InputScaler.transform, and types skops trusts.
+    The estimator itself when there is no scaling."""
     if scaler is None or scaler.is_identity:
         return estimator
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
     record_shape = tuple(int(d) for d in record_shape)
     try:
-        mean = np.broadcast_to(np.asarray(scaler.mean, np.float64), record_shape).ravel().copy()
-        scale = np.broadcast_to(np.asarray(scaler.scale, np.float64), record_shape).ravel().copy()
+        mean = np.broadcast_to(np.asarray(scaler.mean, np.float32), record_shape).ravel().astype(np.float64)
+        inverse = np.broadcast_to(np.float32(1.0) / scaler.scale, record_shape).ravel().astype(np.float64)
     except ValueError:
         raise InputError(f"scaler: statistics of shape {scaler.mean.shape} do not fit records {record_shape}") from None
-    standard = StandardScaler()
-    standard.mean_, standard.scale_, standard.var_ = mean, scale, scale ** 2
-    standard.n_features_in_, standard.n_samples_seen_ = len(mean), 1
-    return Pipeline([("standardize", standard), ("model", estimator)])
+    d = len(mean)
+    centre = StandardScaler(with_std=False)
+    centre.mean_, centre.var_, centre.scale_ = mean, None, None
+    centre.n_features_in_, centre.n_samples_seen_ = d, 1
+    multiply = MinMaxScaler()
+    multiply.scale_, multiply.min_ = inverse, np.zeros(d)
+    multiply.data_min_, multiply.data_max_ = np.zeros(d), 1.0 / inverse
+    multiply.data_range_ = multiply.data_max_.copy()
+    multiply.n_features_in_, multiply.n_samples_seen_ = d, 1
+    return Pipeline([("centre", centre), ("scale", multiply), ("model", estimator)])
 
 
 def save_target(target, path: str | Path, scaler: InputScaler | None = None,
