@@ -2,6 +2,8 @@
 the in-process target gives on scaled records."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import skops.io as sio
@@ -84,3 +86,15 @@ def test_export_without_scaling_and_wrong_suffixes(tmp_path, digits):
     with pytest.raises(InputError) as err:
         save_target(cnn, tmp_path / "cnn.onnx")
     assert str(err.value) == "feature_shape: needed to export a torch module (one record's shape)"
+
+
+def test_export_without_the_extras_names_them(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    monkeypatch.setitem(sys.modules, "skops.io", None)
+    with pytest.raises(InputError) as err:
+        save_target(TorchTarget("target", SmallCNN(1, 8, 10), 10), tmp_path / "cnn.onnx", feature_shape=(1, 8, 8))
+    assert str(err.value) == "cnn.onnx: needs onnx: pip install miaudit[onnx]"
+    forest = RandomForestClassifier(n_estimators=2, random_state=0).fit(np.eye(4), [0, 1, 0, 1])
+    with pytest.raises(InputError) as err:
+        save_target(SklearnTarget("target", forest, 2), tmp_path / "forest.skops")
+    assert str(err.value) == "forest.skops: needs skops: pip install miaudit[sklearn-io]"

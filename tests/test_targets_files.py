@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 import torch
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.svm import LinearSVC
 from torch import nn
 
@@ -171,6 +171,10 @@ def test_skops_forest_loads_as_a_sklearn_target(tmp_path):
     assert isinstance(target, SklearnTarget)
     expected = np.log(np.clip(forest.predict_proba(X14), 1e-12, None))
     np.testing.assert_allclose(target.logits(X14), expected, atol=1e-6)
+    boosted = HistGradientBoostingClassifier(max_iter=3).fit(X14, X14[:, 1] > 0)
+    sio.dump(boosted, tmp_path / "b.skops")
+    np.testing.assert_array_equal(load_target(tmp_path / "b.skops", (14,), 2).estimator.predict_proba(X14),
+                                  boosted.predict_proba(X14))
 
 
 def test_skops_refuses_unknown_types_unless_trusted(tmp_path):

@@ -15,6 +15,8 @@ from math import prod
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from miaudit.data.scaling import InputScaler
 from miaudit.errors import InputError
@@ -25,12 +27,22 @@ from miaudit.targets.extras import require
 ONNX_OPSET = 17
 
 
-def mlp_module(stack: MLPStack):
+class Standardize(nn.Module):
+    """InputScaler.transform as a torch layer: (x - mean) * (1 / scale) in float32, statistics
+    broadcast to one record's shape."""
+
+    def __init__(self, scaler: InputScaler) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.from_numpy(np.asarray(scaler.mean, np.float32).copy()))
+        self.register_buffer("inverse_scale", torch.from_numpy(np.float32(1.0) / scaler.scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) * self.inverse_scale
+
+
+def mlp_module(stack: MLPStack) -> nn.Sequential:
     """nn.Sequential of Linear / ReLU layers computing the logits of a 1-model stack's MLP on
     flattened records [n, n_features]."""
-    import torch
-    from torch import nn
-
     if stack.n_models != 1:
         raise InputError(f"stack: exports one MLP, the stack holds {stack.n_models}")
     layers: list[nn.Module] = []
@@ -43,27 +55,8 @@ def mlp_module(stack: MLPStack):
     return nn.Sequential(*layers).eval()
 
 
-def _standardize(scaler: InputScaler):
-    """A torch layer computing InputScaler.transform: (x - mean) * (1 / scale) in float32."""
-    import torch
-    from torch import nn
-
-    class Standardize(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.register_buffer("mean", torch.from_numpy(np.asarray(scaler.mean, np.float32).copy()))
-            self.register_buffer("inverse_scale", torch.from_numpy(np.float32(1.0) / scaler.scale))
-
-        def forward(self, x):
-            return (x - self.mean) * self.inverse_scale
-
-    return Standardize()
-
-
 def _torch_model(target, feature_shape: Sequence[int] | None, scaler: InputScaler | None):
     """(module on raw records, record shape) for a TorchTarget or StackTarget."""
-    from torch import nn
-
     if isinstance(target, StackTarget):
         shape = tuple(feature_shape) if feature_shape is not None else (target.stack.n_features,)
         if prod(shape) != target.stack.n_features:
@@ -77,13 +70,11 @@ def _torch_model(target, feature_shape: Sequence[int] | None, scaler: InputScale
             raise InputError("feature_shape: needed to export a torch module (one record's shape)")
         shape, body = tuple(feature_shape), target.module.eval()
     if scaler is not None and not scaler.is_identity:
-        body = nn.Sequential(_standardize(scaler), body)
+        body = nn.Sequential(Standardize(scaler), body)
     return body.eval(), tuple(int(d) for d in shape)
 
 
-def _save_onnx(module, record_shape: tuple[int, ...], path: Path) -> None:
-    import torch
-
+def _save_onnx(module: nn.Module, record_shape: tuple[int, ...], path: Path) -> None:
     require("onnx", "onnx", field=path.name)
     example = torch.zeros((2, *record_shape), dtype=torch.float32)
     with warnings.catch_warnings(), torch.no_grad():

@@ -59,6 +59,16 @@ class Predictions:
     population_labels: np.ndarray
     population_reference_logits: np.ndarray
 
+    def __post_init__(self) -> None:
+        n, c = self.target_logits.shape
+        k, z = self.reference_logits.shape[0], self.population_logits.shape[0]
+        expected = {"labels": (n,), "membership": (n,), "reference_logits": (k, n, c), "reference_in": (k, n),
+                    "population_logits": (z, c), "population_labels": (z,),
+                    "population_reference_logits": (k, z, c)}
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise InputError(f"predictions: {name} has shape {getattr(self, name).shape}, expected {shape}")
+
     @property
     def n_records(self) -> int:
         return int(self.target_logits.shape[0])

@@ -72,7 +72,7 @@ def check_estimator(estimator, name: str, feature_shape: Sequence[int], n_classe
     if classes is None:
         raise InputError(f"{name}: {kind} has no classes_ (not a fitted classifier)")
     classes = np.asarray(classes)
-    integral = np.issubdtype(classes.dtype, np.integer) or (
+    integral = np.issubdtype(classes.dtype, np.integer) or classes.dtype == bool or (
         np.issubdtype(classes.dtype, np.floating) and np.array_equal(classes, np.round(classes)))
     if classes.ndim != 1 or not integral or classes.min() < 0 or classes.max() >= n_classes:
         shown = ", ".join(map(str, classes.ravel()[:5])) + (", ..." if classes.size > 5 else "")
