@@ -69,6 +69,18 @@ def test_cnn_on_images_round_trips_with_per_channel_scaling(tmp_path):
     np.testing.assert_allclose(loaded.logits(images), target.logits(scaler.transform(images)), atol=1e-5)
 
 
+def test_forest_on_images_round_trips_with_per_channel_scaling(tmp_path):
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 4, (80, 3, 4, 4)).astype(np.float32) * np.float32([1, 3, 7])[:, None, None]
+    labels = rng.integers(0, 3, 80)
+    scaler = fit_scaler(images, "standard")
+    scaled = scaler.transform(images)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(scaled[:40].reshape(40, -1), labels[:40])
+    target = SklearnTarget("target", forest, 3)
+    path = save_target(target, tmp_path / "forest.skops", scaler=scaler, feature_shape=(3, 4, 4))
+    np.testing.assert_array_equal(load_target(path, (3, 4, 4), 3).logits(images), target.logits(scaled))
+
+
 def test_export_without_scaling_and_wrong_suffixes(tmp_path, digits):
     x, y, _ = digits
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y)

@@ -15,6 +15,7 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from miaudit.errors import InputError
+from miaudit.models.target import Target
 from miaudit.models.wrappers import SklearnTarget
 from miaudit.targets.load import load_target
 from miaudit.targets.onnx_file import OnnxTarget
@@ -59,7 +60,7 @@ def _message(excinfo) -> str:
 def test_onnx_logits_match_the_module_and_are_detected_as_logits(tmp_path):
     module = _mlp()
     target = load_target(_onnx(module, tmp_path / "m.onnx"), (14,), 3)
-    assert isinstance(target, OnnxTarget) and target.output_kind == "logits"
+    assert isinstance(target, OnnxTarget) and isinstance(target, Target) and target.output_kind == "logits"
     np.testing.assert_allclose(target.logits(X14), _torch_out(module, X14), atol=1e-5)
     np.testing.assert_allclose(target.predict_proba(X14).sum(axis=1), 1.0, atol=1e-6)
 
