@@ -135,12 +135,24 @@ def test_steinke_p_value_matches_the_papers_formula():
 
 
 def test_windowed_p_value_is_never_smaller_and_close():
-    m, r, v, delta = 100_000, 20_000, 12_000, 1e-5
-    eps = np.linspace(0.2, 0.5, 7)
+    m, r, v, delta = 100_000, 100_000, 60_000, 1e-5
+    eps = np.linspace(0.01, 0.45, 12)
     exact = dp_audit.steinke_p_value(m, r, v, eps, delta)
-    windowed = dp_audit.steinke_p_value(m, r, v, eps, delta, window=1500)
+    windowed = dp_audit.steinke_p_value(m, r, v, eps, delta, window=4096)
     assert np.all(windowed >= exact)
-    assert np.allclose(windowed, exact, rtol=1e-6, atol=1e-12)
+    assert np.all(windowed <= (1.0 + 1e-8) * 1.2 * exact)  # a block bound is within 20% of its terms
+
+
+@pytest.mark.parametrize("m, r, v", [(10_000, 200, 190), (10_000, 5000, 4990), (100_000, 12_500, 11_000)])
+def test_steinke_epsilon_equals_the_exact_grid_scan(m, r, v):
+    """The fast search (monotone floor, window, blocks) gives the same grid ε as scanning the exact
+    p-value upwards from 0."""
+    level = 0.05 / 18
+    top = dp_audit._binomial_epsilon(r, v, level)
+    exact = dp_audit._contiguous_run(lambda e: dp_audit.steinke_p_value(m, r, v, e, 1e-5)[0] < level, 0, top,
+                                     dp_audit.EPSILON_STEP)
+    assert dp_audit.steinke_epsilon(m, r, v, 1e-5, level) == pytest.approx(exact, abs=1e-9)
+    assert exact > 0.5
 
 
 def test_delta_term_lowers_the_bound():

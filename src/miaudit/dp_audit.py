@@ -39,6 +39,8 @@ METHODS = (STEINKE, FDP, GDP)
 EPSILON_STEP = 0.01
 MU_STEP = 0.005
 MIN_GUESSES_PER_SIDE = 16
+_EXACT_TERMS = 4096
+_BLOCK_GROWTH = 1.2
 _ROUNDING = 1.0 + 1e-9  # the binomial terms come from log-gamma sums: keep float error on the safe side
 
 
@@ -164,32 +166,35 @@ def _counts(ranked: np.ndarray, members_below: np.ndarray, k_plus: int, k_minus:
     return r, v
 
 
-def steinke_p_value(m: int, r: int, v: int, epsilon, delta: float, window: int | None = None) -> np.ndarray:
+def steinke_p_value(m: int, r: int, v: int, epsilon, delta: float, window: int | None = None,
+                    monotone: bool = False) -> np.ndarray:
     """P[≥ v correct of r] allowed by (ε, δ)-DP on m coin-flip records (Steinke et al. 2023), per ε.
 
     epsilon: float [E] or scalar; returns float [E] in [0, 1]. ``window`` (default v: exact) takes the
     max over i <= window term by term and bounds the i beyond it block by block (never smaller).
+    monotone: an upper bound that increases with ε instead, with P[Bin >= v - i] (grows with q) in
+    place of P[v - i <= Bin < v].
     """
     q = special.expit(np.atleast_1d(np.asarray(epsilon, dtype=np.float64)))[:, None]
-    beta = _binom_sf(v - 1, r, q)[:, 0]
+    beta = _binom_sf(v - 1, r, q)
     if delta == 0.0 or v == 0:
-        return np.minimum(beta, 1.0)
+        return np.minimum(beta[:, 0], 1.0)
     w = v if window is None else max(1, min(window, v))
     i = np.arange(1, w + 1)
-    below = np.cumsum(_binom_pmf_below(r, v, w, q), axis=1)  # P[v - i <= Bin < v]
-    alpha = np.max(below / i, axis=1)
+    terms = np.cumsum(_binom_pmf_below(r, v, w, q), axis=1)  # P[v - i <= Bin < v]
+    alpha = np.max((terms + beta if monotone else terms) / i, axis=1)
     starts, ends = _blocks(w, v)
     if starts.size:  # i in [a, b]: P[v - i <= Bin < v] / i <= P[v - b <= Bin < v] / a
-        block = (_binom_cdf(v - 1, r, q) - _binom_cdf(v - ends - 1, r, q)) / starts
-        alpha = np.maximum(alpha, np.max(block, axis=1))
-    return np.minimum(beta + 2.0 * m * delta * alpha * _ROUNDING, 1.0)
+        mass = _binom_sf(v - ends - 1, r, q) if monotone else _binom_cdf(v - 1, r, q) - _binom_cdf(v - ends - 1, r, q)
+        alpha = np.maximum(alpha, np.max(mass / starts, axis=1))
+    return np.minimum(beta[:, 0] + 2.0 * m * delta * alpha * _ROUNDING, 1.0)
 
 
 def steinke_epsilon(m: int, r: int, v: int, delta: float, level: float) -> float:
     """Largest grid ε (step EPSILON_STEP) with every grid point in (0, ε] rejected at ``level``.
 
-    Grid points below the crossing of a monotone upper bound of the p-value are rejected without
-    being evaluated; the rest are evaluated upwards until the first one that is not rejected.
+    Grid points below where the monotone upper bound crosses ``level`` are rejected without being
+    evaluated; the rest are evaluated upwards, a few at a time, until the first one not rejected.
     """
     top = _binomial_epsilon(r, v, level)
     if top <= 0.0:
@@ -197,54 +202,54 @@ def steinke_epsilon(m: int, r: int, v: int, delta: float, level: float) -> float
     if delta == 0.0:
         return math.floor(top / EPSILON_STEP * (1 - 1e-12)) * EPSILON_STEP
     window = _steinke_window(r, v, level)
-
-    def gap(e):
-        return _steinke_monotone_p_value(m, r, v, e, delta, window) - level
-
-    floor = 0.0
-    if gap(0.0) < 0.0:
-        floor = top if gap(top) < 0.0 else optimize.brentq(gap, 0.0, top, xtol=1e-4) - 2e-4
-        if floor < 0.0 or gap(floor) >= 0.0:  # brentq lands within xtol of the crossing, either side
-            floor = 0.0
-    return _contiguous_run(lambda e: steinke_p_value(m, r, v, e, delta, window)[0] < level,
-                           int(math.floor(floor / EPSILON_STEP)), top, EPSILON_STEP)
-
-
-def _steinke_monotone_p_value(m: int, r: int, v: int, epsilon: float, delta: float, window: int) -> float:
-    """An upper bound on ``steinke_p_value`` that increases with ε: P[v - i <= Bin < v] <= P[Bin >= v - i],
-    which grows with q."""
-    q = np.array([[special.expit(epsilon)]])
-    beta = float(_binom_sf(v - 1, r, q)[0, 0])
-    w = max(1, min(window, v))
-    i = np.arange(1, w + 1)
-    at_least = beta + np.cumsum(_binom_pmf_below(r, v, w, q)[0])  # P[Bin >= v - i]
-    alpha = float(np.max(at_least / i))
-    starts, ends = _blocks(w, v)
-    if starts.size:
-        alpha = max(alpha, float(np.max(_binom_sf(v - ends - 1, r, q) / starts)))
-    return min(beta + 2.0 * m * delta * alpha * _ROUNDING, 1.0)
+    floor, upto = 0.0, top
+    for _ in range(3):  # the crossing to within top / 8³, 9 points at a time
+        points = np.linspace(floor, upto, 9)
+        passed = _leading_true(steinke_p_value(m, r, v, points, delta, window, monotone=True) < level)
+        if passed == 0:
+            break
+        floor, upto = points[passed - 1], points[min(passed, 8)]
+    j = int(math.floor(floor / EPSILON_STEP))
+    while (j + 1) * EPSILON_STEP < top:
+        points = (j + 1 + np.arange(8)) * EPSILON_STEP
+        points = points[points < top]
+        passed = _leading_true(steinke_p_value(m, r, v, points, delta, window) < level)
+        j += passed
+        if passed < points.size:
+            break
+    return j * EPSILON_STEP
 
 
+def _leading_true(flags: np.ndarray) -> int:
+    """How many entries at the start of a bool array are True."""
+    return int(flags.size if flags.all() else np.argmin(flags))
+
+
+@lru_cache(maxsize=64)
 def _blocks(window: int, v: int) -> tuple[np.ndarray, np.ndarray]:
-    """Blocks [a, b] of i covering window + 1 .. v, each twice as long as the one before."""
+    """Blocks [a, b] of i covering window + 1 .. v, each 20% longer than the one before (so a block's
+    bound is within 20% of its terms)."""
     starts = []
     a = window + 1
     while a <= v:
         starts.append(a)
-        a *= 2
+        a = max(a + 1, math.ceil(a * _BLOCK_GROWTH))
     starts = np.array(starts, dtype=np.int64)
-    return starts, np.minimum(2 * starts - 1, v)
+    ends = np.append(starts[1:] - 1, v)
+    starts.setflags(write=False)
+    ends.setflags(write=False)
+    return starts, ends
 
 
 def _steinke_window(r: int, v: int, level: float) -> int:
-    """How many i the max over i takes term by term: down to 12 sd below the mean of Bin(r, q) at the
-    largest ε that could be rejected; the blocks beyond lose nothing that matters there."""
+    """How many i the max over i takes term by term: all of them up to ``_EXACT_TERMS``, else down to
+    12 sd below the mean of Bin(r, q) at the largest ε that could be rejected."""
     q_top = special.expit(_binomial_epsilon(r, v, level))
     spread = 12.0 * math.sqrt(r * q_top * (1.0 - q_top)) + 1.0
-    return int(min(v, max(v - math.floor(r * q_top - spread), 64)))
+    return int(min(v, max(v - math.floor(r * q_top - spread), _EXACT_TERMS)))
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)
 def _log_choose_below(r: int, v: int, w: int) -> np.ndarray:
     """log C(r, v - i) for i = 1 .. w: float [w]."""
     k = v - np.arange(1, w + 1, dtype=np.float64)
