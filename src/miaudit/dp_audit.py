@@ -378,13 +378,15 @@ def _binomial_epsilon(r: int, v: int, level: float) -> float:
 def _assumptions(method: str, coin_flips: bool, confidence: float, pairs: int, value: float) -> str:
     if not coin_flips:
         return ("An estimate, not a guaranteed bound: the one-run audit needs each record's membership drawn by an "
-                "independent fair coin, and here it was not (e.g. a fixed number of members, or a user's own model).")
+                "independent fair coin, and here it was not (e.g. a fixed number of members, or a user's own model)."
+                + (" Epsilon from mu also assumes a Gaussian privacy curve." if method == GDP else ""))
     base = (f"Holds with {confidence:.0%} confidence if each audited record was put in training by an independent "
             f"fair coin and the attack scores did not use that membership; best of {pairs} fixed guess counts, "
             f"Bonferroni-corrected.")
     if method == GDP:
-        return (f"An estimate: the audit rejects Gaussian DP with mu <= {value:.3f} ({base[0].lower()}{base[1:-1]}), "
-                "but epsilon from mu assumes the training's privacy curve is Gaussian.")
+        return (f"An estimate: Gaussian DP with mu <= {value:.3f} is rejected at {confidence:.0%} confidence (records "
+                "put in training by independent fair coins, scores not using that membership), but epsilon from mu "
+                "assumes the training's privacy curve is Gaussian.")
     return base
 
 
