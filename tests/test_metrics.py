@@ -1,22 +1,17 @@
 """metrics: hand-computed cases, epsilon bound, per-class counts, JSON form."""
 from __future__ import annotations
 
-import itertools
 import json
-import math
 
 import numpy as np
 import pytest
 from scipy import stats
-from sklearn.metrics import roc_curve
 
 from miaudit.errors import InputError
 from miaudit.metrics import (
     AttackMetrics,
     compute_metrics,
     downsample_roc,
-    epsilon_lower_bound,
-    held_out_epsilon_lower_bound,
 )
 
 # Ranked high to low; members (1) at ranks 1, 2, 4, 7.
@@ -80,62 +75,32 @@ def test_ties_count_half():
     assert all_tied.auc == 0.5 and all_tied.advantage == 0.0
 
 
-def test_epsilon_hand_computed_values():
-    # 10 errors in 100 trials: exact 95% Clopper-Pearson upper bound is 0.17622 (standard tables).
-    assert epsilon_lower_bound(90, 10, 10, 90, delta=0.0, confidence=0.95) == pytest.approx(
-        math.log((1 - 0.17622) / 0.17622), abs=1e-3)
-    # No errors in 100 trials: upper bound 1 - 0.025 ** (1 / 100) in closed form.
-    hi = 1 - 0.025 ** (1 / 100)
-    assert epsilon_lower_bound(100, 0, 0, 100, delta=0.0, confidence=0.95) == pytest.approx(
-        math.log((1 - hi) / hi), rel=1e-9)
-    # delta enters the numerator; unequal error rates take the larger of the two ratios.
-    fpr_hi = stats.binomtest(2, 200).proportion_ci(0.9, method="exact").high
-    fnr_hi = stats.binomtest(50, 100).proportion_ci(0.9, method="exact").high
-    want = max(math.log((1 - 1e-3 - fpr_hi) / fnr_hi), math.log((1 - 1e-3 - fnr_hi) / fpr_hi))
-    assert epsilon_lower_bound(50, 2, 50, 198, delta=1e-3, confidence=0.9) == pytest.approx(want)
-
-
-def test_epsilon_monotone_in_sample_size_and_confidence():
-    bounds = [epsilon_lower_bound(9 * n, n, n, 9 * n, 1e-5, 0.95) for n in (1, 5, 20, 100, 1000)]
-    assert all(a < b for a, b in itertools.pairwise(bounds))
-    assert bounds[-1] < math.log(9)  # never above the point estimate log(0.9 / 0.1)
-    assert epsilon_lower_bound(90, 10, 10, 90, 0, 0.99) < epsilon_lower_bound(90, 10, 10, 90, 0, 0.9)
-
-
 def test_epsilon_zero_for_useless_attack():
     rng = np.random.default_rng(0)
     members = rng.random(400) < 0.5
     assert compute_metrics(np.zeros(400), members).epsilon_lower_bound == 0.0
-    assert epsilon_lower_bound(50, 50, 50, 50) == 0.0
-
-
-def test_epsilon_is_held_out_and_below_the_best_single_threshold():
-    rng = np.random.default_rng(1)
-    members = np.r_[np.ones(300, bool), np.zeros(300, bool)]
-    scores = rng.normal(size=600) + 1.5 * members
-    m = compute_metrics(scores, members)
-    best = 0.0
-    for t in np.unique(scores):
-        d = scores >= t
-        best = max(best, epsilon_lower_bound((d & members).sum(), (d & ~members).sum(),
-                                             (~d & members).sum(), (~d & ~members).sum()))
-    # choosing among all thresholds on the same data overstates epsilon; the held-out bound is smaller
-    assert 0.3 < m.epsilon_lower_bound < best
-
-
-def test_held_out_epsilon_is_not_fooled_by_noise():
-    """A useless attack on many records: the best of thousands of thresholds looks like leakage, the
-    held-out bound does not."""
-    rng = np.random.default_rng(1)
+    # pure noise on many records: no epsilon is rejected (the best of thousands of in-sample
+    # thresholds would "prove" epsilon > 0.1 here)
     members = rng.random(4000) < 0.5
-    scores = rng.normal(size=4000)
-    fpr, tpr, _ = roc_curve(members, scores, drop_intermediate=False)
-    n_in, n_out = members.sum(), (~members).sum()
-    fp, fn = np.rint(fpr * n_out), np.rint((1 - tpr) * n_in)
-    in_sample = epsilon_lower_bound(n_in - fn, fp, fn, n_out - fp, delta=1e-5, confidence=0.95)
-    held_out = held_out_epsilon_lower_bound(scores, members, delta=1e-5, confidence=0.95)
-    assert in_sample > 0.1  # a pure-noise attack "proves" epsilon > 0.1 when thresholds are picked in-sample
-    assert held_out < 0.05
+    assert compute_metrics(rng.normal(size=4000), members, coin_flips=True).epsilon_lower_bound < 0.05
+
+
+def test_epsilon_is_the_one_run_audit_and_says_whether_it_is_a_bound():
+    rng = np.random.default_rng(1)
+    members = rng.random(2000) < 0.5
+    scores = rng.normal(size=2000) + 2.0 * members
+    estimate = compute_metrics(scores, members)
+    bound = compute_metrics(scores, members, coin_flips=True)
+    assert bound.epsilon_lower_bound == estimate.epsilon_lower_bound > 0.5
+    assert bound.epsilon_valid and not estimate.epsilon_valid
+    assert bound.epsilon_method == "steinke-2023-one-run"
+    assert "estimate" in estimate.epsilon_assumptions.lower()
+    tighter = compute_metrics(scores, members, coin_flips=True, epsilon_method="mahloujifar-2025-fdp-one-run")
+    assert tighter.epsilon_method == "mahloujifar-2025-fdp-one-run"
+    assert tighter.epsilon_lower_bound >= bound.epsilon_lower_bound
+    d = json.loads(json.dumps(bound.to_dict()))
+    assert d["epsilon_method"] == "steinke-2023-one-run" and d["epsilon_valid"] is True
+    assert d["epsilon_audit"]["correct"] <= d["epsilon_audit"]["guesses"]
 
 
 def test_per_class_counts_and_empty_group():

@@ -50,6 +50,7 @@ def audit(
     data_dir: Optional[str] = typer.Option(None, help="Where datasets live (default: $MIAUDIT_DATA, ../shared/data, /usr/share/datasets)."),
     delta: Optional[float] = typer.Option(None, help="δ of the empirical ε lower bound."),
     coin_flip_members: bool = typer.Option(False, "--coin-flip-members", help="Each audited record is a member by its own fair coin (makes the one-run ε lower bound valid)."),
+    epsilon_method: Optional[str] = typer.Option(None, help="One-run ε audit: steinke-2023-one-run (default), mahloujifar-2025-fdp-one-run (tighter), mahloujifar-2025-gdp-one-run (an estimate)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Train reference models afresh; don't read or write the model cache."),
     cache_dir: Optional[str] = typer.Option(None, help="Reference-model cache (default: $MIAUDIT_CACHE or ~/.cache/miaudit)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
@@ -67,6 +68,7 @@ def audit(
         keep_classes=[int(c) for c in keep_classes.split(",")] if keep_classes else None,
         shadow_dataset=shadow_dataset, nonmember_dataset=nonmember_dataset, label_column=label_column,
         data_dir=data_dir, delta=delta, coin_flip_members=coin_flip_members or None,
+        epsilon_method=epsilon_method,
         cache=False if no_cache else None, cache_dir=cache_dir)
     check_writable(out)
     result = run_audit(cfg, progress=not quiet)

@@ -30,7 +30,8 @@ class AuditConfig(BaseModel):
     the audited dataset's mean / std (per image channel or tabular feature), "auto" does too but
     leaves 0/1 indicator features as they are, "none" feeds features as loaded (images in [0, 1]);
     coin_flip_members: each of the members + non_members audited records is a member by its own fair
-    coin (what makes the one-run epsilon lower bound valid) instead of exactly ``members`` of them.
+    coin (what makes the one-run epsilon lower bound valid) instead of exactly ``members`` of them;
+    epsilon_method: the one-run epsilon audit of :mod:`miaudit.dp_audit` (the GDP form is an estimate).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -61,6 +62,8 @@ class AuditConfig(BaseModel):
     chunk_size: int = Field(16, ge=1)
     n_jobs: int = -1
     coin_flip_members: bool = False
+    epsilon_method: Literal["steinke-2023-one-run", "mahloujifar-2025-fdp-one-run",
+                            "mahloujifar-2025-gdp-one-run"] = "steinke-2023-one-run"
 
     @field_validator("attacks", mode="before")
     @classmethod

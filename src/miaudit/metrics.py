@@ -1,8 +1,8 @@
 """How well an attack's scores separate members from non-members.
 
 Rates (AUC, TPR, FPR, accuracy, ...) are fractions in [0, 1]; epsilon is in nats (natural log).
-ROC curves come from ``sklearn.metrics.roc_curve``; confidence bounds from ``scipy.stats.beta``;
-intervals on the AUC and the TPRs from :mod:`miaudit.intervals`.
+ROC curves come from ``sklearn.metrics.roc_curve``; intervals on the AUC and the TPRs from
+:mod:`miaudit.intervals`; the one-run epsilon audit from :mod:`miaudit.dp_audit`.
 """
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 from sklearn import metrics as skm
 
 from miaudit.attacks.calibration import decide, prior_threshold
+from miaudit.dp_audit import STEINKE, EpsilonAudit, one_run_epsilon
 from miaudit.errors import InputError
 from miaudit.intervals import (
     allowed_false_positives,
@@ -48,8 +48,9 @@ class AttackMetrics:
     with fewer than 2 members or non-members; zero width when the groups are perfectly separated).
     accuracy / precision / recall / f1 / decision_advantage: at the attack's hard decision.
     advantage: max over the ROC of TPR - FPR (membership advantage, Yeom et al.).
-    epsilon_lower_bound: empirical DP epsilon lower bound (nats) at ``epsilon_confidence``, ``delta``:
-    threshold chosen on half of the records, Clopper-Pearson bound on the other half.
+    epsilon_lower_bound: empirical DP epsilon (nats) from the one-run audit ``epsilon_audit``
+    (:mod:`miaudit.dp_audit`) at ``epsilon_confidence``, ``delta``: a lower bound when
+    ``epsilon_valid`` (membership drawn by fair coins), else an estimate.
     roc_fpr, roc_tpr: float64 [T] the full ROC curve, FPR ascending.
     per_class: {class label: {"n_members", "n_non_members", "auc", "auc_ci", "accuracy", "advantage",
     "tpr_at_fpr_<level>"...}}; auc / auc_ci / tpr / advantage are None when one group is empty.
@@ -76,7 +77,20 @@ class AttackMetrics:
     tpr_at_fpr_false_positives: dict[float, int]
     tpr_at_fpr_below_resolution: dict[float, bool]
     ci_confidence: float
+    epsilon_audit: EpsilonAudit
     per_class: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def epsilon_method(self) -> str:
+        return self.epsilon_audit.method
+
+    @property
+    def epsilon_valid(self) -> bool:
+        return self.epsilon_audit.valid
+
+    @property
+    def epsilon_assumptions(self) -> str:
+        return self.epsilon_audit.assumptions
 
     def __post_init__(self) -> None:
         unit = {"auc": self.auc, "accuracy": self.accuracy, "precision": self.precision,
@@ -139,6 +153,10 @@ class AttackMetrics:
             "decision_advantage": _plain(self.decision_advantage),
             "epsilon_lower_bound": _plain(self.epsilon_lower_bound),
             "epsilon_confidence": _plain(self.epsilon_confidence),
+            "epsilon_method": self.epsilon_method,
+            "epsilon_valid": self.epsilon_valid,
+            "epsilon_assumptions": self.epsilon_assumptions,
+            "epsilon_audit": self.epsilon_audit.to_dict(),
             "delta": _plain(self.delta),
             "n_members": int(self.n_members),
             "n_non_members": int(self.n_non_members),
@@ -149,14 +167,17 @@ class AttackMetrics:
 
 def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.ndarray | None = None,
                     labels: np.ndarray | None = None, fpr_levels=DEFAULT_FPR_LEVELS, delta: float = 1e-5,
-                    confidence: float = 0.95, ci_confidence: float = 0.95) -> AttackMetrics:
+                    confidence: float = 0.95, ci_confidence: float = 0.95, coin_flips: bool = False,
+                    epsilon_method: str = STEINKE) -> AttackMetrics:
     """All metrics of one attack.
 
     scores: float [N], higher = member; membership: bool [N] true membership; decision: bool [N]
     hard calls (None: the top n_members scores are called members, :func:`prior_threshold` at the
     audit's own member fraction, which the auditor knows); labels: int [N] class of each record
     (None: no per-class breakdown). fpr_levels are added to the always-reported 0.001 and 0.01.
-    confidence: of the epsilon bound; ci_confidence: of the AUC and TPR intervals.
+    confidence: of the epsilon bound; ci_confidence: of the AUC and TPR intervals. coin_flips: the
+    membership was drawn by independent fair coins, which makes the one-run epsilon (``epsilon_method``,
+    :mod:`miaudit.dp_audit`) a lower bound; else it is reported as an estimate.
     """
     scores = np.asarray(scores, dtype=np.float64)
     membership = np.asarray(membership)
@@ -194,7 +215,7 @@ def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.nda
     found = {level: true_positives_at(fpr, tpr, n_members, n_non, k) for level, k in allowed.items()}
     tpr_lo, tpr_hi = clopper_pearson_interval([found[level] for level in levels], n_members, ci_confidence)
     auc = float(skm.roc_auc_score(membership, scores))
-    eps = held_out_epsilon_lower_bound(scores, membership, delta, confidence)
+    eps = one_run_epsilon(scores, membership, delta, confidence, coin_flips=coin_flips, method=epsilon_method)
     tp_d, fp_d = int((decision & membership).sum()), int((decision & ~membership).sum())
     precision, recall, f1, _ = skm.precision_recall_fscore_support(membership, decision, average="binary",
                                                                    zero_division=0)
@@ -207,7 +228,8 @@ def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.nda
         f1=float(f1),
         advantage=float(np.max(tpr - fpr)),
         decision_advantage=tp_d / n_members - fp_d / n_non,
-        epsilon_lower_bound=eps,
+        epsilon_lower_bound=eps.epsilon,
+        epsilon_audit=eps,
         epsilon_confidence=float(confidence),
         delta=float(delta),
         n_members=n_members,
@@ -238,79 +260,6 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:
     """Highest TPR among ROC points with FPR <= level (fpr, tpr: float [T] from roc_curve)."""
     ok = fpr <= level
     return float(tpr[ok].max()) if ok.any() else 0.0
-
-
-def clopper_pearson_upper(errors, trials, confidence: float) -> np.ndarray:
-    """Upper end of the two-sided exact (Clopper-Pearson) interval of errors / trials, elementwise.
-
-    errors, trials: counts (arrays broadcast); returns float64 in (0, 1]; 1 where errors == trials.
-    """
-    k = np.asarray(errors, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
-    alpha = 1.0 - confidence
-    with np.errstate(invalid="ignore", divide="ignore"):
-        upper = stats.beta.ppf(1.0 - alpha / 2.0, k + 1.0, n - k)
-    return np.where(k >= n, 1.0, upper)
-
-
-def held_out_epsilon_lower_bound(scores: np.ndarray, membership: np.ndarray, delta: float = 1e-5,
-                                 confidence: float = 0.95, seed: int = 0) -> float:
-    """Epsilon lower bound (nats) that holds at ``confidence``: threshold chosen on one half, bounded on the other.
-
-    Taking the best of thousands of thresholds, each with its own 95% interval, overstates epsilon
-    (multiple comparisons). Here a stratified random half of the records (seeded) picks the threshold
-    and the direction of the test; the Clopper-Pearson bound is then computed on the other half only.
-    The half is drawn by score rank within each group, so the order of the records does not matter.
-    scores: float [N]; membership: bool [N].
-    """
-    rng = np.random.default_rng(seed)
-    pick = np.zeros(len(scores), bool)
-    for group in (np.flatnonzero(membership), np.flatnonzero(~membership)):
-        by_rank = group[np.argsort(scores[group], kind="stable")]
-        pick[rng.permutation(by_rank)[: len(group) // 2]] = True
-    if min(membership[pick].sum(), (~membership[pick]).sum(), membership[~pick].sum(),
-           (~membership[~pick]).sum()) == 0:
-        return 0.0
-    fpr, tpr, thresholds = skm.roc_curve(membership[pick], scores[pick], drop_intermediate=False)
-    n_in, n_out = int(membership[pick].sum()), int((~membership[pick]).sum())
-    fp, fn = np.rint(fpr * n_out), np.rint((1.0 - tpr) * n_in)
-    terms = _epsilon_terms(n_in - fn, fp, fn, n_out - fp, delta, confidence)  # [2, T]
-    direction, best = np.unravel_index(np.nanargmax(np.where(np.isfinite(terms), terms, -np.inf)), terms.shape)
-    s, m = scores[~pick], membership[~pick]
-    called = s >= thresholds[best]
-    held = _epsilon_terms((called & m).sum(), (called & ~m).sum(), (~called & m).sum(), (~called & ~m).sum(),
-                          delta, confidence)[direction]
-    value = float(np.nan_to_num(np.max(held), nan=0.0, neginf=0.0))
-    return max(value, 0.0)
-
-
-def _epsilon_terms(tp, fp, fn, tn, delta: float, confidence: float) -> np.ndarray:
-    """[2, T]: log((1 - delta - FPR_hi) / FNR_hi) and log((1 - delta - FNR_hi) / FPR_hi) per threshold."""
-    tp, fp, fn, tn = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (tp, fp, fn, tn))
-    fpr_hi = clopper_pearson_upper(fp, fp + tn, confidence)
-    fnr_hi = clopper_pearson_upper(fn, fn + tp, confidence)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.stack([np.log(np.maximum(1.0 - delta - fpr_hi, 0.0) / fnr_hi),
-                         np.log(np.maximum(1.0 - delta - fnr_hi, 0.0) / fpr_hi)])
-
-
-def epsilon_lower_bound(tp, fp, fn, tn, delta: float = 1e-5, confidence: float = 0.95) -> float:
-    """Empirical epsilon lower bound (nats, >= 0) from confusion-matrix counts.
-
-    Counts may be scalars or arrays [T] (one confusion matrix per threshold; the max is returned).
-    With FPR_hi, FNR_hi the Clopper-Pearson upper bounds at ``confidence``:
-    eps >= max(log((1 - delta - FPR_hi) / FNR_hi), log((1 - delta - FNR_hi) / FPR_hi))
-    (Jagielski et al. 2020; Nasr et al. 2021).
-    """
-    tp, fp, fn, tn = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (tp, fp, fn, tn))
-    if np.any((tp + fn) <= 0) or np.any((fp + tn) <= 0):
-        raise InputError("epsilon_lower_bound: need at least one member and one non-member")
-    if not 0.0 <= delta < 1.0:
-        raise InputError(f"delta: {delta} is not in [0, 1)")
-    if not 0.0 < confidence < 1.0:
-        raise InputError(f"confidence: {confidence} is not in (0, 1)")
-    best = np.nanmax(np.concatenate([_epsilon_terms(tp, fp, fn, tn, delta, confidence).ravel(), [0.0]]))
-    return float(max(best, 0.0))
 
 
 def per_class_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.ndarray,

@@ -152,7 +152,8 @@ def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | No
         verdict = attack.run(inputs, seed=cfg.seed)
         seconds = time.perf_counter() - started
         metrics = compute_metrics(verdict.scores, plan.membership, verdict.decision, plan.pool_y,
-                                  delta=cfg.delta, confidence=cfg.confidence)
+                                  delta=cfg.delta, confidence=cfg.confidence, coin_flips=cfg.coin_flip_members,
+                                  epsilon_method=cfg.epsilon_method)
         return AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds, verdict.params)
 
     with ((board or ProgressBoard(False)).task("attacks", len(specs)) as update,
