@@ -62,7 +62,8 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     summary = TargetSummary(cfg.target, train_acc, test_acc, int(plan.membership.sum()),
                             int((~plan.membership).sum()))
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
-                       plan.membership, plan.pool_y, notes=list(plan.notes), inputs=inputs, model=target)
+                       plan.membership, plan.pool_y, notes=list(plan.notes), inputs=inputs, model=target,
+                       records=plan.pool_x)
 
 
 def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = None,

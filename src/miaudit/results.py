@@ -77,6 +77,7 @@ class AuditResult:
     notes: list[str] = field(default_factory=list)
     inputs: AttackInputs | None = field(default=None, repr=False)  # the signal matrix, not serialised
     model: Any = field(default=None, repr=False)  # the trained target (a Target), not serialised
+    records: np.ndarray | None = field(default=None, repr=False)  # [N, *feature_shape] as the models saw them
 
     def __post_init__(self) -> None:
         n = len(self.record_index)

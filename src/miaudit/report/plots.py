@@ -15,6 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from miaudit.report.findings import rank_attacks
+
 if TYPE_CHECKING:
     from miaudit.results import AuditResult
 
@@ -24,7 +26,7 @@ DPI = 110
 
 
 def roc_figure(result: AuditResult) -> Figure:
-    """Log-log ROC (FPR 1e-4..1 on x, TPR on y) of every attack, best AUC first, with chance line."""
+    """Log-log ROC (FPR 1e-4..1 on x, TPR on y) of every attack, strongest first, with chance line."""
     # Fixed margins, as in histogram_figure: constrained layout measured every log-axis tick label at
     # draw time, about 1 s of the figure's 1.2 s.
     fig = Figure(figsize=(6.0, 5.0), dpi=DPI)
@@ -32,7 +34,7 @@ def roc_figure(result: AuditResult) -> Figure:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     colors = matplotlib.colormaps["tab20"].colors  # 20 distinct colours; dashes after the first ten lines
-    for i, outcome in enumerate(sorted(result.attacks, key=lambda a: -a.metrics.auc)):
+    for i, outcome in enumerate(rank_attacks(result.attacks)):
         m = outcome.metrics
         label = f"{outcome.name} (AUC {m.auc:.3f}, TPR@0.1% {m.tpr_at_fpr[0.001]:.1%})"
         # Points at FPR or TPR = 0 do not exist on log axes; clip them onto the plot's edge.
@@ -63,7 +65,7 @@ def _corners(fpr: np.ndarray, tpr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def histogram_figure(result: AuditResult) -> Figure:
-    """One panel per attack: densities of member and non-member scores (central 99% of scores)."""
+    """One panel per attack, strongest first: densities of member and non-member scores (central 99%)."""
     n = max(len(result.attacks), 1)
     cols = min(4, n)
     rows = math.ceil(n / cols)
@@ -74,7 +76,7 @@ def histogram_figure(result: AuditResult) -> Figure:
                         wspace=0.3, hspace=0.5)
     FigureCanvasAgg(fig)
     members = np.asarray(result.membership, dtype=bool)
-    for i, outcome in enumerate(result.attacks):
+    for i, outcome in enumerate(rank_attacks(result.attacks)):
         ax = fig.add_subplot(rows, cols, i + 1)
         scores = np.asarray(outcome.scores, dtype=np.float64)
         lo, hi = np.percentile(scores, [0.5, 99.5])

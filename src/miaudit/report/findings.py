@@ -1,0 +1,197 @@
+"""What the report says: the strongest attack, its headline rates, a verdict band, the most exposed
+records and the per-class exposure, computed from an AuditResult (pure functions, no HTML).
+
+Strongest attack: highest TPR at 0.1% FPR, AUC as tie-break (the low-FPR criterion of Carlini et
+al. 2022). Verdict bands, from the strongest attack, first rule that applies (VERDICT_RULES says the
+same in words). Bands use the lower end of each 95% interval, the leakage the audit is confident of,
+so that a chance result on few records does not raise the band:
+- none: neither interval lies above chance: the AUC interval reaches 0.5 and the TPR@0.1% interval
+  reaches 0.1% (both contain it, or lie below it);
+- high: TPR@0.1% lower end >= 5% or AUC lower end >= 0.75;
+- moderate: TPR@0.1% lower end >= 1% or AUC lower end >= 0.60;
+- low: every other result (measurably better than chance, but small).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from miaudit.report import fields
+
+if TYPE_CHECKING:
+    from miaudit.metrics import AttackMetrics
+    from miaudit.results import AttackOutcome, AuditResult
+
+HEADLINE_FPR = 0.001
+SECOND_FPR = 0.01
+TOP_RECORDS = 12
+HIGH_TPR, HIGH_AUC = 0.05, 0.75
+MODERATE_TPR, MODERATE_AUC = 0.01, 0.60
+
+VERDICT_RULES = (
+    ("none", "No measurable leakage", "the AUC interval reaches down to 0.5 and the TPR@0.1% FPR interval "
+     "down to 0.1% (what random guessing achieves)"),
+    ("high", "High leakage", f"the TPR@0.1% FPR interval starts at {HIGH_TPR:.0%} or more, or the AUC "
+     f"interval at {HIGH_AUC:.2f} or more"),
+    ("moderate", "Moderate leakage", f"the TPR@0.1% FPR interval starts at {MODERATE_TPR:.0%} or more, or "
+     f"the AUC interval at {MODERATE_AUC:.2f} or more"),
+    ("low", "Low leakage", "measurably better than random guessing, below the moderate thresholds"),
+)
+
+_THREAT_MODELS = {
+    "black-box": "query access to the model's output probabilities",
+    "label-only": "only the model's predicted labels",
+    "white-box": "the model's parameters and gradients",
+    "grey-box": "the architecture and training recipe, with data from another distribution",
+}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """TPR at one FPR level: ``hits`` of ``n_members`` members identified; ci: 95% interval or None."""
+
+    level: float
+    tpr: float
+    hits: int
+    n_members: int
+    ci: tuple[float, float] | None
+    false_positives: int
+    n_non_members: int
+    below_resolution: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    band: str
+    title: str
+    rule: str
+
+
+@dataclass(frozen=True)
+class EpsilonAudit:
+    """ε (nats) at ``delta``; valid: a DP lower bound under ``assumptions``, else an estimate."""
+
+    value: float
+    method: str
+    valid: bool
+    assumptions: str
+    delta: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ExposedRecord:
+    """One audited record: position = its row in scores.csv (0-based, header not counted);
+    non_members_at_or_above: non-members whose score is >= this record's (the false accusations an
+    attacker makes when flagging this record)."""
+
+    rank: int
+    position: int
+    record_index: int
+    label: int
+    is_member: bool
+    score: float
+    non_members_at_or_above: int
+
+
+def strength(outcome: AttackOutcome) -> tuple[float, float]:
+    """Sort key of an attack: (TPR@0.1% FPR, AUC), larger = stronger."""
+    m = outcome.metrics
+    return (float(m.tpr_at_fpr[HEADLINE_FPR]), float(m.auc))
+
+
+def rank_attacks(attacks: list[AttackOutcome]) -> list[AttackOutcome]:
+    """Attacks strongest first (stable for equal strength)."""
+    return sorted(attacks, key=strength, reverse=True)
+
+
+def rate_at(m: AttackMetrics, level: float) -> Rate:
+    """The attack's TPR at FPR ``level`` with its count, interval and resolution."""
+    tpr = float(m.tpr_at_fpr[level])
+    return Rate(level, tpr, int(round(tpr * m.n_members)), m.n_members, fields.tpr_ci(m, level),
+                fields.false_positives(m, level), m.n_non_members, fields.below_resolution(m, level))
+
+
+def verdict(m: AttackMetrics) -> Verdict:
+    """The verdict band of an attack's metrics (rules in VERDICT_RULES; a missing interval counts as
+    the point estimate alone)."""
+    tpr = float(m.tpr_at_fpr[HEADLINE_FPR])
+    auc_lo = (fields.auc_ci(m) or (m.auc, m.auc))[0]
+    tpr_lo = (fields.tpr_ci(m, HEADLINE_FPR) or (tpr, tpr))[0]
+    if auc_lo <= 0.5 and tpr_lo <= HEADLINE_FPR:
+        band = "none"
+    elif tpr_lo >= HIGH_TPR or auc_lo >= HIGH_AUC:
+        band = "high"
+    elif tpr_lo >= MODERATE_TPR or auc_lo >= MODERATE_AUC:
+        band = "moderate"
+    else:
+        band = "low"
+    _, title, rule = next(r for r in VERDICT_RULES if r[0] == band)
+    return Verdict(band, title, rule)
+
+
+def epsilon_audit(m: AttackMetrics) -> EpsilonAudit:
+    return EpsilonAudit(float(m.epsilon_lower_bound), fields.epsilon_method(m), fields.epsilon_valid(m),
+                        fields.epsilon_assumptions(m), float(m.delta), float(m.epsilon_confidence))
+
+
+def exposed_records(result: AuditResult, outcome: AttackOutcome, top: int = TOP_RECORDS) -> list[ExposedRecord]:
+    """The ``top`` records with the highest scores of ``outcome``; equal scores by dataset record index
+    (not by position, which may follow membership)."""
+    scores = np.asarray(outcome.scores, dtype=np.float64)
+    members = np.asarray(result.membership, dtype=bool)
+    non_member_scores = np.sort(scores[~members])
+    order = np.lexsort((np.asarray(result.record_index), -scores))[:top]
+    at_or_above = len(non_member_scores) - np.searchsorted(non_member_scores, scores[order], side="left")
+    return [ExposedRecord(rank, int(i), int(result.record_index[i]), int(result.labels[i]), bool(members[i]),
+                          float(scores[i]), int(k))
+            for rank, (i, k) in enumerate(zip(order, at_or_above), start=1)]
+
+
+def tied_beyond(outcome: AttackOutcome, shown: list[ExposedRecord]) -> int:
+    """How many records not shown share the lowest shown score."""
+    if not shown:
+        return 0
+    scores = np.asarray(outcome.scores, dtype=np.float64)
+    return int((scores == shown[-1].score).sum()) - sum(r.score == shown[-1].score for r in shown)
+
+
+def class_exposure(m: AttackMetrics) -> list[dict]:
+    """Per-class rows, most exposed first (AUC, then TPR@1% FPR; classes without an AUC last).
+
+    Each row: label, n_members, n_non_members, auc, auc_ci (or None), tpr (at 1% FPR, or None),
+    tpr_below_resolution (fewer than 100 non-members in the class).
+    """
+    rows = []
+    for label, row in m.per_class.items():
+        ci = row.get("auc_ci")
+        rows.append({"label": int(label), "n_members": int(row["n_members"]),
+                     "n_non_members": int(row["n_non_members"]), "auc": row.get("auc"),
+                     "auc_ci": None if ci is None else (float(ci[0]), float(ci[1])),
+                     "tpr": row.get(f"tpr_at_fpr_{SECOND_FPR}"),
+                     "tpr_below_resolution": SECOND_FPR * int(row["n_non_members"]) < 1.0})
+
+    def exposure(row: dict) -> tuple:
+        return (row["auc"] is not None, row["auc"] or 0.0, row["tpr"] or 0.0)
+
+    return sorted(rows, key=exposure, reverse=True)
+
+
+def attack_needs(outcome: AttackOutcome, reference_models: int | None) -> tuple[str, str]:
+    """(what the attack is, what the attacker needs), in plain words, from the attack registry."""
+    from miaudit.attacks.registry import ATTACKS
+
+    spec = ATTACKS.get(outcome.name)
+    needs = [_THREAT_MODELS.get(outcome.threat_model, outcome.threat_model)]
+    if spec is None:
+        return "", needs[0]
+    if spec.needs_references:
+        k = f"{reference_models} " if reference_models else ""
+        needs.append(f"{k}reference models of its own, trained like the target"
+                     + (" (some on each audited record, some without it)" if spec.needs_in_models
+                        else " on similar data"))
+    if spec.needs_population:
+        needs.append("records from the same distribution that no model trained on")
+    return spec.description, "; ".join(needs)
