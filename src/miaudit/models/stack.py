@@ -20,7 +20,8 @@ The trained models come back as an MLPStack (mlp_stack.py: the container and its
 
 Workers: each group is split into W contiguous slices trained as separate stacks on W Python
 threads with one intra-op torch thread each (stack_workers.py); by the above, model k does not
-depend on the split.
+depend on the split. Every thread that trains flushes denormals to zero meanwhile (late in training
+gradients and Adam moments fall into the slow denormal range), and restores its own setting after.
 """
 from __future__ import annotations
 
