@@ -2,20 +2,24 @@
 
 Trains K models (default 16 and 64) for one epoch each on 2,500 records of a 5,000 pool (balanced
 halves), for fp32 and bf16 and each number of worker threads (train_mlp_stack's ``workers``), and
-prints seconds per model, useful GFLOP/s (6 x MACs x samples) and the ratio to this process's plain
+prints seconds per model (wall, and the process's CPU time: steadier on a busy machine), useful
+GFLOP/s (training FLOPs, stack.mlp_train_flops) and the ratio to this process's plain
 fp32 matmul probe, measured right before each run (the machine is shared: only ratios within one run
 mean anything). bf16 runs with each ``--adam`` setting: "fused" (fused_adam.Bf16Adam, numba) and
 "torch" (torch's fused Adam plus the two casts). All settings run interleaved, ``--repeats`` rounds
 (order reversed every other round), so that a neighbour's burst does not land on one setting only;
 the last lines give each setting's median s/model and, for bf16, the median over rounds of the
-paired ratio torch / fused s/model.
+paired ratio torch / fused s/model. ``--denormals keep`` trains without flushing denormals to zero
+(what train_mlp_stack does otherwise), for the paired ratio keep / flush.
 
     .venv/bin/python benchmarks/stack_speed.py [--models 16 64] [--epochs 1] [--workers 0 1 2] [--repeats 2]
-        [--precisions float32 bfloat16] [--adam fused torch]       (--workers 0: auto, train_mlp_stack's None)
+        [--precisions float32 bfloat16] [--adam fused torch] [--denormals flush keep]
+        (--workers 0: auto, train_mlp_stack's None)
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from collections import defaultdict
@@ -25,7 +29,7 @@ import numpy as np
 import torch
 
 from miaudit.data.splits import balanced_masks
-from miaudit.models import stack
+from miaudit.models import stack, stack_workers
 from miaudit.models.perf import Throughput, bf16_available, matmul_gflops
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import mlp_train_flops, train_mlp_stack
@@ -50,6 +54,8 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--adam", nargs="+", default=["fused", "torch"], choices=["fused", "torch"],
                         help="bf16 Adam: fused_adam kernel or torch's optimizer")
+    parser.add_argument("--denormals", nargs="+", default=["flush"], choices=["flush", "keep"],
+                        help="flush denormals to zero while training (train_mlp_stack's way) or keep them")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -59,34 +65,40 @@ def main() -> None:
     precisions = [p for p in args.precisions if p == "float32" or bf16_available()]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 available: {bf16_available()}")
     adams = args.adam if "bfloat16" in precisions and _adam_kernel_ready() else ["torch"]
-    settings = [(p, a) for p in precisions for a in (adams if p == "bfloat16" else ["torch"])]
-    print(f"{'round':>5} {'K':>4} {'precision':>9} {'adam':>5} {'workers':>7} {'s/model':>8} {'GFLOP/s':>8} "
-          f"{'fp32 mm':>8} {'ratio':>6}")
+    settings = [(p, a, d) for p in precisions for a in (adams if p == "bfloat16" else ["torch"])
+                for d in args.denormals]
+    print(f"{'round':>5} {'K':>4} {'precision':>9} {'adam':>5} {'denorm':>6} {'workers':>7} {'s/model':>8} "
+          f"{'cpu s/m':>8} {'GFLOP/s':>8} {'fp32 mm':>8} {'ratio':>6}")
     for precision in precisions:  # warm-up
         train_mlp_stack(x[:256], y[:256], np.ones((1, 256), bool), 10, (256,), recipe, [0], precision)
-    per_model: dict[tuple[int, str, str, int], list[float]] = defaultdict(list)
+    per_model: dict[tuple[int, str, str, str, int], list[float]] = defaultdict(list)
     for round_ in range(1, args.repeats + 1):
         for k in args.models:
             masks = balanced_masks(k, args.pool, seed=1)
             flops = mlp_train_flops(784, (256,), 10, int(masks.sum()) * args.epochs)
             for workers in args.workers:
-                for precision, adam in settings if round_ % 2 else settings[::-1]:  # alternate the order
+                for precision, adam, denormals in settings if round_ % 2 else settings[::-1]:  # alternate
                     probe = matmul_gflops(torch.float32)
-                    with mock.patch.object(stack, "_fused_adam_available", lambda a=adam: a == "fused"):
-                        start = time.perf_counter()
+                    keep = mock.patch.object(stack_workers, "flush_denormals", contextlib.nullcontext)
+                    with mock.patch.object(stack, "_fused_adam_available", lambda a=adam: a == "fused"), \
+                            keep if denormals == "keep" else contextlib.nullcontext():
+                        start, cpu_start = time.perf_counter(), time.process_time()
                         train_mlp_stack(x, y, masks, 10, (256,), recipe, list(range(k)), precision,
                                         workers=workers or None)
-                        seconds = time.perf_counter() - start
-                    per_model[k, precision, adam, workers].append(seconds / k)
+                        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+                    per_model[k, precision, adam, denormals, workers].append(seconds / k)
                     rate = Throughput(flops, seconds).gflops_per_s
-                    print(f"{round_:>5} {k:>4} {precision:>9} {adam:>5} {workers or 'auto':>7} {seconds / k:>8.3f} "
-                          f"{rate:>8.1f} {probe:>8.1f} {rate / probe:>6.2f}", flush=True)
-    print(f"median s/model over {args.repeats} rounds (speed-up: median of paired torch / fused ratios):")
-    for (k, precision, adam, workers), times in per_model.items():
-        paired = per_model.get((k, precision, "torch", workers)) if adam == "fused" else None
+                    print(f"{round_:>5} {k:>4} {precision:>9} {adam:>5} {denormals:>6} {workers or 'auto':>7} "
+                          f"{seconds / k:>8.3f} {cpu / k:>8.3f} {rate:>8.1f} {probe:>8.1f} {rate / probe:>6.2f}",
+                          flush=True)
+    print(f"median s/model over {args.repeats} rounds (speed-up: median of paired torch / fused and "
+          "keep / flush ratios):")
+    for (k, precision, adam, denormals, workers), times in per_model.items():
+        paired = (per_model.get((k, precision, "torch", denormals, workers)) if adam == "fused"
+                  else per_model.get((k, precision, adam, "keep", workers)) if denormals == "flush" else None)
         gain = f"{statistics.median(t / f for t, f in zip(paired, times)):>6.3f}x" if paired else ""
-        print(f"{'':>5} {k:>4} {precision:>9} {adam:>5} {workers or 'auto':>7} {statistics.median(times):>8.3f} "
-              f"{gain}")
+        print(f"{'':>5} {k:>4} {precision:>9} {adam:>5} {denormals:>6} {workers or 'auto':>7} "
+              f"{statistics.median(times):>8.3f} {gain}")
 
 
 if __name__ == "__main__":

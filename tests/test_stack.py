@@ -1,6 +1,7 @@
 """K MLPs trained at once (models/stack.py): per-model equivalence, masks, precision, stack plumbing."""
 from __future__ import annotations
 
+import contextlib
 import pickle
 import threading
 import time
@@ -11,10 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from miaudit.errors import InputError
 from miaudit.models import fused_adam, stack_workers
 from miaudit.models import stack as stack_module
+from miaudit.models.denormals import denormals_flushed
 from miaudit.models.mlp_stack import MLPStack
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import mlp_train_flops, train_mlp_stack
@@ -315,10 +318,21 @@ def test_bf16_inference_is_float32_up_to_bf16_rounding(data):
         stack.logits(x, precision="float16")
 
 
-def test_train_flops_are_six_macs_per_sample():
-    macs = 784 * 256 + 256 * 10
-    assert mlp_train_flops(784, (256,), 10, 2500 * 30) == 6 * macs * 2500 * 30
-    assert mlp_train_flops(20, (8, 4), 3, 1) == 6 * (20 * 8 + 8 * 4 + 4 * 3)
+def test_train_flops_are_what_torch_counts_in_the_stacks_training_and_in_plain_torch(data):
+    """mlp_train_flops against torch.utils.flop_counter: on the stack's own training run (one worker:
+    the counter sees this thread's ops; subsets that fill every batch, so no padding rows), and on
+    the same MLP as nn.Linear layers trained by autograd."""
+    x, y = data
+    masks = np.zeros((2, len(x)), bool)
+    masks[0, :256], masks[1, 40:296] = True, True  # 8 full batches of 32 each
+    with FlopCounterMode(display=False) as counter:
+        train_mlp_stack(x, y, masks, 3, (16, 8), RECIPE, [1, 2], "float32", workers=1)
+    samples = int(masks.sum()) * RECIPE.epochs
+    assert counter.get_total_flops() == mlp_train_flops(20, (16, 8), 3, samples)
+    net = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(net(torch.from_numpy(x[:32])), torch.from_numpy(y[:32])).backward()
+    assert counter.get_total_flops() == mlp_train_flops(20, (16, 8), 3, 32)
 
 
 @pytest.mark.parametrize("change, field", [
@@ -337,3 +351,68 @@ def test_bad_input_raises_input_error_naming_the_field(data, change, field):
                 precision="float32") | change
     with pytest.raises(InputError, match=f"^{field}"):
         train_mlp_stack(**args)
+
+
+def _tracking_optimizers(monkeypatch, on_step=None) -> list[torch.optim.Optimizer]:
+    """Every torch optimizer the stack makes (appended in order); on_step() runs after each step."""
+    made: list[torch.optim.Optimizer] = []
+    real = stack_module._make_optimizer
+
+    def tracking_optimizer(params, recipe):
+        optimizer = real(params, recipe)
+        step = optimizer.step
+
+        def tracked_step():
+            step()
+            if on_step is not None:
+                on_step()
+        optimizer.step = tracked_step
+        made.append(optimizer)
+        return optimizer
+
+    monkeypatch.setattr(stack_module, "_make_optimizer", tracking_optimizer)
+    return made
+
+
+def _denormal_moments(optimizer: torch.optim.Optimizer) -> int:
+    """How many Adam first moments are float32 denormals (nonzero, below the smallest normal)."""
+    moments = [state["exp_avg"].abs() for state in optimizer.state.values()]
+    return sum(int(((m > 0) & (m < torch.finfo(torch.float32).tiny)).sum()) for m in moments)
+
+
+def test_flushing_denormals_leaves_the_models_as_they_were(monkeypatch):
+    """Random labels on positive inputs, as in benchmarks/stack_speed.py: after ~800 steps the first
+    moments of weights into dead units decay into denormals (and stay there, 0.9 x m rounding back
+    to m). Flushed to zero they cost nothing, and the models are the same within float noise."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((400, 100), dtype=np.float32), rng.integers(0, 10, 400)
+    masks = np.random.default_rng(1).random((2, len(x))) < 0.5
+    recipe = TrainingRecipe(epochs=250, batch_size=64, lr=1e-2)  # 4 steps per epoch
+    made = _tracking_optimizers(monkeypatch)
+    flushed = train_mlp_stack(x, y, masks, 10, (64,), recipe, [1, 2], "float32", workers=1).logits(x)
+    monkeypatch.setattr(stack_workers, "flush_denormals", contextlib.nullcontext)
+    kept = train_mlp_stack(x, y, masks, 10, (64,), recipe, [1, 2], "float32", workers=1).logits(x)
+    other_seeds = train_mlp_stack(x, y, masks, 10, (64,), recipe, [3, 4], "float32", workers=1).logits(x)
+    assert _denormal_moments(made[1]) > 1000 and _denormal_moments(made[0]) == 0  # the regime was reached
+    assert (flushed.argmax(-1) == kept.argmax(-1)).mean() > 0.99
+    assert np.abs(flushed - kept).max() < 1e-3 * np.abs(other_seeds - kept).mean()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_training_thread_flushes_denormals_and_the_caller_gets_its_setting_back(data, workers,
+                                                                                       monkeypatch):
+    x, y = data
+    seen: set[tuple[threading.Thread, bool]] = set()
+    _tracking_optimizers(monkeypatch, lambda: seen.add((threading.current_thread(), denormals_flushed())))
+    masks = np.ones((4, len(x)), bool)
+    try:
+        for before in (False, True):
+            torch.set_flush_denormal(before)
+            seen.clear()
+            train_mlp_stack(x, y, masks, 3, (8,), RECIPE, [1, 2, 3, 4], "float32", workers=workers)
+            assert denormals_flushed() is before
+            threads = {thread for thread, _ in seen}
+            assert {flushed for _, flushed in seen} == {True}
+            assert len(threads) == workers and (threading.main_thread() in threads) == (workers == 1)
+    finally:
+        torch.set_flush_denormal(False)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from miaudit.errors import InputError
+from miaudit.models.denormals import flush_denormals
 from miaudit.models.perf import resolve_precision
 
 _INFERENCE_FLOATS = 1 << 24  # bound on one hidden activation block [models, rows, width] at inference
@@ -42,6 +43,7 @@ class MLPStack:
     def hidden(self) -> tuple[int, ...]:
         return tuple(int(w.shape[2]) for w in self.weights[:-1])
 
+    @flush_denormals()
     def logits(self, x: np.ndarray, batch_size: int = 4096, precision: str = "float32") -> np.ndarray:
         """float32 [K, m, C] logits of every model on x (float32 [m, ...], flattened to [m, d]).
 
@@ -49,7 +51,7 @@ class MLPStack:
         bfloat16: the first layer, which every model applies to the same rows, is one bf16 GEMM over
         the models' concatenated weights [d, K * width] with fp32 output, about 2x faster on CPUs with
         bf16 units; logits move by ~1e-2 (and by the last bits with the stack), attack results by
-        noise. Later layers and biases stay fp32.
+        noise. Later layers and biases stay fp32. Denormals flush to zero meanwhile.
         """
         flat = flatten_records(x, "x")
         if flat.shape[1] != self.n_features:

@@ -20,7 +20,8 @@ The trained models come back as an MLPStack (mlp_stack.py: the container and its
 
 Workers: each group is split into W contiguous slices trained as separate stacks on W Python
 threads with one intra-op torch thread each (stack_workers.py); by the above, model k does not
-depend on the split.
+depend on the split. Every thread that trains flushes denormals to zero meanwhile (late in training
+gradients and Adam moments fall into the slow denormal range), and restores its own setting after.
 """
 from __future__ import annotations
 
@@ -45,10 +46,13 @@ _PROGRESS_EVERY = 20  # batched steps between progress callbacks
 
 
 def mlp_train_flops(n_features: int, hidden: Sequence[int], n_classes: int, samples_seen: int) -> float:
-    """Training FLOPs of an MLP: 6 x multiply-accumulates per sample (forward 2, backward 4) x samples."""
+    """Training FLOPs of an MLP over ``samples_seen`` samples: per sample and layer, 2 x its multiply-
+    accumulates forward, 2 x for its weight gradient and 2 x for its input gradient, which the first
+    layer does not compute (the records need none). The matmuls torch.utils.flop_counter counts; bias
+    adds, activations, the loss and the optimizer are not counted."""
     widths = (n_features, *hidden, n_classes)
-    macs = sum(a * b for a, b in pairwise(widths))
-    return 6.0 * macs * float(samples_seen)
+    macs = [a * b for a, b in pairwise(widths)]
+    return (6.0 * sum(macs) - 2.0 * macs[0]) * float(samples_seen)
 
 
 def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int, hidden: tuple[int, ...],

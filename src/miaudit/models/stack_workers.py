@@ -3,7 +3,8 @@
 The small batched ops of a training step gain little from a second intra-op thread, but they
 release the GIL, so W Python threads with one intra-op thread each, every one training its own
 sub-stack, get more out of the cores. Only the calling thread reports progress; a job's error is
-re-raised in the caller after every thread has ended.
+re-raised in the caller after every thread has ended. Every thread that runs jobs flushes denormals
+to zero meanwhile (denormals.py: the setting is per thread), then restores its own setting.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 import torch
+
+from miaudit.models.denormals import flush_denormals
 
 T = TypeVar("T")
 POLL_SECONDS = 0.05  # how often the calling thread polls progress while the workers run
@@ -53,10 +56,11 @@ def run_jobs(jobs: Sequence[Callable[[Callable[[], None]], T]], workers: int,
     thread and check() is poll(), with torch's thread settings untouched. With more workers, torch
     uses one intra-op thread meanwhile (restored afterwards), poll() runs in the calling thread every
     POLL_SECONDS, and check() raises Cancelled once a job has failed; the first error is re-raised
-    here after every worker thread has ended.
+    here after every worker thread has ended. Jobs run with denormals flushed to zero (flush_denormals).
     """
     if workers <= 1:
-        return [job(poll) for job in jobs]
+        with flush_denormals():
+            return [job(poll) for job in jobs]
     stop = threading.Event()
 
     def check() -> None:
@@ -67,7 +71,7 @@ def run_jobs(jobs: Sequence[Callable[[Callable[[], None]], T]], workers: int,
     torch.set_num_threads(1)  # worker threads start after this and pick it up
     pool = ThreadPoolExecutor(workers, thread_name_prefix="miaudit-stack")
     try:
-        futures = [pool.submit(job, check) for job in jobs]
+        futures = [pool.submit(_flushing, job, check) for job in jobs]
         pending: set[Future] = set(futures)
         while pending and not _failures(futures):
             pending = wait(pending, POLL_SECONDS, FIRST_EXCEPTION).not_done
@@ -80,6 +84,12 @@ def run_jobs(jobs: Sequence[Callable[[Callable[[], None]], T]], workers: int,
     if failures:
         raise failures[0]
     return [f.result() for f in futures]
+
+
+def _flushing(job: Callable[[Callable[[], None]], T], check: Callable[[], None]) -> T:
+    """job(check) with denormals flushed to zero in this (worker) thread, its setting restored after."""
+    with flush_denormals():
+        return job(check)
 
 
 def _failures(futures: list[Future]) -> list[BaseException]:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from miaudit.errors import InputError
+from miaudit.models.denormals import flush_denormals
 from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe
 
@@ -50,6 +51,7 @@ def _mean_loss(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: 
     return total / max(len(x), 1)
 
 
+@flush_denormals()
 def train_torch_model(module: nn.Module, x: np.ndarray, y: np.ndarray, recipe: TrainingRecipe, seed: int,
                       precision: str = "auto", progress: Callable[[int], None] | None = None) -> nn.Module:
     """Train ``module`` in place on x float32 [n, ...] and y int [n] labels; returns it in eval mode.
@@ -58,6 +60,7 @@ def train_torch_model(module: nn.Module, x: np.ndarray, y: np.ndarray, recipe: T
     RNG seeded with ``seed``, so the global torch RNG state is unchanged. With recipe.patience > 0,
     training stops after ``patience`` epochs without a lower loss on a seeded 10% validation split
     and the weights of the best epoch are restored. progress(epochs_done) is called after each epoch.
+    Denormals flush to zero meanwhile (denormals.flush_denormals), as in torch_logits.
     """
     if len(x) != len(y):
         raise InputError(f"training data: {len(x)} feature rows but {len(y)} labels")
@@ -103,6 +106,7 @@ def train_torch_model(module: nn.Module, x: np.ndarray, y: np.ndarray, recipe: T
     return module.eval()
 
 
+@flush_denormals()
 def torch_logits(module: nn.Module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """float32 [n, C] logits of ``module`` on x float32 [n, ...], in eval mode, batched."""
     module.eval()

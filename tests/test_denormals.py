@@ -1,0 +1,167 @@
+"""Denormals flushed to zero (models/denormals.py): this thread, torch's intra-op threads, numba kernels,
+and the training / inference entry points that use it."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from miaudit.models import fused_adam
+from miaudit.models.denormals import denormals_flushed, flush_denormals
+from miaudit.models.mlp_stack import MLPStack
+from miaudit.models.recipe import TrainingRecipe
+from miaudit.models.train import torch_logits, train_torch_model
+
+TINY = 1e-30  # TINY * 1e-10 = 1e-40: a float32 denormal (smallest normal 1.2e-38)
+
+
+def _denormal_results(n: int) -> int:
+    """How many of n float32 products TINY * 1e-10 come out nonzero (bit patterns: comparisons of a
+    denormal with 0 would themselves be flushed). Large n: torch splits the work over its threads."""
+    return int((torch.full((n,), TINY).mul_(1e-10).view(torch.int32) != 0).sum())
+
+
+@pytest.fixture
+def caller_setting():
+    """Start with denormals kept (torch's default) and put that back after the test."""
+    torch.set_flush_denormal(False)
+    yield
+    torch.set_flush_denormal(False)
+
+
+@pytest.fixture
+def two_torch_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("caller_setting")
+@pytest.mark.parametrize("before", [False, True])
+def test_flushes_within_and_restores_the_callers_setting(before):
+    torch.set_flush_denormal(before)
+    assert denormals_flushed() is before
+    with flush_denormals() as supported:
+        assert supported is True  # x86-64 with SSE3, and arm64: every CPU these tests run on
+        assert denormals_flushed() and _denormal_results(1) == 0
+        with flush_denormals():  # nested
+            assert denormals_flushed()
+        assert denormals_flushed()
+    assert denormals_flushed() is before
+    assert _denormal_results(1) == (0 if before else 1)
+
+
+@pytest.mark.usefixtures("caller_setting", "two_torch_threads")
+def test_torch_intra_op_threads_flush_too_and_get_their_own_setting_back():
+    n = 1 << 22  # split over both intra-op threads
+    assert _denormal_results(n) == n
+    torch.set_flush_denormal(True)  # this thread only: torch's other thread keeps denormals
+    assert 0 < _denormal_results(n) < n
+    torch.set_flush_denormal(False)
+    with flush_denormals():
+        assert _denormal_results(n) == 0
+        x = torch.full((256, 256), 1e-20)
+        assert not (x @ x).view(torch.int32).any()  # the matmul library's threads as well
+    assert _denormal_results(n) == n
+    torch.set_flush_denormal(True)
+    with flush_denormals():
+        assert _denormal_results(n) == 0
+    assert 0 < _denormal_results(n) < n  # each thread back to what it had
+
+
+def _numba_moment_bits(grad: float) -> np.ndarray:
+    """exp_avg_sq bits after one fused_adam fp32-kernel step (numba) with gradient ``grad``:
+    (1 - beta2) * grad^2, a denormal for grad = 1e-20."""
+    weight, g = torch.ones(64), torch.full((64,), grad)
+    adam = fused_adam.Bf16Adam([weight], [g], [None], lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                               decoupled=False)
+    adam.step()
+    return adam.exp_avg_sq[0].view(torch.int32).numpy().copy()
+
+
+@pytest.mark.usefixtures("caller_setting")
+def test_numba_kernels_obey_the_calling_threads_setting():
+    assert fused_adam.available()
+    assert _numba_moment_bits(1e-20).all()  # denormal moments, as late in training
+    with flush_denormals():
+        assert not _numba_moment_bits(1e-20).any()
+        assert _numba_moment_bits(1e-3).all()  # normal numbers are untouched
+    in_thread: list[np.ndarray] = []
+
+    def worker() -> None:
+        with flush_denormals():
+            in_thread.append(_numba_moment_bits(1e-20))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert not in_thread[0].any()
+    assert _numba_moment_bits(1e-20).all()  # the other thread's setting did not reach this one
+
+
+class _Recording(nn.Module):
+    """A linear classifier whose forward notes whether denormals flush (this thread, and torch's
+    other threads through a product large enough to be split)."""
+
+    def __init__(self, seen: list[tuple[bool, int]]) -> None:
+        super().__init__()
+        self.linear, self.seen = nn.Linear(6, 3), seen
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((denormals_flushed(), _denormal_results(1 << 18)))
+        return self.linear(x)
+
+
+@pytest.mark.usefixtures("two_torch_threads")
+@pytest.mark.parametrize("before", [False, True])
+def test_torch_training_and_inference_flush_and_restore(before, caller_setting):
+    torch.set_flush_denormal(before)
+    seen: list[tuple[bool, int]] = []
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 6)).astype(np.float32), rng.integers(0, 3, 40)
+    module = train_torch_model(_Recording(seen), x, y, TrainingRecipe(epochs=1, batch_size=20), seed=0,
+                               precision="float32")
+    assert denormals_flushed() is before
+    torch_logits(module, x)
+    assert denormals_flushed() is before
+    assert len(seen) == 3 and seen == [(True, 0)] * 3  # two training batches, one inference batch
+
+
+@pytest.mark.usefixtures("caller_setting")
+def test_stack_inference_flushes_and_restores(monkeypatch):
+    rng = np.random.default_rng(0)
+    stack = MLPStack([rng.normal(size=(2, 5, 4)).astype(np.float32), rng.normal(size=(2, 4, 3)).astype(np.float32)],
+                     [np.zeros((2, 4), np.float32), np.zeros((2, 3), np.float32)])
+    seen: list[bool] = []
+    matmul = torch.matmul
+    monkeypatch.setattr(torch, "matmul", lambda *a: seen.append(denormals_flushed()) or matmul(*a))
+    logits = stack.logits(rng.normal(size=(7, 5)).astype(np.float32))
+    monkeypatch.undo()
+    assert logits.shape == (2, 7, 3) and seen and all(seen)
+    assert not denormals_flushed()
+
+
+def test_intra_op_threads_started_inside_get_the_setting_they_started_with():
+    """In a fresh process torch starts its second thread for flush_denormals' own parallel region;
+    that thread inherits the caller's bits, and must get the caller's old setting back, not the new one."""
+    code = (
+        "import torch\n"
+        "from miaudit.models.denormals import flush_denormals\n"
+        "torch.set_num_threads(2)\n"
+        "with flush_denormals():\n"
+        "    pass\n"
+        "product = torch.full((1 << 22,), 1e-30).mul_(1e-10).view(torch.int32)\n"
+        "print(int((product != 0).sum()))\n")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) == 1 << 22  # every product a denormal again, in both threads
