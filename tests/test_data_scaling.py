@@ -61,7 +61,8 @@ def test_plan_scales_every_record_set_with_the_target_datasets_statistics(tmp_pa
     plan = make_plan(make_config(dataset="digits", members=200, reference_models=2, nonmember_dataset=str(other),
                                  attacks=["threshold-loss"]))
     mean, scale = raw.mean(), raw.std()
-    assert np.allclose(plan.member_x.reshape(200, -1), (raw[plan.record_index[plan.membership]] - mean) / scale, atol=1e-4)
+    want = (raw[plan.record_index[plan.membership]] - mean) / scale
+    assert np.allclose(plan.member_x.reshape(200, -1), want, atol=1e-4)
     # non-members come from the other set, transformed with the *target's* statistics, not their own
     out = plan.pool_x[~plan.membership].reshape(200, -1)
     assert out.mean() > 5  # far from 0: not re-centred on its own mean
