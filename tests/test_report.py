@@ -6,7 +6,6 @@ import base64
 import dataclasses
 import io
 import json
-import math
 import re
 import subprocess
 import sys
@@ -16,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib import image as mpimg
-from scipy import stats
 
 import miaudit
 from miaudit import report
@@ -32,32 +30,6 @@ CHECKER = "/work/shared/tools/check-results"
 N = 300
 
 
-def attach_intervals(m, epsilon_valid: bool = True) -> None:
-    """Give metrics the interval / ε-audit fields where compute_metrics does not (yet) make them.
-
-    AUC: Hanley-McNeil normal interval; TPR: Clopper-Pearson on the members identified.
-    """
-    if not hasattr(m, "auc_ci"):
-        a, n1, n0 = m.auc, m.n_members, m.n_non_members
-        q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-        se = math.sqrt((a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0))
-        object.__setattr__(m, "auc_ci", (max(0.0, a - 1.96 * se), min(1.0, a + 1.96 * se)))
-    if not hasattr(m, "tpr_at_fpr_ci"):
-        ci = {}
-        for level, tpr in m.tpr_at_fpr.items():
-            interval = stats.binomtest(round(tpr * m.n_members), m.n_members).proportion_ci(method="exact")
-            ci[level] = (interval.low, interval.high)
-        object.__setattr__(m, "tpr_at_fpr_ci", ci)
-        object.__setattr__(m, "tpr_at_fpr_false_positives",
-                           {level: math.floor(level * m.n_non_members) for level in m.tpr_at_fpr})
-        object.__setattr__(m, "tpr_at_fpr_below_resolution",
-                           {level: level * m.n_non_members < 1 for level in m.tpr_at_fpr})
-    if not hasattr(m, "epsilon_valid"):
-        object.__setattr__(m, "epsilon_method", "steinke-2023-one-run")
-        object.__setattr__(m, "epsilon_valid", epsilon_valid)
-        object.__setattr__(m, "epsilon_assumptions", "members drawn by independent fair coins")
-
-
 def fake_result(strengths=(("threshold-loss", 0.5), ("lira-online", 2.0), ("rmia", 1.0)), n=N,
                 records=None, tail=()) -> AuditResult:
     """Members score ``strength`` higher on average; attacks named in ``tail`` instead score 8 higher
@@ -71,7 +43,6 @@ def fake_result(strengths=(("threshold-loss", 0.5), ("lira-online", 2.0), ("rmia
         if name in tail:
             scores = rng.normal(size=n) + 8.0 * (membership & (rng.random(n) < 0.1))
         metrics = compute_metrics(scores, membership, labels=labels)
-        attach_intervals(metrics)
         attacks.append(AttackOutcome(name, "black-box", scores, metrics, 0.25))
     return AuditResult(
         miaudit_version="0.1.0",
@@ -213,7 +184,7 @@ def test_headline_states_the_strongest_attack_as_in_results_json(tmp_path):
     assert "At 1 in 1,000 false accusations" in head and "below this audit" not in head
     assert f"({round(tpr * members):,} of {members:,}; 95% interval" in head
     assert f"{100 * tpr:.1f}%" in head
-    lo, hi = m.tpr_at_fpr_ci[0.001]
+    lo, hi = m.tpr_at_fpr_joint_ci[0.001]
     assert f"{100 * lo:.1f}–{100 * hi:.1f}%" in head
     assert f"{best['auc']:.3f}" in head and "{:.3f}–{:.3f}".format(*m.auc_ci) in head
     assert f"Strongest attack:</b> {best['name']}" in head
@@ -277,9 +248,9 @@ def test_tied_top_scores_are_listed_by_record_index_not_membership():
 ])
 def test_verdict_bands(auc, auc_ci, tpr, tpr_ci, band):
     base = fake_result(strengths=(("a", 1.0),)).attacks[0].metrics
-    m = dataclasses.replace(base, auc=auc, tpr_at_fpr={**base.tpr_at_fpr, 0.001: tpr})
-    object.__setattr__(m, "auc_ci", auc_ci)
-    object.__setattr__(m, "tpr_at_fpr_ci", {**base.tpr_at_fpr_ci, 0.001: tpr_ci})
+    m = dataclasses.replace(base, auc=auc, auc_ci=auc_ci, tpr_at_fpr={**base.tpr_at_fpr, 0.001: tpr},
+                            tpr_at_fpr_ci={**base.tpr_at_fpr_ci, 0.001: tpr_ci},
+                            tpr_at_fpr_joint_ci={**base.tpr_at_fpr_joint_ci, 0.001: tpr_ci})
     assert findings.verdict(m).band == band
 
 
@@ -293,17 +264,19 @@ def test_verdict_is_on_the_page():
 def test_epsilon_sentence_says_bound_or_estimate():
     result = fake_result(strengths=(("rmia", 1.0),))
     m = result.attacks[0].metrics
+    audit = m.epsilon_audit
     object.__setattr__(m, "epsilon_lower_bound", 1.234)
-    object.__setattr__(m, "epsilon_valid", True)
+    object.__setattr__(m, "epsilon_audit", dataclasses.replace(audit, epsilon=1.234, valid=True))
     page = " ".join(render_html(result, b"png", b"png").split())
     assert "No training procedure with &epsilon; below 1.23 (&delta; = 1e-05) could produce this result" in page
     assert "&epsilon; &ge; 1.23" in page
     object.__setattr__(m, "epsilon_lower_bound", 0.0)
+    object.__setattr__(m, "epsilon_audit", dataclasses.replace(audit, epsilon=0.0, valid=True))
     page = " ".join(render_html(result, b"png", b"png").split())
     assert "No training procedure" not in page and "rules out no &epsilon;" in page
     object.__setattr__(m, "epsilon_lower_bound", 1.234)
-    object.__setattr__(m, "epsilon_valid", False)
-    object.__setattr__(m, "epsilon_assumptions", "members were not drawn by coin flips")
+    object.__setattr__(m, "epsilon_audit", dataclasses.replace(
+        audit, epsilon=1.234, valid=False, assumptions="members were not drawn by coin flips"))
     page = " ".join(render_html(result, b"png", b"png").split())
     assert "No training procedure" not in page and "&epsilon; &ge;" not in page
     assert "&epsilon; &asymp; 1.23 is an estimate, not a bound: members were not drawn by coin flips" in page

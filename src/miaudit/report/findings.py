@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from miaudit.report import fields
-
 if TYPE_CHECKING:
     from miaudit.metrics import AttackMetrics
     from miaudit.results import AttackOutcome, AuditResult
@@ -108,18 +106,18 @@ def rank_attacks(attacks: list[AttackOutcome]) -> list[AttackOutcome]:
 
 
 def rate_at(m: AttackMetrics, level: float) -> Rate:
-    """The attack's TPR at FPR ``level`` with its count, interval and resolution."""
+    """The attack's TPR at FPR ``level`` with its count, resolution and the interval on the TPR at a
+    true FPR of ``level`` (threshold error included: what the headline claims)."""
     tpr = float(m.tpr_at_fpr[level])
-    return Rate(level, tpr, int(round(tpr * m.n_members)), m.n_members, fields.tpr_ci(m, level),
-                fields.false_positives(m, level), m.n_non_members, fields.below_resolution(m, level))
+    return Rate(level, tpr, int(round(tpr * m.n_members)), m.n_members, tuple(m.tpr_at_fpr_joint_ci[level]),
+                int(m.tpr_at_fpr_false_positives[level]), m.n_non_members, bool(m.tpr_at_fpr_below_resolution[level]))
 
 
 def verdict(m: AttackMetrics) -> Verdict:
     """The verdict band of an attack's metrics (rules in VERDICT_RULES; a missing interval counts as
     the point estimate alone)."""
-    tpr = float(m.tpr_at_fpr[HEADLINE_FPR])
-    auc_lo = (fields.auc_ci(m) or (m.auc, m.auc))[0]
-    tpr_lo = (fields.tpr_ci(m, HEADLINE_FPR) or (tpr, tpr))[0]
+    auc_lo = m.auc_ci[0]
+    tpr_lo = m.tpr_at_fpr_joint_ci[HEADLINE_FPR][0]
     if auc_lo <= 0.5 and tpr_lo <= HEADLINE_FPR:
         band = "none"
     elif tpr_lo >= HIGH_TPR or auc_lo >= HIGH_AUC:
@@ -133,8 +131,8 @@ def verdict(m: AttackMetrics) -> Verdict:
 
 
 def epsilon_audit(m: AttackMetrics) -> EpsilonAudit:
-    return EpsilonAudit(float(m.epsilon_lower_bound), fields.epsilon_method(m), fields.epsilon_valid(m),
-                        fields.epsilon_assumptions(m), float(m.delta), float(m.epsilon_confidence))
+    return EpsilonAudit(float(m.epsilon_lower_bound), m.epsilon_method, m.epsilon_valid,
+                        m.epsilon_assumptions, float(m.delta), float(m.epsilon_confidence))
 
 
 def exposed_records(result: AuditResult, outcome: AttackOutcome, top: int = TOP_RECORDS) -> list[ExposedRecord]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from miaudit.report import fields, findings
+from miaudit.report import findings
 from miaudit.report.plots import figure_png, histogram_figure, roc_figure
 from miaudit.report.thumbnails import thumbnails
 
@@ -87,12 +87,12 @@ def render_html(result: AuditResult, roc_png: bytes | None = None,
         context.update(
             verdict=findings.verdict(m), rules=findings.VERDICT_RULES,
             head=findings.rate_at(m, findings.HEADLINE_FPR), second=findings.rate_at(m, findings.SECOND_FPR),
-            auc_ci=fields.auc_ci(m), eps=findings.epsilon_audit(m), about=about, needs=needs,
+            auc_ci=m.auc_ci, eps=findings.epsilon_audit(m), about=about, needs=needs,
             exposed=exposed, tied=findings.tied_beyond(best, exposed),
             thumbs=thumbnails(records, [r.position for r in exposed]),
             per_class=findings.class_exposure(m),
         )
-    table = [{"outcome": a, "auc_ci": fields.auc_ci(a.metrics), "eps": findings.epsilon_audit(a.metrics),
+    table = [{"outcome": a, "auc_ci": a.metrics.auc_ci, "eps": findings.epsilon_audit(a.metrics),
               "rates": [findings.rate_at(a.metrics, level) for level in (findings.HEADLINE_FPR, findings.SECOND_FPR)]}
              for a in ranked]
     return _TEMPLATE.render(
