@@ -185,7 +185,8 @@ def test_headline_states_the_strongest_attack_as_in_results_json(tmp_path):
     assert f"({round(tpr * members):,} of {members:,}; 95% interval" in head
     assert f"{100 * tpr:.1f}%" in head
     lo, hi = m.tpr_at_fpr_joint_ci[0.001]
-    assert f"{100 * lo:.1f}–{100 * hi:.1f}%" in head
+    shown_lo = "0" if lo == 0 else f"{100 * lo:.1f}"
+    assert f"{shown_lo}–{100 * hi:.1f}%" in head
     assert f"{best['auc']:.3f}" in head and "{:.3f}–{:.3f}".format(*m.auc_ci) in head
     assert f"Strongest attack:</b> {best['name']}" in head
     assert "random identifies 0.1%" in head and "AUC 0.5" in head
