@@ -51,8 +51,46 @@ def test_save_load_round_trip_and_missing_or_corrupt_files(tmp_path):
     loaded = cache.load(key)
     assert key in cache and loaded["note"] == "hi" and np.array_equal(loaded["w0"], obj["w0"])
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary files left behind
-    path.write_bytes(pickle.dumps(obj)[:20])  # a truncated file reads as missing
-    assert cache.load(key) is None
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # a truncated file is discarded and reads as missing
+    with pytest.warns(RuntimeWarning, match="discarded .*pkl"):
+        assert cache.load(key) is None
+    assert not path.exists() and cache.discarded == [path]
+
+
+def _corrupt(kind: str, victim, other) -> None:
+    """Damage the cache file ``victim`` as a disk, a user or a copy command might."""
+    blob = bytearray(victim.read_bytes())
+    if kind == "middle bytes":
+        middle = len(blob) // 2
+        blob[middle:middle + 8] = bytes(b ^ 0x5A for b in blob[middle:middle + 8])
+        victim.write_bytes(bytes(blob))
+    elif kind == "copied over":
+        victim.write_bytes(other.read_bytes())
+    else:
+        victim.write_bytes(bytes(blob[: len(blob) - 40]))
+
+
+@pytest.mark.parametrize("kind", ["middle bytes", "copied over", "truncated"])
+def test_a_damaged_entry_is_reported_deleted_and_reads_as_missing(kind, tmp_path):
+    cache = ModelCache(tmp_path)
+    rng = np.random.default_rng(0)
+    a, b = cache_key(name="a"), cache_key(name="b")
+    cache.save(a, {"w0": rng.normal(size=(40, 40)).astype(np.float32)})
+    cache.save(b, {"w0": rng.normal(size=(40, 40)).astype(np.float32)})
+    _corrupt(kind, cache.path(a), cache.path(b))
+    with pytest.warns(RuntimeWarning, match=f"discarded {cache.path(a)}"):
+        assert cache.load(a) is None
+    assert not cache.path(a).exists() and cache.load(b) is not None
+
+
+def test_cache_dir_must_be_a_writable_directory(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for root in (a_file, a_file / "below"):
+        with pytest.raises(InputError, match="^--cache-dir: .* is not a directory"):
+            ModelCache(root)
+    assert ModelCache(tmp_path / "new" / "dir").root == tmp_path / "new" / "dir"
 
 
 class _Unpicklable:
@@ -98,6 +136,38 @@ def test_second_run_loads_everything_from_the_cache(data, tmp_path):
     np.testing.assert_array_equal(second.logits(data[0]), first.logits(data[0]))
     other_seeds = _mlp_refs(data, cache, seeds=list(range(200, 206)))
     assert other_seeds.trained == 6
+
+
+def test_a_new_library_or_miaudit_version_retrains(data, tmp_path, monkeypatch):
+    import importlib.metadata
+
+    import miaudit
+
+    cache = ModelCache(tmp_path)
+    first = _mlp_refs(data, cache, k=2)
+    assert _mlp_refs(data, cache, k=2).trained == 0
+    monkeypatch.setattr(miaudit, "__version__", "999.0.0")
+    assert _mlp_refs(data, cache, k=2).trained == 2
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "9.9.9" if name == "torch" else real_version(name))
+    again = _mlp_refs(data, cache, k=2)
+    assert again.trained == 2
+    np.testing.assert_array_equal(again.logits(data[0]), first.logits(data[0]))
+
+
+def test_damaged_entries_are_retrained_to_the_same_models(data, tmp_path):
+    cache = ModelCache(tmp_path)
+    fresh = _mlp_refs(data, cache, k=4)
+    files = sorted(tmp_path.glob("*/*.pkl"))
+    assert len(files) == 4
+    for kind, victim, other in zip(["middle bytes", "copied over", "truncated"], files, files[1:]):
+        _corrupt(kind, victim, other)
+    with pytest.warns(RuntimeWarning, match="discarded") as caught:
+        again = _mlp_refs(data, cache, k=4)
+    assert again.trained == 3 and len(caught) == 3 and sorted(cache.discarded) == files[:3]
+    np.testing.assert_allclose(again.logits(data[0]), fresh.logits(data[0]), rtol=1e-5, atol=1e-5)
+    assert _mlp_refs(data, cache, k=4).trained == 0  # the retrained models were saved again
 
 
 def test_interrupted_run_resumes_with_only_the_missing_chunks(data, tmp_path):
@@ -172,3 +242,23 @@ def test_bad_reference_inputs_raise_input_error(data):
         train_references(model_spec("mlp", (8,)), x, y, np.ones((2, len(x)), bool), 3, RECIPE, [1])
     with pytest.raises(InputError, match="^masks"):
         train_references(model_spec("mlp", (8,)), x, y, np.ones((2, 5), bool), 3, RECIPE, [1, 2])
+
+
+def test_an_audit_over_damaged_entries_gives_a_fresh_runs_numbers(tmp_path):
+    import miaudit
+
+    kw = dict(dataset="digits", target="mlp", members=150, population=200, epochs=3, seed=2, reference_models=2,
+              attacks=["threshold-loss", "lira-online", "rmia"], precision="float32", cache_dir=str(tmp_path),
+              progress=False)
+    fresh = miaudit.audit(**kw)
+    files = sorted(tmp_path.glob("*/*.pkl"))
+    assert len(files) == 3  # the target and two reference models
+    for kind, victim, other in zip(["middle bytes", "copied over", "truncated"], files, files[1:] + files[:1]):
+        _corrupt(kind, victim, other)
+    with pytest.warns(RuntimeWarning, match="discarded") as caught:
+        again = miaudit.audit(**kw)
+    assert len(caught) == 3
+    assert again.timing["reference_models_trained"] == 2 and again.timing["train_target_s"] > 0
+    for before, after in zip(fresh.attacks, again.attacks):
+        np.testing.assert_allclose(after.scores, before.scores, rtol=1e-5, atol=1e-6)
+        assert after.metrics.auc == pytest.approx(before.metrics.auc)

@@ -31,12 +31,23 @@ def write_csv(path, rows=60, label=None, nan=False):
     return path
 
 
+def write(path, content):
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return str(path)
+
+
 def cases(tmp):
     good = write_csv(tmp / "good.csv", label=lambda n: np.arange(n) % 3)
     cfg = tmp / "cfg.json"
     cfg.write_text('{"dataset": "digits", "members": 100, "memberz": 3}')
     a_file = tmp / "a_file"
     a_file.write_text("x")
+    big = pd.DataFrame({"a": np.r_[1e300, np.ones(59)], "b": np.arange(60.0), "label": np.arange(60) % 2})
+    big.to_csv(tmp / "big.csv", index=False)
+    tree = ["--target", "tree", "--reference-models", "0", "--attacks", "threshold-loss"]
     return {
         "unknown dataset": (["--dataset", "no-such-set"], "no-such-set"),
         "unknown target": (["--target", "transformer"], "transformer"),
@@ -57,6 +68,46 @@ def cases(tmp):
         "bad recipe value": (["--lr", "-0.1"], "lr"),
         "cross-dataset overlap": (["--dataset", "digits", "--nonmember-dataset", "digits", "--members", "300"],
                                   "overlap"),
+        # options without bounds or with loose parsing
+        "a million reference models": (["--reference-models", "1000000"], "reference_models: at most 1024"),
+        "infinite lr": (["--lr", "inf", *tree], "lr: Input should be a finite number"),
+        "NaN weight decay": (["--weight-decay", "nan"], "weight_decay: Input should be a finite number"),
+        "infinite delta": (["--delta", "inf"], "delta"),
+        "dropout of one": (["--dropout", "1"], "dropout"),
+        "negative width": (["--hidden=-5"], "hidden: layer widths must be positive integers"),
+        "zero width": (["--hidden", "256,0"], "hidden"),
+        "width not a number": (["--hidden", "wide"], "hidden"),
+        "negative seed": (["--seed=-1", *tree], "seed: Input should be greater than or equal to 0"),
+        "seed beyond 32 bits": (["--seed", str(2**40), *tree], "seed"),
+        "class names not numbers": (["--keep-classes", "a,b"], "keep_classes: class numbers"),
+        "negative class": (["--keep-classes", "0,-1"], "keep_classes"),
+        "epochs without end": (["--epochs", "1000000000"], "epochs"),
+        "no attack named": (["--attacks", ","], "attacks: give attack names"),
+        "recipe not a table": (["--config", write(tmp / "r.toml", 'recipe = "fast"\n')], "recipe: must be a table"),
+        "recipe a number": (["--config", write(tmp / "r.json", '{"recipe": 5}')], "recipe: must be a table"),
+        "config not UTF-8": (["--config", write(tmp / "latin.yaml", b"dataset: caf\xe9\n")], "not UTF-8"),
+        "config key not a name": (["--config", write(tmp / "k.yaml", "1: 2\n")], "unknown setting 1"),
+        "config is a directory": (["--config", str(tmp)], "is not a file"),
+        "n_jobs of zero": (["--config", write(tmp / "j.json", '{"n_jobs": 0}')], "n_jobs"),
+        "diverging training": (["--lr", "1e30", "--reference-models", "0", "--attacks", "threshold-loss"],
+                               "training diverged: the target's outputs are not finite (NaN) — lower --lr (now 1e+30)"),
+        # paths that are not what they claim
+        "data dir is a file": (["--data-dir", str(a_file), *tree], "--data-dir"),
+        "data dir missing": (["--data-dir", str(tmp / "nowhere"), *tree], "--data-dir"),
+        "cache dir is a file": (["--cache-dir", str(a_file), "--target", "tree", "--reference-models", "2"],
+                                "--cache-dir"),
+        "cache dir below a file": (["--cache-dir", str(a_file / "c"), "--target", "tree", "--reference-models", "2"],
+                                   "--cache-dir"),
+        # malformed files
+        "float64 beyond float32": (["--dataset", str(tmp / "big.csv"), *tree], "beyond float32's range"),
+        "duplicate column": (["--dataset", write(tmp / "dup.csv", "a,b,a,label\n1,2,3,0\n4,5,6,1\n")],
+                             "column 'a' appears more than once"),
+        "duplicate label column": (["--dataset", write(tmp / "dupl.csv", "a,label,label\n1,0,1\n2,1,0\n")],
+                                   "column 'label' appears more than once"),
+        "empty csv": (["--dataset", write(tmp / "empty.csv", "")], "empty file"),
+        "header only": (["--dataset", write(tmp / "header.csv", "a,b,label\n")], "no records"),
+        "text cell": (["--dataset", write(tmp / "text.csv", "a,b,label\n1,x,0\n2,3,1\n")], "must be numeric"),
+        "csv not UTF-8": (["--dataset", write(tmp / "latin.csv", b"caf\xe9,b,label\n1,2,0\n3,4,1\n")], "latin.csv"),
     }
 
 
@@ -86,3 +137,18 @@ def test_unknown_flag_is_a_usage_error(monkeypatch, capsys):
     code, _, err = run_cli(["audit", "--no-such-flag"], monkeypatch, capsys)
     assert code == 2
     assert "no-such-flag" in err
+
+
+def test_a_damaged_cache_entry_is_one_warning_line_and_the_audit_completes(tmp_path, monkeypatch, capsys):
+    args = ["audit", "--quiet", "--target", "tree", "--reference-models", "2", "--attacks", "lira-offline",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    code, first, _ = run_cli(args, monkeypatch, capsys)
+    victim = sorted((tmp_path / "cache").glob("*/*.pkl"))[0]
+    blob = bytearray(victim.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    victim.write_bytes(bytes(blob))
+    code, again, err = run_cli(args, monkeypatch, capsys)
+    assert code == 0
+    assert err.strip().splitlines() == [err.strip()] and err.startswith(f"warning: model cache: discarded {victim}")
+    assert [line for line in again.splitlines() if "lira" in line][0].split()[:3] == \
+        [line for line in first.splitlines() if "lira" in line][0].split()[:3]

@@ -43,3 +43,64 @@ def test_missing_file_and_unknown_format(tmp_path):
     (tmp_path / "c.ini").write_text("x=1")
     with pytest.raises(InputError, match="json, .toml or .yaml"):
         make_config(tmp_path / "c.ini")
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(hidden="-5"), "hidden: layer widths must be positive integers"),
+    (dict(hidden="8,,8"), "hidden"),
+    (dict(hidden=[8, True]), "hidden"),
+    (dict(hidden=[8.5]), "hidden"),
+    (dict(keep_classes="1,x"), "keep_classes"),
+    (dict(seed=-1), "seed"),
+    (dict(lr=float("inf")), "lr: Input should be a finite number"),
+    (dict(momentum=float("nan")), "momentum"),
+    (dict(confidence=float("inf")), "confidence"),
+    (dict(reference_models=1025), "reference_models: at most 1024"),
+    (dict(n_jobs=-2), "n_jobs"),
+    (dict(attacks=[]), "attacks: give attack names"),
+])
+def test_settings_are_bounded_and_strictly_parsed(settings, message):
+    with pytest.raises(InputError, match=message):
+        make_config(**settings)
+
+
+def test_widths_and_classes_parse_from_text():
+    cfg = make_config(hidden="512-256", keep_classes="3, 1")
+    assert cfg.hidden == (512, 256) and cfg.keep_classes == [3, 1]
+
+
+def test_the_config_file_is_named_only_for_its_own_values(tmp_path):
+    f = tmp_path / "a.json"
+    f.write_text('{"members": 0, "recipe": {"epochs": 3}}')
+    with pytest.raises(InputError, match="^--config a.json: members"):
+        make_config(f)
+    with pytest.raises(InputError, match="^lr"):
+        make_config(f, members=10, lr=-1.0)
+
+
+def test_reference_models_are_bounded_by_memory(monkeypatch):
+    import miaudit.limits as limits
+    from miaudit.plan import make_plan
+
+    monkeypatch.setattr(limits, "available_memory", lambda: 1_000_000)
+    with pytest.raises(InputError, match=r"^--reference-models: 64 .* at most (\d+) reference models fit") as err:
+        make_plan(make_config(target="tree", reference_models=64, population=300))
+    fits = int(err.value.args[0].split("at most ")[1].split()[0])
+    assert 0 < fits < 64
+    make_plan(make_config(target="tree", reference_models=fits, population=300))  # the stated number fits
+    with pytest.raises(InputError, match="^--reference-models"):
+        make_plan(make_config(target="tree", reference_models=fits + 1, population=300))
+
+
+def test_diverged_models_are_named_with_the_likely_cause():
+    import numpy as np
+
+    from miaudit.pipeline import check_outputs_finite
+
+    cfg = make_config(lr=3.0, weight_decay=0.1)
+    logits = np.zeros((3, 5, 1, 2), np.float32)
+    check_outputs_finite(cfg, "reference models'", logits, per_model=True)
+    logits[1, 2, 0, 1] = np.nan
+    with pytest.raises(InputError, match=r"^training diverged: 1 of 3 reference models' outputs are not finite "
+                                         r"\(NaN\) — lower --lr \(now 3\) or --weight-decay \(now 0.1\)$"):
+        check_outputs_finite(cfg, "reference models'", logits, per_model=True)

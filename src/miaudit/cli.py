@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -65,12 +66,16 @@ def audit(
         epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
         dropout=dropout, hidden=hidden, precision=precision, input_scaling=input_scaling, queries=queries,
         population=population,
-        keep_classes=[int(c) for c in keep_classes.split(",")] if keep_classes else None,
+        keep_classes=keep_classes,
         shadow_dataset=shadow_dataset, nonmember_dataset=nonmember_dataset, label_column=label_column,
         data_dir=data_dir, delta=delta, coin_flip_members=coin_flip_members or None,
         epsilon_method=epsilon_method,
         cache=False if no_cache else None, cache_dir=cache_dir)
     check_writable(out)
+    if cfg.cache and cfg.reference_models:
+        from miaudit.models.cache import check_cache_dir, default_cache_dir
+
+        check_cache_dir(cfg.cache_dir or default_cache_dir())
     result = run_audit(cfg, progress=not quiet)
     paths = result.save(out)
     out_console.print(results_table(result))
@@ -136,22 +141,41 @@ def results_table(result) -> Table:
     return table
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as one line on stderr, "warning: <message>" (no source file or line)."""
+    sys.stderr.write(f"warning: {_one_line(message)}\n")
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
 def main() -> None:
     """Entry point: bad input -> one line on stderr and exit 2; other failures -> one line and exit 1.
 
-    Usage errors (unknown flag, bad option type) are typer's own and also exit 2.
+    Usage errors (unknown flag, bad option type) are typer's own and also exit 2. Warnings show as
+    one line each.
     """
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning
+    try:
+        _run_app()
+    finally:
+        warnings.showwarning = shown
+
+
+def _run_app() -> None:
     try:
         code = app(standalone_mode=False)
     except InputError as e:
-        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(f"error: {_one_line(e)}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(1)
     except typer.TyperException as e:  # usage errors: unknown flag, wrong option type, missing value
         message = e.format_message() if hasattr(e, "format_message") else str(e)
-        err_console.print(f"error: {' '.join(message.split())}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(f"error: {_one_line(message)}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(getattr(e, "exit_code", 2))
     except KeyboardInterrupt:
         err_console.print("interrupted (trained reference models are kept in the cache)")
@@ -159,7 +183,7 @@ def main() -> None:
     except Exception as e:
         if os.environ.get("MIAUDIT_DEBUG"):
             raise
-        err_console.print(f"error: {type(e).__name__}: {e} (set MIAUDIT_DEBUG=1 for the traceback)",
+        err_console.print(f"error: {type(e).__name__}: {_one_line(e)} (set MIAUDIT_DEBUG=1 for the traceback)",
                           markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -2,15 +2,24 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from miaudit.data.scaling import InputScaling
 from miaudit.errors import InputError
-from miaudit.models.recipe import TrainingRecipe
+from miaudit.models.recipe import MAX_SEED, TrainingRecipe
+
+# LiRA's and RMIA's gains level off well before this many reference models (Carlini et al. 2022 use
+# 256, Zarifzadeh et al. 2024 fewer); beyond it an audit is days of training and its signals
+# K x (N + Z) x Q x C float32 outgrow memory (checked against the data in miaudit.limits).
+MAX_REFERENCE_MODELS = 1024
+_WIDTHS = re.compile(r"\s*\d+\s*([,-]\s*\d+\s*)*")
+Width = Annotated[int, Field(strict=True, gt=0)]
+ClassIndex = Annotated[int, Field(strict=True, ge=0)]
 
 
 class AuditConfig(BaseModel):
@@ -34,23 +43,23 @@ class AuditConfig(BaseModel):
     epsilon_method: the one-run epsilon audit of :mod:`miaudit.dp_audit` (the GDP form is an estimate).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     dataset: str = "digits"
     target: str = "mlp"
-    hidden: tuple[int, ...] = (256,)
+    hidden: tuple[Width, ...] = (256,)
     members: int | None = Field(None, ge=1)
     non_members: int | None = Field(None, ge=1)
     reference_models: int = Field(8, ge=0)
     reference_data: Literal["pool", "attacker"] = "pool"
     attacks: list[str] = ["all"]
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     recipe: TrainingRecipe = TrainingRecipe()
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     input_scaling: InputScaling = "auto"
     queries: int = Field(1, ge=1, le=32)
     population: int = Field(10_000, ge=0)
-    keep_classes: list[int] | None = None
+    keep_classes: list[ClassIndex] | None = None
     shadow_dataset: str | None = None
     nonmember_dataset: str | None = None
     label_column: str = "label"
@@ -70,13 +79,45 @@ class AuditConfig(BaseModel):
     def _split_attacks(cls, v: Any) -> Any:
         if isinstance(v, str):
             v = [a.strip() for a in v.split(",")]
-        return [a for a in v if a]
+        if not isinstance(v, (list, tuple)):
+            return v
+        names = [a for a in v if a]
+        if not names:
+            raise ValueError("give attack names separated by commas, or 'all' (see `miaudit attacks`)")
+        return names
 
     @field_validator("hidden", mode="before")
     @classmethod
     def _split_hidden(cls, v: Any) -> Any:
         if isinstance(v, str):
-            v = [int(h) for h in v.replace("-", ",").split(",") if h.strip()]
+            if not _WIDTHS.fullmatch(v):
+                raise ValueError(f"layer widths must be positive integers separated by commas, got {v!r}")
+            v = [int(h) for h in re.split("[,-]", v)]
+        return v
+
+    @field_validator("keep_classes", mode="before")
+    @classmethod
+    def _split_classes(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            parts = [c.strip() for c in v.split(",")]
+            if not all(c.isdigit() for c in parts):
+                raise ValueError(f"class numbers (0, 1, ...) separated by commas, got {v!r}")
+            v = [int(c) for c in parts]
+        return v
+
+    @field_validator("reference_models")
+    @classmethod
+    def _at_most_max_references(cls, v: int) -> int:
+        if v > MAX_REFERENCE_MODELS:
+            raise ValueError(f"at most {MAX_REFERENCE_MODELS} reference models, got {v} (LiRA and RMIA gain "
+                             f"little beyond a few hundred; training and signals grow linearly with K)")
+        return v
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _jobs(cls, v: int) -> int:
+        if v == 0 or v < -1:
+            raise ValueError(f"use -1 (every core) or a positive number of jobs, got {v}")
         return v
 
     def public(self) -> dict[str, Any]:
@@ -89,11 +130,13 @@ class AuditConfig(BaseModel):
 def validation_message(err: ValidationError, prefix: str = "") -> str:
     """One line naming the first bad field: 'members: Input should be greater than or equal to 1'."""
     e = err.errors()[0]
-    field = ".".join(str(p) for p in e["loc"]) or "config"
+    field = ".".join(str(p) for p in e["loc"] if not isinstance(p, int)) or "config"
     if e["type"] == "extra_forbidden":
         return f"{prefix}unknown setting {field!r}"
+    if e["type"] == "value_error":  # our own validators: the message already shows the value
+        return f"{prefix}{field}: {e['ctx']['error']}"
     value = e.get("input")
-    shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    shown = f" (got {value!r})" if not isinstance(value, (dict, list, tuple)) else ""
     return f"{prefix}{field}: {e['msg']}{shown}"
 
 
@@ -101,8 +144,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """Settings from a .json, .toml or .yaml file (keys as in AuditConfig; CLI flags override)."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"--config: {p} does not exist")
-    text = p.read_text()
+        raise InputError(f"--config: {p} " + ("is not a file" if p.exists() else "does not exist"))
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"--config: {p.name} is not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise InputError(f"--config: cannot read {p.name} ({e.strerror or e})") from None
     try:
         if p.suffix == ".json":
             data = json.loads(text)
@@ -122,6 +170,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise
     if not isinstance(data, dict):
         raise InputError(f"--config: {p.name} must hold a mapping of settings")
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:
+        raise InputError(f"--config {p.name}: unknown setting {odd[0]!r}")
     return data
 
 
@@ -131,10 +182,19 @@ def make_config(file: str | Path | None = None, base: AuditConfig | None = None,
     Overrides may name AuditConfig fields or TrainingRecipe fields (epochs=5); None values are ignored.
     """
     data: dict[str, Any] = read_config_file(file) if file else {}
+    file_data = set(data)
+    file_recipe = set(data["recipe"]) if isinstance(data.get("recipe"), dict) else set()
+    given = {k for k, v in overrides.items() if v is not None}
     if base is not None:
         data = {**base.model_dump(), **data}
     where = f"--config {Path(file).name}: " if file else ""
-    recipe = dict(data.pop("recipe", {}) or {})
+    recipe = data.pop("recipe", None) or {}
+    if isinstance(recipe, TrainingRecipe):
+        recipe = recipe.model_dump()
+    if not isinstance(recipe, dict) or not all(isinstance(k, str) for k in recipe):
+        raise InputError(f"{where}recipe: must be a table of training settings (epochs, lr, ...), "
+                         f"got {type(recipe).__name__}")
+    recipe = dict(recipe)
     for key in list(overrides):
         if key in TrainingRecipe.model_fields and key not in AuditConfig.model_fields:
             value = overrides.pop(key)
@@ -142,6 +202,15 @@ def make_config(file: str | Path | None = None, base: AuditConfig | None = None,
                 recipe[key] = value
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return AuditConfig(**data, recipe=TrainingRecipe(**recipe))
+        training = TrainingRecipe(**recipe)
     except ValidationError as e:
-        raise InputError(validation_message(e, where)) from None
+        raise InputError(validation_message(e, where if _first_field(e) in file_recipe - given else "")) from None
+    try:
+        return AuditConfig(**data, recipe=training)
+    except ValidationError as e:
+        raise InputError(validation_message(e, where if _first_field(e) in file_data - given else "")) from None
+
+
+def _first_field(err: ValidationError) -> str:
+    loc = err.errors()[0]["loc"]
+    return str(loc[0]) if loc else ""

@@ -13,11 +13,12 @@ import miaudit
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.config import AuditConfig, make_config
 from miaudit.data.queries import query_views
+from miaudit.errors import InputError
 from miaudit.metrics import compute_metrics
 from miaudit.models.cache import ModelCache, default_cache_dir
 from miaudit.models.perf import matmul_gflops
 from miaudit.models.references import train_references
-from miaudit.models.registry import fit_single, model_spec
+from miaudit.models.registry import TORCH_NAMES, fit_single, model_spec
 from miaudit.models.wrappers import StackTarget
 from miaudit.plan import AuditPlan, make_plan
 from miaudit.progress import ProgressBoard
@@ -216,16 +217,42 @@ def target_signals(plan: AuditPlan, target) -> tuple[np.ndarray, np.ndarray]:
             _logits_over_views(target.logits, plan.population_x, q, seed, 1, (), c))
 
 
+def check_outputs_finite(cfg: AuditConfig, whose: str, *logits: np.ndarray, per_model: bool = False) -> None:
+    """InputError "training diverged: ..." when any of the logits [..., C] is NaN or inf, naming
+    the likely cause (the step size of torch training). per_model: axis 0 indexes models, counted."""
+    bad = [x for x in logits if x.size and not np.isfinite([x.min(), x.max()]).all()]
+    if not bad:
+        return
+    kind = "NaN" if any(np.isnan(x).any() for x in bad) else "inf"
+    if per_model:
+        whose = f"{_diverged_models(*logits)} of {len(logits[0])} {whose}"
+    if cfg.target not in TORCH_NAMES:
+        raise InputError(f"--target {cfg.target}: {whose} outputs are not finite ({kind})")
+    cause = f"lower --lr (now {cfg.recipe.lr:g})"
+    if cfg.recipe.weight_decay:
+        cause += f" or --weight-decay (now {cfg.recipe.weight_decay:g})"
+    if cfg.input_scaling == "none":
+        cause += ", or standardize the inputs (--input-scaling auto)"
+    raise InputError(f"training diverged: {whose} outputs are not finite ({kind}) — {cause}")
+
+
+def _diverged_models(*logits: np.ndarray) -> int:
+    """How many models (axis 0 of logits [K, ...]) have a NaN or inf output."""
+    return int(np.logical_or.reduce([~np.isfinite(x.reshape(len(x), -1)).all(1) for x in logits if x.size]).sum())
+
+
 def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
     """The signal matrix: target and reference logits on audited, shadow and population records."""
     q, seed = plan.config.queries, plan.config.seed
     n, c = len(plan.pool_x), plan.n_classes
     t_pool, t_pop = target_signals(plan, target)
+    check_outputs_finite(plan.config, "the target's", t_pool, t_pop)
     if refs is None:
         return AttackInputs.target_only(t_pool, plan.pool_y, t_pop, plan.population_y)
     kk = (refs.n_models,)
     r_pool = _logits_over_views(refs.logits, plan.pool_x, q, seed, 2, kk, c)
     r_pop = _logits_over_views(refs.logits, plan.population_x, q, seed, 2, kk, c)
+    check_outputs_finite(plan.config, "reference models'", r_pool, r_pop, per_model=True)
     if plan.reference_mode == "pool":
         ref_in = plan.reference_masks
         shadow_logits, shadow_in, shadow_labels = r_pool, plan.reference_masks, plan.pool_y

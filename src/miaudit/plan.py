@@ -15,6 +15,7 @@ from miaudit.config import AuditConfig
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
 from miaudit.data.scaling import InputScaler, fit_scaler
 from miaudit.errors import InputError
+from miaudit.limits import AuditSize, check_audit_size, mlp_parameters
 
 
 @dataclass
@@ -157,6 +158,8 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
             notes.append(f"skipped {why}")
     if not runnable:
         raise InputError("--attacks: none of the requested attacks can run with these settings")
+    check_audit_size(_audit_size(cfg, ds, len(pool_x) + len(pop_x) + (len(ref_x) if mode != "pool" else 0)),
+                     ds.name)
     return AuditPlan(cfg, ds, pool_x, pool_y, membership, record_index, source, test_x, test_y, mode,
                      ref_x, ref_y, masks, pop_x, pop_y, runnable, scaler, notes)
 
@@ -168,6 +171,11 @@ def _coin_flips(n: int, cfg: AuditConfig, notes: list[str]) -> np.ndarray:
         raise InputError(f"--coin-flip-members: {n} audited records are too few for coin-flip membership")
     notes.append(f"membership drawn by a fair coin per audited record: {int(membership.sum())} members of {n}")
     return membership
+
+
+def _audit_size(cfg: AuditConfig, ds: Dataset, records: int) -> AuditSize:
+    weights = mlp_parameters(int(np.prod(ds.feature_shape)), cfg.hidden, ds.n_classes) if cfg.target == "mlp" else 0
+    return AuditSize(cfg.reference_models, records, cfg.queries, ds.n_classes, weights, cfg.chunk_size)
 
 
 def _check_no_shared_records(member_x: np.ndarray, non_member_x: np.ndarray, source: str) -> None:

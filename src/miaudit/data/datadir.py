@@ -17,6 +17,16 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 
 
+def check_data_dir(explicit: str | Path | None) -> None:
+    """InputError unless an explicitly given data directory (``--data-dir``) is an existing directory."""
+    if explicit is None:
+        return
+    place = Path(explicit).expanduser()
+    if not str(explicit).strip() or not place.is_dir():
+        what = "is a file" if place.is_file() else "does not exist"
+        raise InputError(f"--data-dir: {str(explicit)!r} {what}; give a directory that holds the dataset folders")
+
+
 def candidate_dirs(explicit: str | Path | None = None) -> list[Path]:
     """Every place searched, in order, whether it exists or not (duplicates removed)."""
     places: list[Path] = []

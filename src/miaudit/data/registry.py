@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from miaudit.data.builtin import load_sklearn_dataset
+from miaudit.data.datadir import check_data_dir
 from miaudit.data.dataset import Dataset
 from miaudit.data.idx import IMAGE_SETS, load_image_set, locate_image_set
 from miaudit.data.tabular import FILE_TYPES, load_location, load_table_file, locate_location
@@ -68,10 +69,12 @@ def _canonical(name: str) -> str:
 def load_dataset(name_or_path: str | Path, data_dir: DataDir = None, label_column: str = "label") -> Dataset:
     """A dataset by canonical name (DATASET_NAMES) or a path to a .csv / .parquet / .npz file.
 
-    data_dir: searched first for the image and Location files (then MIAUDIT_DATA, ../shared/data, ...).
+    data_dir: searched first for the image and Location files (then MIAUDIT_DATA, ../shared/data, ...);
+    when given it must be an existing directory, whatever the dataset.
     label_column: the label column of a CSV / Parquet file; for an NPZ file, the label array's name
     when set to anything other than "label" (default array names ``x`` and ``y``).
     """
+    check_data_dir(data_dir)
     text = str(name_or_path)
     path = Path(text).expanduser()
     if not path.is_file() and _canonical(text) in _REGISTRY:
@@ -86,6 +89,7 @@ def load_dataset(name_or_path: str | Path, data_dir: DataDir = None, label_colum
 
 def list_datasets(data_dir: DataDir = None) -> list[DatasetInfo]:
     """Every named dataset, whether its files are on this machine and where (or why not). Reads no data."""
+    check_data_dir(data_dir)
     infos = []
     for name, entry in _REGISTRY.items():
         try:

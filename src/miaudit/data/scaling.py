@@ -25,6 +25,7 @@ from miaudit.errors import InputError
 InputScaling = Literal["auto", "standard", "none"]
 SCALINGS: tuple[str, ...] = get_args(InputScaling)
 _CHUNK = 1 << 20
+_NEAR_FLOAT32_MAX = 1e37  # x - mean may overflow float32 beyond this: transform in float64
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class InputScaler:
     def transform(self, x: np.ndarray, in_place: bool = False) -> np.ndarray:
         """float32 [n, *feature_shape]: a new array, or x itself overwritten when in_place (x must
         then be a writeable float32 array)."""
+        if x.size and max(abs(float(np.min(x))), abs(float(np.max(x)))) > _NEAR_FLOAT32_MAX:
+            exact = ((np.asarray(x, np.float64) - self.mean) / self.scale).astype(np.float32)
+            if in_place:
+                x[...] = exact
+                return x
+            return exact
         out = np.subtract(x, self.mean, out=x if in_place else None, dtype=np.float32)
         out *= np.float32(1.0) / self.scale
         return out
@@ -70,9 +77,12 @@ def fit_scaler(x: np.ndarray, scaling: str = "auto") -> InputScaler:
             values = np.ascontiguousarray(x[:, c]).ravel()
             mean = float(values.mean(dtype=np.float64))
             square_sum = 0.0
-            for start in range(0, len(values), _CHUNK):
-                centred = values[start:start + _CHUNK] - np.float32(mean)
-                square_sum += float(np.dot(centred, centred))
+            with np.errstate(over="ignore"):
+                for start in range(0, len(values), _CHUNK):
+                    centred = values[start:start + _CHUNK] - np.float32(mean)
+                    square_sum += float(np.dot(centred, centred))
+            if not np.isfinite(square_sum):  # values near float32's limit: square them in float64
+                square_sum = float(np.square(values.astype(np.float64) - mean).sum())
             means.append(mean)
             stds.append(float(np.sqrt(square_sum / len(values))))
         mean, std = np.array(means)[:, None, None], np.array(stds)[:, None, None]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import warnings
 import zipfile
 import zlib
 from functools import lru_cache
@@ -129,7 +130,11 @@ def _read_frame(path: Path, source: str, suffix: str, label_column: str) -> tupl
 
     try:
         if suffix == ".csv":
-            table = pd.read_csv(path)
+            with warnings.catch_warnings():  # mixed-type columns: rejected below as non-numeric
+                warnings.simplefilter("ignore")
+                header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+                _reject_duplicates([str(c) for c in header.iloc[0] if str(c)] if len(header) else [], source)
+                table = pd.read_csv(path)
         else:
             try:
                 import pyarrow.parquet  # noqa: F401
@@ -143,6 +148,7 @@ def _read_frame(path: Path, source: str, suffix: str, label_column: str) -> tupl
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise InputError(f"{source}: cannot read {suffix[1:]} file ({str(err).splitlines()[0]})") from None
     columns = [str(c) for c in table.columns]
+    _reject_duplicates(columns, source)
     table.columns = columns
     if label_column not in columns:
         raise InputError(f"{source}: label column {label_column!r} not found (columns: {', '.join(columns)})")
@@ -154,9 +160,31 @@ def _read_frame(path: Path, source: str, suffix: str, label_column: str) -> tupl
     text = [c for c in features if not pd.api.types.is_numeric_dtype(table[c])]
     if text:
         raise InputError(f"{source}: feature columns must be numeric, not: {', '.join(text)}")
-    x = table[features].to_numpy(np.float32, na_value=np.nan)
-    _check_finite(x, source, features)
+    x = _as_float32(table[features].to_numpy(np.float64, na_value=np.nan), source, features)
     return x, _label_values(table[label_column], source)
+
+
+def _reject_duplicates(columns: list[str], source: str) -> None:
+    """InputError naming the first column name that appears twice (pandas would rename it 'a.1')."""
+    seen: set[str] = set()
+    for name in columns:
+        if name in seen:
+            raise InputError(f"{source}: column {name!r} appears more than once; give every column its own name")
+        seen.add(name)
+
+
+def _as_float32(x: np.ndarray, source: str, columns: list[str] | None) -> np.ndarray:
+    """x [n, ...] as float32 after checking every value is finite and within float32's range."""
+    flat = x.reshape(len(x), -1)
+    _check_finite(flat, source, columns)
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4:
+        too_big = np.argwhere(np.abs(flat) > np.finfo(np.float32).max)
+        if too_big.size:
+            row, col = (int(v) for v in too_big[0])
+            feature = repr(columns[col]) if columns else str(col)
+            raise InputError(f"{source}: value {flat[row, col]:.3g} in feature {feature} of record {row} is "
+                             f"beyond float32's range (±3.4e38)")
+    return x.astype(np.float32)
 
 
 def _label_values(column, source: str) -> np.ndarray:
@@ -199,8 +227,9 @@ def _read_npz(path: Path, source: str, x_key: str, y_key: str) -> tuple[np.ndarr
     if len(x) != len(labels):
         raise InputError(f"{source}: {len(x)} records in {x_key!r} but {len(labels)} labels in {y_key!r}")
     scale = 255 if (x.ndim == 4 and x.dtype == np.uint8) else 1
-    x = x.astype(np.float32) / np.float32(scale)
-    _check_finite(x.reshape(len(x), -1), source, None)
+    x = _as_float32(x, source, None)
+    if scale != 1:
+        x /= np.float32(scale)
     return x, labels
 
 

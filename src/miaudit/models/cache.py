@@ -1,4 +1,4 @@
-"""On-disk cache of trained models: content keys, atomic pickle files, safe to kill at any moment."""
+"""On-disk cache of trained models: content keys, verified atomic pickle files, safe to kill at any moment."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,39 +57,78 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "miaudit"
 
 
-class ModelCache:
-    """Pickled objects under ``root/<key[:2]>/<key>.pkl``.
+_MAGIC = b"miaudit-cache-v2\n"
+_HEADER = len(_MAGIC) + 2 * (64 + 1)  # magic, the key and the payload's sha256 (hex, one line each)
 
-    save() writes a temporary file in the same directory and renames it into place (os.replace), so
-    a killed process leaves either the complete old state or the complete new file, never half a file.
+
+def check_cache_dir(root: str | Path) -> Path:
+    """root as a Path; InputError unless it is (or can be created as) a writable directory."""
+    root = Path(root).expanduser()
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"--cache-dir: {root} is not a directory ({probe} is a file)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"--cache-dir: {root} is not writable")
+    return root
+
+
+class ModelCache:
+    """Verified pickles under ``root/<key[:2]>/<key>.pkl``.
+
+    Each file holds a header (a magic line, the key it was saved under, the sha256 of the pickled
+    payload) and then the payload. load() checks both before unpickling: an entry whose bytes were
+    changed, that was truncated, or that was copied over another key's file is reported (one warning
+    line naming the file), deleted and reported missing, so it is retrained. save() writes a
+    temporary file in the same directory and renames it into place (os.replace), so a killed process
+    leaves either the complete old state or the complete new file, never half a file.
+    ``discarded`` lists the paths of the entries load() threw away.
     """
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).expanduser()
+        self.root = check_cache_dir(root)
+        self.discarded: list[Path] = []
 
     def path(self, key: str) -> Path:
-        if not key or any(c not in "0123456789abcdef" for c in key):
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
             raise InputError(f"cache key: {key!r} is not a hex digest from cache_key()")
         return self.root / key[:2] / f"{key}.pkl"
 
     def load(self, key: str) -> object | None:
-        """The object saved under key, or None if there is none (or the file cannot be read)."""
+        """The object saved under key, or None if there is none or the entry fails its checks."""
+        path = self.path(key)
         try:
-            with self.path(key).open("rb") as f:
-                return pickle.load(f)
+            blob = path.read_bytes()
         except FileNotFoundError:
             return None
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError):
-            return None  # unreadable or from an incompatible version: treat as missing, it is retrained
+        except OSError as err:
+            return self._discard(path, f"unreadable: {err.strerror or err}")
+        problem = _entry_problem(blob, key)
+        if problem:
+            return self._discard(path, problem)
+        try:
+            return pickle.loads(blob[_HEADER:])
+        except (EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError, TypeError) as err:
+            return self._discard(path, f"does not unpickle with this code ({type(err).__name__})")
+
+    def _discard(self, path: Path, problem: str) -> None:
+        warnings.warn(f"model cache: discarded {path}: {problem}; retraining it", RuntimeWarning, stacklevel=3)
+        path.unlink(missing_ok=True)
+        self.discarded.append(path)
+        return None
 
     def save(self, key: str, obj: object) -> Path:
-        """Pickle obj under key atomically; returns the file path."""
+        """Pickle obj under key atomically, with its key and content hash; returns the file path."""
         target = self.path(key)
+        payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        header = _MAGIC + key.encode() + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n"
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{key[:12]}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+                f.write(header)
+                f.write(payload)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
@@ -99,3 +139,15 @@ class ModelCache:
 
     def __contains__(self, key: str) -> bool:
         return self.path(key).exists()
+
+
+def _entry_problem(blob: bytes, key: str) -> str | None:
+    """Why a cache file's bytes are not a valid entry for key, or None when they are."""
+    if len(blob) <= _HEADER or not blob.startswith(_MAGIC):
+        return "not a miaudit cache entry (truncated or from another version)"
+    saved_key, digest = blob[len(_MAGIC):_HEADER].split(b"\n")[:2]
+    if saved_key != key.encode():
+        return f"saved under another key ({saved_key[:12].decode(errors='replace')}...), not {key[:12]}..."
+    if hashlib.sha256(blob[_HEADER:]).hexdigest().encode() != digest:
+        return "content hash mismatch (corrupt or truncated)"
+    return None

@@ -7,12 +7,15 @@ in flight and a rerun trains only what is missing.
 """
 from __future__ import annotations
 
+import hashlib
 import pickle
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +27,14 @@ from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import mlp_train_flops, train_mlp_stack
 
-_KEY_FORMAT = "miaudit-reference-v1"
+_KEY_FORMAT = "miaudit-reference-v2"
+# The modules whose code decides what a trained model is: a change to any of them retrains.
+_TRAINING_MODULES = {
+    "torch": ("miaudit.models.stack", "miaudit.models.stack_workers", "miaudit.models.fused_adam",
+              "miaudit.models.mlp_stack", "miaudit.models.train", "miaudit.models.nets",
+              "miaudit.models.registry", "miaudit.models.recipe", "miaudit.models.wrappers"),
+    "sklearn": ("miaudit.models.sklearn_models", "miaudit.models.wrappers"),
+}
 
 
 @dataclass
@@ -76,7 +86,8 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     """Train (or load from ``cache``) K models of ``spec``; model k on x[masks[k]], y[masks[k]] with seeds[k].
 
     x float32 [n, ...], y int [n], masks bool [K, n]. The cache key of model k covers key_parts, k,
-    masks[k], seeds[k], spec, recipe, n_classes, the resolved precision and a hash of (x, y).
+    masks[k], seeds[k], spec, recipe, n_classes, the resolved precision, a hash of (x, y), the key
+    format and the training environment (``training_environment``: library versions, training code).
     progress(n_done_models) reports cached and trained models together. names[k] (default k) stands
     for the model index in its cache key, e.g. "target" for a target trained along with the references.
     """
@@ -134,12 +145,42 @@ def _fit_indexed(fit, k, *args):
     return k, fit(*args)
 
 
+def training_environment(kind: str) -> dict[str, str]:
+    """What besides the inputs decides a trained model of ``kind`` ("torch" or "sklearn"): the
+    versions of miaudit and of the libraries that train it, and a sha256 of miaudit's training code."""
+    import importlib.metadata as metadata
+
+    import miaudit
+
+    libraries = ("torch", "numba") if kind == "torch" else ("scikit-learn", "scipy", "joblib")
+    env = {"miaudit": miaudit.__version__, "numpy": np.__version__}
+    for name in libraries:
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = "absent"
+    env["training_code"] = _code_digest(kind)
+    return env
+
+
+@lru_cache(maxsize=2)
+def _code_digest(kind: str) -> str:
+    import importlib
+
+    code = hashlib.sha256()
+    for module in _TRAINING_MODULES[kind]:
+        code.update(Path(importlib.import_module(module).__file__).read_bytes())
+    return code.hexdigest()
+
+
 def _model_keys(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, key_parts,
                 names) -> list[str | None]:
     if cache is None:
         return [None] * len(masks)
+    kind = "torch" if spec.name == "mlp" or _registry().is_torch(spec) else "sklearn"
     shared = {**(key_parts or {}), "format": _KEY_FORMAT, "data": cache_key(x=np.asarray(x), y=np.asarray(y)),
-              "spec": spec, "recipe": recipe, "n_classes": int(n_classes), "precision": precision}
+              "spec": spec, "recipe": recipe, "n_classes": int(n_classes), "precision": precision,
+              "environment": training_environment(kind)}
     return [cache_key(**shared, model_index=name, mask=masks[k], seed=int(seeds[k])) for k, name in enumerate(names)]
 
 
