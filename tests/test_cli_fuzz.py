@@ -155,8 +155,8 @@ def build_argv(case: dict, tmp: Path) -> list[str]:
     return argv
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                                    HealthCheck.too_slow])
 @given(case=audits())
 def test_every_run_succeeds_completely_or_fails_on_one_line(case):
     with tempfile.TemporaryDirectory(prefix="miaudit-fuzz-") as name:

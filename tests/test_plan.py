@@ -55,3 +55,11 @@ def test_coin_flip_membership_is_a_fair_coin_per_record():
 def test_coin_flips_refuse_out_of_domain_non_members():
     with pytest.raises(InputError, match="coin-flip-members"):
         _plan(members=100, coin_flip_members=True, nonmember_dataset="breast-cancer")
+
+
+def test_reference_seeds_are_valid_random_states_for_every_seed():
+    from miaudit.pipeline import reference_seeds
+
+    for seed in (0, 83_175, 2**32 - 1):  # 83,175 * 100,003 passed 2**32 and crashed sklearn models
+        seeds = reference_seeds(make_config(seed=seed, reference_models=8))
+        assert all(0 <= s < 2**32 for s in seeds) and len(set(seeds)) == 8

@@ -100,8 +100,8 @@ def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = N
 
 
 def reference_seeds(cfg: AuditConfig) -> list[int]:
-    """The training seed of each reference model."""
-    return [cfg.seed * 100_003 + 1 + i for i in range(cfg.reference_models)]
+    """The training seed of each reference model, in [0, 2**32) as scikit-learn's random_state needs."""
+    return [(cfg.seed * 100_003 + 1 + i) % 2**32 for i in range(cfg.reference_models)]
 
 
 def train_target(plan: AuditPlan, board: ProgressBoard | None = None):
