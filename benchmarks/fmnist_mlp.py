@@ -33,7 +33,9 @@ from miaudit.pipeline import audit, compute_signals, run_attacks, target_signals
 from miaudit.plan import make_plan
 
 HERE = Path(__file__).resolve().parent
-MODERN = ("lira-online", "lira-offline", "rmia")
+PAIRS = tuple((spec.variant_of, spec.name) for spec in ATTACKS.values() if spec.variant_of)
+"""(paper attack, miaudit's variant of it), side by side in the tables."""
+MODERN = tuple(name for pair in PAIRS for name in pair)
 EXTRA_TARGET_ATTACKS = (*MODERN, "threshold-loss", "population")
 
 
@@ -265,7 +267,7 @@ def ratios(rows: list[dict], report: dict, k_max: int) -> dict:
     best = max(mine, key=lambda r: (r["tpr_at_0.001"], r["auc"]))
     out = {"best_miaudit_attack": best["attack"], "best_miaudit_tpr_at_0.001": best["tpr_at_0.001"],
            "best_miaudit_auc": max(r["auc"] for r in mine)}
-    rmia4 = next((r for r in mine if r["attack"] == "rmia@4"), None)
+    rmia4 = next((r for r in mine if r["attack"] == "rmia-tempered-offsets@4"), None)
     if rmia4:
         best_at_max = max((r for r in mine if r["attack"].endswith(f"@{k_max}")), key=lambda r: r["tpr_at_0.001"])
         out["rmia4_over_best_at_kmax_tpr_at_0.001"] = rmia4["tpr_at_0.001"] / max(best_at_max["tpr_at_0.001"], 1e-12)
@@ -314,7 +316,24 @@ def target_checks(r: dict, report: dict) -> dict:
     return out
 
 
+def print_pairs(rows: list[dict], title: str) -> None:
+    """Each paper attack beside miaudit's variant of it, at every K present in rows."""
+    by_name = {r["attack"]: r for r in rows}
+    print(f"\n{title}: paper attack | miaudit variant (AUC, TPR@0.1%)")
+    for paper, variant in PAIRS:
+        for key in sorted((n for n in by_name if n.split("@")[0] == paper), key=lambda n: int(n.split("@")[1])
+                          if "@" in n else 0):
+            k = key[len(paper):]
+            other = by_name.get(variant + k)
+            if other:
+                print(f"{key:<24}{by_name[key]['auc']:7.3f}{by_name[key]['tpr_at_0.001']:9.2%}   |  "
+                      f"{variant + k:<36}{other['auc']:7.3f}{other['tpr_at_0.001']:9.2%}")
+
+
 def print_table(rows: list[dict], report: dict) -> None:
+    print_pairs(rows, "protocol's target")
+    if report.get("mean_over_targets"):
+        print_pairs(report["mean_over_targets"], "mean over targets")
     print(f"\n{'attack':<34}{'AUC':>7}{'TPR@0.1%':>10}{'TPR@1%':>9}{'seconds':>9}")
     for r in sorted(rows, key=lambda r: -r["tpr_at_0.001"]):
         print(f"{r['attack']:<34}{r['auc']:7.3f}{r['tpr_at_0.001']:10.2%}{r['tpr_at_0.01']:9.2%}{r['seconds']:9.2f}")

@@ -13,7 +13,14 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from miaudit.attacks.calibration import balanced_accuracy_threshold
 from miaudit.attacks.inputs import AttackInputs
-from miaudit.attacks.lira import MIN_SCALE, fit_predictives, lira_offline, lira_online
+from miaudit.attacks.lira import (
+    MIN_SCALE,
+    fit_predictives,
+    lira_offline,
+    lira_offline_moderated_offsets,
+    lira_online,
+    lira_online_moderated_offsets,
+)
 from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS
 from miaudit.attacks.moderated import fit_variance_prior, t_logsf, trigamma_inverse
 from miaudit.data.splits import balanced_masks
@@ -165,14 +172,14 @@ def test_moderated_variance_beats_per_record_and_global_when_record_variances_di
     # seed, and the mean over any 6 consecutive seeds by >= 0.033 (per-record) and >= 0.045 (global).
     # Without the shrinkage (per-record s^2 in the same t) that gain over per-record is <= 0.017; the
     # fitted d0 was within 10.4-13.8, s0^2 within 0.245-0.257.
-    tprs = {v: [] for v in ("moderated", "per-record", "global")}
+    tprs = {v: [] for v in ("moderated", "per-example", "global")}
     for seed in range(6):
         sigma = inverse_chi2_sigmas(4000, 12.0, 0.25, seed=1000 + seed)
         data = Synthetic(k=16, n=4000, delta=1.0, sigma_in=sigma, sigma_out=sigma, seed=seed)
         for variance, got in tprs.items():
             got.append(tpr_at_fpr(data.member, lira_online(data.inputs(), variance=variance).scores, 0.01))
     mean = {v: float(np.mean(x)) for v, x in tprs.items()}
-    assert mean["moderated"] > mean["per-record"] + 0.025
+    assert mean["moderated"] > mean["per-example"] + 0.025
     assert mean["moderated"] > mean["global"] + 0.03
     pred_in, pred_out = fit_predictives(data.phi_ref, data.ref_in)
     for prior in (pred_in.prior, pred_out.prior):
@@ -193,16 +200,20 @@ def test_more_queries_add_evidence():
     assert gain > 0.03
 
 
-def test_with_few_models_and_equal_variances_moderated_matches_global():
-    few = Synthetic(k=4)  # 2 IN / 2 OUT models per record: a per-record std is noisy, the pooled one is not
-    pooled = auc(few.member, lira_online(few.inputs(), variance="global").scores)
-    per_record = auc(few.member, lira_online(few.inputs(), variance="per-record").scores)
-    moderated = auc(few.member, lira_online(few.inputs()).scores)
-    assert pooled > per_record + 0.05
-    assert abs(moderated - pooled) < 0.01
+def test_with_few_models_the_global_variance_beats_per_example_and_moderated_matches_it():
+    few = Synthetic(k=4)  # 2 IN / 2 OUT models per record: a per-example std is noisy
+    paper = lira_online(few.inputs())
+    assert paper.params == {"variance": "global", "neighbors": 0}  # the paper's choice below 64 models
+    global_ = auc(few.member, paper.scores)
+    per_example = auc(few.member, lira_online(few.inputs(), variance="per-example").scores)
+    moderated = auc(few.member, lira_online(few.inputs(), variance="moderated").scores)
+    assert global_ > per_example + 0.05
+    # the paper's global std spans all records (record means ~ N(0, 1) plus the 0.5 noise), wider than
+    # any record's own spread; one scale for every record leaves the ranking as the moderated one's
     gauss_in, gauss_out = fit_predictives(few.phi_ref, few.ref_in, "global")
-    assert np.allclose(gauss_in.scale, 0.5, atol=0.05) and np.allclose(gauss_out.scale, 0.5, atol=0.05)
+    assert np.allclose(gauss_in.scale, np.sqrt(1.25), atol=0.05) and np.allclose(gauss_out.scale, np.sqrt(1.25), atol=0.05)
     assert np.all(np.isinf(gauss_in.dof)) and gauss_in.prior is None
+    assert abs(moderated - global_) < 0.01
     pred_in, pred_out = fit_predictives(few.phi_ref, few.ref_in)
     for pred in (pred_in, pred_out):
         assert pred.prior.d0 > 5 and pred.prior.s0sq == pytest.approx(0.25, rel=0.1)
@@ -211,23 +222,24 @@ def test_with_few_models_and_equal_variances_moderated_matches_global():
 # --- definitions -------------------------------------------------------------------------------
 
 def test_scores_follow_the_gaussian_definitions():
-    # 3 records, 4 models; record n is IN for models 0-1 and OUT for 2-3 (per-record variance).
+    # 3 records, 4 models; record n is IN for models 0-1 and OUT for 2-3 (per-example variance).
     phi_ref = np.array([[2.0, 1.0, 3.0], [3.0, 2.0, 5.0], [0.0, -1.0, 1.0], [1.0, 0.5, 2.0]])[..., None]
     ref_in = np.array([[1, 1, 1], [1, 1, 1], [0, 0, 0], [0, 0, 0]], bool)
     phi_target = np.array([[2.5], [0.0], [1.5]])
     inputs = inputs_from(phi_target, phi_ref, ref_in)
-    mu_in, sd_in = phi_ref[:2, :, 0].mean(0), phi_ref[:2, :, 0].std(0, ddof=1)  # median of 2 = mean
-    mu_out, sd_out = phi_ref[2:, :, 0].mean(0), phi_ref[2:, :, 0].std(0, ddof=1)
+    mu_in, sd_in = phi_ref[:2, :, 0].mean(0), phi_ref[:2, :, 0].std(0)  # median of 2 = mean; np.std
+    mu_out, sd_out = phi_ref[2:, :, 0].mean(0), phi_ref[2:, :, 0].std(0)
     x = phi_target[:, 0]
     expected_online = norm.logpdf(x, mu_in, sd_in) - norm.logpdf(x, mu_out, sd_out)
     expected_offline = -np.log(norm.sf(x, mu_out, sd_out))
-    assert np.allclose(lira_online(inputs, variance="per-record").scores, expected_online)
-    assert np.allclose(lira_offline(inputs, variance="per-record").scores, expected_offline)
-    # global: one pooled within-record variance per side
-    pooled_in = np.sqrt(((phi_ref[:2, :, 0] - mu_in) ** 2).sum() / 3)
-    pooled_out = np.sqrt(((phi_ref[2:, :, 0] - mu_out) ** 2).sum() / 3)
-    expected_global = norm.logpdf(x, mu_in, pooled_in) - norm.logpdf(x, mu_out, pooled_out)
+    assert np.allclose(lira_online(inputs, variance="per-example").scores, expected_online)
+    assert np.allclose(lira_offline(inputs, variance="per-example").scores, expected_offline)
+    # global (the paper's fixed variance): the std of all values of a side, every record and model
+    global_in, global_out = phi_ref[:2, :, 0].std(), phi_ref[2:, :, 0].std()
+    expected_global = norm.logpdf(x, mu_in, global_in) - norm.logpdf(x, mu_out, global_out)
     assert np.allclose(lira_online(inputs, variance="global").scores, expected_global)
+    assert np.allclose(lira_online(inputs).scores, expected_global)  # 4 models: the paper uses global
+    assert np.allclose(lira_offline(inputs).scores, -np.log(norm.sf(x, mu_out, global_out)))
 
 
 def test_moderated_scores_follow_the_student_t_definitions():
@@ -259,8 +271,8 @@ def test_moderated_scores_follow_the_student_t_definitions():
     online = (t.logpdf(phi_target, ein["df"], ein["loc"], ein["scale"])
               - t.logpdf(phi_target, eout["df"], eout["loc"], eout["scale"])).sum(1)
     offline = -t.logsf(phi_target, eout["df"], eout["loc"], eout["scale"]).sum(1)
-    assert np.allclose(lira_online(inputs).scores, online)
-    assert np.allclose(lira_offline(inputs).scores, offline)
+    assert np.allclose(lira_online(inputs, variance="moderated").scores, online)
+    assert np.allclose(lira_offline(inputs, variance="moderated").scores, offline)
 
 
 # --- few models, missing sides, degenerate values -------------------------------------------------
@@ -347,7 +359,7 @@ def test_offline_in_attacker_mode_calibrates_on_shadow_records():
     data.ref_in = np.zeros((k, n), bool)  # audited records are OUT for every reference model
     data.phi_ref = data.mu_out[None, :, None] + 0.5 * np.random.default_rng(9).normal(size=(k, n, 1))
     shadow_part = (logits_from_phi(shadow.phi_ref, shadow.labels[None, :, None]), shadow.ref_in, shadow.labels)
-    for variance in ("moderated", "per-record", "global"):
+    for variance in ("moderated", "per-example", "global", "paper"):
         result = lira_offline(data.inputs(shadow=shadow_part), variance=variance)
         assert auc(data.member, result.scores) > 0.85
         assert (result.decision == data.member).mean() > 0.78
@@ -355,12 +367,12 @@ def test_offline_in_attacker_mode_calibrates_on_shadow_records():
         lira_online(data.inputs(shadow=shadow_part))
 
 
-def test_single_model_offline_falls_back_to_median_threshold():
+def test_single_model_offline_has_no_threshold_and_leaves_the_decision_to_the_prior():
     result = lira_offline(Synthetic(k=1).inputs())
-    assert result.threshold == pytest.approx(np.median(result.scores))
+    assert result.threshold is None and result.decision is None
 
 
-@pytest.mark.parametrize("variance", ["moderated", "per-record", "global"])
+@pytest.mark.parametrize("variance", ["moderated", "per-example", "global"])
 def test_extreme_and_zero_probabilities_give_finite_scores(variance):
     sigma = inverse_chi2_sigmas(2000, 8.0, 0.25, seed=40)  # finite d0: Student-t tails
     data = Synthetic(k=8, sigma_in=sigma, sigma_out=sigma)
@@ -410,11 +422,21 @@ def with_population(syn: Synthetic, z: int, bias: float, seed: int) -> AttackInp
 def test_local_offsets_remove_a_targets_class_bias():
     syn = Synthetic(k=16, n=2000, seed=5)
     fair, biased = with_population(syn, 2000, 0.0, 6), with_population(syn, 2000, 1.5, 6)
-    for attack in (lira_online, lira_offline):
+    for attack, paper in ((lira_online_moderated_offsets, lira_online), (lira_offline_moderated_offsets, lira_offline)):
         corrected = auc(syn.member, attack(biased).scores)
-        assert corrected > auc(syn.member, attack(biased, neighbors=0).scores) + 0.05, attack.__name__
+        assert corrected > auc(syn.member, paper(biased, variance="moderated").scores) + 0.05, attack.__name__
         assert abs(corrected - auc(syn.member, attack(fair).scores)) < 0.02, attack.__name__
-    assert lira_online(biased).params == {"neighbors": LOCAL_NEIGHBORS}
-    assert lira_online(syn.inputs()).params == {"neighbors": 0}  # no population records: no offsets
+        assert corrected > auc(syn.member, paper(biased).scores) + 0.05, attack.__name__
+    assert lira_online_moderated_offsets(biased).params == {"variance": "moderated", "neighbors": LOCAL_NEIGHBORS}
+    assert lira_online_moderated_offsets(syn.inputs()).params["neighbors"] == 0  # no population: no offsets
     with pytest.raises(InputError, match="neighbors"):
         lira_offline(biased, neighbors=-3)
+
+
+def test_the_paper_variance_is_per_example_from_64_models():
+    for k, expected in ((16, "global"), (64, "per-example")):
+        data = Synthetic(k=k, n=400, seed=12)
+        for attack in (lira_online, lira_offline):
+            paper = attack(data.inputs())
+            assert paper.params["variance"] == expected
+            assert np.allclose(paper.scores, attack(data.inputs(), variance=expected).scores)

@@ -49,18 +49,24 @@ def test_a_label_missing_from_the_population_gets_no_offset():
                               logits_on_a_line(np.arange(4.0), pop_labels), pop_labels, n=0)
 
 
-def test_remove_offsets_takes_out_a_models_shift_near_the_record():
+def test_remove_offsets_takes_out_a_bias_that_varies_from_region_to_region():
     rng = np.random.default_rng(1)
-    labels, pop_labels = rng.integers(0, 2, 50), rng.integers(0, 2, 80)
-    nb = population_neighbours(logits_on_a_line(rng.uniform(0, 1, 50), labels), labels,
-                               logits_on_a_line(rng.uniform(0, 1, 80), pop_labels), pop_labels, n=10)
-    base, base_pop = rng.normal(size=(4, 50, 1)), rng.normal(size=(4, 80, 1))
-    mean = base_pop.mean(axis=0)
-    shift = np.array([0.0, 0.0, 2.0, -1.0])[:, None, None]  # models 2 and 3 are biased everywhere
-    corrected = remove_offsets(base + shift, base_pop + shift, mean, nb.records)
-    unshifted = remove_offsets(base, base_pop, mean, nb.records)
+    pos, pop_pos = rng.uniform(0, 1, 50), rng.uniform(0, 1, 2000)
+    labels, pop_labels = rng.integers(0, 2, 50), rng.integers(0, 2, 2000)
+    nb = population_neighbours(logits_on_a_line(pos, labels), labels, logits_on_a_line(pop_pos, pop_labels),
+                               pop_labels, n=10)
+    amplitude = np.array([0.0, 0.0, 2.0, -1.0])[:, None, None]  # models 2 and 3: biased one way here,
+    bias, pop_bias = (amplitude * np.sin(2 * np.pi * p)[None, :, None] for p in (pos, pop_pos))  # the other there
+    base, base_pop = rng.normal(size=(4, 50, 1)), rng.normal(size=(4, 2000, 1))
+    biased_pop = base_pop + pop_bias
+    corrected = remove_offsets(base + bias, biased_pop, biased_pop.mean(axis=0), nb.records)
+    unbiased = remove_offsets(base, base_pop, base_pop.mean(axis=0), nb.records)
+    common = bias.mean(axis=0)  # what all models share is no model's own bias, and stays
     assert corrected.shape == (4, 50, 1)
-    np.testing.assert_allclose(corrected, unshifted, atol=1e-12)
+    assert np.abs(corrected - (unbiased + common)).max() < 0.1
+    # one offset per model (its mean bias over all population records) would leave the bias in place
+    global_shift = (biased_pop - biased_pop.mean(axis=0)).mean(axis=1, keepdims=True)
+    assert np.abs(base + bias - global_shift - (base + common)).max() > 1.5
 
 
 def test_shared_results_are_computed_once_even_from_concurrent_threads():

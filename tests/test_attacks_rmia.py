@@ -9,9 +9,8 @@ import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from miaudit.attacks.inputs import AttackInputs
-from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS
 from miaudit.attacks.population import population
-from miaudit.attacks.rmia import marginal, rmia, select_temperature
+from miaudit.attacks.rmia import marginal, rmia, rmia_tempered_offsets, select_temperature
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
 
@@ -68,21 +67,52 @@ def true_class_probability(logits: np.ndarray, labels: np.ndarray) -> np.ndarray
     return np.take_along_axis(p, labels[:, None, None].repeat(p.shape[-2], 1), -1)[..., 0].mean(-1)
 
 
-def test_offline_scores_follow_the_definition():
+def brute_force_counts(inputs: AttackInputs, a: float, gamma: float, temperature: float = 1.0) -> np.ndarray:
+    """For every audited record, the number of population records z with LR_x / LR_z >= gamma, from
+    the paper's definitions: Pr(x) the mean over the reference models (offline: the linear
+    approximation with a), Pr(z) the linear approximation with a (z is OUT for every model)."""
+    def p(logits, labels):
+        return true_class_probability(logits / temperature, labels)
+
+    px_model, pz_model = p(inputs.target_logits, inputs.labels), p(inputs.population_target_logits,
+                                                                   inputs.population_labels)
+    px_ref = np.array([p(r, inputs.labels) for r in inputs.reference_logits])
+    pz_out = np.mean([p(r, inputs.population_labels) for r in inputs.population_reference_logits], axis=0)
+    if inputs.has_in_models:
+        px = px_ref.mean(axis=0)  # balanced masks: K/2 IN, K/2 OUT
+    else:
+        px = 0.5 * ((1 + a) * px_ref.mean(axis=0) + (1 - a))
+    lr_x, lr_z = px_model / px, pz_model / (0.5 * ((1 + a) * pz_out + (1 - a)))
+    return np.array([np.sum([lx / lz >= gamma for lz in lr_z]) for lx in lr_x])
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_scores_are_the_brute_force_count_of_population_records_beaten(pool):
+    inputs, _ = synthetic(k=4, n=40, z=25, pool=pool, seed=1)
+    for a, gamma in ((0.3, 1.0), (0.6, 1.0), (0.3, 1.5)):
+        expected = brute_force_counts(inputs, a, gamma)
+        assert len(np.unique(expected)) >= 5  # the case is not degenerate
+        result = rmia(inputs, gamma=gamma, offline_a=a)
+        np.testing.assert_allclose(result.scores * 25, expected, atol=1e-9)
+        assert result.decision is None and result.threshold is None  # decided at the audit's prior
+
+
+def test_variant_orders_records_of_equal_count_by_their_likelihood_ratio():
     inputs, _ = synthetic(k=3, n=40, z=25, pool=False, seed=1)
-    a, gamma = 0.3, 2.0
-    result = rmia(inputs, gamma=gamma, offline_a=a, temperature=1.0, neighbors=0)
+    result = rmia_tempered_offsets(inputs, offline_a=0.3, temperature=1.0, neighbors=0)
+    expected = brute_force_counts(inputs, 0.3, 2.0)  # offline: a is offline_a, nothing to fit
+    assert np.array_equal(np.floor(result.scores * 26), expected)
     px_model = true_class_probability(inputs.target_logits, inputs.labels)
-    pz_model = true_class_probability(inputs.population_target_logits, inputs.population_labels)
     px_out = np.mean([true_class_probability(r, inputs.labels) for r in inputs.reference_logits], axis=0)
-    pz_out = np.mean([true_class_probability(r, inputs.population_labels)
-                      for r in inputs.population_reference_logits], axis=0)
-    lr_x = px_model / (0.5 * ((1 + a) * px_out + (1 - a)))
-    lr_z = pz_model / (0.5 * ((1 + a) * pz_out + (1 - a)))
-    expected = [np.sum([lx / lz >= gamma for lz in lr_z]) for lx in lr_x]
-    assert np.array_equal(np.floor(result.scores * (len(lr_z) + 1)), expected)
-    # records with the same count are ordered by LR_x, so the scores rank the records exactly as LR_x
-    assert np.array_equal(np.argsort(result.scores), np.argsort(lr_x))
+    assert np.array_equal(np.argsort(result.scores), np.argsort(px_model / (0.5 * (1.3 * px_out + 0.7))))
+
+
+def test_explicit_temperature_sets_the_softmax_of_every_probability():
+    inputs, _ = synthetic(k=3, n=40, z=25, pool=False, seed=12)
+    for t in (0.5, 2.5):
+        counts = np.floor(rmia_tempered_offsets(inputs, temperature=t, neighbors=0).scores * 26)
+        assert np.array_equal(counts, brute_force_counts(inputs, 0.3, 2.0, temperature=t))
+    assert not np.array_equal(brute_force_counts(inputs, 0.3, 2.0, 0.5), brute_force_counts(inputs, 0.3, 2.0, 2.5))
 
 
 def test_a_record_ties_with_its_population_twin():
@@ -93,8 +123,8 @@ def test_a_record_ties_with_its_population_twin():
     target[0], refs[:, 0] = inputs.population_target_logits[0], inputs.population_reference_logits[:, 0]
     labels[0] = inputs.population_labels[0]
     twin = dataclasses.replace(inputs, target_logits=target, reference_logits=refs, labels=labels)
-    counts = [np.floor(rmia(twin, gamma=g, temperature=1.0, neighbors=0).scores[0] * 6) for g in (1.0, 1.0 + 1e-9)]
-    assert counts[0] - counts[1] == 1
+    counts = [rmia(twin, gamma=g).scores[0] * 5 for g in (1.0, 1.0 + 1e-9)]
+    assert counts[0] - counts[1] == pytest.approx(1)
 
 
 def test_marginal_averages_in_and_out_models_and_approximates_missing_in():
@@ -111,7 +141,7 @@ def test_marginal_averages_in_and_out_models_and_approximates_missing_in():
 @pytest.mark.parametrize("pool", [True, False])
 def test_scores_rank_records_by_their_likelihood_ratio(pool):
     inputs, _ = synthetic(k=4, n=300, z=200, pool=pool, seed=2)
-    scores = rmia(inputs, temperature=1.0, neighbors=0).scores
+    scores = rmia(inputs).scores
     px_model = true_class_probability(inputs.target_logits, inputs.labels)
     px_ref = np.mean([true_class_probability(r, inputs.labels) for r in inputs.reference_logits], axis=0)
     ratio = px_model / px_ref if pool else px_model / (0.5 * (1.3 * px_ref + 0.7))
@@ -124,7 +154,7 @@ def test_more_reference_models_help_and_all_beat_chance():
     aucs = []
     for k in (1, 2, 4, 16):
         inputs, member = synthetic(k=k, seed=3)
-        aucs.append(auc(member, rmia(inputs).scores))
+        aucs.append(auc(member, rmia_tempered_offsets(inputs).scores))
     assert min(aucs) > 0.7
     assert aucs[-1] > aucs[0] + 0.03
     assert all(later > earlier - 0.02 for earlier, later in itertools.pairwise(aucs))
@@ -133,29 +163,25 @@ def test_more_reference_models_help_and_all_beat_chance():
 def test_offline_mode_without_in_models():
     inputs, member = synthetic(k=4, pool=False, seed=4)
     assert not inputs.has_in_models
-    result = rmia(inputs)
-    assert auc(member, result.scores) > 0.75
-    assert (result.decision == member).mean() > 0.7
-
-
-def test_decision_uses_the_median_score():
-    inputs, member = synthetic(k=8, seed=5)
-    result = rmia(inputs)
-    assert result.threshold == pytest.approx(np.median(result.scores))
-    assert np.array_equal(result.decision, result.scores >= result.threshold)
-    assert (result.decision == member).mean() > 0.75
+    for attack in (rmia, rmia_tempered_offsets):
+        result = attack(inputs)
+        assert auc(member, result.scores) > 0.75
+        assert result.decision is None
 
 
 def test_no_member_signal_gives_chance_auc():
     for pool in (True, False):
         inputs, member = synthetic(k=4, signal=False, pool=pool, seed=6)
-        assert abs(auc(member, rmia(inputs).scores) - 0.5) < 0.05
+        for attack in (rmia, rmia_tempered_offsets):
+            assert abs(auc(member, attack(inputs).scores) - 0.5) < 0.05
 
 
 def test_n_population_limits_the_comparison_set():
     inputs, _ = synthetic(k=2, seed=7)
-    scores = rmia(inputs, n_population=10).scores
-    counts = np.floor(scores * 11)  # at most 10 population records beaten
+    counts = rmia(inputs, n_population=10).scores * 10  # at most 10 population records beaten
+    assert np.allclose(counts, np.round(counts)) and counts.min() >= 0 and counts.max() <= 10
+    assert len(np.unique(counts)) > 3
+    counts = np.floor(rmia_tempered_offsets(inputs, n_population=10).scores * 11)
     assert counts.min() >= 0 and counts.max() <= 10 and len(np.unique(counts)) > 3
     with pytest.raises(InputError, match="n_population"):
         rmia(inputs, n_population=1001)
@@ -188,7 +214,7 @@ def test_temperature_picked_on_reference_models_beats_saturated_probabilities(k)
     # strong, saturating member signal: at T = 1 probabilities squeeze the likelihood ratios
     for seed in range(3):
         inputs, member = synthetic(k=k, delta=3.0, sigma=1.0, seed=seed)
-        auto, plain = rmia(inputs), rmia(inputs, temperature=1.0)
+        auto, plain = rmia_tempered_offsets(inputs), rmia_tempered_offsets(inputs, temperature=1.0)
         assert auto.params["temperature"] > 1.0
         assert auto.params["temperature"] == select_temperature(inputs)
         assert tpr_at(member, auto.scores, 0.01) > tpr_at(member, plain.scores, 0.01)
@@ -211,14 +237,12 @@ def test_held_out_tprs_equal_the_brute_force_marginal_of_the_other_models():
     assert np.allclose(_held_out_tprs(log_p, is_in, list(range(5)), 0.3), expected)
 
 
-def test_explicit_temperature_is_used_and_checked():
+def test_bad_temperature_and_neighbours_are_rejected():
     inputs, _ = synthetic(k=4, seed=8)
-    assert rmia(inputs, temperature=2.5).params == {"temperature": 2.5, "neighbors": LOCAL_NEIGHBORS}
-    assert rmia(inputs, temperature=2.5, neighbors=0).params == {"temperature": 2.5, "neighbors": 0}
     with pytest.raises(InputError, match="temperature"):
-        rmia(inputs, temperature=0.0)
+        rmia_tempered_offsets(inputs, temperature=0.0)
     with pytest.raises(InputError, match="neighbors"):
-        rmia(inputs, neighbors=-1)
+        rmia_tempered_offsets(inputs, neighbors=-1)
     one, _ = synthetic(k=1, seed=8)
     assert select_temperature(one) == 1.0  # nothing to hold out
 
@@ -230,8 +254,7 @@ def test_population_attack_scores_are_loss_percentiles_and_beat_chance():
     pop_loss = -np.log(true_class_probability(inputs.population_target_logits, inputs.population_labels))
     assert np.allclose(result.scores, [(pop_loss >= x).mean() for x in member_loss])
     assert auc(member, result.scores) > 0.65
-    assert result.threshold == pytest.approx(np.median(result.scores))
-    assert result.decision.mean() == pytest.approx(0.5, abs=0.01)
+    assert result.decision is None and result.threshold is None  # decided at the audit's prior
 
 
 def test_population_scores_count_ties_as_at_least_as_large():
@@ -274,9 +297,10 @@ def biased_target(inputs: AttackInputs, bias: float) -> AttackInputs:
 def test_local_offsets_remove_a_targets_class_bias():
     inputs, member = synthetic(k=8, n=1500, z=1500, seed=21)
     biased = biased_target(inputs, 1.5)
-    plain = auc(member, rmia(biased, neighbors=0).scores)
-    corrected = auc(member, rmia(biased).scores)
-    unbiased = auc(member, rmia(inputs).scores)
+    plain = auc(member, rmia_tempered_offsets(biased, neighbors=0).scores)
+    corrected = auc(member, rmia_tempered_offsets(biased).scores)
+    unbiased = auc(member, rmia_tempered_offsets(inputs).scores)
+    assert abs(auc(member, rmia(biased).scores) - plain) < 0.05  # the paper's RMIA has no offsets
     # the bias makes half of the non-members look like members to plain RMIA; the offsets, measured
     # on population records of the same label, take it out again
     assert corrected > plain + 0.05

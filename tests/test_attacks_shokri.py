@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 from miaudit.attacks import shokri
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.shokri import ShokriAttackModel, attack_features
+from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
 
 ATTACKS = {"lr": shokri.shokri_lr, "dt": shokri.shokri_dt, "linear-svm": shokri.shokri_linear_svm,
@@ -51,19 +52,36 @@ def test_global_nonlinear_attack_separates_members(name, digits_inputs):
     assert _auc(result.scores, kinds, "member", "non-member") > 0.6
 
 
-def test_global_linear_attack_runs(digits_inputs):
-    # A linear model cannot combine "probability of class c" with "label is c", so the global linear
-    # attack is weak by design; it must still produce valid probabilities.
-    inputs, _ = digits_inputs
-    result = shokri.shokri_lr(inputs, per_class=False)
-    assert np.all((result.scores >= 0) & (result.scores <= 1))
-    np.testing.assert_array_equal(result.decision, result.scores >= 0.5)
+def overfit_signal(n: int = 600, k: int = 4, seed: int = 0) -> tuple[AttackInputs, np.ndarray]:
+    """Pool-mode inputs (2 classes) of an overfit model: members get a higher true-class log-odds
+    (+1.5, noise 0.4); and the target's membership [N]. In the column p_0 that is high p_0 for
+    class 0 members and low p_0 for class 1 members."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+
+    def logits(is_in):
+        phi = 1.0 + 1.5 * is_in + 0.4 * rng.normal(size=is_in.shape)  # log-odds of the true class
+        out = np.zeros((*is_in.shape, 1, 2))
+        np.put_along_axis(out, np.broadcast_to(labels, is_in.shape)[..., None, None], phi[..., None, None], -1)
+        return out
+
+    member = rng.permutation(n) < n // 2
+    ref_in = balanced_masks(k, n, seed + 1)
+    ref = logits(ref_in)
+    empty = np.zeros((k, 0, 1, 2))
+    return AttackInputs(logits(member), labels, ref, ref_in, ref, ref_in, labels, empty[0], empty,
+                        np.zeros(0, np.int64)), member
 
 
-def test_same_seed_same_scores(digits_inputs):
-    inputs, _ = digits_inputs
-    np.testing.assert_array_equal(shokri.shokri_dt(inputs, seed=3).scores,
-                                  shokri.shokri_dt(inputs, seed=3).scores)
+def test_per_class_models_catch_what_one_linear_model_cannot():
+    # one linear model over (p_0, p_1, one-hot label) cannot flip the sign of p_0's effect between
+    # the classes (a label only shifts the intercept); Shokri's per-class models can
+    inputs, member = overfit_signal()
+    per_class = shokri.shokri_lr(inputs)
+    global_ = roc_auc_score(member, shokri.shokri_lr(inputs, per_class=False).scores)
+    assert roc_auc_score(member, per_class.scores) > 0.95
+    assert global_ < 0.75
+    assert (per_class.decision == member).mean() > 0.9
 
 
 def test_needs_reference_models(digits_inputs):

@@ -242,23 +242,34 @@ def _diverged_models(*logits: np.ndarray) -> int:
 
 
 def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
-    """The signal matrix: target and reference logits on audited, shadow and population records."""
+    """The signal matrix: target and reference logits on audited, shadow and population records,
+    with each audited record's identity (``record_ids``, also the shadow ids in pool mode)."""
     q, seed = plan.config.queries, plan.config.seed
     n, c = len(plan.pool_x), plan.n_classes
+    ids = record_identities(plan)
     t_pool, t_pop = target_signals(plan, target)
     check_outputs_finite(plan.config, "the target's", t_pool, t_pop)
     if refs is None:
-        return AttackInputs.target_only(t_pool, plan.pool_y, t_pop, plan.population_y)
+        return AttackInputs.target_only(t_pool, plan.pool_y, t_pop, plan.population_y, record_ids=ids)
     kk = (refs.n_models,)
     r_pool = _logits_over_views(refs.logits, plan.pool_x, q, seed, 2, kk, c)
     r_pop = _logits_over_views(refs.logits, plan.population_x, q, seed, 2, kk, c)
     check_outputs_finite(plan.config, "reference models'", r_pool, r_pop, per_model=True)
     if plan.reference_mode == "pool":
         ref_in = plan.reference_masks
-        shadow_logits, shadow_in, shadow_labels = r_pool, plan.reference_masks, plan.pool_y
-    else:
+        shadow_logits, shadow_in, shadow_labels, shadow_ids = r_pool, plan.reference_masks, plan.pool_y, ids
+    else:  # attacker records: not the audited ones, their positions are their identities
         ref_in = np.zeros((refs.n_models, n), bool)
         shadow_logits = _logits_over_views(refs.logits, plan.reference_x, q, seed, 2, kk, c)
-        shadow_in, shadow_labels = plan.reference_masks, plan.reference_y
+        shadow_in, shadow_labels, shadow_ids = plan.reference_masks, plan.reference_y, None
     return AttackInputs(t_pool, plan.pool_y, r_pool, ref_in, shadow_logits, shadow_in, shadow_labels,
-                        t_pop, r_pop, plan.population_y)
+                        t_pop, r_pop, plan.population_y, ids, shadow_ids)
+
+
+def record_identities(plan: AuditPlan) -> np.ndarray:
+    """int64 [N] distinct identity of each audited record: its dataset index, plus 2**40 times
+    1 + the rank of its source's name among the other sources for records not from the audited
+    dataset (non-members from --nonmember-dataset)."""
+    others = sorted(set(plan.record_source) - {plan.dataset.name})
+    rank = [0 if s == plan.dataset.name else 1 + others.index(s) for s in plan.record_source]
+    return np.asarray(plan.record_index, np.int64) + np.asarray(rank, np.int64) * 2 ** 40

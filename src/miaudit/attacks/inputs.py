@@ -34,6 +34,11 @@ class AttackInputs:
     population_target_logits:    [Z, Q, C] the audited model on population records.
     population_reference_logits: [K, Z, Q, C] the reference models on population records.
     population_labels: [Z] int.
+    record_ids:        int64 [N] distinct stable identity of each audited record (e.g. its dataset
+                       index), or None: positions. Attacks that subsample records draw them by
+                       identity, so permuting the records permutes the scores.
+    shadow_ids:        int64 [R] the same for the shadow records (in pool mode the audited records'
+                       ids), or None: positions.
     """
 
     target_logits: np.ndarray
@@ -46,6 +51,8 @@ class AttackInputs:
     population_target_logits: np.ndarray
     population_reference_logits: np.ndarray
     population_labels: np.ndarray
+    record_ids: np.ndarray | None = None
+    shadow_ids: np.ndarray | None = None
     _shared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     """What several attacks derive from these inputs alike (population neighbours), computed once."""
 
@@ -67,6 +74,17 @@ class AttackInputs:
         for name, (got, want) in checks.items():
             if tuple(got) != tuple(want):
                 raise InputError(f"attack inputs: {name} has shape {tuple(got)}, expected {tuple(want)}")
+        for name, ids, size in (("record_ids", self.record_ids, n), ("shadow_ids", self.shadow_ids,
+                                                                     self.shadow_logits.shape[1])):
+            if ids is None:
+                continue
+            ids = np.asarray(ids)
+            if ids.shape != (size,) or not np.issubdtype(ids.dtype, np.integer):
+                raise InputError(f"attack inputs: {name} must be integers of shape ({size},), "
+                                 f"got {ids.dtype} {ids.shape}")
+            if len(np.unique(ids)) != size:
+                raise InputError(f"attack inputs: {name} must be distinct")
+            object.__setattr__(self, name, ids.astype(np.int64, copy=False))
 
     @property
     def n_records(self) -> int:
@@ -114,15 +132,17 @@ class AttackInputs:
         return AttackInputs(self.target_logits, self.labels, self.reference_logits[index],
                             self.reference_in[index], self.shadow_logits[index], self.shadow_in[index],
                             self.shadow_labels, self.population_target_logits,
-                            self.population_reference_logits[index], self.population_labels)
+                            self.population_reference_logits[index], self.population_labels,
+                            self.record_ids, self.shadow_ids)
 
     @classmethod
     def target_only(cls, target_logits: np.ndarray, labels: np.ndarray,
                     population_logits: np.ndarray | None = None,
-                    population_labels: np.ndarray | None = None) -> AttackInputs:
+                    population_labels: np.ndarray | None = None,
+                    record_ids: np.ndarray | None = None) -> AttackInputs:
         """Inputs with no reference models (K=0): for threshold and population attacks.
 
-        target_logits may be [N, C] or [N, Q, C].
+        target_logits may be [N, C] or [N, Q, C]; record_ids as for the class.
         """
         t = target_logits if target_logits.ndim == 3 else target_logits[:, None, :]
         n, q, c = t.shape
@@ -134,7 +154,7 @@ class AttackInputs:
             pl = population_labels
         return cls(t, labels, np.zeros((0, n, q, c), np.float32), np.zeros((0, n), bool),
                    np.zeros((0, 0, q, c), np.float32), np.zeros((0, 0), bool), np.zeros(0, np.int64),
-                   p, np.zeros((0, len(p), q, c), np.float32), pl)
+                   p, np.zeros((0, len(p), q, c), np.float32), pl, record_ids, np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True)
@@ -145,8 +165,8 @@ class AttackScores:
     decision: bool [N] hard member / non-member call at the attack's own threshold, chosen without
               looking at the true membership of the audited records (e.g. calibrated on reference
               models, see :mod:`miaudit.attacks.calibration`). None means "no natural threshold":
-              metrics then call members at ``scores >= median(scores)`` (the 50% prior).
-    threshold: the score threshold behind ``decision`` (None if none).
+              metrics calls the top n_members records members, the audit's actual prior.
+    threshold: the score threshold behind ``decision`` (None with decision None).
     params: settings the attack chose for itself from the data (e.g. a fitted temperature), for
             the report; JSON-friendly scalars.
     """

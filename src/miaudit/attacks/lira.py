@@ -1,43 +1,51 @@
 """LiRA, the likelihood-ratio attack of Carlini et al. (2022), "Membership Inference Attacks From
-First Principles".
+First Principles", and miaudit's variant of it.
 
 The signal is the logit-scaled confidence phi = log(p_y / (1 - p_y)) of every model on every record
 and query. Per record and query, phi of a new model under the reference models that trained on the
 record (IN) and under those that did not (OUT) gets a predictive distribution, chosen by ``variance``:
 
-- ``"moderated"`` (default): empirical-Bayes moderated variance (Smyth 2004, limma; see
-  :mod:`miaudit.attacks.moderated`). Per side, a prior sigma^2 ~ s0^2 d0 / chi2(d0) is fitted to the
-  sample variances s^2 (ddof=1, d = n - 1 >= 1, s^2 > MIN_SCALE^2) of all records and queries; each
-  record's variance is shrunk to s~^2 = (d0 s0^2 + d s^2) / (d0 + d) and phi follows a Student-t with
-  d0 + d degrees of freedom, location = mean of the n values, scale = s~ sqrt(1 + 1/n). No record
-  with d >= 1 on a side (e.g. one IN and one OUT model per record): the pooled normal of "global".
-- ``"per-record"``: normal, location = median, scale = the record's sample std (pooled one when it
-  has fewer than two models on the side).
-- ``"global"``: normal, location = median, scale = one pooled std per query: the within-record
-  variance sum_n sum_k (phi - mean_n)^2 / sum_n (n_n - 1), or, when no record has two models on a
-  side, the spread of all that side's values (as in the paper's code).
+- ``"paper"`` (default, registered as ``lira-online`` / ``lira-offline``): the paper's rule,
+  ``"per-example"`` with at least PER_EXAMPLE_MIN_MODELS = 64 reference models (the paper's
+  experiments use per-example variances with 64 or more), ``"global"`` below (the paper: "for small
+  numbers of shadow models" a global variance is better). ``params["variance"]`` says which was used.
+- ``"per-example"``: normal, location = median of the record's values on the side, scale = their
+  std (ddof=0, as the paper's code); records with fewer than two models on the side use the global
+  scale.
+- ``"global"``: normal, location = median, scale = the std (ddof=0) of ALL values of that side
+  (every record and model), one per query, as the paper's fixed variance.
+- ``"moderated"`` (miaudit's, in ``lira-online-moderated-offsets`` / ``lira-offline-moderated-offsets``):
+  empirical-Bayes moderated variance (Smyth 2004, limma; see :mod:`miaudit.attacks.moderated`). Per
+  side, a prior sigma^2 ~ s0^2 d0 / chi2(d0) is fitted to the sample variances s^2 (ddof=1,
+  d = n - 1 >= 1, s^2 > MIN_SCALE^2) of all records and queries; each record's variance is shrunk
+  to s~^2 = (d0 s0^2 + d s^2) / (d0 + d) and phi follows a Student-t with d0 + d degrees of freedom,
+  location = mean of the n values, scale = s~ sqrt(1 + 1/n). No record with d >= 1 on a side (e.g.
+  one IN and one OUT model per record): a normal with the pooled within-record std (the std of all
+  the side's values when no record has two models).
 
 Every scale is clipped below at ``MIN_SCALE``. Scores:
 
 - ``lira_online``:  sum_q [log p_IN(phi_target) - log p_OUT(phi_target)], a log likelihood ratio;
   member when it is > 0 (likelihood ratio > 1).
-- ``lira_offline``: OUT models only, one-sided test; score = -sum_q log P_OUT(phi >= phi_target).
-  Its threshold is calibrated leave-one-model-out (same ``variance``): each of up to
-  ``CALIBRATION_MODELS`` reference models plays the target against the others, on the records whose
-  membership the attacker knows (``shadow_*``: the audited records in "pool" mode, attacker data
-  otherwise), and the balanced-accuracy-maximising threshold on those scores is used. With one
-  reference model, or no member among the calibration records, the threshold is the median score.
+- ``lira_offline``: OUT models only, one-sided test (the paper's offline LiRA); score =
+  -sum_q log P_OUT(phi >= phi_target). Its threshold is calibrated leave-one-model-out (same
+  ``variance``): each of up to ``CALIBRATION_MODELS`` reference models plays the target against the
+  others, on the records whose membership the attacker knows (``shadow_*``: the audited records in
+  "pool" mode, attacker data otherwise), and the balanced-accuracy-maximising threshold on those
+  scores is used. With one reference model, or no member among the calibration records, there is
+  no threshold (decision None).
 
-Local offsets (``neighbors`` > 0, the default): before the fit, every model's phi (target and
-references) has its local confidence bias removed, measured on the nearest population records of
-the same label (:mod:`miaudit.attacks.local_offsets`). On the Fashion-MNIST MLP benchmark (mean of 5
-targets) this took lira-online from AUC 0.716 / TPR@0.1%FPR 7.5% to 0.740 / 9.3% with 64 reference
-models, and lira-offline from 0.665 / 5.5% to 0.681 / 7.0%. No population records: no offsets.
+Local offsets (``neighbors`` > 0; 0 by default, the paper's; LOCAL_NEIGHBORS in the miaudit
+variants): before the fit, every model's phi (target and references) has its local confidence bias
+removed, measured on the nearest population records of the same label
+(:mod:`miaudit.attacks.local_offsets`). On the Fashion-MNIST MLP benchmark (mean of 5 targets,
+moderated variances) this took lira-online from AUC 0.716 / TPR@0.1%FPR 7.5% to 0.740 / 9.3% with 64
+reference models, and lira-offline from 0.665 / 5.5% to 0.681 / 7.0%. No population records: no offsets.
 
 Records with no model on one side get that side's location from the other side plus the median
 IN - OUT shift over records that have both (or, when none has both, the median over all values of
-that side) and the prior scale s0 with d0 degrees of freedom ("moderated") or the pooled scale;
-``fit_predictives`` reports how many records needed this.
+that side) and the prior scale s0 with d0 degrees of freedom ("moderated") or the side's global /
+pooled scale; ``fit_predictives`` reports how many records needed this.
 """
 from __future__ import annotations
 
@@ -45,7 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from miaudit.attacks.calibration import balanced_accuracy_threshold, median_threshold
+from miaudit.attacks.calibration import balanced_accuracy_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS, remove_offsets, shared_population_neighbours
 from miaudit.attacks.moderated import (
@@ -64,8 +72,10 @@ PHI_LIMIT = 1e4
 """phi is clipped to [-PHI_LIMIT, PHI_LIMIT] so that zero probabilities (log-prob logits of -inf) stay finite."""
 CALIBRATION_MODELS = 16
 """lira-offline: at most this many reference models are held out in turn to calibrate the threshold."""
-VARIANCES = ("moderated", "per-record", "global")
+VARIANCES = ("paper", "per-example", "global", "moderated")
 """The ``variance`` modes (module docstring)."""
+PER_EXAMPLE_MIN_MODELS = 64
+"""variance="paper": per-example variances from this many reference models on, the global one below."""
 
 
 @dataclass(frozen=True)
@@ -111,10 +121,19 @@ def check_variance(variance: str, name: str = "lira") -> None:
         raise InputError(f"{name}: variance must be one of {', '.join(map(repr, VARIANCES))}, got {variance!r}")
 
 
+def resolve_variance(variance: str, n_reference: int) -> str:
+    """The variance mode used: "paper" becomes "per-example" with at least PER_EXAMPLE_MIN_MODELS
+    reference models, else "global" (the paper's rule); other modes are kept."""
+    check_variance(variance)
+    if variance != "paper":
+        return variance
+    return "per-example" if n_reference >= PER_EXAMPLE_MIN_MODELS else "global"
+
+
 def fit_predictives(phi: np.ndarray, is_in: np.ndarray,
                     variance: str = "moderated") -> tuple[Predictive, Predictive]:
     """(IN, OUT) predictives from reference phi [K, N, Q] and membership is_in bool [K, N]."""
-    check_variance(variance)
+    variance = resolve_variance(variance, phi.shape[0])
     moments = {side: _side_moments(phi, mask) for side, mask in (("in", is_in), ("out", ~is_in))}
     fitted = {}
     for side, other in (("in", "out"), ("out", "in")):
@@ -136,12 +155,13 @@ def offline_scores(phi_target: np.ndarray, pred_out: Predictive) -> np.ndarray:
     return -pred_out.logsf(phi_target).sum(axis=-1)
 
 
-def lira_online(inputs: AttackInputs, variance: str = "moderated", neighbors: int = LOCAL_NEIGHBORS) -> AttackScores:
+def lira_online(inputs: AttackInputs, variance: str = "paper", neighbors: int = 0) -> AttackScores:
     """LiRA online: needs reference models trained on the audited records ("pool" reference data).
 
-    variance: "moderated", "per-record" or "global" (module docstring). neighbors: population
-    neighbours of the local offsets (0 = none; none either without population records).
-    Decision: member when the likelihood ratio exceeds 1 (score > 0); threshold reported as 0.
+    variance: one of VARIANCES (module docstring). neighbors: population neighbours of the local
+    offsets (0 = none, the paper's; none either without population records). The defaults are the
+    paper's attack. Decision: member when the likelihood ratio exceeds 1 (score > 0); threshold 0.
+    ``params``: the variance mode used and the neighbours.
     """
     check_variance(variance, "lira-online")
     _require_references(inputs, "lira-online")
@@ -149,28 +169,41 @@ def lira_online(inputs: AttackInputs, variance: str = "moderated", neighbors: in
         raise InputError("lira-online: needs reference models trained on the audited records "
                          "(reference_data='pool')")
     phi_target, phi_ref, used = _phis(inputs, neighbors, "lira-online")
+    variance = resolve_variance(variance, inputs.n_reference)
     pred_in, pred_out = fit_predictives(phi_ref, inputs.reference_in, variance)
     scores = online_scores(phi_target, pred_in, pred_out)
-    return AttackScores(scores, scores > 0.0, 0.0, {"neighbors": used})
+    return AttackScores(scores, scores > 0.0, 0.0, {"variance": variance, "neighbors": used})
 
 
-def lira_offline(inputs: AttackInputs, variance: str = "moderated", neighbors: int = LOCAL_NEIGHBORS) -> AttackScores:
+def lira_offline(inputs: AttackInputs, variance: str = "paper", neighbors: int = 0) -> AttackScores:
     """LiRA offline: one-sided test against the OUT reference models of each record.
 
-    variance, neighbors: as for ``lira_online``. Decision threshold: leave-one-model-out calibration
-    (module docstring), else the median score.
+    variance, neighbors, params: as for ``lira_online``. Decision threshold: leave-one-model-out
+    calibration (module docstring), else none (decision None).
     """
     check_variance(variance, "lira-offline")
     _require_references(inputs, "lira-offline")
     phi_target, phi_ref, used = _phis(inputs, neighbors, "lira-offline")
+    variance = resolve_variance(variance, inputs.n_reference)
     _, pred_out = fit_predictives(phi_ref, inputs.reference_in, variance)
     if pred_out.is_empty:
         raise InputError("lira-offline: needs reference models not trained on the audited records")
     scores = offline_scores(phi_target, pred_out)
+    params = {"variance": variance, "neighbors": used}
     threshold = _leave_one_model_out_threshold(inputs, phi_ref, variance, used)
     if threshold is None:
-        threshold = median_threshold(scores)
-    return AttackScores(scores, scores >= threshold, threshold, {"neighbors": used})
+        return AttackScores(scores, params=params)
+    return AttackScores(scores, scores >= threshold, threshold, params)
+
+
+def lira_online_moderated_offsets(inputs: AttackInputs) -> AttackScores:
+    """miaudit's LiRA online: moderated variances and local offsets (LOCAL_NEIGHBORS neighbours)."""
+    return lira_online(inputs, variance="moderated", neighbors=LOCAL_NEIGHBORS)
+
+
+def lira_offline_moderated_offsets(inputs: AttackInputs) -> AttackScores:
+    """miaudit's LiRA offline: moderated variances and local offsets (LOCAL_NEIGHBORS neighbours)."""
+    return lira_offline(inputs, variance="moderated", neighbors=LOCAL_NEIGHBORS)
 
 
 def _require_references(inputs: AttackInputs, name: str) -> None:
@@ -267,6 +300,11 @@ def _pooled_scale(phi: np.ndarray, mask: np.ndarray, sq_dev: np.ndarray, count: 
     dof = float(np.maximum(count - 1, 0).sum())
     if dof > 0:
         return np.sqrt(sq_dev.sum(axis=0) / dof)
+    return _global_scale(phi, mask)
+
+
+def _global_scale(phi: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The paper's global scale [Q]: the std (ddof=0) of all values of the side, per query; NaN if none."""
     values = phi[mask]  # [M, Q]
     if len(values) == 0:
         return np.full(phi.shape[2], np.nan)
@@ -292,19 +330,25 @@ def _spread(phi: np.ndarray, mask: np.ndarray, own: tuple, other: tuple,
     """Scale and degrees of freedom [N, Q] of one side, and the fitted prior ("moderated")."""
     _, _, sq_dev, count = own
     shape = sq_dev.shape
+    normal = np.full(shape, np.inf)
+    if variance in ("global", "per-example"):
+        fixed = _global_scale(phi, mask)
+        if np.isnan(fixed).all():  # no model on this side: borrow the other side's spread
+            fixed = _global_scale(phi, ~mask)
+        fixed = np.broadcast_to(fixed, shape)
+        if variance == "global":
+            return np.maximum(fixed, MIN_SCALE), normal, None
+        n = count[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_example = np.sqrt(sq_dev / n)  # np.std of the record's values, as the paper's code
+        return np.maximum(np.where(n >= 2, per_example, fixed), MIN_SCALE), normal, None
     pooled = _pooled_scale(phi, mask, sq_dev, count)
     if np.isnan(pooled).all():  # no model on this side: borrow the other side's spread
         pooled = _pooled_scale(phi, ~mask, other[2], other[3])
     pooled = np.broadcast_to(pooled, shape)
-    normal = np.full(shape, np.inf)
     d = np.maximum(count - 1, 0)[:, None].astype(np.float64)  # [N, 1]
     with np.errstate(invalid="ignore", divide="ignore"):
         s2 = sq_dev / d  # NaN / inf where d = 0
-    if variance == "global":
-        return np.maximum(pooled, MIN_SCALE), normal, None
-    if variance == "per-record":
-        scale = np.where(d >= 1, np.sqrt(s2), pooled)
-        return np.maximum(scale, MIN_SCALE), normal, None
     prior = fit_variance_prior(s2, d, floor=MIN_SCALE ** 2)
     if prior is None:
         return np.maximum(pooled, MIN_SCALE), normal, None

@@ -104,7 +104,10 @@ def _averaging(points: np.ndarray, labels: np.ndarray, pool: np.ndarray, pool_la
         take = min(n, len(candidates) - pool_itself)
         if take < 1:
             continue
-        finder = NearestNeighbors(n_neighbors=take + pool_itself).fit(pool[candidates])
+        # a k-d tree measures each query on its own (brute force goes through one matrix product
+        # per batch of queries, whose rounding, and so the pick among equidistant neighbours,
+        # depends on the other queries in the batch, i.e. on the records' order)
+        finder = NearestNeighbors(n_neighbors=take + pool_itself, algorithm="kd_tree").fit(pool[candidates])
         found = candidates[finder.kneighbors(points[members], return_distance=False)]  # [m, take (+1)]
         if pool_itself:  # drop the point itself; where a duplicate pushed it out, the farthest
             keep = found != members[:, None]

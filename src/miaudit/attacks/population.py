@@ -6,8 +6,8 @@ on population records (attacker data the target did not train on). score(x) = fr
 population losses >= loss(x), i.e. the record's loss percentile counted from the top; a record the
 target fits better than most non-members scores close to 1.
 
-Decision: with ``alpha=None`` (default) the 50% membership prior, member when the score is at least
-the median score; with ``alpha`` in (0, 1) the paper's rule, member when the loss is below the
+Decision: with ``alpha=None`` (default) none (decision None: metrics call the top n_members records
+members, the audit's actual prior); with ``alpha`` in (0, 1) the paper's rule, member when the loss is below the
 population's alpha-quantile (score > 1 - alpha), which fixes the false-positive rate near alpha.
 Losses are cross-entropy averaged over queries.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from miaudit.attacks.calibration import median_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.errors import InputError
 from miaudit.signals import loss
@@ -33,7 +32,6 @@ def population(inputs: AttackInputs, alpha: float | None = None) -> AttackScores
     at_least = n_population - np.searchsorted(population_loss, record_loss, side="left")
     scores = at_least / n_population
     if alpha is None:
-        threshold = median_threshold(scores)
-        return AttackScores(scores, scores >= threshold, threshold)
+        return AttackScores(scores)
     threshold = 1.0 - alpha
     return AttackScores(scores, scores > threshold, threshold)

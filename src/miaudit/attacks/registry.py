@@ -17,7 +17,8 @@ class AttackSpec:
     trained on the audited records (online attacks, reference_data="pool"); needs_population:
     attacker records that no model trained on; seeded: the function takes the audit's ``seed``;
     cost: rough relative run time (seconds on the 64-model Fashion-MNIST audit), only used to start
-    the longest attacks first when they run concurrently.
+    the longest attacks first when they run concurrently. variant_of: for miaudit's improvements of a
+    published attack, the canonical name of that attack (None for the published attacks themselves).
     """
 
     name: str
@@ -30,6 +31,7 @@ class AttackSpec:
     seeded: bool = False
     kwargs: tuple[tuple[str, object], ...] = ()
     cost: float = 0.2
+    variant_of: str | None = None
 
     def load(self) -> Callable[..., AttackScores]:
         module, name = self.function.split(":")
@@ -75,13 +77,29 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     _shokri("rf", "random-forest", 1.8),
     _shokri("mlp", "MLP", 1.0),
     AttackSpec("lira-online", "lira:lira_online", "black-box",
-               "LiRA (Carlini et al. 2022): likelihood ratio of IN vs OUT reference models (moderated variances)",
-               needs_references=True, needs_in_models=True, cost=0.6),
+               "LiRA (Carlini et al. 2022) online: Gaussian likelihood ratio of IN vs OUT reference models "
+               "(per-example variance from 64 models, the paper's global variance below)",
+               needs_references=True, needs_in_models=True, cost=0.3),
     AttackSpec("lira-offline", "lira:lira_offline", "black-box",
-               "LiRA offline: one-sided test against OUT reference models only", needs_references=True, cost=0.5),
+               "LiRA (Carlini et al. 2022) offline: one-sided Gaussian test against OUT reference models only",
+               needs_references=True, cost=0.3),
+    AttackSpec("lira-online-moderated-offsets", "lira:lira_online_moderated_offsets", "black-box",
+               "lira-online with empirical-Bayes moderated variances (Student-t) and each model's local "
+               "confidence bias removed (population neighbours)",
+               needs_references=True, needs_in_models=True, cost=0.6,
+               variant_of="lira-online"),
+    AttackSpec("lira-offline-moderated-offsets", "lira:lira_offline_moderated_offsets", "black-box",
+               "lira-offline with empirical-Bayes moderated variances (Student-t) and each model's local "
+               "confidence bias removed (population neighbours)",
+               needs_references=True, cost=0.5, variant_of="lira-offline"),
     AttackSpec("rmia", "rmia:rmia", "black-box",
-               "RMIA (Zarifzadeh et al. 2024): likelihood ratio against population records",
-               needs_references=True, needs_population=True, cost=1.3),
+               "RMIA (Zarifzadeh et al. 2024): likelihood ratio Pr(x|target)/Pr(x) against population "
+               "records (softmax at T=1, offline a)",
+               needs_references=True, needs_population=True, cost=0.3),
+    AttackSpec("rmia-tempered-offsets", "rmia:rmia_tempered_offsets", "black-box",
+               "rmia with a softmax temperature picked on held-out reference models, each model's local "
+               "confidence bias removed, a fitted to IN/OUT models, equal counts ordered by ratio",
+               needs_references=True, needs_population=True, cost=1.3, variant_of="rmia"),
     AttackSpec("population", "population:population", "black-box",
                "Attack-P (Ye et al. 2022): loss percentile among population records, no reference models",
                needs_population=True, cost=0.01),

@@ -1,53 +1,54 @@
 """RMIA, the relative membership inference attack of Zarifzadeh et al. (2024), "Low-Cost High-Power
-Membership Inference Attacks".
+Membership Inference Attacks", and miaudit's variant of it.
 
-Pr(x|theta) is a model's true-class probability on record x, averaged over queries. Pr(x) is its
-average over the reference models, taken as 1/2 (Pr_IN(x) + Pr_OUT(x)) with Pr_IN / Pr_OUT the means
-over the models that did / did not train on x:
-- online (some reference model trained on some audited record): with balanced masks (K even) this is
-  exactly the mean over all K models, and it stays unbiased when a record's IN count is not K/2;
-- offline (no IN model), Pr_IN is replaced by the linear approximation a Pr_OUT(x) + (1 - a), i.e.
-  Pr(x) = 1/2 ((1 + a) Pr_OUT(x) + (1 - a)) with a = ``offline_a``.
-Population records z are OUT for every reference model, so Pr(z) always uses the linear
-approximation; in online mode a is fitted to the audited records instead of taken from ``offline_a``
-(least squares of Pr_IN - 1 = a (Pr_OUT - 1) over records with both IN and OUT models), so that Pr(z)
-sits on the same IN/OUT-mixture scale as Pr(x). The same fitted a stands in for Pr_IN of audited
-records without IN model (e.g. K = 1).
-
+``rmia`` (the paper's): Pr(x|theta) is a model's softmax true-class probability (T = 1) on record
+x, averaged over queries. Pr(x) is its average over the reference models, taken as
+1/2 (Pr_IN(x) + Pr_OUT(x)) with Pr_IN / Pr_OUT the means over the models that did / did not train on
+x (with balanced masks, K even, exactly the mean over all K models). Without IN model (offline, or
+K = 1) Pr_IN is the paper's linear approximation a Pr_OUT(x) + (1 - a), i.e.
+Pr(x) = 1/2 ((1 + a) Pr_OUT(x) + (1 - a)) with a = ``offline_a``. Population records z are OUT for
+every reference model, so Pr(z) always uses that approximation.
 score(x) = fraction of z with LR_x / LR_z >= gamma, LR = Pr(.|theta) / Pr(.); higher = member.
-For a fixed population the score is monotone in LR_x: gamma and z set the scale, not the ranking.
-Records with the same count are ordered by LR_x (see :func:`relative_scores`).
+For a fixed population the score is monotone in LR_x: gamma and z set the scale and which records
+tie, not the ranking. Records with equal LR_x get equal scores (the ROC code handles ties).
 
-Softmax temperature: probabilities are softmax(logits / T). Saturated probabilities (T = 1) squeeze
-the ratio of a memorised record towards 2 when half of the reference models trained on it, and
-T near 2 keeps more of the IN / OUT gap (on Fashion-MNIST MLPs: AUC 0.716 -> 0.731 with 4 reference
-models). ``temperature=None`` picks T from ``TEMPERATURES`` the way the paper tunes its
-hyperparameters: each of up to ``CALIBRATION_MODELS`` reference models plays the target against the
-others, on the records whose membership the attacker knows, and the T with the highest mean TPR at
-``CALIBRATION_FPR`` wins (ties: the smaller T). The audited records' membership is never used.
+``rmia_tempered_offsets`` (miaudit's, registered as ``rmia-tempered-offsets``) adds:
 
-Local offsets (``neighbors`` > 0, the default): each model's probability is taken after removing
-its local confidence bias, measured on the population records nearest to the record
-(:mod:`miaudit.attacks.local_offsets`): Pr(x|m) = sigmoid(phi_m(x) - o_m(x)) with phi the
-logit-scaled confidence at temperature T, instead of the softmax p_y (the same when o = 0). The
-target's own bias is the one that matters most: a target less (or more) fitted than the reference
-models shifts every LR_x of a region. On the Fashion-MNIST MLP benchmark (mean of 5 targets) this
-took RMIA from AUC 0.712 / TPR@0.1%FPR 4.2% to 0.738 / 7.0% with 4 reference models and from
-0.719 / 6.8% to 0.746 / 9.6% with 64. ``neighbors=0`` is plain RMIA.
+- Softmax temperature: probabilities are softmax(logits / T). Saturated probabilities (T = 1)
+  squeeze the ratio of a memorised record towards 2 when half of the reference models trained on
+  it, and T near 2 keeps more of the IN / OUT gap (on Fashion-MNIST MLPs: AUC 0.716 -> 0.731 with 4
+  reference models). ``temperature=None`` picks T from ``TEMPERATURES`` the way the paper tunes its
+  hyperparameters: each of up to ``CALIBRATION_MODELS`` reference models plays the target against
+  the others, on the records whose membership the attacker knows, and the T with the highest mean
+  TPR at ``CALIBRATION_FPR`` wins (ties: the smaller T). The audited records' membership is never used.
+- Local offsets (``neighbors`` > 0): each model's probability is taken after removing its local
+  confidence bias, measured on the population records nearest to the record
+  (:mod:`miaudit.attacks.local_offsets`): Pr(x|m) = sigmoid(phi_m(x) - o_m(x)) with phi the
+  logit-scaled confidence at temperature T, instead of the softmax p_y (the same when o = 0). The
+  target's own bias is the one that matters most: a target less (or more) fitted than the reference
+  models shifts every LR_x of a region. On the Fashion-MNIST MLP benchmark (mean of 5 targets) this
+  took RMIA from AUC 0.712 / TPR@0.1%FPR 4.2% to 0.738 / 7.0% with 4 reference models and from
+  0.719 / 6.8% to 0.746 / 9.6% with 64.
+- a fitted in online mode (least squares of Pr_IN - 1 = a (Pr_OUT - 1) over records with both IN and
+  OUT models), so that Pr(z) sits on the same IN/OUT-mixture scale as Pr(x); it also stands in for
+  Pr_IN of audited records without IN model.
+- Records of equal count ordered by LR_x (what the count tends to for an infinite population), equal
+  LR_x still tied (see :func:`relative_scores`).
 
-Decision threshold: the median score (50% membership prior). A leave-one-reference-out calibration
-(reference models as stand-in targets, accuracy-maximising threshold) was tried and dropped: scores
-are ranks against each target's own population, whose scale moves from model to model by more than
-the member / non-member gap, and the transferred threshold was less accurate than the median on
-synthetic checks (e.g. 0.75 vs 0.82 accuracy with 8 reference models).
+Decision: none (``AttackScores.decision`` None: metrics decide at the audit's actual prior). A
+leave-one-reference-out calibration (reference models as stand-in targets, accuracy-maximising
+threshold) was tried and dropped: scores are ranks against each target's own population, whose
+scale moves from model to model by more than the member / non-member gap, and the transferred
+threshold was less accurate than the median on synthetic checks (e.g. 0.75 vs 0.82 accuracy with 8
+reference models).
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import log_expit, logsumexp
+from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
-from miaudit.attacks.calibration import median_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.attacks.local_offsets import (
     LOCAL_NEIGHBORS,
@@ -69,30 +70,34 @@ CALIBRATION_FPR = 0.01
 
 
 def rmia(inputs: AttackInputs, gamma: float = 2.0, offline_a: float = 0.3,
-         n_population: int | None = None, temperature: float | None = None,
-         neighbors: int = LOCAL_NEIGHBORS) -> AttackScores:
-    """RMIA scores in [0, 1) for the N audited records; uses the first ``n_population`` population
-    records (all when None). temperature: softmax temperature T > 0, None = picked by
-    :func:`select_temperature` (reported in ``params``). neighbors: population neighbours of the
-    local offsets, 0 = none."""
-    if inputs.n_reference < 1:
-        raise InputError("rmia: needs at least 1 reference model (--reference-models), got 0")
-    n_available = int(inputs.population_labels.shape[0])
-    if n_available < 1:
-        raise InputError("rmia: needs population records (attacker data no model trained on), got 0")
-    if not gamma > 0:
-        raise InputError(f"rmia: gamma must be > 0, got {gamma}")
-    if not 0.0 <= offline_a <= 1.0:
-        raise InputError(f"rmia: offline_a must lie in [0, 1], got {offline_a}")
-    if n_population is None:
-        n_population = n_available
-    if not 1 <= n_population <= n_available:
-        raise InputError(f"rmia: n_population must lie in [1, {n_available}] (population records), "
-                         f"got {n_population}")
-    if temperature is not None and not temperature > 0:
-        raise InputError(f"rmia: temperature must be > 0, got {temperature}")
-    if not (isinstance(neighbors, (int, np.integer)) and neighbors >= 0):
-        raise InputError(f"rmia: neighbors must be an integer >= 0, got {neighbors}")
+         n_population: int | None = None) -> AttackScores:
+    """RMIA as the paper defines it: the fraction of population records z with LR_x / LR_z >= gamma,
+    Pr = softmax true-class probability at T = 1, Pr(x) the mean over the reference models (the
+    offline linear approximation with ``offline_a`` without IN model), Pr(z) the approximation with
+    ``offline_a``. Uses the first ``n_population`` population records (all when None). Scores in
+    [0, 1], ties kept; no decision threshold (None)."""
+    _check(inputs, gamma, offline_a, n_population, None, 0)
+    n_population = n_population or int(inputs.population_labels.shape[0])
+    pop = slice(0, n_population)
+    scores, a = relative_scores(
+        log_true_class_probability(inputs.target_logits, inputs.labels),
+        log_true_class_probability(inputs.reference_logits, inputs.labels), inputs.reference_in,
+        log_true_class_probability(inputs.population_target_logits[pop], inputs.population_labels[pop]),
+        log_true_class_probability(inputs.population_reference_logits[:, pop], inputs.population_labels[pop]),
+        gamma, offline_a, fit_a=False, break_ties=False)
+    return AttackScores(scores, params={"temperature": 1.0, "neighbors": 0, "a": a})
+
+
+def rmia_tempered_offsets(inputs: AttackInputs, gamma: float = 2.0, offline_a: float = 0.3,
+                          n_population: int | None = None, temperature: float | None = None,
+                          neighbors: int = LOCAL_NEIGHBORS) -> AttackScores:
+    """miaudit's RMIA: scores in [0, 1) for the N audited records, with a softmax temperature
+    (None = picked by :func:`select_temperature`), local offsets over ``neighbors`` population
+    neighbours (0 = none), a fitted to the IN / OUT models, and records of equal count ordered by
+    LR_x (equal LR_x, equal score). Temperature, neighbours and a are reported in ``params``; no
+    decision threshold (None)."""
+    _check(inputs, gamma, offline_a, n_population, temperature, neighbors)
+    n_population = n_population or int(inputs.population_labels.shape[0])
     pop = slice(0, n_population)
     pop_labels = inputs.population_labels[pop]
     pop_target, pop_ref = inputs.population_target_logits[pop], inputs.population_reference_logits[:, pop]
@@ -120,10 +125,30 @@ def rmia(inputs: AttackInputs, gamma: float = 2.0, offline_a: float = 0.3,
         mean = references.population_mean(t)
         log_px_ref, log_pz_ref = references.log_p(t, nb.records, mean), references.population_log_p(t, nb, mean)
         log_px_target, log_pz_target = target.log_p(t, nb.records, mean), target.population_log_p(t, nb, mean)
-    scores = relative_scores(log_px_target, log_px_ref, inputs.reference_in, log_pz_target, log_pz_ref,
-                             gamma, offline_a)
-    threshold = median_threshold(scores)
-    return AttackScores(scores, scores >= threshold, threshold, {"temperature": t, "neighbors": int(neighbors)})
+    scores, a = relative_scores(log_px_target, log_px_ref, inputs.reference_in, log_pz_target, log_pz_ref,
+                                gamma, offline_a)
+    return AttackScores(scores, params={"temperature": t, "neighbors": int(neighbors), "a": a})
+
+
+def _check(inputs: AttackInputs, gamma: float, offline_a: float, n_population: int | None,
+           temperature: float | None, neighbors: int) -> None:
+    """InputError for settings RMIA cannot run with."""
+    if inputs.n_reference < 1:
+        raise InputError("rmia: needs at least 1 reference model (--reference-models), got 0")
+    n_available = int(inputs.population_labels.shape[0])
+    if n_available < 1:
+        raise InputError("rmia: needs population records (attacker data no model trained on), got 0")
+    if not gamma > 0:
+        raise InputError(f"rmia: gamma must be > 0, got {gamma}")
+    if not 0.0 <= offline_a <= 1.0:
+        raise InputError(f"rmia: offline_a must lie in [0, 1], got {offline_a}")
+    if n_population is not None and not 1 <= n_population <= n_available:
+        raise InputError(f"rmia: n_population must lie in [1, {n_available}] (population records), "
+                         f"got {n_population}")
+    if temperature is not None and not temperature > 0:
+        raise InputError(f"rmia: temperature must be > 0, got {temperature}")
+    if not (isinstance(neighbors, (int, np.integer)) and neighbors >= 0):
+        raise InputError(f"rmia: neighbors must be an integer >= 0, got {neighbors}")
 
 
 def select_temperature(inputs: AttackInputs, offline_a: float = 0.3,
@@ -272,23 +297,25 @@ def _fit_a(p_in: np.ndarray, p_out: np.ndarray, both: np.ndarray, default: float
 
 def relative_scores(log_px_target: np.ndarray, log_px_ref: np.ndarray, ref_in: np.ndarray,
                     log_pz_target: np.ndarray, log_pz_ref: np.ndarray, gamma: float,
-                    offline_a: float) -> np.ndarray:
-    """About the fraction of population records z with LR_x / LR_z >= gamma: float64 [N] in [0, 1).
-    The count c of such z is floor(score * (Z + 1)); records with equal c are ordered by LR_x, so
-    no two records tie (at high temperatures most counts would be 0).
+                    offline_a: float, fit_a: bool = True, break_ties: bool = True) -> tuple[np.ndarray, float]:
+    """(scores float64 [N], the a used): the fraction of population records z with LR_x / LR_z >= gamma.
 
     log_px_target [N] / log_pz_target [Z]: the target's log Pr(.|theta); log_px_ref [K, N] /
     log_pz_ref [K, Z]: the reference models'; ref_in bool [K, N]. Population records are OUT for
-    every reference model. a is fitted by :func:`fit_offline_a` (``offline_a`` without IN models).
+    every reference model, so Pr(z) is the linear approximation with a: ``offline_a``, or with
+    ``fit_a`` :func:`fit_offline_a` of the audited records (``offline_a`` without IN models).
+    break_ties=False: score = count / Z, the paper's. True: score = (count + rank / (N + 1)) / (Z + 1)
+    with rank the average rank of LR_x among the audited records (0-based), so records of equal count
+    are ordered by LR_x, equal LR_x stay tied, and count = floor(score * (Z + 1)).
     """
     px_ref, pz_ref = np.exp(log_px_ref), np.exp(log_pz_ref)
-    a = fit_offline_a(px_ref, ref_in, offline_a)
+    a = fit_offline_a(px_ref, ref_in, offline_a) if fit_a else float(offline_a)
     log_lr_x = log_px_target - np.log(marginal(px_ref, ref_in, ~ref_in, a))
     all_out = np.ones(pz_ref.shape, bool)
     log_lr_z = log_pz_target - np.log(marginal(pz_ref, ~all_out, all_out, a))
     # LR_x / LR_z >= gamma  <=>  log LR_z <= log LR_x - log gamma
     below = np.searchsorted(np.sort(log_lr_z), log_lr_x - np.log(gamma), side="right")
-    # Records with the same count are ordered by LR_x (what the count tends to for an infinite
-    # population); the count stays floor(score * (Z + 1)).
-    rank = np.argsort(np.argsort(log_lr_x, kind="stable"), kind="stable")
-    return (below + rank / (len(rank) + 1.0)) / (len(log_lr_z) + 1.0)
+    if not break_ties:
+        return below / len(log_lr_z), a
+    rank = rankdata(log_lr_x, method="average") - 1.0
+    return (below + rank / (len(rank) + 1.0)) / (len(log_lr_z) + 1.0), a

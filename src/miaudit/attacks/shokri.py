@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from miaudit import signals
 from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.sampling import identity_keys, order_by_identity
 from miaudit.errors import InputError
 
 # Fewer members or non-members than this for a class -> that class uses the global model.
@@ -191,26 +192,35 @@ def _shokri_attack(inputs: AttackInputs, classifier: str, per_class: bool, seed:
     k, r = inputs.shadow_logits.shape[:2]
     if k == 0 or r == 0:
         raise InputError(f"{name}: needs at least 1 reference (shadow) model")
-    is_member = inputs.shadow_in.reshape(k * r)
-    rows = _balanced_rows(is_member, np.random.default_rng(seed), name, MAX_TRAINING_ROWS)
-    # features of the sampled rows only (row-wise, so the same as sampling all K x R feature rows)
-    logits = inputs.shadow_logits[:, :, 0].reshape(k * r, -1)[rows]
-    labels = np.broadcast_to(inputs.shadow_labels[None, :], (k, r)).reshape(k * r)[rows]
+    ids = np.arange(r) if inputs.shadow_ids is None else inputs.shadow_ids
+    rows = balanced_rows(inputs.shadow_in, ids, seed, name, MAX_TRAINING_ROWS)
+    model_of, record_of = np.divmod(rows, r)
+    logits = inputs.shadow_logits[model_of, record_of, 0]
+    labels = inputs.shadow_labels[record_of]
     model = ShokriAttackModel(classifier, per_class, inputs.n_classes, seed)
-    model.fit(attack_features(logits, labels), is_member[rows])
+    model.fit(attack_features(logits, labels), inputs.shadow_in[model_of, record_of])
     scores = model.predict_proba(attack_features(inputs.target_logits[:, 0], inputs.labels))[:, 1]
     return AttackScores(scores, scores >= 0.5, 0.5)
 
 
-def _balanced_rows(is_member: np.ndarray, rng: np.random.Generator, name: str, max_rows: int) -> np.ndarray:
-    """int [2m] sorted row indices: m random members and m random non-members, m = min(smaller side,
-    max_rows / 2) — all of the smaller side unless that exceeds the cap."""
+def balanced_rows(shadow_in: np.ndarray, ids: np.ndarray, seed: int, name: str, max_rows: int) -> np.ndarray:
+    """int [2m] flat row indices k * R + r into shadow_in bool [K, R]: m members and m non-members,
+    m = min(smaller side, max_rows / 2). Rows are drawn, and ordered, by a seeded key of (record id,
+    model) (``ids`` int [R]), never by position: permuting the records draws the same rows in the same
+    order, so the attack models fitted on them are the same."""
+    k, r = shadow_in.shape
+    is_member = shadow_in.reshape(k * r)
     members, non_members = np.flatnonzero(is_member), np.flatnonzero(~is_member)
     m = min(len(members), len(non_members), max_rows // 2)
     if m == 0:
         raise InputError(f"{name}: the reference models' known records are all members or all non-members")
-    return np.sort(np.concatenate([rng.choice(members, m, replace=False),
-                                   rng.choice(non_members, m, replace=False)]))
+    keys = identity_keys(ids, k, seed).reshape(k * r)
+    row_ids, row_models = np.tile(ids, k), np.repeat(np.arange(k), r)
+
+    def by_identity(rows: np.ndarray) -> np.ndarray:
+        return rows[order_by_identity(keys[rows], row_ids[rows], row_models[rows])]
+
+    return by_identity(np.concatenate([by_identity(members)[:m], by_identity(non_members)[:m]]))
 
 
 def _enough_of_each(is_member: np.ndarray) -> bool:

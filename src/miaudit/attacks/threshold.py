@@ -13,8 +13,8 @@ Decision threshold, never looking at the audited records' membership:
   use class-dependent thresholds as Song & Mittal do: class c's threshold is calibrated on the
   shadow records of class c; a class with no shadow records, or whose shadow records are all
   members or all non-members, uses the global threshold. Loss uses the global threshold (Yeom).
-- with no reference models: the median of the audited scores (50% membership prior).
-``AttackScores.threshold`` is the global threshold in both cases.
+- with no reference models: no threshold (decision None: metrics decide at the audit's prior).
+``AttackScores.threshold`` is the global threshold when there is one.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from miaudit import signals
-from miaudit.attacks.calibration import balanced_accuracy_threshold, decide, median_threshold
+from miaudit.attacks.calibration import balanced_accuracy_threshold, decide
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.errors import InputError
 
@@ -78,8 +78,7 @@ def _threshold_attack(inputs: AttackInputs, signal: Signal, per_class: bool) -> 
                     inputs.labels[:, None]).mean(axis=1)  # [N]
     k, r = inputs.shadow_logits.shape[:2]
     if k == 0 or r == 0:
-        t = median_threshold(scores)
-        return AttackScores(scores, decide(scores, t), t)
+        return AttackScores(scores)
     shadow_scores = signal(_finite_logits(inputs.shadow_logits, "shadow_logits"),
                            inputs.shadow_labels[None, :, None]).mean(axis=2)  # [K, R]
     global_t, per_class_t = class_thresholds(shadow_scores, inputs.shadow_in, inputs.shadow_labels,
