@@ -71,7 +71,8 @@ def test_permuting_the_records_permutes_the_scores(attack, audited):
         np.testing.assert_array_equal(after.decision, before.decision[order])
 
 
-def no_information_inputs(kind: str, n: int = 400, k: int = 4, z: int = 200, c: int = 3) -> tuple[AttackInputs, np.ndarray]:
+def no_information_inputs(kind: str, n: int = 400, k: int = 4, z: int = 200,
+                          c: int = 3) -> tuple[AttackInputs, np.ndarray]:
     """Pool-mode inputs whose logits say nothing about membership, and a membership [N] (half).
     kind "identical": every model gives the same logits on every record, all of one label;
     "independent": labels and logits drawn at random, independently of who trained on what."""

@@ -211,7 +211,8 @@ def test_with_few_models_the_global_variance_beats_per_example_and_moderated_mat
     # the paper's global std spans all records (record means ~ N(0, 1) plus the 0.5 noise), wider than
     # any record's own spread; one scale for every record leaves the ranking as the moderated one's
     gauss_in, gauss_out = fit_predictives(few.phi_ref, few.ref_in, "global")
-    assert np.allclose(gauss_in.scale, np.sqrt(1.25), atol=0.05) and np.allclose(gauss_out.scale, np.sqrt(1.25), atol=0.05)
+    assert np.allclose(gauss_in.scale, np.sqrt(1.25), atol=0.05)
+    assert np.allclose(gauss_out.scale, np.sqrt(1.25), atol=0.05)
     assert np.all(np.isinf(gauss_in.dof)) and gauss_in.prior is None
     assert abs(moderated - global_) < 0.01
     pred_in, pred_out = fit_predictives(few.phi_ref, few.ref_in)
