@@ -2,8 +2,6 @@
 carry no membership information, whatever that order."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -18,19 +16,6 @@ from miaudit.plan import make_plan
 from miaudit.signals import true_class_confidence
 
 TARGETS = ("tree", "forest", "naive-bayes", "mlp")
-
-
-def permuted(inputs: AttackInputs, order: np.ndarray) -> AttackInputs:
-    """The same inputs with the audited records in ``order`` (and the shadow records with them when
-    they are the audited records, as in pool mode)."""
-    ids = np.arange(inputs.n_records) if inputs.record_ids is None else inputs.record_ids
-    changes = dict(target_logits=inputs.target_logits[order], labels=inputs.labels[order],
-                   reference_logits=inputs.reference_logits[:, order], reference_in=inputs.reference_in[:, order],
-                   record_ids=ids[order])
-    if inputs.shadow_records_are_audited:
-        changes.update(shadow_logits=changes["reference_logits"], shadow_in=changes["reference_in"],
-                       shadow_labels=changes["labels"], shadow_ids=ids[order])
-    return dataclasses.replace(inputs, **changes)
 
 
 @pytest.fixture(scope="module", params=TARGETS)
@@ -65,7 +50,7 @@ def test_permuting_the_records_permutes_the_scores(attack, audited):
     _, inputs, _ = audited
     spec = ATTACKS[attack]
     order = np.random.default_rng(17).permutation(inputs.n_records)
-    before, after = spec.run(inputs, seed=5), spec.run(permuted(inputs, order), seed=5)
+    before, after = spec.run(inputs, seed=5), spec.run(inputs.permuted(order), seed=5)
     np.testing.assert_allclose(after.scores, before.scores[order], rtol=1e-9, atol=1e-12)
     if before.decision is not None:
         np.testing.assert_array_equal(after.decision, before.decision[order])
@@ -98,7 +83,7 @@ def test_identical_outputs_give_an_auc_of_exactly_one_half_in_any_order(attack):
     orders = {"as given": np.arange(len(member)), "shuffled": np.random.default_rng(5).permutation(len(member)),
               "reversed": np.arange(len(member))[::-1]}
     for label, order in orders.items():
-        scores = ATTACKS[attack].run(permuted(inputs, order), seed=2).scores
+        scores = ATTACKS[attack].run(inputs.permuted(order), seed=2).scores
         assert roc_auc_score(member[order], scores) == 0.5, label
 
 

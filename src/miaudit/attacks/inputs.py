@@ -7,6 +7,7 @@ All logits are float32; models without logits give log-probabilities (same softm
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -126,6 +127,18 @@ class AttackInputs:
             self.shadow_logits.shape == self.reference_logits.shape
             and np.array_equal(self.shadow_labels, self.labels)
             and np.array_equal(self.shadow_logits, self.reference_logits)))
+
+    def permuted(self, order: np.ndarray) -> AttackInputs:
+        """The same inputs with the audited records in ``order`` (int [N]); the shadow records move
+        with them when they are the audited records (pool mode). Scores of any attack follow."""
+        ids = np.arange(self.n_records) if self.record_ids is None else self.record_ids
+        changes = dict(target_logits=self.target_logits[order], labels=self.labels[order],
+                       reference_logits=self.reference_logits[:, order], reference_in=self.reference_in[:, order],
+                       record_ids=ids[order])
+        if self.shadow_records_are_audited:
+            changes.update(shadow_logits=changes["reference_logits"], shadow_in=changes["reference_in"],
+                           shadow_labels=changes["labels"], shadow_ids=ids[order])
+        return dataclasses.replace(self, **changes)
 
     def select_references(self, index) -> AttackInputs:
         """The same inputs restricted to reference models ``index`` (a slice or int array over K)."""
