@@ -131,7 +131,8 @@ def results_table(result) -> Table:
                         f"test acc {t.test_accuracy:.3f}, {t.members} members, {t.non_members} non-members",
                   caption="\n".join(table_legend(metrics)) or None, caption_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True, pad_edge=False)
-    for col in ("attack", "AUC", "TPR@0.1%", "TPR@1%", "acc", "prec", "recall", "adv", "ε lb", "s"):
+    bound = all(a.metrics.epsilon_valid for a in result.attacks)
+    for col in ("attack", "AUC", "TPR@0.1%", "TPR@1%", "acc", "prec", "recall", "adv", "ε ≥" if bound else "ε est", "s"):
         table.add_column(col, justify="left" if col == "attack" else "right", no_wrap=True)
     for a in sorted(result.attacks, key=lambda a: -a.metrics.auc):
         m = a.metrics

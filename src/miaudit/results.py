@@ -118,7 +118,7 @@ class AuditResult:
             f"target {t.model}: train accuracy {t.train_accuracy:.3f}, test accuracy {t.test_accuracy:.3f} "
             f"(gap {t.generalization_gap:+.3f}); {t.members} members, {t.non_members} non-members",
             f"{'attack':<{w}}{'AUC':>22}{'TPR@0.1%':>23}{'TPR@1%':>23}{'acc':>7}{'prec':>7}{'recall':>8}"
-            f"{'adv':>7}{'eps_lb':>8}{'sec':>8}",
+            f"{'adv':>7}{'eps_lb' if all(a.metrics.epsilon_valid for a in self.attacks) else 'eps_est':>8}{'sec':>8}",
         ]
         for a in sorted(self.attacks, key=lambda a: -a.metrics.auc):
             m = a.metrics
