@@ -312,22 +312,8 @@ def build_transformer(encoding: TableEncoding) -> ColumnTransformer:
     return ColumnTransformer(steps, sparse_threshold=0.0)
 
 
-
-
 def _standardize(x, mean: float, std: float):
     return (np.asarray(x, np.float64) - mean) / std
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def _clean_frame(parsed: dict, kinds: dict, keep: np.ndarray) -> pd.DataFrame:
@@ -340,8 +326,6 @@ def _clean_frame(parsed: dict, kinds: dict, keep: np.ndarray) -> pd.DataFrame:
             text = values[keep].astype(object) if values.dtype == object else number_text(values[keep])
             data[name] = pd.Series(text, dtype=object)
     return pd.DataFrame(data)
-
-
 
 
 def _fit_columns(clean: pd.DataFrame, kinds: dict, missing: str) -> list[ColumnEncoding]:
@@ -376,10 +360,6 @@ def _fit_columns(clean: pd.DataFrame, kinds: dict, missing: str) -> list[ColumnE
             columns[name] = ColumnEncoding(name=name, kind="categorical", fill=fills[j],
                                            categories=tuple(str(c) for c in pipe[-1].categories_[j]))
     return [columns[c] for c in clean.columns]
-
-
-
-
 
 
 def _classes(labels: np.ndarray, classes, kind: str, name: str) -> list:
