@@ -59,10 +59,10 @@ def cases(tmp):
         "online attack without pool references": (
             ["--reference-data", "attacker", "--attacks", "lira-online"], "lira-online"),
         "label column missing": (["--dataset", str(write_csv(tmp / "nolabel.csv"))], "label"),
-        "labels out of range": (
-            ["--dataset", str(write_csv(tmp / "neg.csv", label=lambda n: np.arange(n) % 3 - 1))], "label"),
-        "NaN feature": (
-            ["--dataset", str(write_csv(tmp / "nan.csv", label=lambda n: np.arange(n) % 3, nan=True))], "NaN"),
+        "label not a whole number": (
+            ["--dataset", str(write_csv(tmp / "half.csv", label=lambda n: np.arange(n) % 3 + 0.5))], "label"),
+        "every row missing a value": (
+            ["--dataset", write(tmp / "gaps.csv", "a,b,label\n1,?,0\n2,,1\n3,NA,0\n")], "every row has a missing"),
         "unwritable out": (["--dataset", str(good), "--out", str(a_file / "sub")], "--out"),
         "config unknown key": (["--config", str(cfg)], "memberz"),
         "bad recipe value": (["--lr", "-0.1"], "lr"),
@@ -101,12 +101,15 @@ def cases(tmp):
         # malformed files
         "float64 beyond float32": (["--dataset", str(tmp / "big.csv"), *tree], "beyond float32's range"),
         "duplicate column": (["--dataset", write(tmp / "dup.csv", "a,b,a,label\n1,2,3,0\n4,5,6,1\n")],
-                             "column 'a' appears more than once"),
+                             "duplicate column name 'a'"),
         "duplicate label column": (["--dataset", write(tmp / "dupl.csv", "a,label,label\n1,0,1\n2,1,0\n")],
-                                   "column 'label' appears more than once"),
+                                   "duplicate column name 'label'"),
         "empty csv": (["--dataset", write(tmp / "empty.csv", "")], "empty file"),
         "header only": (["--dataset", write(tmp / "header.csv", "a,b,label\n")], "no records"),
-        "text cell": (["--dataset", write(tmp / "text.csv", "a,b,label\n1,x,0\n2,3,1\n")], "must be numeric"),
+        "member column not 0/1": (["--dataset", write(tmp / "mem.csv", "a,m,label\n1,2,0\n2,1,1\n"),
+                                   "--member-column", "m"], "m: value 2 in row 0 is not 0/1"),
+        "members file id unknown": (["--dataset", "digits", "--members-file", write(tmp / "ids.txt", "3\n99999\n")],
+                                    "id '99999' is not a record id"),
         "csv not UTF-8": (["--dataset", write(tmp / "latin.csv", b"caf\xe9,b,label\n1,2,0\n3,4,1\n")], "latin.csv"),
     }
 

@@ -52,6 +52,21 @@ def audit(
     delta: Optional[float] = typer.Option(None, help="δ of the empirical ε lower bound."),
     coin_flip_members: bool = typer.Option(False, "--coin-flip-members", help="Each audited record is a member by its own fair coin (makes the one-run ε lower bound valid)."),
     epsilon_method: Optional[str] = typer.Option(None, help="One-run ε audit: steinke-2023-one-run (default), mahloujifar-2025-fdp-one-run (tighter), mahloujifar-2025-gdp-one-run (an estimate)."),
+    member_column: Optional[str] = typer.Option(None, help="The user's split: a column of 0/1 (or true/false, yes/no) in the dataset table, 1 = trained the target."),
+    members_file: Optional[str] = typer.Option(None, help="The user's split: a file of the member records' ids (--id-column values, or row numbers from 0)."),
+    id_column: Optional[str] = typer.Option(None, help="Record-id column of the dataset table (for --members-file)."),
+    categorical: Optional[str] = typer.Option(None, help="Text columns of a table: onehot (default) or ordinal."),
+    missing: Optional[str] = typer.Option(None, help="Rows with missing values: drop (default, counted in the report) or impute (median / most frequent)."),
+    na_values: Optional[str] = typer.Option(None, help="Texts meaning a missing value, comma-separated (default: '', ?, NA, N/A, NaN, null, None)."),
+    columns: Optional[str] = typer.Option(None, help="Column names of a header-less CSV, comma-separated."),
+    no_header: bool = typer.Option(False, "--no-header", help="The CSV has no header line (columns named col0, col1, ...)."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a .pkl / .joblib target (loading a pickle runs its code)."),
+    target_output: Optional[str] = typer.Option(None, help="What a model file returns: auto (default), logits or probabilities."),
+    target_input: Optional[str] = typer.Option(None, help="What a model file is fed: raw (default, the records as in your data) or scaled (as miaudit's models see them)."),
+    reference_architecture: Optional[str] = typer.Option(None, help="Architecture of the reference models (mlp, cnn, forest, ...); needed for an ONNX target."),
+    predictions: Optional[str] = typer.Option(None, help="Audit precomputed outputs (.npz / .parquet, see docs/predictions-format.md); no model is trained."),
+    save_target: Optional[Path] = typer.Option(None, help="Export the target miaudit trained (.onnx for torch models, .skops for scikit-learn)."),
+    save_predictions: Optional[Path] = typer.Option(None, help="Write the audit's signals as an .npz file that --predictions reads."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Train reference models afresh; don't read or write the model cache."),
     cache_dir: Optional[str] = typer.Option(None, help="Reference-model cache (default: $MIAUDIT_CACHE or ~/.cache/miaudit)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
@@ -69,9 +84,18 @@ def audit(
         keep_classes=keep_classes,
         shadow_dataset=shadow_dataset, nonmember_dataset=nonmember_dataset, label_column=label_column,
         data_dir=data_dir, delta=delta, coin_flip_members=coin_flip_members or None,
-        epsilon_method=epsilon_method,
+        epsilon_method=epsilon_method, member_column=member_column, members_file=members_file,
+        id_column=id_column, categorical=categorical, missing=missing, na_values=na_values, columns=columns,
+        no_header=no_header or None, trust_pickle=trust_pickle or None, target_output=target_output,
+        target_input=target_input, reference_architecture=reference_architecture, predictions=predictions,
         cache=False if no_cache else None, cache_dir=cache_dir)
     check_writable(out)
+    for flag, path, suffixes in (("--save-target", save_target, (".onnx", ".skops")),
+                                 ("--save-predictions", save_predictions, (".npz",))):
+        if path is not None:
+            check_output_file(flag, path, suffixes)
+    if save_target is not None:
+        check_exportable(cfg.target, save_target)
     if cfg.cache and cfg.reference_models:
         from miaudit.models.cache import check_cache_dir, default_cache_dir
 
@@ -82,6 +106,12 @@ def audit(
     for note in result.notes:
         out_console.print(f"note: {note}")
     out_console.print(f"total {result.timing['total_s']:.1f} s; report: {paths['report.html']}")
+    if save_target is not None:
+        out_console.print(f"target exported: {result.save_target(save_target)}")
+    if save_predictions is not None:
+        from miaudit.targets.predictions import save_predictions as write_predictions
+
+        out_console.print(f"signals written: {write_predictions(result.predictions(), save_predictions)}")
 
 
 @app.command("attacks")
@@ -119,6 +149,25 @@ def check_writable(out: Path) -> None:
         raise InputError(f"--out: {out} is not writable ({probe} is a file)")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(f"--out: {out} is not writable")
+
+
+def check_output_file(flag: str, path: Path, suffixes: tuple[str, ...]) -> None:
+    """Fail before any work when ``path`` has none of ``suffixes`` or its folder is not writable."""
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"{flag}: {path.name}: name the file *{' or *'.join(suffixes)}")
+    check_writable(path.parent if str(path.parent) else Path("."))
+
+
+def check_exportable(target: str, path: Path) -> None:
+    """Fail before any work when --save-target cannot export ``target`` to ``path``."""
+    from miaudit.models.registry import TORCH_NAMES
+    from miaudit.targets.source import target_kind
+
+    if target_kind(target) != "model":
+        raise InputError(f"--save-target: the target {target} is not one miaudit trains; nothing to export")
+    want = ".onnx" if target in TORCH_NAMES else ".skops"
+    if path.suffix.lower() != want:
+        raise InputError(f"--save-target: a {target} target exports to {want}, got {path.name}")
 
 
 def results_table(result) -> Table:

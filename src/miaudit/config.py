@@ -41,6 +41,17 @@ class AuditConfig(BaseModel):
     coin_flip_members: each of the members + non_members audited records is a member by its own fair
     coin (what makes the one-run epsilon lower bound valid) instead of exactly ``members`` of them;
     epsilon_method: the one-run epsilon audit of :mod:`miaudit.dp_audit` (the GDP form is an estimate).
+
+    The user's own data and model (issue 10): a CSV / Parquet ``dataset`` is encoded as ``categorical``
+    ("onehot" | "ordinal"), ``missing`` ("drop" rows | "impute"), ``na_values`` (texts meaning
+    missing), ``columns`` / ``no_header`` for header-less files; ``member_column`` (0/1 per row) or
+    ``members_file`` (record ids, from ``id_column`` or row numbers) is the user's split: members and
+    non-members are then the audited records. ``target`` may be a model file (.onnx, .pt, .pt2,
+    .skops; pickles with ``trust_pickle``); ``target_output`` says what it returns; ``target_input``
+    "raw" feeds it the records as in the user's data, "scaled" as miaudit's models see them.
+    ``reference_architecture`` names the reference models' architecture (needed for ONNX targets;
+    default: a clone of a scikit-learn target, a re-initialised TorchScript target).
+    ``predictions``: a file of precomputed outputs (signals in, audit out; no model is trained).
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -71,6 +82,19 @@ class AuditConfig(BaseModel):
     chunk_size: int = Field(16, ge=1)
     n_jobs: int = -1
     coin_flip_members: bool = False
+    categorical: Literal["onehot", "ordinal"] = "onehot"
+    missing: Literal["drop", "impute"] = "drop"
+    na_values: list[str] | None = None
+    columns: list[str] | None = None
+    no_header: bool = False
+    member_column: str | None = None
+    members_file: str | None = None
+    id_column: str | None = None
+    trust_pickle: bool = False
+    target_output: Literal["auto", "logits", "probabilities"] = "auto"
+    target_input: Literal["raw", "scaled"] = "raw"
+    reference_architecture: str | None = None
+    predictions: str | None = None
     epsilon_method: Literal["steinke-2023-one-run", "mahloujifar-2025-fdp-one-run",
                             "mahloujifar-2025-gdp-one-run"] = "steinke-2023-one-run"
 
@@ -85,6 +109,13 @@ class AuditConfig(BaseModel):
         if not names:
             raise ValueError("give attack names separated by commas, or 'all' (see `miaudit attacks`)")
         return names
+
+    @field_validator("na_values", "columns", mode="before")
+    @classmethod
+    def _split_names(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [a.strip() for a in v.split(",")]
+        return v
 
     @field_validator("hidden", mode="before")
     @classmethod

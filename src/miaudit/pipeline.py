@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,7 @@ import miaudit
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.config import AuditConfig, make_config
 from miaudit.data.queries import query_views
+from miaudit.data.user_table import as_audit_data
 from miaudit.errors import InputError
 from miaudit.metrics import compute_metrics
 from miaudit.models.cache import ModelCache, default_cache_dir
@@ -20,21 +23,41 @@ from miaudit.models.perf import matmul_gflops
 from miaudit.models.references import train_references
 from miaudit.models.registry import TORCH_NAMES, fit_single, model_spec
 from miaudit.models.wrappers import StackTarget
-from miaudit.plan import AuditPlan, make_plan
+from miaudit.plan import AuditPlan, load_audited, make_plan, table_options
 from miaudit.progress import ProgressBoard
 from miaudit.results import AttackOutcome, AuditResult, TargetSummary
 
 
-def audit(config: AuditConfig | None = None, *, progress: bool = True, **settings: Any) -> AuditResult:
+def audit(config: AuditConfig | None = None, *, progress: bool = True, data: Any = None, membership: Any = None,
+          train_fn: Callable | None = None, **settings: Any) -> AuditResult:
     """Run one membership-inference audit and return its result (nothing is written to disk).
 
     Pass an AuditConfig, or settings by name: ``audit(dataset="digits", target="tree",
     reference_models=8, attacks=["threshold-loss", "lira-online"])``. Bad settings raise
     miaudit.errors.InputError before any model is trained. ``result.save(dir)`` writes the report.
+
+    The user's own model and data: ``target`` may be a fitted scikit-learn estimator, a torch module,
+    a ``predict(x) -> probabilities or logits`` function or a model file; ``data`` a dataset name,
+    a Dataset, (x, y) arrays or a DataFrame; ``membership`` bool [n], True for the records the target
+    trained on; ``train_fn(x, y, seed) -> model`` trains a reference model the way the target was
+    (called K times, cached, resumed). Reference models default to clones of a scikit-learn target
+    and re-initialised copies of a torch one.
     """
+    model = settings.pop("target") if not isinstance(settings.get("target", ""), str) else None
+    if isinstance(data, (str, Path)):
+        settings["dataset"], data = str(data), None
+    if model is not None:
+        settings["target"] = f"user:{type(model).__name__}"
     cfg = config if config is not None and not settings else make_config(base=config, **settings)
     started = time.perf_counter()
-    plan = make_plan(cfg)
+    if cfg.predictions:
+        from miaudit.predictions_audit import audit_predictions
+
+        with ProgressBoard(progress) as board:
+            return audit_predictions(cfg, board, started)
+    if data is not None or membership is not None:
+        data = as_audit_data(load_audited(cfg) if data is None else data, membership, table_options(cfg))
+    plan = make_plan(cfg, data, model, train_fn)
     with ProgressBoard(progress) as board:
         return _run(plan, board, started)
 
@@ -62,9 +85,15 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
 
     summary = TargetSummary(cfg.target, train_acc, test_acc, int(plan.membership.sum()),
                             int((~plan.membership).sum()))
+    sections = {"data": plan.table.public()} if plan.table is not None else {}
+    if plan.outside is not None:
+        sections["target_source"] = {"kind": plan.outside.kind, "source": plan.outside.source,
+                                     "input": cfg.target_input, "reference_models": plan.reference_architecture
+                                     or plan.outside.reference_source}
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
-                       plan.membership, plan.pool_y, notes=list(plan.notes), inputs=inputs, model=target,
-                       records=plan.pool_x)
+                       plan.membership, plan.pool_y, notes=list(plan.notes), inputs=inputs,
+                       model=target if plan.outside is None else None, records=plan.pool_x, sections=sections,
+                       scaler=plan.scaler)
 
 
 def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = None,
@@ -79,9 +108,9 @@ def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = N
     timing = {} if timing is None else timing
     cfg = plan.config
     k = cfg.reference_models
-    if not (k and cfg.target == "mlp" and plan.reference_mode == "pool"):
+    if not (k and plan.outside is None and cfg.target == "mlp" and plan.reference_mode == "pool"):
         t = time.perf_counter()
-        target = train_target(plan, board)
+        target = train_target(plan, board) if plan.outside is None else plan.outside.target
         timing["train_target_s"] = time.perf_counter() - t
         t = time.perf_counter()
         refs = train_reference_models(plan, board)
@@ -119,8 +148,32 @@ def train_reference_models(plan: AuditPlan, board: ProgressBoard | None = None):
     k = cfg.reference_models
     if k == 0:
         return None
+    if plan.reference_architecture is None:
+        return train_outside_references(plan, board)
     return _train_stack(plan, board, plan.reference_masks, reference_seeds(cfg), None,
                         f"training {k} reference models")
+
+
+def train_outside_references(plan: AuditPlan, board: ProgressBoard | None = None):
+    """K reference models modelled on the outside target (clones, re-initialised copies, or the user's
+    train_fn), trained on what the target sees (raw records unless --target-input scaled), cached."""
+    from miaudit.models.user_references import train_user_references
+    from miaudit.targets.source import RawInputs
+
+    cfg, outside = plan.config, plan.outside
+    raw = isinstance(outside.target, RawInputs)
+    x = plan.scaler.inverse_transform(plan.reference_x) if raw else plan.reference_x
+    cache = ModelCache(cfg.cache_dir or default_cache_dir()) if cfg.cache else None
+    key_parts = {"dataset": plan.dataset.name, "mode": plan.reference_mode, "input": cfg.target_input}
+    with (board or ProgressBoard(False)).task(f"training {cfg.reference_models} reference models", 
+                                               cfg.reference_models) as update:
+        refs = train_user_references(outside.template, x, plan.reference_y, plan.reference_masks, plan.n_classes,
+                                     cfg.recipe.model_copy(update={"seed": cfg.seed}), reference_seeds(cfg),
+                                     train_fn=outside.train_fn, cache=cache, key_parts=key_parts, progress=update,
+                                     n_jobs=cfg.n_jobs)
+    if raw:
+        refs.models = [RawInputs(m, plan.scaler) for m in refs.models]
+    return refs
 
 
 def _train_stack(plan: AuditPlan, board: ProgressBoard | None, masks: np.ndarray, seeds: list[int],
@@ -131,7 +184,7 @@ def _train_stack(plan: AuditPlan, board: ProgressBoard | None, masks: np.ndarray
     # train_references already puts a hash of (x, y) and the resolved precision in every model's key
     key_parts = {"dataset": plan.dataset.name, "mode": plan.reference_mode}
     with (board or ProgressBoard(False)).task(title, len(masks)) as update:
-        return train_references(model_spec(cfg.target, cfg.hidden), plan.reference_x, plan.reference_y,
+        return train_references(model_spec(plan.reference_architecture, cfg.hidden), plan.reference_x, plan.reference_y,
                                 masks, plan.n_classes, cfg.recipe.model_copy(update={"seed": cfg.seed}),
                                 seeds, precision=cfg.precision, cache=cache, key_parts=key_parts,
                                 chunk_size=cfg.chunk_size, n_jobs=cfg.n_jobs, progress=update, names=names)
@@ -139,21 +192,26 @@ def _train_stack(plan: AuditPlan, board: ProgressBoard | None, masks: np.ndarray
 
 def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | None = None,
                 specs=None) -> list[AttackOutcome]:
-    """Run the plan's attacks (or ``specs``) on the signal matrix and score them against the truth.
+    """Run the plan's attacks (or ``specs``) on the signal matrix and score them against the truth."""
+    return run_attack_specs(plan.config, plan.attacks if specs is None else specs, inputs, plan.membership,
+                            plan.pool_y, board)
+
+
+def run_attack_specs(cfg: AuditConfig, specs, inputs: AttackInputs, membership: np.ndarray, labels: np.ndarray,
+                     board: ProgressBoard | None = None) -> list[AttackOutcome]:
+    """Run ``specs`` on the signal matrix and score them against ``membership`` bool [N].
 
     Attacks run concurrently in ``n_jobs`` threads (-1: one per core), each with single-threaded
     BLAS, the longest (by ``AttackSpec.cost``) started first; outcomes come back in the order of
     ``specs``. An attack's ``seconds`` is its own wall time.
     """
-    cfg = plan.config
-    specs = plan.attacks if specs is None else specs
     workers = max(1, min(len(specs), usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs))
 
     def one(attack) -> AttackOutcome:
         started = time.perf_counter()
         verdict = attack.run(inputs, seed=cfg.seed)
         seconds = time.perf_counter() - started
-        metrics = compute_metrics(verdict.scores, plan.membership, verdict.decision, plan.pool_y,
+        metrics = compute_metrics(verdict.scores, membership, verdict.decision, labels,
                                   delta=cfg.delta, confidence=cfg.confidence, coin_flips=cfg.coin_flip_members,
                                   epsilon_method=cfg.epsilon_method)
         return AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds, verdict.params)

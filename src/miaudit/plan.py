@@ -6,7 +6,9 @@ membership for the reference models (attacker mode), Z population records.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -14,8 +16,25 @@ from miaudit.attacks.registry import AttackSpec, attack_specs
 from miaudit.config import AuditConfig
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
 from miaudit.data.scaling import InputScaler, fit_scaler
+from miaudit.data.splits import user_splits
+from miaudit.data.user_table import (
+    AuditData,
+    TableOptions,
+    UserTable,
+    is_table_path,
+    load_user_table,
+    split_from_ids,
+)
 from miaudit.errors import InputError
 from miaudit.limits import AuditSize, check_audit_size, mlp_parameters
+from miaudit.targets.source import (
+    OutsideTarget,
+    RawInputs,
+    check_reference_plan,
+    open_model_file,
+    target_kind,
+    wrap_model_object,
+)
 
 
 @dataclass
@@ -49,6 +68,16 @@ class AuditPlan:
     attacks: list[AttackSpec]
     scaler: InputScaler
     notes: list[str] = field(default_factory=list)
+    outside: OutsideTarget | None = None
+    table: UserTable | None = None
+
+    @property
+    def reference_architecture(self) -> str | None:
+        """The model name miaudit trains reference models of, or None when they are modelled on an
+        outside target (clones, re-initialised copies, the user's train_fn)."""
+        if self.config.reference_architecture:
+            return self.config.reference_architecture
+        return None if self.outside is not None else self.config.target
 
     @property
     def member_x(self) -> np.ndarray:
@@ -83,17 +112,57 @@ def _compatible(other: Dataset, ds: Dataset, flag: str) -> None:
         raise InputError(f"{flag}: {other.name} has {other.n_classes} classes, the target only {ds.n_classes}")
 
 
-def make_plan(cfg: AuditConfig) -> AuditPlan:
-    """Load data, draw disjoint splits, choose reference-model training sets, check attack needs."""
+def load_audited(cfg: AuditConfig) -> AuditData:
+    """The audited dataset of ``cfg``: a named dataset or a file (a CSV / Parquet table is encoded),
+    with the user's split when --member-column or --members-file gives one."""
+    if is_table_path(cfg.dataset):
+        table = load_user_table(cfg.dataset, table_options(cfg))
+        return AuditData(table.dataset, table.membership, table)
+    if cfg.member_column:
+        raise InputError("--member-column: needs a CSV / Parquet dataset (use --members-file with record indices)")
+    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, label_column=cfg.label_column)
+    given = split_from_ids([str(i) for i in range(len(ds))], cfg.members_file, len(ds)) if cfg.members_file else None
+    return AuditData(ds, given)
+
+
+def table_options(cfg: AuditConfig) -> TableOptions:
+    na = {} if cfg.na_values is None else {"na_values": tuple(cfg.na_values)}
+    return TableOptions(cfg.label_column, cfg.member_column, cfg.members_file, cfg.id_column, cfg.categorical,
+                        cfg.missing, columns=tuple(cfg.columns) if cfg.columns else None, no_header=cfg.no_header,
+                        **na)
+
+
+def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None,
+              train_fn: Callable | None = None) -> AuditPlan:
+    """Load data (or take ``data``), draw disjoint splits (or take the user's), open an outside target
+    (a model file, a URL, or ``model``), choose reference-model training sets, check attack needs."""
     notes: list[str] = []
-    raw = _load(cfg.dataset, cfg, cfg.keep_classes)
+    from_caller = data is not None
+    data = data or load_audited(cfg)
+    raw, given = data.dataset, data.membership
+    if cfg.keep_classes:
+        kept = np.isin(raw.y, cfg.keep_classes)
+        raw = keep_classes(raw, cfg.keep_classes)
+        given = None if given is None else np.asarray(given, bool)[kept]
+    elif from_caller:
+        raw = Dataset(raw.name, raw.x.copy(), raw.y, raw.n_classes, raw.class_names)  # the caller's arrays stay
     scaler = fit_scaler(raw.x, cfg.input_scaling)
+    outside = _open_outside(cfg, raw, scaler, model, train_fn, notes)
     ds = scaler.apply(raw, in_place=True)  # raw is this call's own copy (cached loaders give read-only arrays)
     del raw
     n = len(ds)
-    members = cfg.members or max(1, min(2500, n // 4))
-    non_members = cfg.non_members or members
-    splits = make_splits(n, members, non_members, seed=cfg.seed, dataset_name=ds.name)
+    if given is not None:
+        if cfg.coin_flip_members or cfg.nonmember_dataset:
+            flag = "--coin-flip-members" if cfg.coin_flip_members else "--nonmember-dataset"
+            raise InputError(f"{flag}: cannot be used with the user's own split (--member-column / --members-file)")
+        splits = user_splits(given, cfg.members, cfg.non_members, cfg.seed)
+        members, non_members = splits.members.size, splits.non_members.size
+        notes.append(f"the user's split: {members} members and {non_members} non-members audited; "
+                     f"{splits.attacker.size} other non-members are attacker data")
+    else:
+        members = cfg.members or max(1, min(2500, n // 4))
+        non_members = cfg.non_members or members
+        splits = make_splits(n, members, non_members, seed=cfg.seed, dataset_name=ds.name)
     splits.check(n)
     rng = np.random.default_rng([cfg.seed, 7])
     test_x, test_y = ds.x[splits.non_members], ds.y[splits.non_members]
@@ -158,10 +227,44 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
             notes.append(f"skipped {why}")
     if not runnable:
         raise InputError("--attacks: none of the requested attacks can run with these settings")
-    check_audit_size(_audit_size(cfg, ds, len(pool_x) + len(pop_x) + (len(ref_x) if mode != "pool" else 0)),
-                     ds.name)
+    architecture = cfg.reference_architecture or (None if outside else cfg.target)
+    check_audit_size(_audit_size(cfg, ds, len(pool_x) + len(pop_x) + (len(ref_x) if mode != "pool" else 0),
+                                 architecture), ds.name)
     return AuditPlan(cfg, ds, pool_x, pool_y, membership, record_index, source, test_x, test_y, mode,
-                     ref_x, ref_y, masks, pop_x, pop_y, runnable, scaler, notes)
+                     ref_x, ref_y, masks, pop_x, pop_y, runnable, scaler, notes, outside, data.table)
+
+
+def _open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any, train_fn: Callable | None,
+                  notes: list[str]) -> OutsideTarget | None:
+    """The outside target (a model file, a URL, or ``model``) checked against the raw records, or None
+    when miaudit trains the target. Fed the audit's scaled records, it sees them as ``target_input`` says."""
+    if cfg.reference_architecture is not None:
+        from miaudit.models.registry import model_spec
+
+        model_spec(cfg.reference_architecture, cfg.hidden)
+    kind = "object" if model is not None else target_kind(cfg.target)
+    if kind == "model":
+        if train_fn is not None:
+            raise InputError("train_fn: reference models of a target miaudit trains use its own recipe; "
+                             "pass the target model too (audit(target=model, train_fn=...))")
+        return None
+    raw_input = cfg.target_input == "raw"
+    probe = np.array(raw.x[:8] if raw_input else scaler.transform(raw.x[:8]), np.float32)
+    if model is not None:
+        outside = wrap_model_object(model, raw.n_classes, train_fn)
+    else:
+        outside = open_model_file(cfg.target, raw.feature_shape, raw.n_classes, trust_pickle=cfg.trust_pickle,
+                                  output=cfg.target_output, probe=probe)
+    check_reference_plan(outside, cfg.reference_architecture, cfg.reference_models)
+    if raw_input and not scaler.is_identity:
+        outside.target = RawInputs(outside.target, scaler)
+    how = (f"{cfg.reference_architecture} models trained with the recipe" if cfg.reference_architecture
+           else outside.reference_source)
+    if cfg.reference_models:
+        notes.append(f"target: the user's {outside.kind} model {outside.source}; reference models: {how}"
+                     + (" (the attacker knows the architecture only as named, not the target's own)"
+                        if cfg.reference_architecture else ""))
+    return outside
 
 
 def _coin_flips(n: int, cfg: AuditConfig, notes: list[str]) -> np.ndarray:
@@ -173,8 +276,9 @@ def _coin_flips(n: int, cfg: AuditConfig, notes: list[str]) -> np.ndarray:
     return membership
 
 
-def _audit_size(cfg: AuditConfig, ds: Dataset, records: int) -> AuditSize:
-    weights = mlp_parameters(int(np.prod(ds.feature_shape)), cfg.hidden, ds.n_classes) if cfg.target == "mlp" else 0
+def _audit_size(cfg: AuditConfig, ds: Dataset, records: int, architecture: str | None) -> AuditSize:
+    mlp = architecture == "mlp"
+    weights = mlp_parameters(int(np.prod(ds.feature_shape)), cfg.hidden, ds.n_classes) if mlp else 0
     return AuditSize(cfg.reference_models, records, cfg.queries, ds.n_classes, weights, cfg.chunk_size)
 
 

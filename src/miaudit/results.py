@@ -78,6 +78,8 @@ class AuditResult:
     inputs: AttackInputs | None = field(default=None, repr=False)  # the signal matrix, not serialised
     model: Any = field(default=None, repr=False)  # the trained target (a Target), not serialised
     records: np.ndarray | None = field(default=None, repr=False)  # [N, *feature_shape] as the models saw them
+    sections: dict[str, Any] = field(default_factory=dict)  # more top-level results.json blocks ("data", ...)
+    scaler: Any = field(default=None, repr=False)  # the InputScaler every miaudit model saw the records through
 
     def __post_init__(self) -> None:
         n = len(self.record_index)
@@ -105,6 +107,7 @@ class AuditResult:
             "attacks": [a.to_dict() for a in self.attacks],
             "timing": self.timing,
             "notes": self.notes,
+            **self.sections,
         }
 
     def to_json(self, indent: int = 2) -> str:
@@ -130,6 +133,33 @@ class AuditResult:
         lines.extend(table_legend([a.metrics for a in self.attacks]))
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+    def save_target(self, path: str | Path) -> Path:
+        """Export the target miaudit trained (ONNX for torch models, skops for scikit-learn) as a model
+        of raw records: the audit's input scaling is its first step. A user's own target is not exported."""
+        from miaudit.errors import InputError
+        from miaudit.targets.export import save_target
+
+        if self.model is None or self.records is None:
+            raise InputError("--save-target: this audit has no target model miaudit trained")
+        return save_target(self.model, path, self.scaler, self.records.shape[1:])
+
+    def predictions(self):
+        """The audit's signals as Predictions (``save_predictions`` writes them for ``--predictions``):
+        one query per record, reference models trained on the audited records (pool mode)."""
+        from miaudit.errors import InputError
+        from miaudit.targets.predictions import Predictions
+
+        x = self.inputs
+        if x is None:
+            raise InputError("--save-predictions: this result holds no signals")
+        if x.target_logits.shape[1] != 1:
+            raise InputError("--save-predictions: needs --queries 1 (the file holds one output per record)")
+        if x.shadow_logits.shape[1] and x.shadow_logits.shape[1] != x.target_logits.shape[0]:
+            raise InputError("--save-predictions: needs --reference-data pool (shadow records are the audited ones)")
+        return Predictions(x.target_logits[:, 0], x.labels, self.membership, x.reference_logits[:, :, 0],
+                           x.reference_in, x.population_target_logits[:, 0], x.population_labels,
+                           x.population_reference_logits[:, :, 0], x.record_ids)
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write results.json, report.html, roc.png and scores.csv into out_dir; returns their paths."""

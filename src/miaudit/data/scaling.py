@@ -52,6 +52,13 @@ class InputScaler:
         out *= np.float32(1.0) / self.scale
         return out
 
+    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
+        """float32 [n, *feature_shape]: the records before ``transform`` (x * scale + mean), to float32
+        rounding; x itself for the identity."""
+        if self.is_identity:
+            return np.asarray(x, np.float32)
+        return (np.asarray(x, np.float32) * self.scale + self.mean).astype(np.float32, copy=False)
+
     def apply(self, ds: Dataset, in_place: bool = False) -> Dataset:
         """The dataset with transformed features (labels and names unchanged); ds itself if identity.
         in_place: overwrite ds.x when it is a writeable float32 array that owns its memory (a freshly

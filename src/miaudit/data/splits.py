@@ -117,3 +117,22 @@ def pool_splits(n_records: int, pool_size: int, seed: int) -> tuple[np.ndarray, 
     member_mask = np.zeros(pool_size, bool)
     member_mask[np.random.default_rng(seed + 1).permutation(pool_size)[: pool_size // 2]] = True
     return pool_index, member_mask
+
+
+def user_splits(membership: np.ndarray, members: int | None = None, non_members: int | None = None,
+                seed: int = 0) -> Splits:
+    """Splits from the user's own membership bool [n]: every member (or a seeded random ``members`` of
+    them), ``non_members`` non-members drawn at random (default: as many as the members, at most all),
+    and the remaining non-members as attacker data (population records no model trained on)."""
+    membership = np.asarray(membership, bool)
+    rng = np.random.default_rng(seed)
+    ins, outs = np.flatnonzero(membership), np.flatnonzero(~membership)
+    if members is not None:
+        if members > ins.size:
+            raise InputError(f"--members: {members} requested, the user's split has {ins.size} members")
+        ins = np.sort(rng.permutation(ins)[:members])
+    wanted = min(ins.size, outs.size) if non_members is None else non_members
+    if wanted > outs.size:
+        raise InputError(f"--non-members: {wanted} requested, the user's split has {outs.size} non-members")
+    outs = rng.permutation(outs)
+    return Splits(ins.astype(np.int64), np.sort(outs[:wanted]).astype(np.int64), np.sort(outs[wanted:]).astype(np.int64))

@@ -77,6 +77,9 @@ def finite_numbers(values: np.ndarray, missing: np.ndarray, name: str, rows: np.
     bad = np.flatnonzero(~missing & ~np.isfinite(numbers))
     if bad.size:
         raise InputError(f"{name}: value {shown(values[bad[0]])} in row {rows[bad[0]]} is not a finite number")
+    huge = np.flatnonzero(~missing & (np.abs(np.nan_to_num(numbers)) > np.finfo(np.float32).max))
+    if huge.size:
+        raise InputError(f"{name}: value {shown(values[huge[0]])} in row {rows[huge[0]]} is beyond float32's range")
     return numbers
 
 

@@ -78,6 +78,8 @@ def _read_csv(path: Path, source: str, sep: str, columns: list[str] | None, no_h
         frame = pd.read_csv(path, header=None, **options)
     except pd.errors.EmptyDataError:
         raise InputError(f"{source}: empty file") from None
+    except InputError:
+        raise
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
         raise InputError(f"{source}: cannot read the table ({str(err).strip().splitlines()[-1]})") from None
     if columns is None:

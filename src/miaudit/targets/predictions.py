@@ -37,7 +37,7 @@ from miaudit.errors import InputError
 from miaudit.targets.contract import as_logits, one_line, probability_problem
 
 SCORE_ARRAYS = ("target", "reference", "population", "population_reference")
-KNOWN_ARRAYS = ("labels", "membership", "reference_masks", "population_labels",
+KNOWN_ARRAYS = ("labels", "membership", "reference_masks", "population_labels", "record_ids",
                 *(f"{s}_{kind}" for s in SCORE_ARRAYS for kind in ("logits", "probabilities")))
 
 
@@ -58,6 +58,7 @@ class Predictions:
     population_logits: np.ndarray
     population_labels: np.ndarray
     population_reference_logits: np.ndarray
+    record_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, c = self.target_logits.shape
@@ -90,7 +91,8 @@ class Predictions:
         reference = self.reference_logits[:, :, None, :]
         return AttackInputs(self.target_logits[:, None, :], self.labels, reference, self.reference_in,
                             reference, self.reference_in, self.labels, self.population_logits[:, None, :],
-                            self.population_reference_logits[:, :, None, :], self.population_labels)
+                            self.population_reference_logits[:, :, None, :], self.population_labels,
+                            self.record_ids, self.record_ids)
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], source: str = "predictions") -> Predictions:
@@ -205,7 +207,20 @@ class _Validator:
             self.fail(population_reference[0], "given without reference_logits")
         self.shape(population_reference[0], population_reference[1], (k, z, c),
                    f"[K, Z, C], K from reference_masks, Z from {pop_name}")
-        return Predictions(target, labels, membership, reference[1], masks, pop, pop_labels, population_reference[1])
+        return Predictions(target, labels, membership, reference[1], masks, pop, pop_labels, population_reference[1],
+                           self.record_ids(n))
+
+    def record_ids(self, n: int) -> np.ndarray | None:
+        """Optional int64 [N] distinct record identities (attacks that subsample draw by them)."""
+        if "record_ids" not in self.arrays:
+            return None
+        values = np.asarray(self.arrays["record_ids"])
+        self.shape("record_ids", values, (n,), "[N], one id per audited record")
+        if values.dtype.kind not in "iu":
+            self.fail("record_ids", f"not integers (dtype {values.dtype})")
+        if np.unique(values).size != n:
+            self.fail("record_ids", "ids must be distinct")
+        return values.astype(np.int64)
 
 
 def _list_column(table, name: str, source: str) -> np.ndarray:
@@ -281,6 +296,8 @@ def save_predictions(predictions: Predictions, path: str | Path) -> Path:
     path = Path(path)
     p = predictions
     arrays = {"target_logits": p.target_logits, "labels": p.labels, "membership": p.membership}
+    if p.record_ids is not None:
+        arrays["record_ids"] = p.record_ids
     if p.n_reference:
         arrays |= {"reference_logits": p.reference_logits, "reference_masks": p.reference_in}
     if p.n_population:

@@ -1,0 +1,48 @@
+"""Signals in, audit out: an audit of precomputed model outputs (``--predictions FILE``), no model trained."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import miaudit
+from miaudit.config import AuditConfig
+from miaudit.errors import InputError
+from miaudit.progress import ProgressBoard
+from miaudit.results import AuditResult, TargetSummary
+from miaudit.targets.predictions import load_predictions, runnable_attacks
+
+
+def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
+                      started: float | None = None) -> AuditResult:
+    """Every requested attack that needs only signals, run on the outputs in ``cfg.predictions``.
+
+    Attacks that need what the file lacks (reference outputs, IN/OUT masks, population records) are
+    skipped with a note, or are an InputError when named explicitly in ``cfg.attacks``.
+    """
+    from miaudit.pipeline import run_attack_specs
+
+    started = time.perf_counter() if started is None else started
+    predictions = load_predictions(cfg.predictions)
+    specs, skipped = runnable_attacks(predictions, cfg.attacks)
+    named = [why for why in skipped if why.split(":")[0] in cfg.attacks]
+    if named:
+        raise InputError(f"--predictions: {named[0]}")
+    if not specs:
+        raise InputError("--attacks: none of the requested attacks can run on these predictions")
+    inputs = predictions.attack_inputs()
+    t = time.perf_counter()
+    outcomes = run_attack_specs(cfg, specs, inputs, predictions.membership, predictions.labels, board)
+    correct = predictions.target_logits.argmax(1) == predictions.labels
+    m = predictions.membership
+    summary = TargetSummary(f"predictions:{cfg.predictions}", float(correct[m].mean()), float(correct[~m].mean()),
+                            int(m.sum()), int((~m).sum()))
+    timing = {"attacks_s": time.perf_counter() - t, "total_s": time.perf_counter() - started,
+              "train_target_s": 0.0, "train_reference_s": 0.0, "reference_models": predictions.n_reference,
+              "train_gflop": 0.0, "train_gflops_per_s": 0.0}
+    ids = predictions.record_ids if predictions.record_ids is not None else np.arange(predictions.n_records)
+    notes = [f"signals from {cfg.predictions}: {predictions.n_records} audited records, "
+             f"{predictions.n_reference} reference models, {predictions.n_population} population records"]
+    notes += [f"skipped {why}" for why in skipped]
+    return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, ids, m, predictions.labels,
+                       notes=notes, inputs=inputs)

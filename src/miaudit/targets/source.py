@@ -1,0 +1,131 @@
+"""Where an audit's target comes from: trained by miaudit (a model name), a model file, a URL, or a
+model object handed to ``miaudit.audit``; and what its reference models are modelled on."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from miaudit.data.scaling import InputScaler
+from miaudit.errors import InputError
+from miaudit.models.target import Target
+from miaudit.targets.load import MODEL_SUFFIXES
+
+TargetKind = Literal["model", "file", "url"]
+# How the reference models of an outside target are trained, by the target's format.
+REFERENCE_SOURCES = {
+    "ONNX": None,  # inference only: the user names an architecture
+    "TorchScript": "the target's architecture re-initialised per seed",
+    "torch.export": "the target's architecture re-initialised per seed",
+    "torch": "the target's architecture re-initialised per seed",
+    "scikit-learn": "clones of the target's estimator (same class and hyperparameters)",
+}
+
+
+def target_kind(text: str) -> TargetKind:
+    """"url" for http(s):// addresses, "file" for a path with a model-file suffix, else "model" (a name)."""
+    if text.startswith(("http://", "https://")):
+        return "url"
+    if Path(text).suffix.lower() in MODEL_SUFFIXES:
+        return "file"
+    return "model"
+
+
+@dataclass
+class OutsideTarget:
+    """A target miaudit did not train.
+
+    target: the model behind the Target protocol, taking records as the plan holds them (scaled);
+    template: what reference models are cloned / re-initialised from (an estimator or a torch
+    module), or None when they need a named architecture; kind: its format; source: a path, URL or
+    type name; train_fn: the user's ``train_fn(x, y, seed) -> model`` for reference models, or None.
+    """
+
+    target: Any
+    template: Any
+    kind: str
+    source: str
+    train_fn: Callable | None = None
+
+    @property
+    def reference_source(self) -> str | None:
+        """How reference models resembling this target are made without a named architecture, or None."""
+        if self.train_fn is not None:
+            return "the user's train_fn"
+        if self.template is None:
+            return None
+        return REFERENCE_SOURCES.get(self.kind, "clones of the target")
+
+
+class RawInputs:
+    """A target that takes the records as in the user's data, fed the audit's scaled records:
+    logits(x) = target.logits(scaler.inverse_transform(x)) (exact up to float32 rounding)."""
+
+    def __init__(self, target, scaler: InputScaler) -> None:
+        self.target, self.scaler = target, scaler
+        self.name, self.n_classes = target.name, target.n_classes
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.target.logits(self.scaler.inverse_transform(x))
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.target.predict_proba(self.scaler.inverse_transform(x))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.predict_proba(x)).argmax(1)
+
+    def __getattr__(self, name: str):  # counters and settings of the wrapped target (queries, ...)
+        if name == "target":
+            raise AttributeError(name)
+        return getattr(self.target, name)
+
+
+def open_model_file(path: str, feature_shape: Sequence[int], n_classes: int, *, trust_pickle: bool,
+                    output: str, probe: np.ndarray | None = None) -> OutsideTarget:
+    """The model file at ``path`` loaded and checked against records of ``feature_shape`` (on the
+    ``probe`` records when given)."""
+    from miaudit.targets.load import load_target
+
+    target = load_target(path, feature_shape, n_classes, trust_pickle=trust_pickle, output=output, probe=probe)
+    kind = MODEL_SUFFIXES[Path(path).suffix.lower()].split(" ")[0]
+    if kind == "scikit-learn":
+        template = target.estimator
+    elif kind in ("TorchScript", "torch.export"):
+        template = target.module
+    else:
+        template = None
+    return OutsideTarget(target, template, kind, str(path))
+
+
+def wrap_model_object(model: Any, n_classes: int, train_fn: Callable | None = None) -> OutsideTarget:
+    """A model object handed to ``miaudit.audit``: a fitted scikit-learn estimator, a torch module,
+    a ``predict(x) -> probabilities or logits`` function, or anything with ``logits(x)``."""
+    from miaudit.models.user_models import as_target
+
+    target = as_target(model, n_classes)
+    template = model if _is_sklearn(model) or _is_torch_module(model) else None
+    kind = "scikit-learn" if _is_sklearn(model) else "torch" if _is_torch_module(model) else "library"
+    return OutsideTarget(target, template, kind, type(model).__name__, train_fn)
+
+
+def _is_sklearn(model: Any) -> bool:
+    return hasattr(model, "get_params") and hasattr(model, "fit")
+
+
+def _is_torch_module(model: Any) -> bool:
+    try:
+        from torch import nn
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return isinstance(model, nn.Module)
+
+
+def check_reference_plan(outside: OutsideTarget, reference_architecture: str | None, k: int) -> None:
+    """InputError when K > 0 reference models are asked for and nothing says how to train them."""
+    if k and reference_architecture is None and outside.reference_source is None:
+        raise InputError(f"--reference-architecture: the {outside.kind} target {Path(outside.source).name} cannot "
+                         f"be retrained; name the reference models' architecture (mlp, cnn, logreg, forest, ...) "
+                         f"or use --reference-models 0")
