@@ -165,7 +165,7 @@ def train_outside_references(plan: AuditPlan, board: ProgressBoard | None = None
     x = plan.scaler.inverse_transform(plan.reference_x) if raw else plan.reference_x
     cache = ModelCache(cfg.cache_dir or default_cache_dir()) if cfg.cache else None
     key_parts = {"dataset": plan.dataset.name, "mode": plan.reference_mode, "input": cfg.target_input}
-    with (board or ProgressBoard(False)).task(f"training {cfg.reference_models} reference models", 
+    with (board or ProgressBoard(False)).task(f"training {cfg.reference_models} reference models",
                                                cfg.reference_models) as update:
         refs = train_user_references(outside.template, x, plan.reference_y, plan.reference_masks, plan.n_classes,
                                      cfg.recipe.model_copy(update={"seed": cfg.seed}), reference_seeds(cfg),

@@ -135,4 +135,5 @@ def user_splits(membership: np.ndarray, members: int | None = None, non_members:
     if wanted > outs.size:
         raise InputError(f"--non-members: {wanted} requested, the user's split has {outs.size} non-members")
     outs = rng.permutation(outs)
-    return Splits(ins.astype(np.int64), np.sort(outs[:wanted]).astype(np.int64), np.sort(outs[wanted:]).astype(np.int64))
+    audited, attacker = np.sort(outs[:wanted]), np.sort(outs[wanted:])
+    return Splits(ins.astype(np.int64), audited.astype(np.int64), attacker.astype(np.int64))

@@ -11,7 +11,6 @@ import numpy as np
 
 from miaudit.data.scaling import InputScaler
 from miaudit.errors import InputError
-from miaudit.models.target import Target
 from miaudit.targets.load import MODEL_SUFFIXES
 
 TargetKind = Literal["model", "file", "url"]
