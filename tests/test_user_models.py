@@ -69,7 +69,7 @@ def _perturbed(module: nn.Module) -> nn.Module:
     with torch.no_grad():
         for p in module.parameters():
             p.add_(1.0)
-        for name, b in module.named_buffers():
+        for b in module.buffers():
             if b.is_floating_point():
                 b.add_(2.0)
     return module
@@ -311,3 +311,18 @@ def test_templates_that_cannot_be_retrained_are_refused(digits):
         train_user_references(lambda v: v, x, y, masks, 10, RECIPE, [1, 2, 3])
     with pytest.raises(InputError, match="seeds: 2 seeds for 3"):
         train_user_references(LogisticRegression(), x, y, masks, 10, RECIPE, [1, 2])
+
+
+def test_a_torchscript_file_target_is_a_template_for_its_references(digits, tmp_path):
+    """A loaded model file that takes flattened records trains references on flattened image records."""
+    from miaudit.targets.torch_file import load_torchscript
+
+    x, y, masks = digits
+    images = x.reshape(-1, 1, 8, 8)
+    _scripted(MLP(softmax=True)).save(str(tmp_path / "model.pt"))
+    target = load_torchscript(tmp_path / "model.pt", (1, 8, 8), 10)
+    assert target.flatten and target.output_kind == "probabilities"
+    refs = train_user_references(target, images, y, masks[:1], 10, RECIPE, [8])
+    model = refs.models[0]
+    assert model.output_kind == "probabilities" and model.flatten
+    assert model.accuracy(images[masks[0]], y[masks[0]]) > 0.5

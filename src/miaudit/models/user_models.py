@@ -29,14 +29,16 @@ from miaudit.targets.contract import (
 class FunctionTarget(_TargetOutputs):
     """A predict function ``fn(x float32 [n, ...]) -> [n, n_classes]`` logits or probabilities.
 
-    ``output``: "auto" (probabilities when the rows of the first outputs are probability vectors),
-    "logits" or "probabilities"; ``output_kind`` holds the decision once made. Pickles only when fn does.
+    With ``flatten`` the function receives records flattened to [n, d]. ``output``: "auto"
+    (probabilities when the rows of the first outputs are probability vectors), "logits" or
+    "probabilities"; ``output_kind`` holds the decision once made. Pickles only when fn does.
     """
 
     batch_size = 4096
 
-    def __init__(self, name: str, fn: Callable[[np.ndarray], object], n_classes: int, output: str = "auto") -> None:
-        self.name, self.fn, self.n_classes = name, fn, int(n_classes)
+    def __init__(self, name: str, fn: Callable[[np.ndarray], object], n_classes: int, output: str = "auto",
+                 flatten: bool = False) -> None:
+        self.name, self.fn, self.n_classes, self.flatten = name, fn, int(n_classes), bool(flatten)
         self.output = check_output_option(output)
         self.output_kind: str | None = None if output == "auto" else output
 
@@ -49,6 +51,8 @@ class FunctionTarget(_TargetOutputs):
     def raw_outputs(self, x: np.ndarray) -> np.ndarray:
         """float64 [n, C]: the function's own outputs, shape- and finiteness-checked."""
         x = np.ascontiguousarray(x, dtype=np.float32)
+        if self.flatten:
+            x = x.reshape(len(x), -1)
         field = f"{self.name}: output"
         try:
             values = run_batched(self._run, x, self.batch_size)
@@ -73,8 +77,8 @@ class TorchModuleTarget(FunctionTarget):
 
     batch_size = 1024
 
-    def __init__(self, name: str, module, n_classes: int, output: str = "auto") -> None:
-        super().__init__(name, None, n_classes, output)
+    def __init__(self, name: str, module, n_classes: int, output: str = "auto", flatten: bool = False) -> None:
+        super().__init__(name, None, n_classes, output, flatten)
         self.module = module.eval()
 
     def _run(self, x: np.ndarray) -> np.ndarray:
@@ -97,16 +101,18 @@ class TorchModuleTarget(FunctionTarget):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
             torch.jit.save(self.module, buffer)
-        return _script_target, (self.name, buffer.getvalue(), self.n_classes, self.output, self.output_kind)
+        args = (self.name, buffer.getvalue(), self.n_classes, self.output, self.output_kind, self.flatten)
+        return _script_target, args
 
 
-def _script_target(name: str, blob: bytes, n_classes: int, output: str, output_kind: str | None) -> TorchModuleTarget:
+def _script_target(name: str, blob: bytes, n_classes: int, output: str, output_kind: str | None,
+                   flatten: bool = False) -> TorchModuleTarget:
     import torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
         module = torch.jit.load(io.BytesIO(blob), map_location="cpu")
-    target = TorchModuleTarget(name, module, n_classes, output)
+    target = TorchModuleTarget(name, module, n_classes, output, flatten)
     target.output_kind = output_kind
     return target
 

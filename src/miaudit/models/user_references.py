@@ -156,10 +156,6 @@ def _keys(description, kind, x, y, masks, n_classes, recipe, seeds, precision, o
     return [cache_key(**shared, model_index=name, mask=masks[k], seed=int(seeds[k])) for k, name in enumerate(names)]
 
 
-def _fit_clone(k: int, estimator, x: np.ndarray, y: np.ndarray):
-    return k, estimator.fit(x, y)
-
-
 def _sklearn_models(template, x, y, masks, seeds, missing, n_classes, name, n_jobs):
     from joblib import Parallel, delayed
     from sklearn.base import clone
@@ -172,9 +168,11 @@ def _sklearn_models(template, x, y, masks, seeds, missing, n_classes, name, n_jo
         estimator = clone(template)
         estimator.set_params(**{p: int(seeds[k]) for p in _seed_params(estimator)})
         clones[k] = estimator
-    run = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    fitted = run(delayed(_fit_clone)(k, clones[k], flat[masks[k]], y[masks[k]]) for k in missing)
-    return ((k, SklearnTarget(f"{name}-{k}", est, n_classes)) for k, est in fitted)
+    # Workers get the estimators' own bound fit methods, so they import scikit-learn only (no torch);
+    # results come back in order, each saved as soon as it and those before it are done.
+    run = Parallel(n_jobs=n_jobs, return_as="generator")
+    fitted = run(delayed(clones[k].fit)(flat[masks[k]], y[masks[k]]) for k in missing)
+    return ((k, SklearnTarget(f"{name}-{k}", est, n_classes)) for k, est in zip(missing, fitted))
 
 
 def _torch_output_kind(template, x: np.ndarray, output: str, name: str) -> str:
@@ -260,6 +258,11 @@ def train_user_references(template, x: np.ndarray, y: np.ndarray, masks: np.ndar
     if len(names) != len(masks) or len(set(names)) != len(names):
         raise InputError(f"names: {len(masks)} distinct names needed, got {names}")
     check_output_option(output)
+    flat = train_fn is None and bool(getattr(template, "flatten", False))  # a model file taking flat records
+    if flat:
+        x = x.reshape(len(x), -1)
+    if output == "auto" and train_fn is None and getattr(template, "output_kind", None) in ("logits", "probabilities"):
+        output = template.output_kind  # as settled when the model file was loaded
     template = _unwrap(template) if train_fn is None else template
     kind = _template_kind(template, train_fn)
     label = getattr(train_fn, "__name__", "train_fn") if kind == "train_fn" else type(template).__name__
@@ -289,7 +292,7 @@ def train_user_references(template, x: np.ndarray, y: np.ndarray, masks: np.ndar
                 return None
             module = fresh_copy(template, 0, label)
             module.load_state_dict(entry["state"])
-            return TorchModuleTarget(f"{label}-{k}", module, n_classes, entry["output"])
+            return TorchModuleTarget(f"{label}-{k}", module, n_classes, entry["output"], flat)
 
         valid = _torch_state_checker(template)
         loaded = [restore(k, _load(cache, key, valid)) for k, key in enumerate(keys)]
@@ -312,7 +315,7 @@ def train_user_references(template, x: np.ndarray, y: np.ndarray, masks: np.ndar
         if kind == "torch":
             state = {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
             _save(cache, keys[k], {"state": state, "output": output_kind})
-            model = TorchModuleTarget(f"{label}-{k}", model, n_classes, output_kind)
+            model = TorchModuleTarget(f"{label}-{k}", model, n_classes, output_kind, flat)
         else:
             _save(cache, keys[k], model)
         loaded[k] = model
