@@ -282,11 +282,13 @@ def test_cache_trains_nothing_twice_and_resumes_a_killed_run(digits, tmp_path):
 def test_sklearn_and_torch_references_come_back_from_the_cache(digits, tmp_path):
     x, y, masks = digits
     cache = ModelCache(tmp_path)
-    for template, recipe in ((make_pipeline(StandardScaler(), LogisticRegression(max_iter=200)), RECIPE),
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=200))
+    for template, recipe in ((SklearnTarget("mine", pipe, 10), RECIPE),
                              (_scripted(MLP()), RECIPE.model_copy(update={"epochs": 1}))):
         first = train_user_references(template, x, y, masks[:2], 10, recipe, [1, 2], cache=cache, n_jobs=1)
         second = train_user_references(template, x, y, masks[:2], 10, recipe, [1, 2], cache=cache, n_jobs=1)
         assert (first.trained, second.trained) == (2, 0)
+        assert first.spec.name == ("mine" if first.spec.kind == "sklearn" else "MLP")
         np.testing.assert_allclose(second.logits(x), first.logits(x), atol=1e-6)
     changed = train_user_references(_scripted(MLP()), x, y, masks[:2], 10, RECIPE.model_copy(update={"epochs": 2}),
                                     [1, 2], cache=cache)

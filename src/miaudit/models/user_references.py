@@ -216,16 +216,33 @@ def _torch_model(template, x, y, recipe, seed, precision, kind_of_output, name):
     return module.eval()
 
 
-def _torch_state_checker(template) -> Callable[[object], bool]:
+def _load_cached(kind: str, template, keys: list, cache: ModelCache | None, n_classes: int, label: str,
+                 flat: bool) -> list:
+    """The cached Target of each key, or None. Torch models are cached as {"state": state_dict,
+    "output": kind} and rebuilt on a copy of the template; the others as pickled Targets."""
+    if kind != "torch":
+        def valid_target(obj: object) -> bool:
+            return hasattr(obj, "logits") and getattr(obj, "n_classes", None) == n_classes
+
+        return [_load(cache, key, valid_target) for key in keys]
     from miaudit.models.reinit import fresh_copy
 
-    shapes = {k: tuple(v.shape) for k, v in fresh_copy(template, 0).state_dict().items()}
+    shapes = {k: tuple(v.shape) for k, v in fresh_copy(template, 0, label).state_dict().items()}
 
     def valid(entry: object) -> bool:
         state = entry.get("state") if isinstance(entry, dict) else None
-        return isinstance(state, dict) and {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} == shapes
+        return (isinstance(state, dict) and entry.get("output") in ("logits", "probabilities")
+                and {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} == shapes)
 
-    return valid
+    loaded: list = []
+    for k, key in enumerate(keys):
+        entry = _load(cache, key, valid)
+        if entry is not None:
+            module = fresh_copy(template, 0, label)
+            module.load_state_dict(entry["state"])
+            entry = TorchModuleTarget(f"{label}-{k}", module, n_classes, entry["output"], flat)
+        loaded.append(entry)
+    return loaded
 
 
 def train_user_references(template, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int,
@@ -263,9 +280,13 @@ def train_user_references(template, x: np.ndarray, y: np.ndarray, masks: np.ndar
         x = x.reshape(len(x), -1)
     if output == "auto" and train_fn is None and getattr(template, "output_kind", None) in ("logits", "probabilities"):
         output = template.output_kind  # as settled when the model file was loaded
+    given_name = getattr(template, "name", None) if hasattr(template, "logits") else None
     template = _unwrap(template) if train_fn is None else template
     kind = _template_kind(template, train_fn)
-    label = getattr(train_fn, "__name__", "train_fn") if kind == "train_fn" else type(template).__name__
+    if kind == "train_fn":
+        label = getattr(train_fn, "__name__", "train_fn")
+    else:
+        label = str(given_name or getattr(template, "original_name", None) or type(template).__name__)
     if kind == "torch":
         from miaudit.models.perf import resolve_precision
         from miaudit.models.reinit import is_exported, trainable_export
@@ -283,22 +304,7 @@ def train_user_references(template, x: np.ndarray, y: np.ndarray, masks: np.ndar
     keys = _keys(description, kind, x, y, masks, n_classes, recipe, seeds, resolved, output_kind, cache,
                  key_parts, names)
     report = progress or (lambda done: None)
-
-    if kind == "torch":
-        from miaudit.models.reinit import fresh_copy
-
-        def restore(k: int, entry: dict | None) -> TorchModuleTarget | None:
-            if entry is None:
-                return None
-            module = fresh_copy(template, 0, label)
-            module.load_state_dict(entry["state"])
-            return TorchModuleTarget(f"{label}-{k}", module, n_classes, entry["output"], flat)
-
-        valid = _torch_state_checker(template)
-        loaded = [restore(k, _load(cache, key, valid)) for k, key in enumerate(keys)]
-    else:
-        loaded = [_load(cache, key, lambda m: hasattr(m, "logits") and getattr(m, "n_classes", None) == n_classes)
-                  for key in keys]
+    loaded = _load_cached(kind, template, keys, cache, n_classes, label, flat)
     missing = [k for k, m in enumerate(loaded) if m is None]
     done = len(masks) - len(missing)
     report(done)
