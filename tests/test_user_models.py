@@ -135,6 +135,14 @@ def test_bad_objects_are_one_line_input_errors(obj, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_probe_of_real_records_checks_a_pipeline_that_noise_would_break(digits):
+    x, y, _ = digits
+    strict = make_pipeline(OneHotEncoder(), LogisticRegression(max_iter=200)).fit(x, y)  # unknown values raise
+    assert isinstance(as_target(strict, 10, probe=x[:5]), SklearnTarget)
+    with pytest.raises(InputError, match="fails on records of shape \\(64,\\)"):
+        as_target(strict, 10, feature_shape=(64,))
+
+
 def test_a_target_with_other_classes_is_refused(digits):
     x, y, _ = digits
     target = SklearnTarget("t", LogisticRegression(max_iter=300).fit(x, y), 10)
@@ -313,6 +321,12 @@ def test_templates_that_cannot_be_retrained_are_refused(digits):
         train_user_references(lambda v: v, x, y, masks, 10, RECIPE, [1, 2, 3])
     with pytest.raises(InputError, match="seeds: 2 seeds for 3"):
         train_user_references(LogisticRegression(), x, y, masks, 10, RECIPE, [1, 2])
+    with pytest.raises(InputError, match="SVC has no predict_proba"):
+        train_user_references(SVC(), x, y, masks, 10, RECIPE, [1, 2, 3])
+    static = torch.export.export(MLP().eval(), (torch.from_numpy(x[:8]),))  # a fixed batch of 8
+    with pytest.raises(InputError, match="fails .*pass --reference-architecture") as err:
+        train_user_references(static, x, y, masks[:1], 10, RECIPE, [1])
+    assert "\n" not in str(err.value)
 
 
 def test_a_torchscript_file_target_is_a_template_for_its_references(digits, tmp_path):

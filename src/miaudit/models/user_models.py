@@ -152,15 +152,16 @@ def _check_classes(estimator, name: str, n_classes: int) -> None:
 
 
 def as_target(obj, n_classes: int, name: str | None = None, output: str = "auto",
-              feature_shape: Sequence[int] | None = None) -> Target:
+              feature_shape: Sequence[int] | None = None, probe: np.ndarray | None = None) -> Target:
     """``obj`` as a Target for n_classes classes.
 
     A Target -> itself (its n_classes must match); a fitted scikit-learn estimator or Pipeline with
     predict_proba -> SklearnTarget (classes_ placed in n_classes columns; records flattened);
     a torch nn.Module or TorchScript module -> TorchModuleTarget; any other callable
     ``predict(x) -> [n, n_classes]`` -> FunctionTarget. ``output`` ("auto" | "logits" |
-    "probabilities") says what a torch module or function returns. With ``feature_shape``, the
-    object is run once on probe records, so a mismatch fails here. Anything else: InputError.
+    "probabilities") says what a torch module or function returns. With ``probe`` (a few records,
+    float32 [m, *feature_shape]) or ``feature_shape`` (seeded noise records of that shape), the
+    object is run once, so a mismatch fails here. Anything else: InputError.
     """
     check_output_option(output)
     if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
@@ -182,14 +183,16 @@ def as_target(obj, n_classes: int, name: str | None = None, output: str = "auto"
     else:
         raise InputError(f"target: a {type(obj).__module__}.{type(obj).__qualname__} is not a model; pass a fitted "
                          "scikit-learn estimator, a torch nn.Module, a function x -> [n, classes], or a Target")
-    if feature_shape is not None:
+    if probe is None and feature_shape is not None:
         from miaudit.targets.contract import probe_records
 
         probe = probe_records(tuple(int(d) for d in feature_shape))
+    if probe is not None:
         try:
             target.logits(probe)
         except InputError:
             raise
         except Exception as err:  # the estimator raises on records of this width
-            raise InputError(f"{label}: fails on records of shape {tuple(feature_shape)} ({one_line(err)})") from None
+            shape = tuple(np.shape(probe)[1:])
+            raise InputError(f"{label}: fails on records of shape {shape} ({one_line(err)})") from None
     return target

@@ -30,6 +30,7 @@ from miaudit.models.user_models import TorchModuleTarget, as_target, is_sklearn_
 from miaudit.targets.contract import check_output_option, one_line, resolve_output
 
 _KEY_FORMAT = "miaudit-user-reference-v1"
+_TORCH_ADVICE = "pass --reference-architecture, or a TorchScript file / nn.Module that trains"
 _USER_MODULES = ("user_references.py", "user_models.py", "reinit.py")
 
 
@@ -57,6 +58,9 @@ def _template_kind(template, train_fn) -> str:
                              "pass train_fn(x, y, seed) -> model")
         return "train_fn"
     if is_sklearn_estimator(template):
+        if not hasattr(template, "predict_proba"):
+            raise InputError(f"reference models: {type(template).__name__} has no predict_proba; "
+                             "an audit needs class probabilities")
         return "sklearn"
     if is_torch_module(template) or hasattr(template, "graph_signature"):
         return "torch"
@@ -185,7 +189,8 @@ def _torch_output_kind(template, x: np.ndarray, output: str, name: str) -> str:
             values = module(torch.from_numpy(np.ascontiguousarray(x[:64], dtype=np.float32)))
     except Exception as err:  # the user's forward fails on these records
         shape = tuple(x.shape[1:])
-        raise InputError(f"{name}: a forward pass on records of shape {shape} fails ({one_line(err)})") from None
+        raise InputError(f"{name}: a forward pass on records of shape {shape} fails ({one_line(err)}); "
+                         f"{_TORCH_ADVICE}") from None
     return resolve_output(values.detach().float().numpy(), output, f"{name}: output")
 
 
@@ -211,8 +216,8 @@ def _torch_model(template, x, y, recipe, seed, precision, kind_of_output, name):
     except InputError:
         raise
     except Exception as err:  # e.g. an export with a fixed batch size, or a module that cannot train
-        raise InputError(f"{name}: cannot be trained as a reference model ({one_line(err)}); pass "
-                         "--reference-architecture, or a TorchScript file / nn.Module") from None
+        raise InputError(f"{name}: cannot be trained as a reference model ({one_line(err)}); "
+                         f"{_TORCH_ADVICE}") from None
     return module.eval()
 
 
