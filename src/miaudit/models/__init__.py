@@ -23,6 +23,11 @@ _EXPORTS = {
     "model_spec": "registry",
     "is_torch": "registry",
     "fit_single": "registry",
+    "as_target": "user_models",
+    "FunctionTarget": "user_models",
+    "TorchModuleTarget": "user_models",
+    "train_user_references": "user_references",
+    "fresh_copy": "reinit",
 }
 
 __all__ = list(_EXPORTS)
