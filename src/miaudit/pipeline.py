@@ -162,7 +162,7 @@ def train_outside_references(plan: AuditPlan, board: ProgressBoard | None = None
 
     cfg, outside = plan.config, plan.outside
     raw = isinstance(outside.target, RawInputs)
-    x = plan.scaler.inverse_transform(plan.reference_x) if raw else plan.reference_x
+    x = outside.target.raw(plan.reference_x) if raw else plan.reference_x
     cache = ModelCache(cfg.cache_dir or default_cache_dir()) if cfg.cache else None
     key_parts = {"dataset": plan.dataset.name, "mode": plan.reference_mode, "input": cfg.target_input}
     with (board or ProgressBoard(False)).task(f"training {cfg.reference_models} reference models",
@@ -172,7 +172,7 @@ def train_outside_references(plan: AuditPlan, board: ProgressBoard | None = None
                                      train_fn=outside.train_fn, cache=cache, key_parts=key_parts, progress=update,
                                      n_jobs=cfg.n_jobs)
     if raw:
-        refs.models = [RawInputs(m, plan.scaler) for m in refs.models]
+        refs.models = [RawInputs(m, plan.scaler, outside.target.grid) for m in refs.models]
     return refs
 
 

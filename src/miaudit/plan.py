@@ -15,7 +15,7 @@ import numpy as np
 from miaudit.attacks.registry import AttackSpec, attack_specs
 from miaudit.config import AuditConfig
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
-from miaudit.data.scaling import InputScaler, fit_scaler
+from miaudit.data.scaling import InputScaler, fit_scaler, value_grid
 from miaudit.data.splits import user_splits
 from miaudit.data.user_table import (
     AuditData,
@@ -251,13 +251,14 @@ def _open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: An
     raw_input = cfg.target_input == "raw"
     probe = np.array(raw.x[:8] if raw_input else scaler.transform(raw.x[:8]), np.float32)
     if model is not None:
-        outside = wrap_model_object(model, raw.n_classes, train_fn)
+        outside = wrap_model_object(model, raw.n_classes, train_fn, output=cfg.target_output, probe=probe)
     else:
         outside = open_model_file(cfg.target, raw.feature_shape, raw.n_classes, trust_pickle=cfg.trust_pickle,
                                   output=cfg.target_output, probe=probe)
     check_reference_plan(outside, cfg.reference_architecture, cfg.reference_models)
     if raw_input and not scaler.is_identity:
-        outside.target = RawInputs(outside.target, scaler)
+        sample = raw.x[:5000] if raw.is_image else raw.x  # every pixel level; every category of a table
+        outside.target = RawInputs(outside.target, scaler, value_grid(sample))
     how = (f"{cfg.reference_architecture} models trained with the recipe" if cfg.reference_architecture
            else outside.reference_source)
     if cfg.reference_models:

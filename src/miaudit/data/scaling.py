@@ -52,12 +52,15 @@ class InputScaler:
         out *= np.float32(1.0) / self.scale
         return out
 
-    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
+    def inverse_transform(self, x: np.ndarray, grid: list[np.ndarray | None] | None = None) -> np.ndarray:
         """float32 [n, *feature_shape]: the records before ``transform`` (x * scale + mean), to float32
-        rounding; x itself for the identity."""
+        rounding; x itself for the identity. With ``grid`` (``value_grid`` of the raw records), values
+        within rounding of a raw value of their feature become that value exactly, so category codes,
+        counts and pixel levels come back as they were."""
         if self.is_identity:
             return np.asarray(x, np.float32)
-        return (np.asarray(x, np.float32) * self.scale + self.mean).astype(np.float32, copy=False)
+        out = (np.asarray(x, np.float32) * self.scale + self.mean).astype(np.float32, copy=False)
+        return out if grid is None else snap_to_grid(out, grid)
 
     def apply(self, ds: Dataset, in_place: bool = False) -> Dataset:
         """The dataset with transformed features (labels and names unchanged); ds itself if identity.
@@ -67,6 +70,36 @@ class InputScaler:
             return ds
         own = in_place and ds.x.dtype == np.float32 and ds.x.flags.writeable and ds.x.flags.owndata
         return Dataset(ds.name, self.transform(ds.x, in_place=own), ds.y, ds.n_classes, ds.class_names)
+
+
+def value_grid(x: np.ndarray, max_values: int = 4096) -> list[np.ndarray | None]:
+    """Per tabular feature (x [n, d]) or image channel (x [n, c, h, w]) its sorted distinct values,
+    or None where there are more than ``max_values`` (a continuous feature)."""
+    x = np.asarray(x, np.float32)
+    columns = x.reshape(len(x), -1).T if x.ndim == 2 else np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)
+    grid = []
+    for values in columns:
+        distinct = np.unique(values)
+        grid.append(distinct if distinct.size <= max_values else None)
+    return grid
+
+
+def snap_to_grid(x: np.ndarray, grid: list[np.ndarray | None], tolerance: float = 1e-4) -> np.ndarray:
+    """x with every value within ``tolerance`` (relative, at least absolute) of its feature's nearest
+    grid value replaced by that value; x [n, d] or [n, c, h, w] as in ``value_grid``."""
+    x = np.array(x, np.float32)
+    for j, values in enumerate(grid):
+        if values is None:
+            continue
+        column = x[:, j]
+        flat = column.ravel()
+        right = np.clip(np.searchsorted(values, flat), 1, max(1, values.size - 1)) if values.size > 1 else \
+            np.zeros(flat.size, np.int64)
+        left = np.maximum(right - 1, 0)
+        nearest = np.where(np.abs(values[left] - flat) <= np.abs(values[right] - flat), values[left], values[right])
+        close = np.abs(nearest - flat) <= tolerance * np.maximum(1.0, np.abs(flat))
+        x[:, j] = np.where(close, nearest, flat).reshape(column.shape)
+    return x
 
 
 def fit_scaler(x: np.ndarray, scaling: str = "auto") -> InputScaler:

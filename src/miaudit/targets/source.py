@@ -61,17 +61,23 @@ class OutsideTarget:
 
 class RawInputs:
     """A target that takes the records as in the user's data, fed the audit's scaled records:
-    logits(x) = target.logits(scaler.inverse_transform(x)) (exact up to float32 rounding)."""
+    logits(x) = target.logits(scaler.inverse_transform(x, grid)). ``grid`` (data.scaling.value_grid
+    of the raw records) makes discrete features (category codes, counts, pixel levels) exact; the
+    rest are exact to float32 rounding."""
 
-    def __init__(self, target, scaler: InputScaler) -> None:
-        self.target, self.scaler = target, scaler
+    def __init__(self, target, scaler: InputScaler, grid: list | None = None) -> None:
+        self.target, self.scaler, self.grid = target, scaler, grid
         self.name, self.n_classes = target.name, target.n_classes
 
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The records as the user's data holds them."""
+        return self.scaler.inverse_transform(x, self.grid)
+
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return self.target.logits(self.scaler.inverse_transform(x))
+        return self.target.logits(self.raw(x))
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return self.target.predict_proba(self.scaler.inverse_transform(x))
+        return self.target.predict_proba(self.raw(x))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.predict_proba(x)).argmax(1)
@@ -90,36 +96,21 @@ def open_model_file(path: str, feature_shape: Sequence[int], n_classes: int, *, 
 
     target = load_target(path, feature_shape, n_classes, trust_pickle=trust_pickle, output=output, probe=probe)
     kind = MODEL_SUFFIXES[Path(path).suffix.lower()].split(" ")[0]
-    if kind == "scikit-learn":
-        template = target.estimator
-    elif kind in ("TorchScript", "torch.export"):
-        template = target.module
-    else:
-        template = None
-    return OutsideTarget(target, template, kind, str(path))
+    return OutsideTarget(target, None if kind == "ONNX" else target, kind, str(path))
 
 
-def wrap_model_object(model: Any, n_classes: int, train_fn: Callable | None = None) -> OutsideTarget:
+def wrap_model_object(model: Any, n_classes: int, train_fn: Callable | None = None, *, output: str = "auto",
+                      probe: np.ndarray | None = None) -> OutsideTarget:
     """A model object handed to ``miaudit.audit``: a fitted scikit-learn estimator, a torch module,
-    a ``predict(x) -> probabilities or logits`` function, or anything with ``logits(x)``."""
-    from miaudit.models.user_models import as_target
+    a ``predict(x) -> probabilities or logits`` function, or anything with ``logits(x)``; checked on
+    the ``probe`` records (a few real ones: noise would trip a pipeline's category encoder)."""
+    from miaudit.models.user_models import as_target, is_sklearn_estimator, is_torch_module
 
-    target = as_target(model, n_classes)
-    template = model if _is_sklearn(model) or _is_torch_module(model) else None
-    kind = "scikit-learn" if _is_sklearn(model) else "torch" if _is_torch_module(model) else "library"
+    target = as_target(model, n_classes, output=output, probe=probe)
+    sklearn, torch = is_sklearn_estimator(model), is_torch_module(model)
+    template = model if sklearn or torch else None
+    kind = "scikit-learn" if sklearn else "torch" if torch else "library"
     return OutsideTarget(target, template, kind, type(model).__name__, train_fn)
-
-
-def _is_sklearn(model: Any) -> bool:
-    return hasattr(model, "get_params") and hasattr(model, "fit")
-
-
-def _is_torch_module(model: Any) -> bool:
-    try:
-        from torch import nn
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return False
-    return isinstance(model, nn.Module)
 
 
 def check_reference_plan(outside: OutsideTarget, reference_architecture: str | None, k: int) -> None:
