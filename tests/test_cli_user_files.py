@@ -74,7 +74,8 @@ def test_trusted_pickle_audits(tmp_path, monkeypatch, capsys):
     tree = DecisionTreeClassifier(random_state=0).fit(digits.x[:400].reshape(400, -1), digits.y[:400])
     (tmp_path / "tree.pkl").write_bytes(pickle.dumps(tree))
     code, stdout, err = run_cli(["audit", "--quiet", "--dataset", "digits", "--target", str(tmp_path / "tree.pkl"),
-                                 "--trust-pickle", "--reference-models", "2", "--attacks", "threshold-loss,lira-offline",
+                                 "--trust-pickle", "--reference-models", "2",
+                                 "--attacks", "threshold-loss,lira-offline",
                                  "--out", str(tmp_path / "out")], monkeypatch, capsys)
     assert code == 0, err
     results = json.loads((tmp_path / "out" / "results.json").read_text())
