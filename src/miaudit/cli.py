@@ -54,6 +54,8 @@ def audit(
     epsilon_method: Optional[str] = typer.Option(None, help="One-run ε audit: steinke-2023-one-run (default), mahloujifar-2025-fdp-one-run (tighter), mahloujifar-2025-gdp-one-run (an estimate)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Train reference models afresh; don't read or write the model cache."),
     cache_dir: Optional[str] = typer.Option(None, help="Reference-model cache (default: $MIAUDIT_CACHE or ~/.cache/miaudit)."),
+    token_file: Optional[str] = typer.Option(None, help="Bearer token of a URL target, first line of this file (default: $MIAUDIT_TOKEN)."),
+    query_budget: Optional[int] = typer.Option(None, help="Records a URL target may be sent in all; the audit stops, saying so, rather than pass it."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train (or load) a target, attack it with every requested attack and write a report."""
@@ -70,7 +72,7 @@ def audit(
         shadow_dataset=shadow_dataset, nonmember_dataset=nonmember_dataset, label_column=label_column,
         data_dir=data_dir, delta=delta, coin_flip_members=coin_flip_members or None,
         epsilon_method=epsilon_method,
-        cache=False if no_cache else None, cache_dir=cache_dir)
+        cache=False if no_cache else None, cache_dir=cache_dir, token_file=token_file, query_budget=query_budget)
     check_writable(out)
     if cfg.cache and cfg.reference_models:
         from miaudit.models.cache import check_cache_dir, default_cache_dir
@@ -82,6 +84,32 @@ def audit(
     for note in result.notes:
         out_console.print(f"note: {note}")
     out_console.print(f"total {result.timing['total_s']:.1f} s; report: {paths['report.html']}")
+
+
+@app.command("serve")
+def serve(
+    model_file: Path = typer.Argument(..., help="Model file: .onnx, .pt/.ts (TorchScript), .pt2 (torch.export), .skops, or a pickle with --trust-pickle."),
+    port: int = typer.Option(8000, help="TCP port (0: any free one)."),
+    token_file: Optional[Path] = typer.Option(None, help="Accepted bearer tokens, one a line (default: $MIAUDIT_SERVE_TOKEN, comma-separated)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; anything but loopback exposes the model to the network."),
+    output: str = typer.Option("probs", help="What /v1/predict answers: probs, 'top-k K', 'rounded D' or label."),
+    max_batch: Optional[int] = typer.Option(None, help="Most records in one request (default 1024; more: 413)."),
+    max_body_bytes: Optional[int] = typer.Option(None, help="Largest request body in bytes (default 64 MiB; more: 413)."),
+    query_budget: Optional[int] = typer.Option(None, help="Records each token may have answered in all (then 429)."),
+    rate_limit: Optional[str] = typer.Option(None, help="Requests per token, e.g. 10/s or 600/min (more: 429 with Retry-After)."),
+    dataset: Optional[str] = typer.Option(None, help="Take the record shape and class count from this dataset (name or path)."),
+    features: Optional[str] = typer.Option(None, help="One record's shape, e.g. 64 or 1,28,28 (when the file does not declare it)."),
+    classes: Optional[int] = typer.Option(None, help="Number of classes (when the file does not declare it)."),
+    data_dir: Optional[str] = typer.Option(None, help="Where datasets live (for --dataset)."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Load a pickle / joblib file (runs its code) or skops types it does not trust."),
+) -> None:
+    """Serve a model file as a black-box prediction API: POST /v1/predict, GET /v1/health, /openapi.json."""
+    from miaudit.serve.command import serve_model_file
+
+    serve_model_file(model_file, token_file=token_file, host=host, port=port, output=output, max_batch=max_batch,
+                     max_body_bytes=max_body_bytes, query_budget=query_budget, rate_limit=rate_limit,
+                     dataset=dataset, features=features, classes=classes, data_dir=data_dir,
+                     trust_pickle=trust_pickle)
 
 
 @app.command("attacks")
