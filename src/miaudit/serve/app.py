@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 import miaudit
 from miaudit.serve.limits import TokenLimits
@@ -63,7 +63,7 @@ def request_model(n_features: int) -> type[BaseModel]:
     value = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
     record = Annotated[list[value], Field(min_length=n_features, max_length=n_features)]
     return create_model(
-        "PredictRequest",
+        "PredictRequest", __config__=ConfigDict(extra="forbid"),
         records=(Annotated[list[record], Field(min_length=1, description=(
             f"Records, each its {n_features} feature values (one record's shape flattened in C order)."))], ...))
 
@@ -163,9 +163,9 @@ class BodyLimit:
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     what = {400: "Malformed request", 401: "Missing or wrong bearer token",
             413: "Too many records in one request, or too many body bytes",
-            422: "Records of the wrong shape or type, or values that are not finite numbers",
-            429: "Rate limit (Retry-After says when to retry) or query budget spent (X-Query-Budget-Remaining)",
-            500: "The model failed on these records"}
+            422: "Records of the wrong shape or type, values that are not finite numbers, or records the model "
+                 "cannot score",
+            429: "Rate limit (Retry-After says when to retry) or query budget spent (X-Query-Budget-Remaining)"}
     return {code: {"model": ErrorBody, "description": what[code]} for code in codes}
 
 
@@ -222,7 +222,7 @@ def create_app(model: ServedModel, settings: ServeSettings, tokens: Sequence[str
                          max_batch=settings.max_batch, query_budget=settings.query_budget,
                          remaining=limits.remaining(tid))
 
-    @app.post("/v1/predict", response_model=answer_model, responses=_errors(400, 401, 413, 422, 429, 500),
+    @app.post("/v1/predict", response_model=answer_model, responses=_errors(400, 401, 413, 422, 429),
               tags=["predict"])
     def predict(body: body_model, request: Request, tid: str = Depends(admit)) -> JSONResponse:
         """The model's answer for each record (probabilities or labels, per the server's --output)."""
@@ -236,15 +236,14 @@ def create_app(model: ServedModel, settings: ServeSettings, tokens: Sequence[str
                                      "left for this token", headers={BUDGET_HEADER: str(left)})
         try:
             probabilities = model.probabilities(np.asarray(body.records, np.float32))
-        except Exception as err:  # the model's own failure: logged by type only, records kept out of logs
+            problem = None if np.isfinite(probabilities).all() else "its output is not finite"
+        except Exception as err:  # checked at start on probe records, so the records' values are the cause
+            problem = f"it fails ({type(err).__name__})"
+        if problem:  # logged by kind only: records stay out of the logs
             limits.refund_records(tid, n)
-            logger.warning("model failed: %s", type(err).__name__)
-            raise HTTPException(500, "the model failed on these records") from None
-        if not np.isfinite(probabilities).all():
-            limits.refund_records(tid, n)
-            row = int(np.argwhere(~np.isfinite(probabilities))[0, 0])
-            return JSONResponse({"detail": f"records[{row}]: the model's output is not finite for it "
-                                           "(values too large?)"}, 422)
+            logger.warning("model cannot score a batch: %s", problem)
+            return JSONResponse({"detail": f"records: the model cannot score these records: {problem} "
+                                           "(values far outside the data's range?)"}, 422)
         headers = {BUDGET_HEADER: str(limits.remaining(tid))} if settings.query_budget is not None else None
         return JSONResponse(apply_output(probabilities, option), headers=headers)
 

@@ -16,8 +16,7 @@ import numpy as np
 
 from miaudit.errors import InputError
 from miaudit.models.target import Target
-from miaudit.targets.contract import one_line
-from miaudit.targets.export import FEATURE_SHAPE_KEY, N_CLASSES_KEY
+from miaudit.targets.contract import FEATURE_SHAPE_KEY, N_CLASSES_KEY, one_line
 from miaudit.targets.load import MODEL_SUFFIXES, load_target
 
 
