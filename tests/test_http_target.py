@@ -108,6 +108,27 @@ def test_audit_signals_over_http_equal_in_process(server, onnx_path, token_file)
     assert remote.queries_sent == 2 * (len(plan.pool_x) + len(plan.population_x))
 
 
+def test_an_audit_over_budget_stops_before_any_query(onnx_path, token_file):
+    """compute_signals asks a budgeted target for the audit's whole count first (pipeline.target_queries)."""
+    from miaudit.config import make_config
+    from miaudit.pipeline import compute_signals, target_queries
+    from miaudit.plan import make_plan
+
+    plan = make_plan(make_config(dataset="digits", members=30, reference_models=0, queries=2, population=20,
+                                 attacks="threshold-loss", input_scaling="none"))
+    needed = target_queries(plan)
+    assert needed == 2 * (60 + 20)
+    with server_for(onnx_path) as running:
+        short = load_target(running.url, (1, 8, 8), 10, token_file=token_file, query_budget=needed - 1)
+        with pytest.raises(QueryBudgetExhausted, match=f"the audit needs {needed} queries, {needed - 1} of"):
+            compute_signals(plan, short, None)
+        assert running.app.state.limits.answered(token_id(TOKEN)) == 0
+        enough = load_target(running.url, (1, 8, 8), 10, token_file=token_file, query_budget=needed)
+        inputs = compute_signals(plan, enough, None)
+        assert enough.queries_sent == needed and enough.remaining == 0
+        assert inputs.target_logits.shape == (60, 2, 10)
+
+
 def test_our_budget_is_checked_before_anything_is_sent(onnx_path, digits, token_file):
     x, _ = digits
     with server_for(onnx_path) as running:

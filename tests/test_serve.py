@@ -287,7 +287,7 @@ def test_schemathesis_finds_no_failure(tmp_path, digits):
     path = save_target(SklearnTarget("forest", forest, 10), tmp_path / "forest.skops")
     with serve(load_served_model(path), max_batch=20, max_body_bytes=256 * 1024) as running:
         base = running.url.removesuffix("/v1")
-        schema = schemathesis.openapi.from_url(base + "/openapi.json")
+        schema = schemathesis.openapi.from_url(running.url + "/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
         assert {op.path for op in operations} == {"/v1/health", "/v1/model", "/v1/predict"}
         for operation in operations:

@@ -103,7 +103,7 @@ def serve(
     data_dir: Optional[str] = typer.Option(None, help="Where datasets live (for --dataset)."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Load a pickle / joblib file (runs its code) or skops types it does not trust."),
 ) -> None:
-    """Serve a model file as a black-box prediction API: POST /v1/predict, GET /v1/health, /openapi.json."""
+    """Serve a model file as a black-box prediction API: POST /v1/predict, GET /v1/health, /v1/openapi.json."""
     from miaudit.serve.command import serve_model_file
 
     serve_model_file(model_file, token_file=token_file, host=host, port=port, output=output, max_batch=max_batch,

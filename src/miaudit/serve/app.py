@@ -1,4 +1,4 @@
-"""The FastAPI app of ``miaudit serve``: POST /v1/predict, GET /v1/model, GET /v1/health, /openapi.json.
+"""The FastAPI app of ``miaudit serve``: POST /v1/predict, GET /v1/model, GET /v1/health, /v1/openapi.json.
 
 Order of checks on /v1/predict: body bytes (413, before the body is read whole), bearer token (401),
 rate limit (429 with Retry-After), request shape / types / finiteness (422 naming the field), batch
@@ -181,6 +181,7 @@ def create_app(model: ServedModel, settings: ServeSettings, tokens: Sequence[str
     answer_model = LabelsAnswer if option.kind == "label" else ProbabilitiesAnswer
     body_model = request_model(model.n_features)
     app = FastAPI(title="miaudit serve", version=miaudit.__version__, docs_url=None, redoc_url=None,
+                  openapi_url="/v1/openapi.json",
                   description=f"Black-box prediction API for {model.file}: {model.n_features} features per record, "
                               f"{model.n_classes} classes, output {option}.")
     app.state.limits, app.state.model, app.state.settings = limits, model, settings
