@@ -178,6 +178,15 @@ def test_retries_5xx_and_429_then_succeeds(onnx_path, digits, token_file):
     assert flaky[0].predicts == 4 and remote.requests == 2 and got.shape == (10, 10)
 
 
+def test_batches_shrink_to_the_servers_body_limit(onnx_path, digits, token_file):
+    x = digits[0][:100] / 7  # ~19 characters a value in JSON: ~12 records fit in 16 KiB
+    with server_for(onnx_path, max_body_bytes=16 * 1024) as running:
+        remote = load_http_target(running.url, (64,), 10, token_file=token_file, batch_size=100, **fast())
+        local = load_target(onnx_path, (64,), 10)
+        np.testing.assert_allclose(remote.predict_proba(x[:100]), local.predict_proba(x[:100]), atol=1e-6)
+    assert remote.batch_size < 16 and remote.queries_sent == 100
+
+
 def test_too_many_failures_give_one_line_naming_the_url(onnx_path, digits, token_file):
     x, _ = digits
     wrap = lambda app: Flaky(app, [(503, {})] * 10)

@@ -252,6 +252,22 @@ def test_a_corrupted_or_wrong_shape_model_fails_before_serving(tmp_path, model_p
         load_served_model(model_path, classes=3)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script
+def test_torchscript_needs_its_shape_from_flags_or_a_dataset(tmp_path, digits):
+    import torch
+
+    module = torch.jit.script(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval())
+    path = tmp_path / "linear.pt"
+    module.save(str(path))
+    with pytest.raises(InputError, match="linear.pt: does not declare its record shape; pass --dataset"):
+        load_served_model(path)
+    for served in (load_served_model(path, features="1,8,8", classes=10), load_served_model(path, dataset="digits")):
+        assert served.feature_shape == (1, 8, 8) and served.n_classes == 10
+        x = digits[0][:5]
+        expected = torch.softmax(module(torch.from_numpy(x.reshape(5, 1, 8, 8))), 1).detach().numpy()
+        np.testing.assert_allclose(served.probabilities(x), expected, atol=1e-6)
+
+
 def test_cli_serve_bad_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
     from miaudit.cli import main
 

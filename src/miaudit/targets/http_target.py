@@ -3,7 +3,7 @@
 ``POST {base}/predict`` {"records": [[d floats], ...]} answers {"probabilities": [[C floats], ...]}
 or {"labels": [ints]}; ``GET {base}/model`` describes the model (record length, classes, output,
 largest batch). Records are sent flattened (C order) in batches; 5xx answers, 429 with Retry-After and
-connection errors are retried with exponential backoff. Probabilities become log-probabilities
+connection errors are retried with exponential backoff; a 413 halves the batch. Probabilities become log-probabilities
 (``contract.as_logits``, floored at 1e-12), as for file targets; a label-only endpoint gives a target
 whose ``logits`` refuses and whose ``predict`` returns labels.
 
@@ -48,6 +48,10 @@ class QueryBudgetExhausted(HttpTargetError):
 
 class TargetUnreachable(HttpTargetError):
     """The API did not answer (connection refused or dropped, timeouts, 5xx) after every retry."""
+
+
+class PayloadTooLarge(HttpTargetError):
+    """413: the API refuses a request this big (the batch is halved and tried again)."""
 
 
 class LabelOnlyTarget(HttpTargetError):
@@ -188,6 +192,8 @@ class HttpTarget(_TargetOutputs):
                     raise QueryBudgetExhausted(
                         f"{self.url}: the server's query budget is spent ({_detail(response)}); "
                         f"{self.queries_sent} records were answered", self.queries_sent, None)
+                if status == 413:
+                    raise PayloadTooLarge(f"{self.url}: {method} {path} answers 413 ({_detail(response)})")
                 if status in (401, 403):
                     raise HttpTargetError(f"--token-file: {self.url} refuses the token ({status} {_detail(response)})")
                 if status != 429 and status < 500:
@@ -211,12 +217,19 @@ class HttpTarget(_TargetOutputs):
         flat = x.reshape(len(x), -1)
         self.reserve(len(flat))
         key = "labels" if self.label_only else "probabilities"
-        parts = []
-        for start in range(0, len(flat), self.batch_size):
+        parts, start = [], 0
+        while start < len(flat):
             chunk = flat[start:start + self.batch_size]
-            answer = self.request("POST", "/predict", {"records": chunk.tolist()})
+            try:
+                answer = self.request("POST", "/predict", {"records": chunk.tolist()})
+            except PayloadTooLarge:
+                if len(chunk) == 1:
+                    raise
+                self.batch_size = max(1, len(chunk) // 2)  # the server's body limit: smaller batches from now on
+                continue
             parts.append(self._checked(answer, key, len(chunk)))
             self.queries_sent += len(chunk)
+            start += len(chunk)
         if not parts:
             return np.zeros((0,) if self.label_only else (0, self.n_classes))
         return np.concatenate(parts)
@@ -306,5 +319,5 @@ def load_http_target(url: str, feature_shape: Sequence[int], n_classes: int, tok
     return target
 
 
-__all__ = ["HttpTarget", "HttpTargetError", "LabelOnlyTarget", "QueryBudgetExhausted", "TargetUnreachable",
-           "api_base", "client_token", "is_url", "load_http_target", "read_token_file"]
+__all__ = ["HttpTarget", "HttpTargetError", "LabelOnlyTarget", "PayloadTooLarge", "QueryBudgetExhausted",
+           "TargetUnreachable", "api_base", "client_token", "is_url", "load_http_target", "read_token_file"]
