@@ -187,6 +187,24 @@ def test_batches_shrink_to_the_servers_body_limit(onnx_path, digits, token_file)
     assert remote.batch_size < 16 and remote.queries_sent == 100
 
 
+def test_an_api_without_model_description_is_probed_with_one_record(onnx_path, digits, token_file):
+    x, _ = digits
+
+    def without_model(app):
+        async def wrapped(scope, receive, send):
+            if scope["type"] == "http" and scope["path"] == "/v1/model":
+                return await JSONResponse({"detail": "Not Found"}, 404)(scope, receive, send)
+            await app(scope, receive, send)
+        return wrapped
+
+    with server_for(onnx_path, wrap=without_model) as running:
+        remote = load_http_target(running.url, (64,), 10, token_file=token_file, query_budget=11, **fast())
+        assert remote.queries_sent == 1 and remote.output == "probabilities"
+        remote.logits(x[:10])
+        with pytest.raises(InputError, match="gives 10 classes, the data has 4"):
+            load_http_target(running.url, (64,), 4, token_file=token_file, **fast())
+
+
 def test_too_many_failures_give_one_line_naming_the_url(onnx_path, digits, token_file):
     x, _ = digits
     wrap = lambda app: Flaky(app, [(503, {})] * 10)

@@ -187,7 +187,10 @@ class HttpTarget(_TargetOutputs):
                 status, retry_after = response.status_code, _retry_after(response)
                 if status == 200:
                     self.requests += 1
-                    return response.json()
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise HttpTargetError(f"{url}: answers 200 with a body that is not JSON") from None
                 if status == 429 and BUDGET_HEADER in response.headers and retry_after is None:
                     raise QueryBudgetExhausted(
                         f"{self.url}: the server's query budget is spent ({_detail(response)}); "
@@ -236,7 +239,8 @@ class HttpTarget(_TargetOutputs):
 
     def _checked(self, answer: dict, key: str, n: int) -> np.ndarray:
         if not isinstance(answer, dict) or key not in answer:
-            raise HttpTargetError(f"{self.url}: answer without {key!r} (keys: {', '.join(map(str, answer))})")
+            keys = ", ".join(map(str, answer)) if isinstance(answer, dict) else type(answer).__name__
+            raise HttpTargetError(f"{self.url}: answer without {key!r} (got {keys})")
         try:
             values = np.asarray(answer[key], np.float64)
         except (TypeError, ValueError):
@@ -282,6 +286,7 @@ def _describe(target: HttpTarget, feature_shape: tuple[int, ...], n_classes: int
     except HttpTargetError as err:
         if " answers 404 " not in str(err):
             raise
+    target.reserve(1, "the probe record (the API has no /model)")
     answer = target.request("POST", "/predict", {"records": [[0.0] * prod(feature_shape)]})
     target.queries_sent += 1
     if isinstance(answer, dict) and "labels" in answer:
