@@ -189,7 +189,7 @@ def create_app(model: ServedModel, settings: ServeSettings, tokens: Sequence[str
     app.add_middleware(RequestLog, logger=logger)
     bearer = HTTPBearer(auto_error=False, description="One of the server's tokens (--token-file).")
 
-    def authorize(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+    async def authorize(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
         """The caller's token id; 401 without a known bearer token (every token compared)."""
         given = (credentials.credentials if credentials else "").encode()
         match = None
@@ -201,7 +201,7 @@ def create_app(model: ServedModel, settings: ServeSettings, tokens: Sequence[str
         request.state.token = match
         return match
 
-    def admit(tid: str = Depends(authorize)) -> str:
+    async def admit(tid: str = Depends(authorize)) -> str:
         """The token id of a request the rate limit admits; 429 with Retry-After otherwise."""
         wait = limits.admit_request(tid)
         if wait is not None:
