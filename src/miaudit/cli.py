@@ -69,6 +69,8 @@ def audit(
     save_predictions: Optional[Path] = typer.Option(None, help="Write the audit's signals as an .npz file that --predictions reads."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Train reference models afresh; don't read or write the model cache."),
     cache_dir: Optional[str] = typer.Option(None, help="Reference-model cache (default: $MIAUDIT_CACHE or ~/.cache/miaudit)."),
+    token_file: Optional[str] = typer.Option(None, help="Bearer token of a URL target, first line of this file (default: $MIAUDIT_TOKEN)."),
+    query_budget: Optional[int] = typer.Option(None, help="Records a URL target may be sent in all; the audit stops, saying so, rather than pass it."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train (or load) a target, attack it with every requested attack and write a report."""
@@ -88,7 +90,8 @@ def audit(
         id_column=id_column, categorical=categorical, missing=missing, na_values=na_values, columns=columns,
         no_header=no_header or None, trust_pickle=trust_pickle or None, target_output=target_output,
         target_input=target_input, reference_architecture=reference_architecture, predictions=predictions,
-        cache=False if no_cache else None, cache_dir=cache_dir)
+        cache=False if no_cache else None, cache_dir=cache_dir, token_file=token_file,
+        query_budget=query_budget)
     check_writable(out)
     for flag, path, suffixes in (("--save-target", save_target, (".onnx", ".skops")),
                                  ("--save-predictions", save_predictions, (".npz",))):
@@ -112,6 +115,32 @@ def audit(
         from miaudit.targets.predictions import save_predictions as write_predictions
 
         out_console.print(f"signals written: {write_predictions(result.predictions(), save_predictions)}")
+
+
+@app.command("serve")
+def serve(
+    model_file: Path = typer.Argument(..., help="Model file: .onnx, .pt/.ts (TorchScript), .pt2 (torch.export), .skops, or a pickle with --trust-pickle."),
+    port: int = typer.Option(8000, help="TCP port (0: any free one)."),
+    token_file: Optional[Path] = typer.Option(None, help="Accepted bearer tokens, one a line (default: $MIAUDIT_SERVE_TOKEN, comma-separated)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; anything but loopback exposes the model to the network."),
+    output: str = typer.Option("probs", help="What /v1/predict answers: probs, 'top-k K', 'rounded D' or label."),
+    max_batch: Optional[int] = typer.Option(None, help="Most records in one request (default 1024; more: 413)."),
+    max_body_bytes: Optional[int] = typer.Option(None, help="Largest request body in bytes (default 64 MiB; more: 413)."),
+    query_budget: Optional[int] = typer.Option(None, help="Records each token may have answered in all (then 429)."),
+    rate_limit: Optional[str] = typer.Option(None, help="Requests per token, e.g. 10/s or 600/min (more: 429 with Retry-After)."),
+    dataset: Optional[str] = typer.Option(None, help="Take the record shape and class count from this dataset (name or path)."),
+    features: Optional[str] = typer.Option(None, help="One record's shape, e.g. 64 or 1,28,28 (when the file does not declare it)."),
+    classes: Optional[int] = typer.Option(None, help="Number of classes (when the file does not declare it)."),
+    data_dir: Optional[str] = typer.Option(None, help="Where datasets live (for --dataset)."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Load a pickle / joblib file (runs its code) or skops types it does not trust."),
+) -> None:
+    """Serve a model file as a black-box prediction API: POST /v1/predict, GET /v1/health, /v1/openapi.json."""
+    from miaudit.serve.command import serve_model_file
+
+    serve_model_file(model_file, token_file=token_file, host=host, port=port, output=output, max_batch=max_batch,
+                     max_body_bytes=max_body_bytes, query_budget=query_budget, rate_limit=rate_limit,
+                     dataset=dataset, features=features, classes=classes, data_dir=data_dir,
+                     trust_pickle=trust_pickle)
 
 
 @app.command("attacks")

@@ -97,6 +97,8 @@ class AuditConfig(BaseModel):
     predictions: str | None = None
     epsilon_method: Literal["steinke-2023-one-run", "mahloujifar-2025-fdp-one-run",
                             "mahloujifar-2025-gdp-one-run"] = "steinke-2023-one-run"
+    token_file: str | None = None  # bearer token of a URL target (else $MIAUDIT_TOKEN)
+    query_budget: int | None = Field(None, ge=1)  # records a URL target may be sent in all
 
     @field_validator("attacks", mode="before")
     @classmethod

@@ -275,6 +275,13 @@ def target_signals(plan: AuditPlan, target) -> tuple[np.ndarray, np.ndarray]:
             _logits_over_views(target.logits, plan.population_x, q, seed, 1, (), c))
 
 
+def target_queries(plan: AuditPlan) -> int:
+    """Records an audit asks the target about: every query view of the audited and population
+    records, plus the test records when non-members come from another dataset (test accuracy)."""
+    views = plan.config.queries * (len(plan.pool_x) + len(plan.population_x))
+    return views + (len(plan.test_x) if plan.config.nonmember_dataset else 0)
+
+
 def check_outputs_finite(cfg: AuditConfig, whose: str, *logits: np.ndarray, per_model: bool = False) -> None:
     """InputError "training diverged: ..." when any of the logits [..., C] is NaN or inf, naming
     the likely cause (the step size of torch training). per_model: axis 0 indexes models, counted."""
@@ -305,6 +312,8 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
     q, seed = plan.config.queries, plan.config.seed
     n, c = len(plan.pool_x), plan.n_classes
     ids = record_identities(plan)
+    if hasattr(target, "reserve"):  # a target with a query budget (HttpTarget): refuse before any query
+        target.reserve(target_queries(plan), "the audit")
     t_pool, t_pop = target_signals(plan, target)
     check_outputs_finite(plan.config, "the target's", t_pool, t_pop)
     if refs is None:

@@ -1,8 +1,9 @@
 """Targets that come from outside miaudit: model files (ONNX, TorchScript, torch.export, skops,
 pickle), precomputed predictions, and the export of a target miaudit trained.
 
-``load_target`` (load.py) reads a model file into the Target protocol; ``save_target`` (export.py)
-writes one; ``load_predictions`` (predictions.py) reads signals for an audit without a model.
+``load_target`` (load.py) reads a model file (or an http(s) URL: http_target.py) into the Target
+protocol; ``save_target`` (export.py) writes one; ``load_predictions`` (predictions.py) reads
+signals for an audit without a model.
 Names below are imported on first use, so importing this package loads neither torch nor onnxruntime.
 """
 from __future__ import annotations
@@ -25,6 +26,11 @@ _EXPORTS = {
     "load_predictions": "predictions",
     "save_predictions": "predictions",
     "runnable_attacks": "predictions",
+    "HttpTarget": "http_target",
+    "load_http_target": "http_target",
+    "QueryBudgetExhausted": "http_target",
+    "TargetUnreachable": "http_target",
+    "is_url": "http_target",
 }
 
 __all__ = list(_EXPORTS)

@@ -18,6 +18,8 @@ OUTPUT_KINDS = ("auto", "logits", "probabilities")
 PROBABILITY_TOLERANCE = 1e-3
 PROBABILITY_FLOOR = 1e-12
 Dim = int | str | None
+# metadata_props of an ONNX file that say one record's shape ("1,28,28") and the class count ("10")
+FEATURE_SHAPE_KEY, N_CLASSES_KEY = "miaudit.feature_shape", "miaudit.n_classes"
 
 
 def one_line(err: BaseException, limit: int = 240) -> str:

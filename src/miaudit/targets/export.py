@@ -5,7 +5,8 @@ The exported model takes raw records: miaudit's input scaling (an InputScaler, f
 audited dataset) becomes its first step: a Standardize layer for torch, scikit-learn scalers holding
 the same statistics in front of the estimator (a Pipeline) for scikit-learn, both computing what
 InputScaler.transform computes, (x - mean) * (1 / scale) in float32. ONNX files have one input
-"x" [n, *feature_shape] (float32, any n) and one output "logits" [n, C].
+"x" [n, *feature_shape] (float32, any n) and one output "logits" [n, C], and say both shapes in their
+metadata_props (``onnx_metadata``); a skops estimator says them in n_features_in_ and classes_.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from miaudit.data.scaling import InputScaler
 from miaudit.errors import InputError
 from miaudit.models.mlp_stack import MLPStack
 from miaudit.models.wrappers import SklearnTarget, StackTarget, TorchTarget
+from miaudit.targets.contract import FEATURE_SHAPE_KEY, N_CLASSES_KEY
 from miaudit.targets.extras import require
 
 ONNX_OPSET = 17
@@ -74,13 +76,23 @@ def _torch_model(target, feature_shape: Sequence[int] | None, scaler: InputScale
     return body.eval(), tuple(int(d) for d in shape)
 
 
-def _save_onnx(module: nn.Module, record_shape: tuple[int, ...], path: Path) -> None:
-    require("onnx", "onnx", field=path.name)
+def _save_onnx(module: nn.Module, record_shape: tuple[int, ...], n_classes: int, path: Path) -> None:
+    onnx = require("onnx", "onnx", field=path.name)
     example = torch.zeros((2, *record_shape), dtype=torch.float32)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
         torch.onnx.export(module, (example,), str(path), dynamo=False, input_names=["x"], output_names=["logits"],
                           dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=ONNX_OPSET)
+    model = onnx.load(str(path))
+    for key, value in onnx_metadata(record_shape, n_classes).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
+def onnx_metadata(record_shape: Sequence[int], n_classes: int) -> dict[str, str]:
+    """The metadata_props an exported ONNX file carries, so that it serves with no shape flags:
+    miaudit.feature_shape "1,28,28" (one record's shape) and miaudit.n_classes "10"."""
+    return {FEATURE_SHAPE_KEY: ",".join(str(int(d)) for d in record_shape), N_CLASSES_KEY: str(int(n_classes))}
 
 
 def scaled_estimator(estimator, scaler: InputScaler | None, record_shape: Sequence[int]):
@@ -122,7 +134,7 @@ def save_target(target, path: str | Path, scaler: InputScaler | None = None,
         if path.suffix.lower() != ".onnx":
             raise InputError(f"{path.name}: a torch target exports to ONNX, name the file *.onnx")
         module, record_shape = _torch_model(target, feature_shape, scaler)
-        _save_onnx(module, record_shape, path)
+        _save_onnx(module, record_shape, target.n_classes, path)
         return path
     if isinstance(target, SklearnTarget):
         if path.suffix.lower() != ".skops":

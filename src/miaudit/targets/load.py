@@ -23,7 +23,8 @@ MODEL_SUFFIXES: dict[str, str] = {
 
 
 def load_target(path: str | Path, feature_shape: Sequence[int], n_classes: int, trust_pickle: bool = False,
-                output: str = "auto", probe: np.ndarray | None = None) -> Target:
+                output: str = "auto", probe: np.ndarray | None = None, token_file: str | Path | None = None,
+                query_budget: int | None = None) -> Target:
     """The model at ``path`` as a Target for records float32 [n, *feature_shape] and n_classes classes.
 
     .onnx -> OnnxTarget; .pt / .ts -> TorchScript, .pt2 -> torch.export (TorchFileTarget);
@@ -31,8 +32,17 @@ def load_target(path: str | Path, feature_shape: Sequence[int], n_classes: int, 
     "logits" | "probabilities") says what an ONNX or torch model returns (auto: decided on probe
     records, float32 [m, *feature_shape], seeded noise when not given); scikit-learn estimators
     give probabilities. Every check failure is a one-line InputError naming the file.
+    An http:// or https:// URL -> HttpTarget (targets/http_target.py), with the bearer token from
+    token_file (or $MIAUDIT_TOKEN) and at most query_budget records sent.
     """
-    path, output = Path(path), check_output_option(output)
+    output = check_output_option(output)
+    if isinstance(path, str) and path.lower().startswith(("http://", "https://")):
+        if output == "logits":
+            raise InputError(f"{path}: output: an HTTP API gives probabilities or labels, not logits")
+        from miaudit.targets.http_target import load_http_target
+
+        return load_http_target(path, feature_shape, n_classes, token_file=token_file, query_budget=query_budget)
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in MODEL_SUFFIXES:
         known = ", ".join(f"{s} ({kind})" for s, kind in MODEL_SUFFIXES.items())

@@ -89,16 +89,21 @@ def check_estimator(estimator, name: str, feature_shape: Sequence[int], n_classe
         raise InputError(f"{name}: predict_proba does not give probabilities ({problem})")
 
 
+def read_estimator(path: str | Path, trust_pickle: bool = False, trusted: Sequence[str] = ()):
+    """The object in a .skops file (or a .pkl / .pickle / .joblib one when trust_pickle), unchecked."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return _load_pickle(path, trust_pickle)
+    return _load_skops(path, trusted, trust_pickle)
+
+
 def load_sklearn_file(path: str | Path, feature_shape: Sequence[int], n_classes: int, trust_pickle: bool = False,
                       trusted: Sequence[str] = ()) -> SklearnTarget:
     """The scikit-learn classifier in a .skops file (or a .pkl / .pickle / .joblib one when
     trust_pickle), checked by ``check_estimator``, as a SklearnTarget (logits = log-probabilities)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    if path.suffix in PICKLE_SUFFIXES:
-        estimator = _load_pickle(path, trust_pickle)
-    else:
-        estimator = _load_skops(path, trusted, trust_pickle)
+    estimator = read_estimator(path, trust_pickle, trusted)
     check_estimator(estimator, path.name, feature_shape, n_classes)
     return SklearnTarget(path.name, estimator, n_classes)
