@@ -23,7 +23,7 @@ from miaudit.models.perf import matmul_gflops
 from miaudit.models.references import train_references
 from miaudit.models.registry import TORCH_NAMES, fit_single, model_spec
 from miaudit.models.wrappers import StackTarget
-from miaudit.plan import AuditPlan, load_audited, make_plan, table_options
+from miaudit.plan import AuditPlan, load_audited, make_plan, table_options, within_query_budget
 from miaudit.progress import ProgressBoard
 from miaudit.results import AttackOutcome, AuditResult, TargetSummary
 
@@ -58,6 +58,8 @@ def audit(config: AuditConfig | None = None, *, progress: bool = True, data: Any
     if data is not None or membership is not None:
         data = as_audit_data(load_audited(cfg) if data is None else data, membership, table_options(cfg))
     plan = make_plan(cfg, data, model, train_fn)
+    if plan.outside is not None:  # a prediction API answers a limited number of queries
+        plan = within_query_budget(plan, getattr(plan.outside.target, "remaining", None))
     with ProgressBoard(progress) as board:
         return _run(plan, board, started)
 
@@ -76,6 +78,9 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
         test_acc = (float(correct[~plan.membership].mean()) if not cfg.nonmember_dataset
                     else float((target.logits(plan.test_x).argmax(1) == plan.test_y).mean()))
     timing["signals_s"] = time.perf_counter() - t
+    if hasattr(target, "queries_sent"):  # a prediction API: what the audit asked of it
+        timing["target_queries"] = int(target.queries_sent)
+        timing["target_query_s"] = float(target.seconds)
 
     t = time.perf_counter()
     outcomes = run_attacks(plan, inputs, board)

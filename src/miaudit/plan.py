@@ -7,7 +7,7 @@ membership for the reference models (attacker mode), Z population records.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -254,7 +254,8 @@ def _open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: An
         outside = wrap_model_object(model, raw.n_classes, train_fn, output=cfg.target_output, probe=probe)
     else:
         outside = open_model_file(cfg.target, raw.feature_shape, raw.n_classes, trust_pickle=cfg.trust_pickle,
-                                  output=cfg.target_output, probe=probe)
+                                  output=cfg.target_output, probe=probe, token_file=cfg.token_file,
+                                  query_budget=cfg.query_budget)
     check_reference_plan(outside, cfg.reference_architecture, cfg.reference_models)
     if raw_input and not scaler.is_identity:
         sample = raw.x[:5000] if raw.is_image else raw.x  # every pixel level; every category of a table
@@ -266,6 +267,35 @@ def _open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: An
                      + (" (the attacker knows the architecture only as named, not the target's own)"
                         if cfg.reference_architecture else ""))
     return outside
+
+
+def within_query_budget(plan: AuditPlan, budget: int | None) -> AuditPlan:
+    """The plan, or a smaller one whose target queries fit ``budget`` records: population records go
+    first, then audited records beyond the first ones (the audited records are in random order, so
+    the ones kept are a random subset); a note says what was left out. InputError when the budget
+    cannot cover two audited records, a member and a non-member."""
+    q = plan.config.queries
+    extra = len(plan.test_x) if plan.config.nonmember_dataset else 0
+    n, z = len(plan.pool_x), len(plan.population_x)
+    if budget is None or q * (n + z) + extra <= budget:
+        return plan
+    keep_n = min(n, max(0, (budget - extra) // q))
+    keep_z = min(z, max(0, (budget - extra) // q - keep_n))
+    kept = plan.membership[:keep_n]
+    if not (kept.any() and (~kept).any()):
+        raise InputError(f"--query-budget: {budget} queries cannot cover a member and a non-member "
+                         f"({q * (n + z) + extra} would audit every record)")
+    note = (f"query budget {budget}: audited {keep_n} of {n} records and {keep_z} of {z} population records "
+            f"({q} queries each)")
+    pool = slice(0, keep_n)
+    mode_pool = plan.reference_mode == "pool"
+    return replace(plan, pool_x=plan.pool_x[pool], pool_y=plan.pool_y[pool], membership=kept,
+                   record_index=plan.record_index[pool], record_source=plan.record_source[:keep_n],
+                   reference_x=plan.pool_x[pool] if mode_pool else plan.reference_x,
+                   reference_y=plan.pool_y[pool] if mode_pool else plan.reference_y,
+                   reference_masks=plan.reference_masks[:, pool] if mode_pool else plan.reference_masks,
+                   population_x=plan.population_x[:keep_z], population_y=plan.population_y[:keep_z],
+                   notes=[*plan.notes, note])
 
 
 def _coin_flips(n: int, cfg: AuditConfig, notes: list[str]) -> np.ndarray:

@@ -17,6 +17,7 @@ TargetKind = Literal["model", "file", "url"]
 # How the reference models of an outside target are trained, by the target's format.
 REFERENCE_SOURCES = {
     "ONNX": None,  # inference only: the user names an architecture
+    "HTTP API": None,
     "TorchScript": "the target's architecture re-initialised per seed",
     "torch.export": "the target's architecture re-initialised per seed",
     "torch": "the target's architecture re-initialised per seed",
@@ -89,12 +90,16 @@ class RawInputs:
 
 
 def open_model_file(path: str, feature_shape: Sequence[int], n_classes: int, *, trust_pickle: bool,
-                    output: str, probe: np.ndarray | None = None) -> OutsideTarget:
-    """The model file at ``path`` loaded and checked against records of ``feature_shape`` (on the
-    ``probe`` records when given)."""
+                    output: str, probe: np.ndarray | None = None, token_file: str | None = None,
+                    query_budget: int | None = None) -> OutsideTarget:
+    """The model file (or prediction API) at ``path`` loaded and checked against records of
+    ``feature_shape`` (on the ``probe`` records when given)."""
     from miaudit.targets.load import load_target
 
-    target = load_target(path, feature_shape, n_classes, trust_pickle=trust_pickle, output=output, probe=probe)
+    target = load_target(path, feature_shape, n_classes, trust_pickle=trust_pickle, output=output, probe=probe,
+                         token_file=token_file, query_budget=query_budget)
+    if target_kind(path) == "url":
+        return OutsideTarget(target, None, "HTTP API", path)
     kind = MODEL_SUFFIXES[Path(path).suffix.lower()].split(" ")[0]
     return OutsideTarget(target, None if kind == "ONNX" else target, kind, str(path))
 
