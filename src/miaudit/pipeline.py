@@ -147,6 +147,9 @@ def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | No
     """
     cfg = plan.config
     specs = plan.attacks if specs is None else specs
+    unmet = {spec.name: spec.unmet_need_of(inputs) for spec in specs}  # e.g. no model to query
+    plan.notes.extend(f"skipped {why}" for why in unmet.values() if why and f"skipped {why}" not in plan.notes)
+    specs = [spec for spec in specs if not unmet[spec.name]]
     workers = max(1, min(len(specs), usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs))
 
     def one(attack) -> AttackOutcome:
@@ -156,7 +159,8 @@ def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | No
         metrics = compute_metrics(verdict.scores, plan.membership, verdict.decision, plan.pool_y,
                                   delta=cfg.delta, confidence=cfg.confidence, coin_flips=cfg.coin_flip_members,
                                   epsilon_method=cfg.epsilon_method)
-        return AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds, verdict.params)
+        return AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds, verdict.params,
+                             verdict.queries)
 
     with ((board or ProgressBoard(False)).task("attacks", len(specs)) as update,
           threadpool_limits(1 if workers > 1 else None), ThreadPoolExecutor(workers) as pool):
@@ -250,7 +254,8 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
     t_pool, t_pop = target_signals(plan, target)
     check_outputs_finite(plan.config, "the target's", t_pool, t_pop)
     if refs is None:
-        return AttackInputs.target_only(t_pool, plan.pool_y, t_pop, plan.population_y, record_ids=ids)
+        return AttackInputs.target_only(t_pool, plan.pool_y, t_pop, plan.population_y, record_ids=ids,
+                                        records=plan.pool_x, target_model=target)
     kk = (refs.n_models,)
     r_pool = _logits_over_views(refs.logits, plan.pool_x, q, seed, 2, kk, c)
     r_pop = _logits_over_views(refs.logits, plan.population_x, q, seed, 2, kk, c)
@@ -263,7 +268,7 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
         shadow_logits = _logits_over_views(refs.logits, plan.reference_x, q, seed, 2, kk, c)
         shadow_in, shadow_labels, shadow_ids = plan.reference_masks, plan.reference_y, None
     return AttackInputs(t_pool, plan.pool_y, r_pool, ref_in, shadow_logits, shadow_in, shadow_labels,
-                        t_pop, r_pop, plan.population_y, ids, shadow_ids)
+                        t_pop, r_pop, plan.population_y, ids, shadow_ids, plan.pool_x, target, refs)
 
 
 def record_identities(plan: AuditPlan) -> np.ndarray:
