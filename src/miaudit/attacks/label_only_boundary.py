@@ -161,10 +161,11 @@ def _search(predict, inputs: AttackInputs, x: np.ndarray, order: np.ndarray, bud
     return dist, used
 
 
-def label_only_boundary(inputs: AttackInputs, seed: int = 0, budget: int = DEFAULT_BUDGET) -> AttackScores:
-    """Score = distance to the decision boundary found within ``budget`` label queries per record
-    (module docstring); decision None. ``queries``: label queries sent (<= budget x N)."""
+def label_only_boundary(inputs: AttackInputs, seed: int = 0, budget: int | None = None) -> AttackScores:
+    """Score = distance to the decision boundary found within ``budget`` (None: DEFAULT_BUDGET) label
+    queries per record (module docstring); decision None. ``queries``: label queries sent (<= budget x N)."""
     name = "label-only-boundary"
+    budget = DEFAULT_BUDGET if budget is None else budget
     x = require_model(inputs, name)
     oracle = oracle_for(inputs, name, budget=int(budget) * inputs.n_records)
     dist, used = _search(oracle.predict, inputs, x, identity_order(inputs.record_ids, inputs.n_records), budget, seed)
@@ -172,12 +173,14 @@ def label_only_boundary(inputs: AttackInputs, seed: int = 0, budget: int = DEFAU
                         queries=oracle.queries)
 
 
-def label_only_boundary_lira(inputs: AttackInputs, seed: int = 0, budget: int = DEFAULT_BUDGET,
-                             max_reference_models: int = REFERENCE_MODELS) -> AttackScores:
+def label_only_boundary_lira(inputs: AttackInputs, seed: int = 0, budget: int | None = None,
+                             max_reference_models: int | None = None) -> AttackScores:
     """label-only-boundary's log distance scored against the log distances found (by the same
-    search, same seed) on the first ``max_reference_models`` reference models, per record
+    search, same seed) on the first ``max_reference_models`` (None: REFERENCE_MODELS) reference models, per record
     (:mod:`miaudit.attacks.reference_ratio`). Only the target's queries are counted."""
     name = "label-only-boundary-lira"
+    budget = DEFAULT_BUDGET if budget is None else budget
+    max_reference_models = REFERENCE_MODELS if max_reference_models is None else max_reference_models
     x = require_model(inputs, name)
     models, ref_in = reference_models(inputs, name, max_reference_models)
     order = identity_order(inputs.record_ids, inputs.n_records)
