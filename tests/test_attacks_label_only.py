@@ -120,7 +120,7 @@ def test_the_boundary_search_keeps_its_budget(budget):
     assert used.max() <= budget and used.sum() == oracle.queries == model.rows
     assert (dist > 0).all()
     if budget >= 60:
-        assert used.min() > budget - 60  # iterations stop only when the next would not fit
+        assert used.min() > budget - 10 - 6 - 10 - 10  # a last iteration spends what is left
     with pytest.raises(InputError, match="budget"):
         boundary_distances(oracle.predict, x, labels, minimum_budget() - 1, seed=0)
 

@@ -11,7 +11,8 @@ Wainwright 2020), run for all records at once (torch tensors, one batched label 
 3. iterations t = 0, 1, ...: estimate the boundary's normal at the current boundary point from the
    labels of n_t = min(MAX_EVAL, INIT_EVAL sqrt(t + 1)) random probes on a small sphere, step along
    it by dist / sqrt(t + 1) (halved up to STEP_TRIES times until the label differs), then binary
-   search (BINARY_STEPS) back toward the record; the distance kept is the smallest found.
+   search (BINARY_STEPS) back toward the record; the distance kept is the smallest found. When no
+   record can pay for n_t probes any more, a last iteration uses what is left (at least MIN_EVAL).
 A record takes part in an iteration only while its own count of queries plus the iteration's
 largest cost fits in ``budget``, so no record ever uses more than ``budget`` queries. Random draws
 come in the order of the records' identities, so the scores do not depend on the records' order.
@@ -36,6 +37,7 @@ BINARY_STEPS = 10
 STEP_TRIES = 6
 INIT_EVAL = 20
 MAX_EVAL = 200
+MIN_EVAL = 10
 REFERENCE_MODELS = 16
 """label-only-boundary-lira: at most this many reference models get their own searches."""
 _CHUNK_FLOATS = 1 << 23  # probes held at once: [records, probes, features] floats
@@ -105,10 +107,12 @@ def boundary_distances(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarra
     t = 0
     while True:
         n_eval = min(MAX_EVAL, int(INIT_EVAL * np.sqrt(t + 1)))
-        cost = n_eval + STEP_TRIES + BINARY_STEPS
-        rows = live[used[live] + cost <= budget]
-        if len(rows) == 0:
-            return dist, used
+        affordable = budget - used[live] - STEP_TRIES - BINARY_STEPS  # probes each record can still pay
+        if not (affordable >= n_eval).any():  # a last, smaller iteration with what is left
+            n_eval = int(affordable.max(initial=0))
+            if n_eval < MIN_EVAL:
+                return dist, used
+        rows = live[affordable >= n_eval]
         normal = _boundary_normals(differs, point, gap, dist, rows, n_eval, d, gen)
         step = torch.from_numpy(dist[rows] / np.sqrt(t + 1)).float()
         moved = torch.empty((len(rows), d))
@@ -169,8 +173,8 @@ def label_only_boundary(inputs: AttackInputs, seed: int = 0, budget: int | None 
     x = require_model(inputs, name)
     oracle = oracle_for(inputs, name, budget=int(budget) * inputs.n_records)
     dist, used = _search(oracle.predict, inputs, x, identity_order(inputs.record_ids, inputs.n_records), budget, seed)
-    return AttackScores(dist, params={"budget_per_record": int(budget), "most_queries_per_record": int(used.max(initial=0))},
-                        queries=oracle.queries)
+    params = {"budget_per_record": int(budget), "most_queries_per_record": int(used.max(initial=0))}
+    return AttackScores(dist, params=params, queries=oracle.queries)
 
 
 def label_only_boundary_lira(inputs: AttackInputs, seed: int = 0, budget: int | None = None,

@@ -50,7 +50,8 @@ def label_only_noise(inputs: AttackInputs, seed: int = 0, levels=LEVELS, per_lev
     oracle = oracle_for(inputs, "label-only-noise", budget=n_copies * inputs.n_records)
     labels = np.asarray(inputs.labels)
     order = identity_order(inputs.record_ids, inputs.n_records)
-    hits = sum((oracle.predict(v) == labels).astype(np.float64) for v in noisy_copies(x, seed, order, levels, per_level))
+    copies = noisy_copies(x, seed, order, levels, per_level)
+    hits = sum((oracle.predict(v) == labels).astype(np.float64) for v in copies)
     return AttackScores(hits / n_copies, params={"copies": n_copies}, queries=oracle.queries)
 
 
