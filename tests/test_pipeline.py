@@ -16,10 +16,18 @@ CHECKER = Path(__file__).resolve().parents[2] / "shared" / "tools" / "check-resu
 FAST = dict(dataset="digits", members=300, reference_models=8, population=500, cache=False)
 
 
+@pytest.fixture(autouse=True)
+def small_boundary_searches(monkeypatch):
+    """The boundary searches of "all" with a small budget and two reference models: a forest answers
+    each label query slowly (hundreds of sequential queries at the default budget)."""
+    monkeypatch.setattr(label_only_boundary, "DEFAULT_BUDGET", 60)
+    monkeypatch.setattr(label_only_boundary, "REFERENCE_MODELS", 2)
+
+
 @pytest.fixture(scope="module")
 def forest_audit():
-    """An overfit random forest on digits, every attack that can run (the boundary searches with a
-    small budget and two reference models: a forest answers each label query slowly)."""
+    """An overfit random forest on digits, every attack that can run (small boundary searches, as
+    ``small_boundary_searches``: module fixtures start before it)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(label_only_boundary, "DEFAULT_BUDGET", 60)
         patch.setattr(label_only_boundary, "REFERENCE_MODELS", 2)
