@@ -6,7 +6,8 @@
    label-only attacks search every reference model's boundary too).
 2. On all 5,000 records: the confidence attacks (threshold-confidence, threshold-loss, lira-online,
    lira-offline), label-only-gap / -augmentation / -noise with their -lira variants, and
-   gradient-norm / -lira: AUC, TPR at 0.1% and 1% FPR, label queries, seconds.
+   gradient-norm / -lira (and gradient-norm of each layer alone): AUC, TPR at 0.1% and 1% FPR,
+   label queries, seconds.
 3. On a seeded random subset of ``--boundary-records`` records: the same attacks plus
    label-only-boundary and label-only-boundary-lira (the boundary searches are the costly part).
 4. Peer: ART 1.20's LabelOnlyDecisionBoundary (HopSkipJump, L2, untargeted) on the first
@@ -163,6 +164,10 @@ def main(argv: list[str] | None = None) -> dict:
           f"({len(correct)} records, {args.references} reference models)", flush=True)
 
     report["all_records"] = run(plan, inputs, plan.membership, CONFIDENCE + LABEL_ONLY + WHITE_BOX)
+    for layer in ("layer0", "layer1"):  # the gradient norm of one layer (784x256, 256x10)
+        spec = dataclasses.replace(ATTACKS["gradient-norm"], name=f"gradient-norm[{layer}]", kwargs=(("layer", layer),))
+        o = run_attacks(plan, inputs, specs=[spec])[0]
+        report["all_records"].append(row(o.name, plan.membership, o.scores, o.seconds, o.queries))
     print(f"\nall {len(correct)} records\n" + table(report["all_records"]), flush=True)
 
     subset = np.sort(np.random.default_rng(5).permutation(len(correct))[: args.boundary_records])

@@ -19,6 +19,7 @@ from miaudit.errors import InputError
 from miaudit.models.mlp_stack import MLPStack, flatten_records
 
 BATCH = 256
+_GRADIENT_FLOATS = 1 << 26  # per-example gradients held at once (256 MB of float32)
 
 
 def white_box_available(model) -> bool:
@@ -54,15 +55,17 @@ def module_gradient_norms(module: torch.nn.Module, x: np.ndarray, y: np.ndarray,
     per_example = vmap(grad(loss), in_dims=(None, 0, 0))
     xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
     yt = torch.from_numpy(np.asarray(y, np.int64))
-    squares = {layer: [] for layer in layers}
+    n_params = sum(p.numel() for p in params.values())
+    batch_size = max(1, min(batch_size, _GRADIENT_FLOATS // max(n_params, 1)))  # per-example grads in memory
+    squares: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     for s in range(0, len(xt), batch_size):
         grads = per_example(params, xt[s:s + batch_size], yt[s:s + batch_size])
-        sums = {layer: 0.0 for layer in layers}
+        sums: dict[str, torch.Tensor] = {}
         for name, g in grads.items():
-            sums[name.rpartition(".")[0] or name] = sums[name.rpartition(".")[0] or name] + \
-                g.double().flatten(1).pow(2).sum(1)
+            layer = name.rpartition(".")[0] or name
+            sums[layer] = sums.get(layer, 0.0) + g.double().flatten(1).pow(2).sum(1)
         for layer in layers:
-            squares[layer].append(np.asarray(sums[layer]))
+            squares[layer].append(sums[layer].numpy())
     per_layer = {layer: np.concatenate(v) if v else np.zeros(0) for layer, v in squares.items()}
     return _with_total(per_layer)
 
