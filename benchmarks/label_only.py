@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--art-init-eval", type=int, default=20)
     ap.add_argument("--art-init-size", type=int, default=100)
     ap.add_argument("--skip-art", action="store_true")
+    ap.add_argument("--peer-only", action="store_true", help="only step 4 (e.g. at other ART settings)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "label_only.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # many small label queries: one thread is faster on a shared machine
@@ -163,39 +164,50 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"target: train {report['target']['train_accuracy']:.3f} test {report['target']['test_accuracy']:.3f} "
           f"({len(correct)} records, {args.references} reference models)", flush=True)
 
+    subset = np.sort(np.random.default_rng(5).permutation(len(correct))[: args.boundary_records])
+    if not args.peer_only:
+        tables(plan, inputs, subset, report)
+    if not args.skip_art:
+        report["peer"] = peer(plan, target, inputs, subset, args)
+    report["total_s"] = time.perf_counter() - t0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def tables(plan, inputs, subset: np.ndarray, report: dict) -> None:
+    """Steps 2 and 3 of the module docstring, into report."""
     report["all_records"] = run(plan, inputs, plan.membership, CONFIDENCE + LABEL_ONLY + WHITE_BOX)
     for layer in ("layer0", "layer1"):  # the gradient norm of one layer (784x256, 256x10)
         spec = dataclasses.replace(ATTACKS["gradient-norm"], name=f"gradient-norm[{layer}]", kwargs=(("layer", layer),))
         o = run_attacks(plan, inputs, specs=[spec])[0]
         report["all_records"].append(row(o.name, plan.membership, o.scores, o.seconds, o.queries))
-    print(f"\nall {len(correct)} records\n" + table(report["all_records"]), flush=True)
-
-    subset = np.sort(np.random.default_rng(5).permutation(len(correct))[: args.boundary_records])
+    print(f"\nall {inputs.n_records} records\n" + table(report["all_records"]), flush=True)
     sub_inputs, sub_plan = inputs.permuted(subset), _SubPlan(plan, subset)
     report["boundary_subset"] = {"records": len(subset), "rows": run(
         sub_plan, sub_inputs, sub_plan.membership, CONFIDENCE + LABEL_ONLY + WHITE_BOX + BOUNDARY)}
     print(f"\n{len(subset)} records (seeded subset)\n" + table(report["boundary_subset"]["rows"]), flush=True)
 
-    if not args.skip_art:
-        art_index = subset[: args.art_records]
-        x = plan.pool_x[art_index].reshape(len(art_index), -1)
-        member = plan.membership[art_index]
-        art = art_peer(target, x, plan.pool_y[art_index], member, args)
-        budget = math.ceil(art["queries_per_record"])
-        ours = run(_SubPlan(plan, art_index), inputs.permuted(art_index), member, ["label-only-boundary"], budget)[0]
-        for r in (art, ours):
-            r["seconds_per_100_records"] = 100 * r["seconds"] / len(art_index)
-        report["peer"] = {"records": len(art_index), "members": int(member.sum()), "budget_per_record": budget,
-                          "art_settings": {"max_iter": args.art_max_iter, "max_eval": args.art_max_eval,
-                                           "init_eval": args.art_init_eval, "init_size": args.art_init_size},
-                          "rows": [art, ours], "speedup": art["seconds"] / max(ours["seconds"], 1e-9)}
-        print(f"\npeer on {len(art_index)} records, {budget} label queries per record\n" + table([art, ours]))
-        print(f"seconds per 100 records: ART {art['seconds_per_100_records']:.1f}, miaudit "
-              f"{ours['seconds_per_100_records']:.2f} ({report['peer']['speedup']:.0f}x)")
-    report["total_s"] = time.perf_counter() - t0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    return report
+
+
+def peer(plan, target, inputs, subset: np.ndarray, args) -> dict:
+    """Step 4 of the module docstring: ART and miaudit on the same records and budget."""
+    art_index = subset[: args.art_records]
+    x = plan.pool_x[art_index].reshape(len(art_index), -1)
+    member = plan.membership[art_index]
+    art = art_peer(target, x, plan.pool_y[art_index], member, args)
+    budget = math.ceil(art["queries_per_record"])
+    ours = run(_SubPlan(plan, art_index), inputs.permuted(art_index), member, ["label-only-boundary"], budget)[0]
+    for r in (art, ours):
+        r["seconds_per_100_records"] = 100 * r["seconds"] / len(art_index)
+    out = {"records": len(art_index), "members": int(member.sum()), "budget_per_record": budget,
+           "art_settings": {"max_iter": args.art_max_iter, "max_eval": args.art_max_eval,
+                            "init_eval": args.art_init_eval, "init_size": args.art_init_size},
+           "rows": [art, ours], "speedup": art["seconds"] / max(ours["seconds"], 1e-9)}
+    print(f"\npeer on {len(art_index)} records, {budget} label queries per record\n" + table([art, ours]))
+    print(f"seconds per 100 records: ART {art['seconds_per_100_records']:.1f}, miaudit "
+          f"{ours['seconds_per_100_records']:.2f} ({out['speedup']:.0f}x)")
+    return out
 
 
 if __name__ == "__main__":
