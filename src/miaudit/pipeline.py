@@ -197,9 +197,13 @@ def _train_stack(plan: AuditPlan, board: ProgressBoard | None, masks: np.ndarray
 
 def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | None = None,
                 specs=None) -> list[AttackOutcome]:
-    """Run the plan's attacks (or ``specs``) on the signal matrix and score them against the truth."""
-    return run_attack_specs(plan.config, plan.attacks if specs is None else specs, inputs, plan.membership,
-                            plan.pool_y, board)
+    """Run the plan's attacks (or ``specs``) on the signal matrix and score them against the truth;
+    an attack these inputs cannot serve (e.g. no model to query) is skipped with a note."""
+    specs = plan.attacks if specs is None else specs
+    unmet = {spec.name: spec.unmet_need_of(inputs) for spec in specs}
+    plan.notes.extend(f"skipped {why}" for why in unmet.values() if why and f"skipped {why}" not in plan.notes)
+    specs = [spec for spec in specs if not unmet[spec.name]]
+    return run_attack_specs(plan.config, specs, inputs, plan.membership, plan.pool_y, board)
 
 
 def run_attack_specs(cfg: AuditConfig, specs, inputs: AttackInputs, membership: np.ndarray, labels: np.ndarray,
@@ -219,7 +223,8 @@ def run_attack_specs(cfg: AuditConfig, specs, inputs: AttackInputs, membership: 
         metrics = compute_metrics(verdict.scores, membership, verdict.decision, labels,
                                   delta=cfg.delta, confidence=cfg.confidence, coin_flips=cfg.coin_flip_members,
                                   epsilon_method=cfg.epsilon_method)
-        return AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds, verdict.params)
+        return AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds, verdict.params,
+                             verdict.queries)
 
     with ((board or ProgressBoard(False)).task("attacks", len(specs)) as update,
           threadpool_limits(1 if workers > 1 else None), ThreadPoolExecutor(workers) as pool):
@@ -322,7 +327,8 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
     t_pool, t_pop = target_signals(plan, target)
     check_outputs_finite(plan.config, "the target's", t_pool, t_pop)
     if refs is None:
-        return AttackInputs.target_only(t_pool, plan.pool_y, t_pop, plan.population_y, record_ids=ids)
+        return AttackInputs.target_only(t_pool, plan.pool_y, t_pop, plan.population_y, record_ids=ids,
+                                        records=plan.pool_x, target_model=target)
     kk = (refs.n_models,)
     r_pool = _logits_over_views(refs.logits, plan.pool_x, q, seed, 2, kk, c)
     r_pop = _logits_over_views(refs.logits, plan.population_x, q, seed, 2, kk, c)
@@ -335,7 +341,7 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
         shadow_logits = _logits_over_views(refs.logits, plan.reference_x, q, seed, 2, kk, c)
         shadow_in, shadow_labels, shadow_ids = plan.reference_masks, plan.reference_y, None
     return AttackInputs(t_pool, plan.pool_y, r_pool, ref_in, shadow_logits, shadow_in, shadow_labels,
-                        t_pop, r_pop, plan.population_y, ids, shadow_ids)
+                        t_pop, r_pop, plan.population_y, ids, shadow_ids, plan.pool_x, target, refs)
 
 
 def record_identities(plan: AuditPlan) -> np.ndarray:

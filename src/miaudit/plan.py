@@ -27,6 +27,7 @@ from miaudit.data.user_table import (
 )
 from miaudit.errors import InputError
 from miaudit.limits import AuditSize, check_audit_size, mlp_parameters
+from miaudit.models.sklearn_models import SKLEARN_NAMES
 from miaudit.targets.source import (
     OutsideTarget,
     RawInputs,
@@ -218,7 +219,8 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     specs = attack_specs(cfg.attacks)
     runnable = []
     for spec in specs:
-        why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x))
+        why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x), has_model=True,
+                              has_white_box=cfg.target not in SKLEARN_NAMES)
         if why is None:
             runnable.append(spec)
         elif spec.name in cfg.attacks:  # named explicitly, not through "all"

@@ -40,6 +40,7 @@ class AttackOutcome:
     scores: float64 [N] (higher = member), aligned with AuditResult.record_index.
     seconds: wall time of the attack itself (signals already computed), in seconds.
     params: what the attack chose from the data (AttackScores.params).
+    queries: records the attack sent to the audited model itself (label-only attacks), else None.
     """
 
     name: str
@@ -48,11 +49,14 @@ class AttackOutcome:
     metrics: AttackMetrics
     seconds: float
     params: dict[str, Any] = field(default_factory=dict)
+    queries: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "threat_model": self.threat_model}
         d.update(self.metrics.to_dict())
         d["seconds"] = self.seconds
+        if self.queries is not None:
+            d["queries"] = int(self.queries)
         if self.params:
             d["params"] = dict(self.params)
         return d

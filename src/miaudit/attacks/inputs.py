@@ -40,6 +40,15 @@ class AttackInputs:
                        identity, so permuting the records permutes the scores.
     shadow_ids:        int64 [R] the same for the shadow records (in pool mode the audited records'
                        ids), or None: positions.
+
+    For attacks that query models themselves (label-only, white-box), None when absent (e.g. an
+    audit of precomputed predictions); the attack specs say which attacks need them:
+    records:           [N, *feature_shape] float32 the audited records as the models see them.
+    target_model:      the audited model (a Target: ``logits(x)``; a TorchTarget / StackTarget also
+                       opens its parameters). Label-only attacks reach it only through
+                       :class:`miaudit.attacks.label_oracle.LabelOracle`.
+    reference_models:  the K reference models (a ReferenceModels: ``logits(x) -> [K, m, C]``), the
+                       same models as ``reference_logits``; the attacker's own, queried freely.
     """
 
     target_logits: np.ndarray
@@ -54,6 +63,9 @@ class AttackInputs:
     population_labels: np.ndarray
     record_ids: np.ndarray | None = None
     shadow_ids: np.ndarray | None = None
+    records: np.ndarray | None = None
+    target_model: Any = field(default=None, repr=False, compare=False)
+    reference_models: Any = field(default=None, repr=False, compare=False)
     _shared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     """What several attacks derive from these inputs alike (population neighbours), computed once."""
 
@@ -86,6 +98,11 @@ class AttackInputs:
             if len(np.unique(ids)) != size:
                 raise InputError(f"attack inputs: {name} must be distinct")
             object.__setattr__(self, name, ids.astype(np.int64, copy=False))
+        if self.records is not None and len(self.records) != n:
+            raise InputError(f"attack inputs: records has {len(self.records)} rows for {n} audited records")
+        if self.reference_models is not None and self.reference_models.n_models != k:
+            raise InputError(f"attack inputs: {self.reference_models.n_models} reference models for "
+                             f"{k} reference logits")
 
     @property
     def n_records(self) -> int:
@@ -135,6 +152,8 @@ class AttackInputs:
         changes = dict(target_logits=self.target_logits[order], labels=self.labels[order],
                        reference_logits=self.reference_logits[:, order], reference_in=self.reference_in[:, order],
                        record_ids=ids[order])
+        if self.records is not None:
+            changes["records"] = self.records[order]
         if self.shadow_records_are_audited:
             changes.update(shadow_logits=changes["reference_logits"], shadow_in=changes["reference_in"],
                            shadow_labels=changes["labels"], shadow_ids=ids[order])
@@ -142,20 +161,23 @@ class AttackInputs:
 
     def select_references(self, index) -> AttackInputs:
         """The same inputs restricted to reference models ``index`` (a slice or int array over K)."""
+        refs = None if self.reference_models is None else select_models(self.reference_models, index)
         return AttackInputs(self.target_logits, self.labels, self.reference_logits[index],
                             self.reference_in[index], self.shadow_logits[index], self.shadow_in[index],
                             self.shadow_labels, self.population_target_logits,
                             self.population_reference_logits[index], self.population_labels,
-                            self.record_ids, self.shadow_ids)
+                            self.record_ids, self.shadow_ids, self.records, self.target_model, refs)
 
     @classmethod
     def target_only(cls, target_logits: np.ndarray, labels: np.ndarray,
                     population_logits: np.ndarray | None = None,
                     population_labels: np.ndarray | None = None,
-                    record_ids: np.ndarray | None = None) -> AttackInputs:
-        """Inputs with no reference models (K=0): for threshold and population attacks.
+                    record_ids: np.ndarray | None = None, records: np.ndarray | None = None,
+                    target_model: Any = None) -> AttackInputs:
+        """Inputs with no reference models (K=0): for threshold, population, label-only and white-box
+        attacks.
 
-        target_logits may be [N, C] or [N, Q, C]; record_ids as for the class.
+        target_logits may be [N, C] or [N, Q, C]; record_ids, records, target_model as for the class.
         """
         t = target_logits if target_logits.ndim == 3 else target_logits[:, None, :]
         n, q, c = t.shape
@@ -167,7 +189,8 @@ class AttackInputs:
             pl = population_labels
         return cls(t, labels, np.zeros((0, n, q, c), np.float32), np.zeros((0, n), bool),
                    np.zeros((0, 0, q, c), np.float32), np.zeros((0, 0), bool), np.zeros(0, np.int64),
-                   p, np.zeros((0, len(p), q, c), np.float32), pl, record_ids, np.zeros(0, np.int64))
+                   p, np.zeros((0, len(p), q, c), np.float32), pl, record_ids, np.zeros(0, np.int64),
+                   records, target_model)
 
 
 @dataclass(frozen=True)
@@ -182,12 +205,15 @@ class AttackScores:
     threshold: the score threshold behind ``decision`` (None with decision None).
     params: settings the attack chose for itself from the data (e.g. a fitted temperature), for
             the report; JSON-friendly scalars.
+    queries: records the attack sent to the audited model itself (label-only attacks), None for
+             attacks that read only the precomputed signals.
     """
 
     scores: np.ndarray
     decision: np.ndarray | None = None
     threshold: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    queries: int | None = None
 
     def __post_init__(self) -> None:
         if self.scores.ndim != 1:
@@ -196,3 +222,18 @@ class AttackScores:
             raise ValueError("attack produced NaN or inf scores")
         if self.decision is not None and self.decision.shape != self.scores.shape:
             raise ValueError("decision and scores differ in shape")
+
+
+def select_models(models: Any, index) -> Any:
+    """The reference models ``index`` (a slice or int array over K) of a ReferenceModels."""
+    import dataclasses as dc
+
+    from miaudit.models.mlp_stack import MLPStack
+
+    chosen = np.arange(models.n_models)[index]
+    if isinstance(models.models, MLPStack):
+        part = models.models.select([int(k) for k in np.atleast_1d(chosen)])
+    else:
+        part = [models.models[int(k)] for k in np.atleast_1d(chosen)]
+    flops = None if models.model_flops is None else models.model_flops[np.atleast_1d(chosen)]
+    return dc.replace(models, models=part, model_flops=flops)

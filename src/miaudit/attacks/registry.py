@@ -19,6 +19,9 @@ class AttackSpec:
     cost: rough relative run time (seconds on the 64-model Fashion-MNIST audit), only used to start
     the longest attacks first when they run concurrently. variant_of: for miaudit's improvements of a
     published attack, the canonical name of that attack (None for the published attacks themselves).
+    needs_model: queries the audited model itself on the audited records (label-only attacks), so
+    needs ``AttackInputs.records`` and ``target_model``; needs_white_box: reads the audited model's
+    parameters (a torch target); neither is there for an audit of precomputed predictions.
     """
 
     name: str
@@ -32,6 +35,8 @@ class AttackSpec:
     kwargs: tuple[tuple[str, object], ...] = ()
     cost: float = 0.2
     variant_of: str | None = None
+    needs_model: bool = False
+    needs_white_box: bool = False
 
     def load(self) -> Callable[..., AttackScores]:
         module, name = self.function.split(":")
@@ -43,8 +48,14 @@ class AttackSpec:
             kwargs["seed"] = seed
         return self.load()(inputs, **kwargs)
 
-    def unmet_need(self, n_references: int, has_in_models: bool, n_population: int) -> str | None:
-        """Why this attack cannot run on these inputs, or None when it can."""
+    def unmet_need(self, n_references: int, has_in_models: bool, n_population: int,
+                   has_model: bool = False, has_white_box: bool = False) -> str | None:
+        """Why this attack cannot run on these inputs, or None when it can. has_model: the audited
+        model can be queried on the audited records; has_white_box: its parameters are readable."""
+        if self.needs_model and not has_model:
+            return f"{self.name}: needs the audited model itself to query (not only its predictions)"
+        if self.needs_white_box and not has_white_box:
+            return f"{self.name}: needs a torch target whose parameters it can read (white-box)"
         if self.needs_references and n_references < 1:
             return f"{self.name}: needs at least 1 reference (shadow) model (--reference-models)"
         if self.needs_in_models and not has_in_models:
@@ -52,6 +63,20 @@ class AttackSpec:
         if self.needs_population and n_population < 1:
             return f"{self.name}: needs population records (attacker data no model trained on)"
         return None
+
+    def unmet_need_of(self, inputs: AttackInputs) -> str | None:
+        """:meth:`unmet_need` for signals already computed (what they hold decides)."""
+        from miaudit.attacks.white_box import white_box_available
+
+        return self.unmet_need(inputs.n_reference, inputs.has_in_models, inputs.population_labels.shape[0],
+                               inputs.target_model is not None and inputs.records is not None,
+                               white_box_available(inputs.target_model))
+
+
+def _label_only(name: str, function: str, description: str, cost: float, calibrated: bool = False,
+                **extra) -> AttackSpec:
+    return AttackSpec(name, function, "label-only", description, needs_references=calibrated, seeded=True,
+                      cost=cost, needs_model=True, **extra)
 
 
 def _shokri(kind: str, label: str, cost: float) -> AttackSpec:
@@ -103,6 +128,35 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     AttackSpec("population", "population:population", "black-box",
                "Attack-P (Ye et al. 2022): loss percentile among population records, no reference models",
                needs_population=True, cost=0.01),
+    _label_only("label-only-gap", "label_only_gap:label_only_gap",
+                "gap attack (Yeom et al. 2018 / Choquette-Choo et al. 2021): member when the target's label "
+                "is correct; one label query per record", 0.01),
+    _label_only("label-only-augmentation", "label_only_augmentation:label_only_augmentation",
+                "Choquette-Choo et al. 2021: how many augmented copies (images: flips, shifts, small "
+                "rotations; tabular: noise or feature flips) keep the correct label", 0.2),
+    _label_only("label-only-augmentation-lira", "label_only_augmentation:label_only_augmentation_lira",
+                "label-only-augmentation scored against each record's IN / OUT reference-model "
+                "distribution (LiRA-style likelihood ratio)", 0.4, calibrated=True,
+                variant_of="label-only-augmentation"),
+    _label_only("label-only-boundary", "label_only_boundary:label_only_boundary",
+                "Choquette-Choo et al. 2021: L2 distance to the decision boundary by a query-budgeted "
+                "HopSkipJump-style search, batched over records", 2.0),
+    _label_only("label-only-boundary-lira", "label_only_boundary:label_only_boundary_lira",
+                "label-only-boundary scored against each record's IN / OUT reference-model boundary "
+                "distances (LiRA-style likelihood ratio)", 6.0, calibrated=True, variant_of="label-only-boundary"),
+    _label_only("label-only-noise", "label_only_noise:label_only_noise",
+                "Choquette-Choo et al. 2021's cheaper boundary estimate: how often the label survives "
+                "Gaussian noise of growing size", 0.2),
+    _label_only("label-only-noise-lira", "label_only_noise:label_only_noise_lira",
+                "label-only-noise scored against each record's IN / OUT reference-model distribution "
+                "(LiRA-style likelihood ratio)", 0.4, calibrated=True, variant_of="label-only-noise"),
+    AttackSpec("gradient-norm", "gradient_norm:gradient_norm", "white-box",
+               "norm of the loss gradient w.r.t. all parameters (per example, torch.func), smaller = member",
+               cost=0.3, needs_white_box=True),
+    AttackSpec("gradient-norm-lira", "gradient_norm:gradient_norm_lira", "white-box",
+               "gradient-norm scored against each record's IN / OUT reference-model gradient norms "
+               "(LiRA-style likelihood ratio)", needs_references=True, cost=0.6, needs_white_box=True,
+               variant_of="gradient-norm"),
 ]}
 
 

@@ -28,3 +28,10 @@ def order_by_identity(keys: np.ndarray, ids: np.ndarray, models: np.ndarray) -> 
     """Indices sorting rows by (key, id, model): keys uint64 [M], ids int [M], models int [M]; a
     permutation of the rows gives the same rows in the same order."""
     return np.lexsort((models, ids, keys))
+
+
+def identity_order(ids: np.ndarray | None, n: int) -> np.ndarray:
+    """int [n] indices putting records in increasing identity (positions when ids is None): an
+    attack that draws random numbers record by record in this order gives every record the same
+    draws whatever order the records come in."""
+    return np.arange(n) if ids is None else np.argsort(np.asarray(ids), kind="stable")
