@@ -44,6 +44,8 @@ def test_audit_over_http_gives_the_in_process_scores(exported, tmp_path):
     for a, b in zip(first.attacks, remote.attacks):
         np.testing.assert_allclose(b.scores, a.scores, rtol=1e-4, atol=1e-4, err_msg=a.name)
     assert remote.timing["target_queries"] == len(first.record_index) + 200
+    queries = {a["name"]: a["queries"] for a in remote.to_dict()["attacks"]}
+    assert queries == {"threshold-loss": 300, "lira-online": 300, "rmia": 300 + 200}
     assert remote.to_dict()["target_source"]["kind"] == "HTTP API"
 
 

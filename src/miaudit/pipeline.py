@@ -223,8 +223,10 @@ def run_attack_specs(cfg: AuditConfig, specs, inputs: AttackInputs, membership: 
         metrics = compute_metrics(verdict.scores, membership, verdict.decision, labels,
                                   delta=cfg.delta, confidence=cfg.confidence, coin_flips=cfg.coin_flip_members,
                                   epsilon_method=cfg.epsilon_method)
+        queries = verdict.queries if verdict.queries is not None else attack.target_queries(
+            *(cfg.queries * len(x) for x in (inputs.labels, inputs.population_labels)))
         return AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds, verdict.params,
-                             verdict.queries)
+                             queries)
 
     with ((board or ProgressBoard(False)).task("attacks", len(specs)) as update,
           threadpool_limits(1 if workers > 1 else None), ThreadPoolExecutor(workers) as pool):

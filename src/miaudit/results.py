@@ -40,7 +40,8 @@ class AttackOutcome:
     scores: float64 [N] (higher = member), aligned with AuditResult.record_index.
     seconds: wall time of the attack itself (signals already computed), in seconds.
     params: what the attack chose from the data (AttackScores.params).
-    queries: records the attack sent to the audited model itself (label-only attacks), else None.
+    queries: target queries behind the attack: those it sent itself (label-only attacks), or the
+    signal matrix's it reads (audited records x Q, plus population records x Q where it uses them).
     """
 
     name: str

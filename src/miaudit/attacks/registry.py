@@ -16,6 +16,7 @@ class AttackSpec:
     needs_references: at least one reference / shadow model; needs_in_models: reference models
     trained on the audited records (online attacks, reference_data="pool"); needs_population:
     attacker records that no model trained on; seeded: the function takes the audit's ``seed``;
+    uses_population: reads population signals when there are some (the local-offset variants);
     cost: rough relative run time (seconds on the 64-model Fashion-MNIST audit), only used to start
     the longest attacks first when they run concurrently. variant_of: for miaudit's improvements of a
     published attack, the canonical name of that attack (None for the published attacks themselves).
@@ -35,8 +36,14 @@ class AttackSpec:
     kwargs: tuple[tuple[str, object], ...] = ()
     cost: float = 0.2
     variant_of: str | None = None
+    uses_population: bool = False
     needs_model: bool = False
     needs_white_box: bool = False
+
+    def target_queries(self, audited: int, population: int) -> int:
+        """Target queries behind this attack's signals: the audited records' (N x Q), plus the
+        population's (Z x Q) for attacks that read them; label-only attacks count their own."""
+        return audited + (population if self.needs_population or self.uses_population else 0)
 
     def load(self) -> Callable[..., AttackScores]:
         module, name = self.function.split(":")
@@ -112,11 +119,11 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
                "lira-online with empirical-Bayes moderated variances (Student-t) and each model's local "
                "confidence bias removed (population neighbours)",
                needs_references=True, needs_in_models=True, cost=0.6,
-               variant_of="lira-online"),
+               variant_of="lira-online", uses_population=True),
     AttackSpec("lira-offline-moderated-offsets", "lira:lira_offline_moderated_offsets", "black-box",
                "lira-offline with empirical-Bayes moderated variances (Student-t) and each model's local "
                "confidence bias removed (population neighbours)",
-               needs_references=True, cost=0.5, variant_of="lira-offline"),
+               needs_references=True, cost=0.5, variant_of="lira-offline", uses_population=True),
     AttackSpec("rmia", "rmia:rmia", "black-box",
                "RMIA (Zarifzadeh et al. 2024): likelihood ratio Pr(x|target)/Pr(x) against population "
                "records (softmax at T=1, offline a)",
