@@ -16,7 +16,6 @@ from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, ma
 from miaudit.data.scaling import InputScaler, fit_scaler
 from miaudit.errors import InputError
 from miaudit.limits import AuditSize, check_audit_size, mlp_parameters
-from miaudit.models.sklearn_models import SKLEARN_NAMES
 
 
 @dataclass
@@ -151,7 +150,7 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
     runnable = []
     for spec in specs:
         why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x), has_model=True,
-                              has_white_box=cfg.target not in SKLEARN_NAMES)
+                              has_white_box=cfg.target in _TORCH_TARGETS)
         if why is None:
             runnable.append(spec)
         elif spec.name in cfg.attacks:  # named explicitly, not through "all"
@@ -164,6 +163,10 @@ def make_plan(cfg: AuditConfig) -> AuditPlan:
                      ds.name)
     return AuditPlan(cfg, ds, pool_x, pool_y, membership, record_index, source, test_x, test_y, mode,
                      ref_x, ref_y, masks, pop_x, pop_y, runnable, scaler, notes)
+
+
+_TORCH_TARGETS = ("mlp", "cnn", "small-cnn")
+"""models.registry.TORCH_NAMES, spelled out here: importing it loads torch (white-box attacks need them)."""
 
 
 def _coin_flips(n: int, cfg: AuditConfig, notes: list[str]) -> np.ndarray:
