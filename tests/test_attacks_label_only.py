@@ -176,3 +176,15 @@ def test_attacks_that_query_the_model_skip_on_precomputed_predictions():
         assert ATTACKS[name].unmet_need(0, False, 0) is not None  # what a --predictions audit asks
         with pytest.raises(InputError):
             ATTACKS[name].run(bare)
+
+
+def test_calibrated_variants_need_the_reference_models_themselves():
+    import dataclasses
+
+    inputs = dataclasses.replace(inputs_with(SpyModel(linear_net(0))), reference_models=None)
+    for name in LABEL_ONLY + ["gradient-norm", "gradient-norm-lira"]:
+        why = ATTACKS[name].unmet_need_of(inputs)
+        if name.endswith("-lira"):
+            assert why is not None and "reference models themselves" in why
+        else:  # the target itself is there (and its torch module, for gradient-norm)
+            assert why is None

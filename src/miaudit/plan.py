@@ -27,7 +27,6 @@ from miaudit.data.user_table import (
 )
 from miaudit.errors import InputError
 from miaudit.limits import AuditSize, check_audit_size, mlp_parameters
-from miaudit.models.sklearn_models import SKLEARN_NAMES
 from miaudit.targets.source import (
     OutsideTarget,
     RawInputs,
@@ -220,7 +219,7 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     runnable = []
     for spec in specs:
         why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x), has_model=True,
-                              has_white_box=cfg.target not in SKLEARN_NAMES)
+                              has_white_box=cfg.target in _TORCH_TARGETS)
         if why is None:
             runnable.append(spec)
         elif spec.name in cfg.attacks:  # named explicitly, not through "all"
@@ -298,6 +297,10 @@ def within_query_budget(plan: AuditPlan, budget: int | None) -> AuditPlan:
                    reference_masks=plan.reference_masks[:, pool] if mode_pool else plan.reference_masks,
                    population_x=plan.population_x[:keep_z], population_y=plan.population_y[:keep_z],
                    notes=[*plan.notes, note])
+
+
+_TORCH_TARGETS = ("mlp", "cnn", "small-cnn")
+"""models.registry.TORCH_NAMES, spelled out here: importing it loads torch (white-box attacks need them)."""
 
 
 def _coin_flips(n: int, cfg: AuditConfig, notes: list[str]) -> np.ndarray:

@@ -75,9 +75,13 @@ class AttackSpec:
         """:meth:`unmet_need` for signals already computed (what they hold decides)."""
         from miaudit.attacks.white_box import white_box_available
 
-        return self.unmet_need(inputs.n_reference, inputs.has_in_models, inputs.population_labels.shape[0],
-                               inputs.target_model is not None and inputs.records is not None,
-                               white_box_available(inputs.target_model))
+        why = self.unmet_need(inputs.n_reference, inputs.has_in_models, inputs.population_labels.shape[0],
+                              inputs.target_model is not None and inputs.records is not None,
+                              white_box_available(inputs.target_model))
+        if why is None and self.needs_references and (self.needs_model or self.needs_white_box) \
+                and inputs.reference_models is None:
+            why = f"{self.name}: needs the reference models themselves (not only their predictions)"
+        return why
 
 
 def _label_only(name: str, function: str, description: str, cost: float, calibrated: bool = False,
