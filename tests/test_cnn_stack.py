@@ -163,3 +163,16 @@ def test_bad_specs_are_one_line_input_errors(bad, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(")) as err:
         _plan(bad)
     assert "\n" not in str(err.value)
+
+
+def test_cnn_audit_trains_stacked_reports_flops_and_caches(tmp_path):
+    from miaudit.pipeline import audit
+
+    settings = dict(dataset="digits", target="cnn-spec:conv(4,3,1,same),maxpool(2,2),dense(10)", members=100,
+                    reference_models=2, epochs=2, attacks=["lira-online"], population=50, cache_dir=str(tmp_path))
+    first = audit(progress=False, **settings)
+    assert first.timing["target_trained_with_references"] is True
+    assert first.timing["reference_models_trained"] == 2 and first.timing["train_gflops_per_s"] > 0
+    again = audit(progress=False, **settings)
+    assert again.timing["reference_models_from_cache"] == 2
+    np.testing.assert_array_equal(again.attacks[0].scores, first.attacks[0].scores)

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from miaudit.errors import InputError
-from miaudit.models.cnn_spec import Conv, Dense, Flatten, MaxPool, Plan, ReLU, conv_padding
+from miaudit.models.cnn_spec import Conv, Dense, Flatten, MaxPool, Plan, ReLU, build_module, conv_padding
 from miaudit.models.denormals import flush_denormals
-from miaudit.models.perf import resolve_precision
+from miaudit.models.perf import resolve_precision_on
 
 _INFERENCE_FLOATS = 1 << 25  # bound on one activation block [rows, models x channels, H, W] at inference
 Params = list[tuple[torch.Tensor, torch.Tensor] | None]
@@ -77,30 +77,44 @@ class CNNStack:
         return self.plan.n_classes
 
     @flush_denormals()
-    def logits(self, x: np.ndarray, batch_size: int = 512, precision: str = "float32") -> np.ndarray:
+    def logits(self, x: np.ndarray, batch_size: int = 512, precision: str = "float32",
+               device: str = "cpu") -> np.ndarray:
         """float32 [K, m, C] logits of every model on images x float32 [m, C, H, W].
 
         bfloat16 runs the convolutions and matmuls under torch.autocast (fp32 parameters). A model's
-        logits do not depend on the other models of the stack beyond float rounding.
+        logits do not depend on the other models of the stack beyond float rounding. device: "cpu"
+        or "cuda" (resolved by perf.resolve_device).
         """
         x = np.asarray(x, np.float32)
         if x.shape[1:] != self.plan.input_shape:
             raise InputError(f"x: records of shape {x.shape[1:]}, the models expect {self.plan.input_shape}")
-        bf16 = resolve_precision(precision) == "bfloat16"
+        bf16 = resolve_precision_on(precision, device) == "bfloat16"
         k, m = self.n_models, len(x)
         out = np.empty((k, m, self.n_classes), np.float32)
         widest = max(int(np.prod(s)) for s in self.plan.shapes)
         group = min(k, 16)
         rows = max(8, min(batch_size, _INFERENCE_FLOATS // (group * widest)))
-        params = [None if p is None else (torch.from_numpy(p[0]), torch.from_numpy(p[1])) for p in self.params]
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        params = [None if p is None else (torch.from_numpy(p[0]).to(device), torch.from_numpy(p[1]).to(device))
+                  for p in self.params]
+        with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             for k0 in range(0, k, group):
                 part = [None if p is None else (p[0][k0:k0 + group], p[1][k0:k0 + group]) for p in params]
                 g = min(group, k - k0)
                 for r0 in range(0, m, rows):
-                    xb = torch.from_numpy(x[r0:r0 + rows]).contiguous(memory_format=torch.channels_last)
-                    out[k0:k0 + g, r0:r0 + rows] = stacked_forward(self.plan, part, xb, g, shared=True).float().numpy()
+                    xb = torch.from_numpy(x[r0:r0 + rows]).to(device).contiguous(memory_format=torch.channels_last)
+                    logits = stacked_forward(self.plan, part, xb, g, shared=True)
+                    out[k0:k0 + g, r0:r0 + rows] = logits.float().cpu().numpy()
         return out
+
+    def module(self, k: int) -> torch.nn.Sequential:
+        """Model k as a plain torch module (cnn_spec.build_module) holding its trained parameters, eval mode."""
+        module = build_module(self.plan)
+        layers = [m for m in module if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+        with torch.no_grad():
+            for m, (w, b) in zip(layers, [p for p in self.params if p is not None], strict=True):
+                m.weight.copy_(torch.from_numpy(w[k]))
+                m.bias.copy_(torch.from_numpy(b[k]))
+        return module.eval()
 
     def select(self, k: int | Sequence[int]) -> CNNStack:
         """The sub-stack of model k (K=1) or of the models listed, in that order."""

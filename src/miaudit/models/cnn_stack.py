@@ -25,7 +25,7 @@ from miaudit.errors import InputError
 from miaudit.models.cnn_models import CNNStack, stacked_forward
 from miaudit.models.cnn_spec import Conv, Dense, Plan, init_params
 from miaudit.models.denormals import flush_denormals
-from miaudit.models.perf import resolve_precision
+from miaudit.models.perf import resolve_precision_on
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import _check_inputs, _make_optimizer, _row_weights
 
@@ -54,12 +54,13 @@ def stackable(recipe: TrainingRecipe) -> bool:
 @flush_denormals()
 def train_cnn_stack(plan: Plan, x: np.ndarray, y: np.ndarray, masks: np.ndarray, recipe: TrainingRecipe,
                     seeds: Sequence[int], precision: str = "auto",
-                    progress: Callable[[int], None] | None = None) -> CNNStack:
+                    progress: Callable[[int], None] | None = None, device: str = "cpu") -> CNNStack:
     """Train K CNNs of ``plan`` at once; model k on the images where masks[k], with seeds[k].
 
     x: float32 [n, C, H, W] (plan.input_shape); y: int [n] in [0, n_classes); masks: bool [K, n].
     progress(steps_done) about every 5 batched steps and at the end; steps_done ends at the sum over
-    groups (models with equal steps per epoch) of epochs x steps per epoch.
+    groups (models with equal steps per epoch) of epochs x steps per epoch. device: "cpu" or "cuda"
+    (resolved by perf.resolve_device; on cuda "auto" precision is bf16 where the GPU supports it).
     """
     x = np.asarray(x)
     if x.shape[1:] != plan.input_shape:
@@ -67,9 +68,9 @@ def train_cnn_stack(plan: Plan, x: np.ndarray, y: np.ndarray, masks: np.ndarray,
     if not stackable(recipe):
         raise InputError("recipe: dropout and early stopping are not supported by the stacked CNN trainer")
     labels, masks = _check_inputs(x[:, :0, 0, 0], y, masks, plan.n_classes, (), recipe, seeds)
-    bf16 = resolve_precision(precision) == "bfloat16"
-    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
-    yt = torch.from_numpy(labels)
+    bf16 = resolve_precision_on(precision, device) == "bfloat16"
+    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)
+    yt = torch.from_numpy(labels).to(device)
     steps_per_epoch = -(-masks.sum(axis=1) // recipe.batch_size)
     groups = [np.flatnonzero(steps_per_epoch == s) for s in np.unique(steps_per_epoch)]
     done = 0
@@ -97,23 +98,23 @@ def _train_group(plan: Plan, xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarr
     sizes = np.array([len(s) for s in subsets])
     steps = int(-(-sizes.max() // batch))
     per_model = [init_params(plan, torch.Generator().manual_seed(s)) for s in seeds]
-    params = [None if p is None else tuple(torch.stack([m[i][j] for m in per_model]).requires_grad_()
+    params = [None if p is None else tuple(torch.stack([m[i][j] for m in per_model]).to(xt.device).requires_grad_()
                                            for j in range(2))
               for i, p in enumerate(per_model[0])]
     flat = [t for p in params if p is not None for t in p]
     optimizer = _make_optimizer(flat, recipe)
     orders = [np.random.default_rng(s) for s in seeds]
-    row_weights = _row_weights(sizes, steps, batch)  # [K, steps, B]
+    row_weights = _row_weights(sizes, steps, batch).to(xt.device)  # [K, steps, B]
     order = np.zeros((k, steps * batch), np.int64)  # padding rows point at record 0, weight 0
     c = plan.input_shape[0]
     for _ in range(recipe.epochs):
         for i, (rng, subset) in enumerate(zip(orders, subsets, strict=True)):
             order[i, : len(subset)] = subset[rng.permutation(len(subset))]
-        index = torch.from_numpy(order).view(k, steps, batch).permute(1, 2, 0).contiguous()  # [steps, B, K]
+        index = torch.from_numpy(order).view(k, steps, batch).permute(1, 2, 0).contiguous().to(xt.device)  # [steps, B, K]
         for s in range(steps):
             rows = index[s]
             xb = xt[rows].reshape(batch, k * c, *plan.input_shape[1:]).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(xt.device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = stacked_forward(plan, params, xb, k)
             loss = F.cross_entropy(logits.float().reshape(k * batch, -1), yt[rows.T.reshape(-1)], reduction="none")
             loss = (loss * row_weights[:, s].reshape(-1)).sum()
@@ -121,5 +122,5 @@ def _train_group(plan: Plan, xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarr
             loss.backward()
             optimizer.step()
             step_done()
-    return CNNStack(plan, [None if p is None else (p[0].detach().numpy().copy(), p[1].detach().numpy().copy())
+    return CNNStack(plan, [None if p is None else (p[0].detach().cpu().numpy().copy(), p[1].detach().cpu().numpy().copy())
                            for p in params])
