@@ -72,9 +72,9 @@ def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = N
     """(target, reference models or None), and ``train_target_s`` / ``train_reference_s`` into timing.
 
     An MLP target (or a CNN target trained stacked) in pool mode is one more model of the reference
-    stack (its mask is the membership, its seed the config's, "target" in its cache key), so it trains in the same batched steps and is
-    cached like them; its seconds are its FLOP share of the stack's training time. Else the target
-    trains on its own, then the references.
+    stack (its mask is the membership, its seed the config's, "target" in its cache key), so it trains
+    in the same batched steps and is cached like them; its seconds are its FLOP share of the stack's
+    training time. Else the target trains on its own, then the references.
     """
     timing = {} if timing is None else timing
     cfg = plan.config

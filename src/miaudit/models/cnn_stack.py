@@ -110,7 +110,8 @@ def _train_group(plan: Plan, xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarr
     for _ in range(recipe.epochs):
         for i, (rng, subset) in enumerate(zip(orders, subsets, strict=True)):
             order[i, : len(subset)] = subset[rng.permutation(len(subset))]
-        index = torch.from_numpy(order).view(k, steps, batch).permute(1, 2, 0).contiguous().to(xt.device)  # [steps, B, K]
+        index = torch.from_numpy(order).view(k, steps, batch).permute(1, 2, 0).contiguous()  # [steps, B, K]
+        index = index.to(xt.device)
         for s in range(steps):
             rows = index[s]
             xb = xt[rows].reshape(batch, k * c, *plan.input_shape[1:]).contiguous(memory_format=torch.channels_last)
@@ -122,5 +123,4 @@ def _train_group(plan: Plan, xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarr
             loss.backward()
             optimizer.step()
             step_done()
-    return CNNStack(plan, [None if p is None else (p[0].detach().cpu().numpy().copy(), p[1].detach().cpu().numpy().copy())
-                           for p in params])
+    return CNNStack(plan, [None if p is None else tuple(t.detach().cpu().numpy().copy() for t in p) for p in params])
