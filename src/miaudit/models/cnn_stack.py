@@ -119,7 +119,7 @@ def _train_group(plan: Plan, xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarr
                 logits = stacked_forward(plan, params, xb, k)
             loss = F.cross_entropy(logits.float().reshape(k * batch, -1), yt[rows.T.reshape(-1)], reduction="none")
             loss = (loss * row_weights[:, s].reshape(-1)).sum()
-            optimizer.zero_grad(set_to_none=False)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step_done()
