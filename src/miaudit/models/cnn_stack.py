@@ -14,6 +14,7 @@ such recipes one model at a time).
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -24,10 +25,10 @@ import torch.nn.functional as F
 from miaudit.errors import InputError
 from miaudit.models.cnn_models import CNNStack, stacked_forward
 from miaudit.models.cnn_spec import Conv, Dense, Plan, init_params
-from miaudit.models.denormals import flush_denormals
 from miaudit.models.perf import resolve_precision_on
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import _check_inputs, _make_optimizer, _row_weights
+from miaudit.models.stack_workers import StepCounter, run_jobs
 
 _PROGRESS_EVERY = 5  # batched steps between progress callbacks
 
@@ -51,16 +52,19 @@ def stackable(recipe: TrainingRecipe) -> bool:
     return recipe.dropout == 0 and recipe.patience == 0
 
 
-@flush_denormals()
 def train_cnn_stack(plan: Plan, x: np.ndarray, y: np.ndarray, masks: np.ndarray, recipe: TrainingRecipe,
                     seeds: Sequence[int], precision: str = "auto",
-                    progress: Callable[[int], None] | None = None, device: str = "cpu") -> CNNStack:
+                    progress: Callable[[int], None] | None = None, device: str = "cpu",
+                    workers: int | None = None) -> CNNStack:
     """Train K CNNs of ``plan`` at once; model k on the images where masks[k], with seeds[k].
 
     x: float32 [n, C, H, W] (plan.input_shape); y: int [n] in [0, n_classes); masks: bool [K, n].
     progress(steps_done) about every 5 batched steps and at the end; steps_done ends at the sum over
     groups (models with equal steps per epoch) of epochs x steps per epoch. device: "cpu" or "cuda"
     (resolved by perf.resolve_device; on cuda "auto" precision is bf16 where the GPU supports it).
+    workers (CPU): each group is split into that many contiguous slices trained as separate stacks on
+    Python threads with one intra-op torch thread each (stack_workers.run_jobs; model k does not depend
+    on the split); None = min(K, torch.get_num_threads()), 1 = no threads.
     """
     x = np.asarray(x)
     if x.shape[1:] != plan.input_shape:
@@ -73,26 +77,34 @@ def train_cnn_stack(plan: Plan, x: np.ndarray, y: np.ndarray, masks: np.ndarray,
     yt = torch.from_numpy(labels).to(device)
     steps_per_epoch = -(-masks.sum(axis=1) // recipe.batch_size)
     groups = [np.flatnonzero(steps_per_epoch == s) for s in np.unique(steps_per_epoch)]
-    done = 0
+    if workers is not None and (int(workers) != workers or workers < 1):
+        raise InputError(f"workers: must be a positive integer, got {workers}")
+    workers = 1 if device != "cpu" else min(len(masks), torch.get_num_threads() if workers is None else int(workers))
+    counter = StepCounter([len(members) for members in groups])
+    reported = 0
 
-    def step_done() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None and done % _PROGRESS_EVERY == 0:
-            progress(done)
+    def poll() -> None:  # runs in the calling thread only
+        nonlocal reported
+        if progress is not None and counter.steps >= reported + _PROGRESS_EVERY:
+            reported = counter.steps
+            progress(reported)
 
-    trained = [_train_group(plan, xt, yt, masks[g], [int(seeds[i]) for i in g], recipe, bf16, step_done)
-               for g in groups]
+    slices = [(g, part) for g, members in enumerate(groups) for part in np.array_split(members, workers) if len(part)]
+    jobs = [functools.partial(_train_group, plan, xt, yt, masks[part], [int(seeds[i]) for i in part], recipe, bf16,
+                              counter, g) for g, part in slices]
+    trained = run_jobs(jobs, min(workers, len(jobs)), poll)
     if progress is not None:
-        progress(done)
+        progress(recipe.epochs * int(sum(steps_per_epoch[members[0]] for members in groups)))
     stack = CNNStack.concat(trained)
-    order = np.argsort(np.concatenate(groups), kind="stable")
+    order = np.argsort(np.concatenate([part for _, part in slices]), kind="stable")
     return stack if (order == np.arange(len(order))).all() else stack.select(order.tolist())
 
 
 def _train_group(plan: Plan, xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: list[int],
-                 recipe: TrainingRecipe, bf16: bool, step_done: Callable[[], None]) -> CNNStack:
-    """Train models whose subsets take the same number of steps per epoch, as one stack."""
+                 recipe: TrainingRecipe, bf16: bool, counter: StepCounter, group: int,
+                 check: Callable[[], None]) -> CNNStack:
+    """Train models whose subsets take the same number of steps per epoch, as one stack.
+    After every optimizer step: counter.add(group, K), then check() (may raise to stop the job)."""
     k, batch = len(seeds), recipe.batch_size
     subsets = [np.flatnonzero(m) for m in masks]
     sizes = np.array([len(s) for s in subsets])
@@ -122,5 +134,6 @@ def _train_group(plan: Plan, xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarr
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            step_done()
+            counter.add(group, k)
+            check()
     return CNNStack(plan, [None if p is None else tuple(t.detach().cpu().numpy().copy() for t in p) for p in params])
