@@ -62,7 +62,8 @@ def one_at_a_time(plan_layers, x: np.ndarray, y: np.ndarray, masks: np.ndarray, 
     return (time.perf_counter() - started) / len(masks)
 
 
-def art_rows(plan, target_module, plan_layers, shadow_counts, epochs: int, seed: int = 0) -> list[dict]:
+def art_rows(plan, target_module, plan_layers, shadow_counts, epochs: int, kinds=("rf", "nn", "lr"),
+             seed: int = 0) -> list[dict]:
     """ART's shadow-model attack on the audited pool, shadows of the target's architecture and recipe
     on attacker records outside the pool (each shadow on a random half of len(pool) of them)."""
     sys.path.insert(0, str(HERE))
@@ -91,7 +92,7 @@ def art_rows(plan, target_module, plan_layers, shadow_counts, epochs: int, seed:
                 (in_x, in_y, in_pred), (out_x, out_y, out_pred) = shadows.generate_shadow_dataset(x[attacker],
                                                                                                    y[attacker])
             shadow_seconds = time.perf_counter() - start
-            for kind in ("rf", "nn", "lr"):
+            for kind in kinds:
                 start = time.perf_counter()
                 attack = MembershipInferenceBlackBox(target, attack_model_type=kind)
                 attack.fit(in_x, in_y, out_x, out_y, pred=in_pred, test_pred=out_pred)
@@ -111,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--loop-models", type=int, default=2, help="models trained one at a time in plain torch")
     ap.add_argument("--art-shadows", default="4,16", help="ART shadow counts, comma-separated ('' skips ART)")
+    ap.add_argument("--art-attacks", default="rf,nn,lr", help="ART attack model types")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 on a crowded machine)")
     ap.add_argument("--precision-models", type=int, default=0, help="K for the float32 vs bfloat16 comparison")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "mnist_cnn.json")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     k_max, epochs, members = (8, 2, 500) if args.quick else (args.models, args.epochs, 2500)
     shadow_counts = [int(s) for s in args.art_shadows.split(",") if s.strip()]
     if args.quick:
@@ -121,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     ks = [k for k in (4, 16) if k < k_max] + [k_max]
     cfg = make_config(dataset="mnist", target="mnist-cnn", members=members, reference_models=k_max,
                       attacks=["all"], seed=0, epochs=epochs, batch_size=64, lr=1e-3, cache=False)
-    report: dict = {"protocol": "mnist-cnn", "quick": args.quick, "epochs": epochs, "members": members,
+    report: dict = {"protocol": "mnist-cnn", "quick": args.quick, "argv": sys.argv[1:] if argv is None else argv,
+                    "epochs": epochs, "members": members,
                     "reference_models": k_max, "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "bf16_available": bf16_available()}
     probes = [matmul_gflops(seconds=1.0)]
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. IBM ART
     if shadow_counts:
-        rows += art_rows(plan, layers, cplan, shadow_counts, epochs)
+        rows += art_rows(plan, layers, cplan, shadow_counts, epochs, tuple(args.art_attacks.split(",")))
 
     # 5. float32 vs bfloat16
     if args.precision_models:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from miaudit.errors import InputError
 from miaudit.models.cnn_spec import Conv, Dense, Flatten, MaxPool, Plan, ReLU, build_module, conv_padding
 from miaudit.models.denormals import flush_denormals
-from miaudit.models.perf import resolve_precision_on
+from miaudit.models.perf import resolve_cnn_precision
 
 _INFERENCE_FLOATS = 1 << 25  # bound on one activation block [rows, models x channels, H, W] at inference
 Params = list[tuple[torch.Tensor, torch.Tensor] | None]
@@ -88,7 +88,7 @@ class CNNStack:
         x = np.asarray(x, np.float32)
         if x.shape[1:] != self.plan.input_shape:
             raise InputError(f"x: records of shape {x.shape[1:]}, the models expect {self.plan.input_shape}")
-        bf16 = resolve_precision_on(precision, device) == "bfloat16"
+        bf16 = resolve_cnn_precision(precision, device) == "bfloat16"
         k, m = self.n_models, len(x)
         out = np.empty((k, m, self.n_classes), np.float32)
         widest = max(int(np.prod(s)) for s in self.plan.shapes)

@@ -8,9 +8,9 @@ per epoch), and the loss is the sum over models of each model's own mean cross-e
 gradients and the elementwise torch.optim updates never mix models. Models whose subsets take
 different numbers of steps per epoch train as separate stacks (no model steps without data).
 
-bf16 ("auto" where the CPU has bf16 units): the forward and backward run under torch.autocast with
-fp32 master parameters and optimizer. No dropout and no early stopping here (references.py trains
-such recipes one model at a time).
+bf16 (--precision bfloat16; "auto" picks it only on a GPU, perf.resolve_cnn_precision): the forward
+and backward run under torch.autocast with fp32 master parameters and optimizer. No dropout and no
+early stopping here (references.py trains such recipes one model at a time).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from miaudit.errors import InputError
 from miaudit.models.cnn_models import CNNStack, stacked_forward
 from miaudit.models.cnn_spec import Conv, Dense, Plan, init_params
-from miaudit.models.perf import resolve_precision_on
+from miaudit.models.perf import resolve_cnn_precision
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import _check_inputs, _make_optimizer, _row_weights
 from miaudit.models.stack_workers import StepCounter, run_jobs
@@ -61,7 +61,7 @@ def train_cnn_stack(plan: Plan, x: np.ndarray, y: np.ndarray, masks: np.ndarray,
     x: float32 [n, C, H, W] (plan.input_shape); y: int [n] in [0, n_classes); masks: bool [K, n].
     progress(steps_done) about every 5 batched steps and at the end; steps_done ends at the sum over
     groups (models with equal steps per epoch) of epochs x steps per epoch. device: "cpu" or "cuda"
-    (resolved by perf.resolve_device; on cuda "auto" precision is bf16 where the GPU supports it).
+    (resolved by perf.resolve_device); precision by perf.resolve_cnn_precision.
     workers (CPU): each group is split into that many contiguous slices trained as separate stacks on
     Python threads with one intra-op torch thread each (stack_workers.run_jobs; model k does not depend
     on the split); None = min(K, torch.get_num_threads()), 1 = no threads.
@@ -72,7 +72,7 @@ def train_cnn_stack(plan: Plan, x: np.ndarray, y: np.ndarray, masks: np.ndarray,
     if not stackable(recipe):
         raise InputError("recipe: dropout and early stopping are not supported by the stacked CNN trainer")
     labels, masks = _check_inputs(x[:, :0, 0, 0], y, masks, plan.n_classes, (), recipe, seeds)
-    bf16 = resolve_precision_on(precision, device) == "bfloat16"
+    bf16 = resolve_cnn_precision(precision, device) == "bfloat16"
     xt = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)
     yt = torch.from_numpy(labels).to(device)
     steps_per_epoch = -(-masks.sum(axis=1) // recipe.batch_size)

@@ -112,8 +112,10 @@ def resolve_device(device: str) -> str:
     return "cuda" if device == "cuda" or (device == "auto" and available) else "cpu"
 
 
-def resolve_precision_on(precision: str, device: str) -> str:
-    """resolve_precision for a resolved device: on cuda "auto" is bf16 when the GPU supports it."""
-    if device == "cuda" and precision == "auto":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+def resolve_cnn_precision(precision: str, device: str) -> str:
+    """resolve_precision for stacked CNNs on a resolved device: "auto" is float32 on the CPU (oneDNN's
+    bf16 grouped convolutions measured slower than fp32 here, docs/cnn-stack.md) and bf16 on a GPU
+    that supports it."""
+    if precision == "auto":
+        return "bfloat16" if device == "cuda" and torch.cuda.is_bf16_supported() else "float32"
     return resolve_precision(precision)
