@@ -68,16 +68,21 @@ def test_stack_equals_models_trained_one_by_one(data):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
 
 
-def test_same_model_whatever_k_and_workers(data):
+def test_same_model_whatever_k_and_workers(data, monkeypatch):
+    from miaudit.models import cnn_stack
+
     x, y, masks = data
     plan = _plan()
     recipe = TrainingRecipe(epochs=2, batch_size=8, lr=1e-2)
     both = train_cnn_stack(plan, x, y, masks[:2], recipe, [5, 9], precision="float32", workers=1)
     three = train_cnn_stack(plan, x, y, masks, recipe, [5, 9, 4], precision="float32", workers=2)
+    monkeypatch.setattr(cnn_stack, "MAX_STACK", 2)  # one thread, stacks of 2 and 1
+    again = train_cnn_stack(plan, x, y, masks, recipe, [5, 9, 4], precision="float32", workers=1)
     one = train_cnn_stack(plan, x, y, masks[1:2], recipe, [9], precision="float32")
     for key, value in one.state(0).items():
         np.testing.assert_allclose(both.state(1)[key], value, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(three.state(1)[key], value, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(again.state(1)[key], value, rtol=1e-5, atol=1e-6)
     logits = both.logits(x)
     np.testing.assert_allclose(logits[1], one.logits(x)[0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(three.logits(x)[:2], logits, rtol=1e-4, atol=1e-5)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from miaudit.errors import InputError
-from miaudit.models.cnn_spec import Conv, Dense, Flatten, MaxPool, Plan, ReLU, build_module, conv_padding
+from miaudit.models.cnn_spec import Conv, Dense, Flatten, MaxPool, Plan, ReLU, build_module, conv_padding, pool_size
 from miaudit.models.denormals import flush_denormals
 from miaudit.models.perf import resolve_cnn_precision
 
@@ -49,16 +49,38 @@ def stacked_forward(plan: Plan, params: Params, x: torch.Tensor, k: int, shared:
             continue
         if shared and i == 0:  # a first layer without parameters: every model gets its own copy
             h = h.repeat(1, k, 1, 1)
-        if isinstance(layer, MaxPool):
-            h = F.max_pool2d(h, layer.kernel, layer.stride, ceil_mode=layer.ceil)
+        if isinstance(layer, MaxPool):  # training: torch's kernel, whose backward is cheaper
+            h = F.max_pool2d(h, layer.kernel, layer.stride, ceil_mode=layer.ceil) if torch.is_grad_enabled() \
+                else max_pool(h, layer)
         elif isinstance(layer, ReLU):
-            h = torch.relu(h)
+            h = torch.relu(h) if torch.is_grad_enabled() else h.relu_()
         elif isinstance(layer, Flatten):
             h = h.reshape(batch, k, -1).transpose(0, 1)
         elif isinstance(layer, Dense):
             w, b = p
             h = torch.baddbmm(b.unsqueeze(1).to(h.dtype), h, w.transpose(1, 2).to(h.dtype))
     return h
+
+
+def max_pool(h: torch.Tensor, layer: MaxPool) -> torch.Tensor:
+    """F.max_pool2d(h, kernel, stride, ceil_mode) as running maxima of strided slices, first over rows
+    then over columns (max pooling is separable): the same values, for inference (its backward is
+    slower than torch's). torch's CPU max_pool2d kernel on channels-last maps took most of the stacked
+    inference time (docs/cnn-stack.md)."""
+    k, s = layer.kernel, layer.stride
+    height, width = h.shape[-2:]
+    out_h, out_w = pool_size(height, layer), pool_size(width, layer)
+    pad_h, pad_w = max(0, (out_h - 1) * s + k - height), max(0, (out_w - 1) * s + k - width)
+    if pad_h or pad_w:  # ceil mode: windows running past the edge see -inf there
+        h = F.pad(h, (0, pad_w, 0, pad_h), value=float("-inf"))
+    span_h, span_w = (out_h - 1) * s + 1, (out_w - 1) * s + 1
+    rows = h[..., 0:span_h:s, :]
+    for i in range(1, k):
+        rows = torch.maximum(rows, h[..., i:i + span_h:s, :])
+    out = rows[..., 0:span_w:s]
+    for j in range(1, k):
+        out = torch.maximum(out, rows[..., j:j + span_w:s])
+    return out
 
 
 @dataclass
@@ -77,7 +99,7 @@ class CNNStack:
         return self.plan.n_classes
 
     @flush_denormals()
-    def logits(self, x: np.ndarray, batch_size: int = 512, precision: str = "float32",
+    def logits(self, x: np.ndarray, batch_size: int = 64, precision: str = "float32",
                device: str = "cpu") -> np.ndarray:
         """float32 [K, m, C] logits of every model on images x float32 [m, C, H, W].
 
@@ -93,7 +115,7 @@ class CNNStack:
         out = np.empty((k, m, self.n_classes), np.float32)
         widest = max(int(np.prod(s)) for s in self.plan.shapes)
         group = min(k, 16)
-        rows = max(8, min(batch_size, _INFERENCE_FLOATS // (group * widest)))
+        rows = max(1, min(batch_size, _INFERENCE_FLOATS // (group * widest)))  # small blocks stay in cache
         params = [None if p is None else (torch.from_numpy(p[0]).to(device), torch.from_numpy(p[1]).to(device))
                   for p in self.params]
         with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):

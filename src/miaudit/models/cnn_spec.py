@@ -191,7 +191,8 @@ def conv_padding(layer: Conv, size: tuple[int, int]) -> tuple[int, int, int, int
     return tuple(pads)
 
 
-def _pool_size(n: int, layer: MaxPool) -> int:
+def pool_size(n: int, layer: MaxPool) -> int:
+    """Output size of a max-pool layer on n pixels (nn.MaxPool2d's rule, ceil mode included)."""
     out = (n - layer.kernel + (layer.stride - 1 if layer.ceil else 0)) // layer.stride + 1
     if layer.ceil and (out - 1) * layer.stride >= n:  # the last window must start inside the input
         out -= 1
@@ -228,7 +229,7 @@ def plan_layers(layers: tuple[Layer, ...], feature_shape: tuple[int, ...], n_cla
             param = ((layer.out, shape[0], layer.kernel, layer.kernel), (layer.out,))
             shape = (layer.out, h, w)
         elif isinstance(layer, MaxPool):
-            shape = (shape[0], _pool_size(shape[1], layer), _pool_size(shape[2], layer))
+            shape = (shape[0], pool_size(shape[1], layer), pool_size(shape[2], layer))
         elif isinstance(layer, Flatten):
             shape = (math.prod(shape),)
         elif isinstance(layer, Dense):

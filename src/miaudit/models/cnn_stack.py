@@ -31,6 +31,9 @@ from miaudit.models.stack import _check_inputs, _make_optimizer, _row_weights
 from miaudit.models.stack_workers import StepCounter, run_jobs
 
 _PROGRESS_EVERY = 5  # batched steps between progress callbacks
+# Models per stack: beyond ~8 mnist-cnn models a step's activations outgrow the caches and GFLOP/s
+# fall (one thread, batch 64: 16-22 GFLOP/s at 2-8 models, 12 at 16; docs/cnn-stack.md).
+MAX_STACK = 8
 
 
 def cnn_train_flops(plan: Plan, samples_seen: int) -> float:
@@ -62,9 +65,10 @@ def train_cnn_stack(plan: Plan, x: np.ndarray, y: np.ndarray, masks: np.ndarray,
     progress(steps_done) about every 5 batched steps and at the end; steps_done ends at the sum over
     groups (models with equal steps per epoch) of epochs x steps per epoch. device: "cpu" or "cuda"
     (resolved by perf.resolve_device); precision by perf.resolve_cnn_precision.
-    workers (CPU): each group is split into that many contiguous slices trained as separate stacks on
-    Python threads with one intra-op torch thread each (stack_workers.run_jobs; model k does not depend
-    on the split); None = min(K, torch.get_num_threads()), 1 = no threads.
+    workers (CPU): each group is split into contiguous slices of at most MAX_STACK models, at least
+    ``workers`` of them, trained as separate stacks on that many Python threads with one intra-op torch
+    thread each (stack_workers.run_jobs; model k does not depend on the split);
+    None = min(K, torch.get_num_threads()), 1 = no threads.
     """
     x = np.asarray(x)
     if x.shape[1:] != plan.input_shape:
@@ -89,7 +93,8 @@ def train_cnn_stack(plan: Plan, x: np.ndarray, y: np.ndarray, masks: np.ndarray,
             reported = counter.steps
             progress(reported)
 
-    slices = [(g, part) for g, members in enumerate(groups) for part in np.array_split(members, workers) if len(part)]
+    slices = [(g, part) for g, members in enumerate(groups)
+              for part in np.array_split(members, max(workers, -(-len(members) // MAX_STACK))) if len(part)]
     jobs = [functools.partial(_train_group, plan, xt, yt, masks[part], [int(seeds[i]) for i in part], recipe, bf16,
                               counter, g) for g, part in slices]
     trained = run_jobs(jobs, min(workers, len(jobs)), poll)
