@@ -184,3 +184,14 @@ def test_cnn_audit_trains_stacked_reports_flops_and_caches(tmp_path):
     again = audit(progress=False, **settings)
     assert again.timing["reference_models_from_cache"] == 2
     np.testing.assert_array_equal(again.attacks[0].scores, first.attacks[0].scores)
+
+
+def test_bfloat16_training_follows_float32_closely(data):
+    x, y, masks = data
+    plan = _plan()
+    recipe = TrainingRecipe(epochs=2, batch_size=8, lr=1e-2)
+    fp32 = train_cnn_stack(plan, x, y, masks, recipe, [1, 2, 3], precision="float32").logits(x)
+    bf16 = train_cnn_stack(plan, x, y, masks, recipe, [1, 2, 3], precision="bfloat16").logits(x)
+    other = train_cnn_stack(plan, x, y, masks, recipe, [4, 5, 6], precision="float32").logits(x)
+    assert np.abs(bf16 - fp32).mean() < 0.1 * np.abs(other - fp32).mean()  # far closer than other seeds
+    assert (bf16.argmax(-1) == fp32.argmax(-1)).mean() > 0.9
