@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 OUT ?= runs/demo
 
-.PHONY: demo test bench lint install install-dev clean
+.PHONY: demo test bench bench-cnn lint install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/fmnist_mlp.py
+
+bench-cnn: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/mnist_cnn.py | tee benchmarks/results/mnist_cnn.log
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

@@ -67,6 +67,7 @@ class AuditConfig(BaseModel):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     recipe: TrainingRecipe = TrainingRecipe()
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     input_scaling: InputScaling = "auto"
     queries: int = Field(1, ge=1, le=32)
     population: int = Field(10_000, ge=0)

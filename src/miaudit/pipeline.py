@@ -19,10 +19,9 @@ from miaudit.data.user_table import as_audit_data
 from miaudit.errors import InputError
 from miaudit.metrics import compute_metrics
 from miaudit.models.cache import ModelCache, default_cache_dir
-from miaudit.models.perf import matmul_gflops
+from miaudit.models.perf import matmul_gflops, resolve_device
 from miaudit.models.references import train_references
-from miaudit.models.registry import TORCH_NAMES, fit_single, model_spec
-from miaudit.models.wrappers import StackTarget
+from miaudit.models.registry import fit_single, is_torch_name, model_spec, stack_target, trains_stacked
 from miaudit.plan import AuditPlan, load_audited, make_plan, table_options, within_query_budget
 from miaudit.progress import ProgressBoard
 from miaudit.results import AttackOutcome, AuditResult, TargetSummary
@@ -67,6 +66,7 @@ def audit(config: AuditConfig | None = None, *, progress: bool = True, data: Any
 def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     cfg = plan.config
     timing: dict[str, Any] = {}
+    resolve_device(cfg.device)  # --device cuda without a GPU fails here, before any training
     target, refs = train_target_and_references(plan, board, timing)
 
     t = time.perf_counter()
@@ -105,15 +105,16 @@ def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = N
                                 timing: dict[str, Any] | None = None):
     """(target, reference models or None), and ``train_target_s`` / ``train_reference_s`` into timing.
 
-    An MLP target in pool mode is one more model of the reference stack (its mask is the membership,
-    its seed the config's, "target" in its cache key), so it trains in the same batched steps and is
-    cached like them; its seconds are its FLOP share of the stack's training time. Else the target
-    trains on its own, then the references.
+    An MLP target (or a CNN target trained stacked) in pool mode is one more model of the reference
+    stack (its mask is the membership, its seed the config's, "target" in its cache key), so it trains
+    in the same batched steps and is cached like them; its seconds are its FLOP share of the stack's
+    training time. Else the target trains on its own, then the references.
     """
     timing = {} if timing is None else timing
     cfg = plan.config
     k = cfg.reference_models
-    if not (k and plan.outside is None and cfg.target == "mlp" and plan.reference_mode == "pool"):
+    stacked = plan.outside is None and trains_stacked(model_spec(cfg.target, cfg.hidden), cfg.recipe)
+    if not (k and stacked and plan.reference_mode == "pool"):
         t = time.perf_counter()
         target = train_target(plan, board) if plan.outside is None else plan.outside.target
         timing["train_target_s"] = time.perf_counter() - t
@@ -130,7 +131,7 @@ def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = N
     timing["train_target_s"] = target_part.train_seconds
     timing["train_reference_s"] = wall - target_part.train_seconds
     timing["target_trained_with_references"] = True
-    return StackTarget(cfg.target, target_part.models), refs
+    return stack_target(cfg.target, target_part.models), refs
 
 
 def reference_seeds(cfg: AuditConfig) -> list[int]:
@@ -144,7 +145,8 @@ def train_target(plan: AuditPlan, board: ProgressBoard | None = None):
     with (board or ProgressBoard(False)).task(f"training target ({cfg.target})", 100) as update:
         return fit_single(model_spec(cfg.target, cfg.hidden), plan.member_x, plan.member_y, plan.n_classes,
                           cfg.recipe.model_copy(update={"seed": cfg.seed}), cfg.seed, cfg.precision,
-                          dataset_name=plan.dataset.name, progress=lambda f: update(round(100 * f)))
+                          dataset_name=plan.dataset.name, progress=lambda f: update(round(100 * f)),
+                          device=resolve_device(cfg.device))
 
 
 def train_reference_models(plan: AuditPlan, board: ProgressBoard | None = None):
@@ -192,7 +194,8 @@ def _train_stack(plan: AuditPlan, board: ProgressBoard | None, masks: np.ndarray
         return train_references(model_spec(plan.reference_architecture, cfg.hidden), plan.reference_x, plan.reference_y,
                                 masks, plan.n_classes, cfg.recipe.model_copy(update={"seed": cfg.seed}),
                                 seeds, precision=cfg.precision, cache=cache, key_parts=key_parts,
-                                chunk_size=cfg.chunk_size, n_jobs=cfg.n_jobs, progress=update, names=names)
+                                chunk_size=cfg.chunk_size, n_jobs=cfg.n_jobs, progress=update, names=names,
+                                device=resolve_device(cfg.device))
 
 
 def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | None = None,
@@ -303,7 +306,7 @@ def check_outputs_finite(cfg: AuditConfig, whose: str, *logits: np.ndarray, per_
     kind = "NaN" if any(np.isnan(x).any() for x in bad) else "inf"
     if per_model:
         whose = f"{_diverged_models(*logits)} of {len(logits[0])} {whose}"
-    if cfg.target not in TORCH_NAMES:
+    if not is_torch_name(cfg.target):
         raise InputError(f"--target {cfg.target}: {whose} outputs are not finite ({kind})")
     cause = f"lower --lr (now {cfg.recipe.lr:g})"
     if cfg.recipe.weight_decay:

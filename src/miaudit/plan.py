@@ -219,7 +219,7 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     runnable = []
     for spec in specs:
         why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x), has_model=True,
-                              has_white_box=cfg.target in _TORCH_TARGETS)
+                              has_white_box=_trained_by_torch(cfg.target) and not outside)
         if why is None:
             runnable.append(spec)
         elif spec.name in cfg.attacks:  # named explicitly, not through "all"
@@ -299,8 +299,12 @@ def within_query_budget(plan: AuditPlan, budget: int | None) -> AuditPlan:
                    notes=[*plan.notes, note])
 
 
-_TORCH_TARGETS = ("mlp", "cnn", "small-cnn")
+_TORCH_TARGETS = ("mlp", "cnn", "small-cnn", "mnist-cnn")
 """models.registry.TORCH_NAMES, spelled out here: importing it loads torch (white-box attacks need them)."""
+
+
+def _trained_by_torch(target: str) -> bool:
+    return target in _TORCH_TARGETS or target.startswith("cnn-spec:")
 
 
 def _coin_flips(n: int, cfg: AuditConfig, notes: list[str]) -> np.ndarray:

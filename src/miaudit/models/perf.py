@@ -93,3 +93,29 @@ def resolve_precision(precision: str) -> str:
     if precision == "auto":
         return "bfloat16" if bf16_available() else "float32"
     return precision
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str) -> str:
+    """"cpu" or "cuda" for a requested device ("auto" = cuda when torch sees a CUDA GPU); InputError
+    for cuda without one."""
+    from miaudit.errors import InputError
+
+    if device not in DEVICES:
+        raise InputError(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
+    available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        raise InputError("--device cuda: torch sees no CUDA GPU here (torch.cuda.is_available() is False); "
+                         "use --device cpu or auto")
+    return "cuda" if device == "cuda" or (device == "auto" and available) else "cpu"
+
+
+def resolve_cnn_precision(precision: str, device: str) -> str:
+    """resolve_precision for stacked CNNs on a resolved device: "auto" is float32 on the CPU (oneDNN's
+    bf16 grouped convolutions measured slower than fp32 here, docs/cnn-stack.md) and bf16 on a GPU
+    that supports it."""
+    if precision == "auto":
+        return "bfloat16" if device == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+    return resolve_precision(precision)

@@ -1,9 +1,10 @@
 """K reference (shadow) models of one architecture, each on its own subset of the data, cached per model.
 
-MLPs train in stacks of ``chunk_size`` (a remainder under half of it joins the last stack; stack.py);
-CNNs one at a time; scikit-learn models in parallel with joblib. Each model is saved to the cache as
-soon as it exists (MLPs: when their chunk ends), so a run killed mid-training loses at most the chunk
-in flight and a rerun trains only what is missing.
+MLPs train in stacks of ``chunk_size`` (a remainder under half of it joins the last stack; stack.py),
+CNNs likewise (cnn_stack.py; one at a time when the recipe has dropout or early stopping);
+scikit-learn models in parallel with joblib. Each model is saved to the cache as soon as it exists
+(stacks: when their chunk ends), so a run killed mid-training loses at most the chunk in flight and
+a rerun trains only what is missing.
 """
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ import numpy as np
 
 from miaudit.errors import InputError
 from miaudit.models.cache import ModelCache, cache_key
+from miaudit.models.cnn_models import CNNStack, state_fits
+from miaudit.models.cnn_stack import cnn_train_flops, train_cnn_stack
 from miaudit.models.mlp_stack import MLPStack
-from miaudit.models.perf import resolve_precision
+from miaudit.models.perf import resolve_cnn_precision, resolve_precision
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import mlp_train_flops, train_mlp_stack
 
@@ -32,48 +35,54 @@ _KEY_FORMAT = "miaudit-reference-v2"
 _TRAINING_MODULES = {
     "torch": ("miaudit.models.stack", "miaudit.models.stack_workers", "miaudit.models.fused_adam",
               "miaudit.models.mlp_stack", "miaudit.models.train", "miaudit.models.nets",
-              "miaudit.models.registry", "miaudit.models.recipe", "miaudit.models.wrappers"),
+              "miaudit.models.registry", "miaudit.models.recipe", "miaudit.models.wrappers",
+              "miaudit.models.cnn_stack", "miaudit.models.cnn_models", "miaudit.models.cnn_spec"),
     "sklearn": ("miaudit.models.sklearn_models", "miaudit.models.wrappers"),
 }
 
 
 @dataclass
 class ReferenceModels:
-    """The K trained models. ``models`` is one MLPStack (mlp) or a list of K Targets (other specs).
+    """The K trained models. ``models`` is one MLPStack (mlp), one CNNStack (CNNs trained stacked) or a
+    list of K Targets (other specs).
 
     trained: models trained by this call (the rest came from the cache); train_seconds: wall time spent
     training them; train_flops: their training FLOPs (6 x MACs x samples for mlp; 0 where not counted);
     precision: the resolved training precision, which an MLP stack's inference uses too;
-    model_flops: float64 [K] training FLOPs of each model, 0 for models from the cache (MLP stacks only).
+    model_flops: float64 [K] training FLOPs of each model, 0 for models from the cache (stacks only).
     """
 
     spec: Any
-    models: MLPStack | list
+    models: MLPStack | CNNStack | list
     trained: int
     train_seconds: float
     train_flops: float
     precision: str = "float32"
     model_flops: np.ndarray | None = None
+    device: str = "cpu"
 
     @property
     def n_models(self) -> int:
-        return self.models.n_models if isinstance(self.models, MLPStack) else len(self.models)
+        return self.models.n_models if isinstance(self.models, (MLPStack, CNNStack)) else len(self.models)
 
     def split(self, k: int) -> tuple[ReferenceModels, ReferenceModels]:
-        """(models [0, k), models [k, K)) of an MLP stack; the training seconds are shared out in
+        """(models [0, k), models [k, K)) of a stack; the training seconds are shared out in
         proportion to the training FLOPs of the models each part trained (they trained at once)."""
-        if not isinstance(self.models, MLPStack) or self.model_flops is None or not 0 < k < self.n_models:
+        if not isinstance(self.models, (MLPStack, CNNStack)) or self.model_flops is None or not 0 < k < self.n_models:
             raise InputError(f"split: needs an MLP stack of more than {k} models")
         parts = []
         for index in (range(k), range(k, self.n_models)):
             flops = self.model_flops[list(index)]
             share = flops.sum() / self.train_flops if self.train_flops else 0.0
             parts.append(ReferenceModels(self.spec, self.models.select(list(index)), int((flops > 0).sum()),
-                                         self.train_seconds * share, float(flops.sum()), self.precision, flops))
+                                         self.train_seconds * share, float(flops.sum()), self.precision, flops,
+                                         self.device))
         return parts[0], parts[1]
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """float32 [K, m, C]: every model's logits (log-probabilities for sklearn) on x [m, ...]."""
+        if isinstance(self.models, CNNStack):
+            return self.models.logits(x, precision=self.precision, device=self.device)
         if isinstance(self.models, MLPStack):
             return self.models.logits(x, precision=self.precision)
         return np.stack([np.asarray(m.logits(x), np.float32) for m in self.models])
@@ -82,7 +91,7 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
                      recipe: TrainingRecipe, seeds: Sequence[int], precision: str = "auto",
                      cache: ModelCache | None = None, key_parts: dict | None = None, chunk_size: int = 16,
                      n_jobs: int = -1, progress: Callable[[int], None] | None = None,
-                     names: Sequence[int | str] | None = None) -> ReferenceModels:
+                     names: Sequence[int | str] | None = None, device: str = "cpu") -> ReferenceModels:
     """Train (or load from ``cache``) K models of ``spec``; model k on x[masks[k]], y[masks[k]] with seeds[k].
 
     x float32 [n, ...], y int [n], masks bool [K, n]. The cache key of model k covers key_parts, k,
@@ -90,6 +99,8 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     format and the training environment (``training_environment``: library versions, training code).
     progress(n_done_models) reports cached and trained models together. names[k] (default k) stands
     for the model index in its cache key, e.g. "target" for a target trained along with the references.
+    device ("cpu" or "cuda", resolved by perf.resolve_device): where stacked CNNs train and infer
+    (MLPs, single torch models and scikit-learn models stay on the CPU).
     """
     masks = np.asarray(masks, dtype=bool)
     if masks.ndim != 2 or masks.shape[1] != len(x) or len(y) != len(x):
@@ -102,11 +113,16 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     if chunk_size < 1:
         raise InputError(f"chunk_size: must be at least 1, got {chunk_size}")
     torch_spec = spec.name == "mlp" or _registry().is_torch(spec)
-    resolved = resolve_precision(precision) if torch_spec else "n/a"
+    stacked_cnn = spec.name != "mlp" and _registry().trains_stacked(spec, recipe)
+    resolved = (resolve_cnn_precision(precision, device) if stacked_cnn else resolve_precision(precision)) \
+        if torch_spec else "n/a"
     keys = _model_keys(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, key_parts, names)
     report = progress or (lambda done: None)
     if spec.name == "mlp":
         return _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, keys, chunk_size, report)
+    if stacked_cnn:
+        return _train_cnns(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, keys, chunk_size, report,
+                           device)
     loaded = [_load(cache, key, lambda m: hasattr(m, "logits")) for key in keys]
     missing = [k for k, m in enumerate(loaded) if m is None]
     report(len(masks) - len(missing))
@@ -246,6 +262,36 @@ def _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, k
         report(done)
     return ReferenceModels(spec, MLPStack.from_states(states), len(missing), seconds, float(model_flops.sum()),
                            precision, model_flops)
+
+
+def _train_cnns(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, keys, chunk_size,
+                report: Callable[[int], None], device: str) -> ReferenceModels:
+    """CNNs in stacks of chunk_size (cnn_stack.py), cached per model as soon as their chunk ends."""
+    _registry().check_image_input(spec, x)
+    plan = _registry().cnn_plan(spec, np.shape(x)[1:], n_classes)
+    states: list[Any] = [_load(cache, key, lambda s: state_fits(plan, s)) for key in keys]
+    missing = [k for k, s in enumerate(states) if s is None]
+    done = len(masks) - len(missing)
+    report(done)
+    seconds = 0.0
+    model_flops = np.zeros(len(masks))
+    for chunk in _chunks(missing, chunk_size):
+        total_steps = recipe.epochs * int(np.unique(-(-masks[chunk].sum(axis=1) // recipe.batch_size)).sum())
+
+        def inner(steps: int, base: int = done, n: int = len(chunk), total: int = total_steps) -> None:
+            report(base + min(n - 1, steps * n // total))  # models of the chunk in flight, by steps done
+
+        started = time.perf_counter()
+        stack = train_cnn_stack(plan, x, y, masks[chunk], recipe, [seeds[k] for k in chunk], precision, inner, device)
+        seconds += time.perf_counter() - started
+        for j, k in enumerate(chunk):
+            states[k] = stack.state(j)
+            _save(cache, keys[k], states[k])
+            model_flops[k] = cnn_train_flops(plan, int(masks[k].sum()) * recipe.epochs)
+        done += len(chunk)
+        report(done)
+    return ReferenceModels(spec, CNNStack.from_states(plan, states), len(missing), seconds, float(model_flops.sum()),
+                           precision, model_flops, device)
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:
