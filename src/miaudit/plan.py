@@ -187,6 +187,9 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     membership = np.r_[np.ones(members, bool), np.zeros(len(out_index), bool)][order]
     record_index = np.r_[splits.members, out_index].astype(np.int64)[order]
     source = list(np.array([ds.name] * members + [out_src] * len(out_index), dtype=object)[order])
+    if data.table is not None and not cfg.keep_classes:  # a table's records are known by their row in the file
+        record_index = np.where(np.array(source) == ds.name, data.table.rows[np.minimum(record_index, n - 1)],
+                                record_index)
     if cfg.coin_flip_members:
         membership = _coin_flips(len(pool_x), cfg, notes)
         test_x, test_y = pool_x[~membership], pool_y[~membership]

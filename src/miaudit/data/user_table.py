@@ -50,13 +50,15 @@ class TableOptions:
 @dataclass(frozen=True)
 class UserTable:
     """The encoded table: dataset (x, y of the kept rows), membership bool [n] or None when the user
-    gave no split, record ids [n] (the id column's values, or the file's row numbers from 0)."""
+    gave no split, record ids [n] (the id column's values, or the file's row numbers from 0), rows
+    int64 [n]: each kept record's row in the file (0 = the first record)."""
 
     dataset: Dataset
     encoding: TableEncoding
     report: EncodingReport
     record_ids: list[str]
     membership: np.ndarray | None
+    rows: np.ndarray
 
     def public(self) -> dict:
         """The results.json "data" block: the encoding (to repeat the audit) and what fitting found."""
@@ -94,7 +96,7 @@ def as_audit_data(data, membership=None, options: TableOptions = TableOptions(),
             membership = np.asarray(membership, bool)[rows]
         ids = record_ids(data, options.id_column)
         dataset = Dataset(name, x, y, encoding.n_classes, tuple(str(c) for c in encoding.class_names))
-        out = AuditData(dataset, given, UserTable(dataset, encoding, report, [ids[r] for r in rows], given))
+        out = AuditData(dataset, given, UserTable(dataset, encoding, report, [ids[r] for r in rows], given, rows))
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = (np.asarray(a) for a in data)
         from miaudit.data.tabular import encode_labels
@@ -146,7 +148,7 @@ def load_user_table(path: str | Path, options: TableOptions = TableOptions()) ->
         raise InputError(f"{options.member_column or '--members-file'}: every kept row is a {which}; "
                          "an audit compares members with non-members")
     dataset = Dataset(path.name, x, y, encoding.n_classes, tuple(str(c) for c in encoding.class_names))
-    return UserTable(dataset, encoding, report, kept_ids, membership)
+    return UserTable(dataset, encoding, report, kept_ids, membership, rows)
 
 
 def split_from_ids(ids: Sequence[str], members_file: str, n: int) -> np.ndarray:
