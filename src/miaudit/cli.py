@@ -52,6 +52,9 @@ def audit(
     delta: Optional[float] = typer.Option(None, help="δ of the empirical ε lower bound."),
     coin_flip_members: bool = typer.Option(False, "--coin-flip-members", help="Each audited record is a member by its own fair coin (makes the one-run ε lower bound valid)."),
     epsilon_method: Optional[str] = typer.Option(None, help="One-run ε audit: steinke-2023-one-run (default), mahloujifar-2025-fdp-one-run (tighter), mahloujifar-2025-gdp-one-run (an estimate)."),
+    shadow_data: Optional[str] = typer.Option(None, help="Shadow records with --reference-data attacker: real (default), noisy, marginals or synthesized (from the target's confidences)."),
+    shadow_noise: Optional[float] = typer.Option(None, help="--shadow-data noisy: fraction of features flipped / perturbed (default 0.1)."),
+    synthesis_queries: Optional[int] = typer.Option(None, help="--shadow-data synthesized: cap on target queries (default 1000 per record)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Train reference models afresh; don't read or write the model cache."),
     cache_dir: Optional[str] = typer.Option(None, help="Reference-model cache (default: $MIAUDIT_CACHE or ~/.cache/miaudit)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
@@ -69,7 +72,8 @@ def audit(
         keep_classes=keep_classes,
         shadow_dataset=shadow_dataset, nonmember_dataset=nonmember_dataset, label_column=label_column,
         data_dir=data_dir, delta=delta, coin_flip_members=coin_flip_members or None,
-        epsilon_method=epsilon_method,
+        epsilon_method=epsilon_method, shadow_data=shadow_data, shadow_noise=shadow_noise,
+        synthesis_queries=synthesis_queries,
         cache=False if no_cache else None, cache_dir=cache_dir)
     check_writable(out)
     if cfg.cache and cfg.reference_models:

@@ -64,7 +64,7 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
                             int((~plan.membership).sum()))
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
                        plan.membership, plan.pool_y, notes=list(plan.notes), inputs=inputs, model=target,
-                       records=plan.pool_x)
+                       records=plan.pool_x, shadow_data=dict(plan.shadow_data) or None)
 
 
 def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = None,
@@ -83,6 +83,12 @@ def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = N
         t = time.perf_counter()
         target = train_target(plan, board)
         timing["train_target_s"] = time.perf_counter() - t
+        if plan.config.shadow_data == "synthesized":  # shadow records climbed from the trained target
+            from miaudit.data.synthesis import synthesize_shadow_data
+
+            t = time.perf_counter()
+            synthesize_shadow_data(plan, target, board)
+            timing["synthesize_shadow_s"] = time.perf_counter() - t
         t = time.perf_counter()
         refs = train_reference_models(plan, board)
         timing["train_reference_s"] = time.perf_counter() - t

@@ -78,6 +78,7 @@ class AuditResult:
     inputs: AttackInputs | None = field(default=None, repr=False)  # the signal matrix, not serialised
     model: Any = field(default=None, repr=False)  # the trained target (a Target), not serialised
     records: np.ndarray | None = field(default=None, repr=False)  # [N, *feature_shape] as the models saw them
+    shadow_data: dict[str, Any] | None = None  # what attacker-mode shadow models trained on, when not real
 
     def __post_init__(self) -> None:
         n = len(self.record_index)
@@ -105,6 +106,7 @@ class AuditResult:
             "attacks": [a.to_dict() for a in self.attacks],
             "timing": self.timing,
             "notes": self.notes,
+            **({"shadow_data": self.shadow_data} if self.shadow_data else {}),
         }
 
     def to_json(self, indent: int = 2) -> str:
