@@ -102,10 +102,13 @@ def test_synthesis_handles_continuous_features():
 
 def test_synthesis_settings_are_checked():
     domain = feature_domain(np.eye(8, dtype=np.float32))
+    def coin(x):
+        return np.ones((len(x), 2)) / 2
+
     with pytest.raises(InputError, match="k_min"):
-        synthesize_records(lambda x: np.ones((len(x), 2)) / 2, domain, np.zeros(3, int), SynthesisSettings(k_max=20))
+        synthesize_records(coin, domain, np.zeros(3, int), SynthesisSettings(k_max=20))
     with pytest.raises(InputError, match="conf_min"):
-        synthesize_records(lambda x: np.ones((len(x), 2)) / 2, domain, np.zeros(3, int), SynthesisSettings(conf_min=1.5))
+        synthesize_records(coin, domain, np.zeros(3, int), SynthesisSettings(conf_min=1.5))
 
 
 def test_noisy_records_flip_the_fraction_of_binary_features_and_are_seeded(binary_digits):

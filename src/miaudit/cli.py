@@ -88,6 +88,44 @@ def audit(
     out_console.print(f"total {result.timing['total_s']:.1f} s; report: {paths['report.html']}")
 
 
+@app.command("invert")
+def invert_command(
+    dataset: str = typer.Option("mnist", help="Image dataset (see `miaudit datasets`)."),
+    target: str = typer.Option("mlp", help="Target model: mlp, cnn or small-cnn (inversion needs gradients)."),
+    epochs: str = typer.Option("1,10,100", help="Training budgets, e.g. 1,10,100: one target and one grid each."),
+    members: int = typer.Option(5000, help="Records the target trains on."),
+    hidden: str = typer.Option("256", help="MLP hidden widths, e.g. 256 or 512,256."),
+    max_iter: int = typer.Option(5000, help="Gradient steps per class at most."),
+    window: int = typer.Option(100, help="Stop a class when its cost is not below its last WINDOW costs."),
+    cost_threshold: float = typer.Option(0.01, help="Stop a class when 1 - p(class) is at most this."),
+    lr: float = typer.Option(0.1, help="Step size of the gradient descent on the pixels."),
+    smoothing: float = typer.Option(0.0, help="Gaussian blur sigma (pixels) after each step; 0 = none."),
+    objective: str = typer.Option("probability", help="probability (1 - p, Fredrikson et al.) or log-probability (-log p)."),
+    seed: int = typer.Option(0, help="Seed of the training records and the targets."),
+    data_dir: Optional[str] = typer.Option(None, help="Where datasets live."),
+    out: Path = typer.Option(Path("runs/invert"), help="Output directory for the PNGs and inversion.json."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Model inversion (MIFace): what each class looks like to a target trained for each budget."""
+    from miaudit.config import make_config
+    from miaudit.inversion.experiment import parse_epochs, run_inversion, write_figures
+    from miaudit.progress import ProgressBoard
+
+    budgets = parse_epochs(epochs)
+    widths = make_config(hidden=hidden).hidden
+    check_writable(out)
+    with ProgressBoard(not quiet) as board:
+        results = run_inversion(dataset, target, budgets, members=members, hidden=widths, seed=seed,
+                                data_dir=data_dir, board=board, max_iter=max_iter, window=window,
+                                cost_threshold=cost_threshold, lr=lr, smoothing=smoothing, objective=objective)
+    paths = write_figures(results, out, f"MIFace inversion of a {dataset} {target}")
+    for r in results:
+        probs = r.inversion.probabilities
+        out_console.print(f"{r.epochs} epochs: test acc {r.test_accuracy:.3f}, reached p mean {probs.mean():.3f} "
+                          f"(min {probs.min():.3f}), {r.seconds / len(probs):.2f} s per class")
+    out_console.print(f"figures: {paths['inversion.png']}")
+
+
 @app.command("attacks")
 def list_attacks() -> None:
     """List the attacks miaudit has, with their threat model and needs."""
