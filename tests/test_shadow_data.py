@@ -184,3 +184,26 @@ def test_audit_with_synthesized_shadow_data_reports_queries():
     assert block["target_queries"] <= 40_000 == block["settings"]["query_budget"]
     assert any("synthesized from the target" in n for n in result.notes)
     assert 0 <= result.attack("shokri-lr").metrics.auc <= 1
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--shadow-data", "fake"], "shadow_data"),
+    (["--shadow-data", "noisy", "--reference-data", "pool"], "--shadow-data"),
+    (["--shadow-data", "noisy", "--reference-data", "attacker", "--shadow-noise", "1.5"], "shadow_noise"),
+    (["--shadow-data", "synthesized", "--reference-data", "attacker", "--synthesis-queries", "0"],
+     "synthesis_queries"),
+])
+def test_cli_shadow_data_bad_input_exits_2(args, field, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from miaudit.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["miaudit", "audit", "--dataset", "digits", "--target", "logreg",
+                                      "--reference-models", "2", "--attacks", "shokri-lr", *args,
+                                      "--out", str(tmp_path / "o"), "--quiet"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith("error: ") and field in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
