@@ -68,6 +68,9 @@ def audit(
     predictions: Optional[str] = typer.Option(None, help="Audit precomputed outputs (.npz / .parquet, see docs/predictions-format.md); no model is trained."),
     save_target: Optional[Path] = typer.Option(None, help="Export the target miaudit trained (.onnx for torch models, .skops for scikit-learn)."),
     save_predictions: Optional[Path] = typer.Option(None, help="Write the audit's signals as an .npz file that --predictions reads."),
+    shadow_data: Optional[str] = typer.Option(None, help="Shadow records with --reference-data attacker: real (default), noisy, marginals or synthesized (from the target's confidences)."),
+    shadow_noise: Optional[float] = typer.Option(None, help="--shadow-data noisy: fraction of features flipped / perturbed (default 0.1)."),
+    synthesis_queries: Optional[int] = typer.Option(None, help="--shadow-data synthesized: cap on target queries (default 1000 per record)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Train reference models afresh; don't read or write the model cache."),
     cache_dir: Optional[str] = typer.Option(None, help="Reference-model cache (default: $MIAUDIT_CACHE or ~/.cache/miaudit)."),
     token_file: Optional[str] = typer.Option(None, help="Bearer token of a URL target, first line of this file (default: $MIAUDIT_TOKEN)."),
@@ -92,7 +95,8 @@ def audit(
         no_header=no_header or None, trust_pickle=trust_pickle or None, target_output=target_output,
         target_input=target_input, reference_architecture=reference_architecture, predictions=predictions,
         cache=False if no_cache else None, cache_dir=cache_dir, token_file=token_file,
-        query_budget=query_budget)
+        query_budget=query_budget, shadow_data=shadow_data, shadow_noise=shadow_noise,
+        synthesis_queries=synthesis_queries)
     check_writable(out)
     for flag, path, suffixes in (("--save-target", save_target, (".onnx", ".skops")),
                                  ("--save-predictions", save_predictions, (".npz",))):
@@ -142,6 +146,44 @@ def serve(
                      max_body_bytes=max_body_bytes, query_budget=query_budget, rate_limit=rate_limit,
                      dataset=dataset, features=features, classes=classes, data_dir=data_dir,
                      trust_pickle=trust_pickle)
+
+
+@app.command("invert")
+def invert_command(
+    dataset: str = typer.Option("mnist", help="Image dataset (see `miaudit datasets`)."),
+    target: str = typer.Option("mlp", help="Target model: mlp, cnn or small-cnn (inversion needs gradients)."),
+    epochs: str = typer.Option("1,10,100", help="Training budgets, e.g. 1,10,100: one target and one grid each."),
+    members: int = typer.Option(5000, help="Records the target trains on."),
+    hidden: str = typer.Option("256", help="MLP hidden widths, e.g. 256 or 512,256."),
+    max_iter: int = typer.Option(5000, help="Gradient steps per class at most."),
+    window: int = typer.Option(100, help="Stop a class when its cost is not below its last WINDOW costs."),
+    cost_threshold: float = typer.Option(0.01, help="Stop a class when 1 - p(class) is at most this."),
+    lr: float = typer.Option(0.1, help="Step size of the gradient descent on the pixels."),
+    smoothing: float = typer.Option(0.0, help="Gaussian blur sigma (pixels) after each step; 0 = none."),
+    objective: str = typer.Option("probability", help="probability (1 - p, Fredrikson et al.) or log-probability (-log p)."),
+    seed: int = typer.Option(0, help="Seed of the training records and the targets."),
+    data_dir: Optional[str] = typer.Option(None, help="Where datasets live."),
+    out: Path = typer.Option(Path("runs/invert"), help="Output directory for the PNGs and inversion.json."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Model inversion (MIFace): what each class looks like to a target trained for each budget."""
+    from miaudit.config import make_config
+    from miaudit.inversion.experiment import parse_epochs, run_inversion, write_figures
+    from miaudit.progress import ProgressBoard
+
+    budgets = parse_epochs(epochs)
+    widths = make_config(hidden=hidden).hidden
+    check_writable(out)
+    with ProgressBoard(not quiet) as board:
+        results = run_inversion(dataset, target, budgets, members=members, hidden=widths, seed=seed,
+                                data_dir=data_dir, board=board, max_iter=max_iter, window=window,
+                                cost_threshold=cost_threshold, lr=lr, smoothing=smoothing, objective=objective)
+    paths = write_figures(results, out, f"MIFace inversion of a {dataset} {target}")
+    for r in results:
+        probs = r.inversion.probabilities
+        out_console.print(f"{r.epochs} epochs: test acc {r.test_accuracy:.3f}, reached p mean {probs.mean():.3f} "
+                          f"(min {probs.min():.3f}), {r.seconds / len(probs):.2f} s per class")
+    out_console.print(f"figures: {paths['inversion.png']}")
 
 
 @app.command("attacks")

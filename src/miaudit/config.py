@@ -40,7 +40,12 @@ class AuditConfig(BaseModel):
     leaves 0/1 indicator features as they are, "none" feeds features as loaded (images in [0, 1]);
     coin_flip_members: each of the members + non_members audited records is a member by its own fair
     coin (what makes the one-run epsilon lower bound valid) instead of exactly ``members`` of them;
-    epsilon_method: the one-run epsilon audit of :mod:`miaudit.dp_audit` (the GDP form is an estimate).
+    epsilon_method: the one-run epsilon audit of :mod:`miaudit.dp_audit` (the GDP form is an estimate);
+    shadow_data: what attacker-mode shadow models train on (Shokri et al. 2017): the attacker's real
+    records, "noisy" ones (shadow_noise of the features flipped / perturbed), "marginals" (features
+    drawn independently per class), or records "synthesized" by climbing the trained target's
+    confidence (at most synthesis_queries target queries; default 1000 per record), see
+    :mod:`miaudit.data.shadow_data` and :mod:`miaudit.data.synthesis`.
 
     The user's own data and model (issue 10): a CSV / Parquet ``dataset`` is encoded as ``categorical``
     ("onehot" | "ordinal"), ``missing`` ("drop" rows | "impute"), ``na_values`` (texts meaning
@@ -100,6 +105,9 @@ class AuditConfig(BaseModel):
                             "mahloujifar-2025-gdp-one-run"] = "steinke-2023-one-run"
     token_file: str | None = None  # bearer token of a URL target (else $MIAUDIT_TOKEN)
     query_budget: int | None = Field(None, ge=1)  # records a URL target may be sent in all
+    shadow_data: Literal["real", "noisy", "marginals", "synthesized"] = "real"
+    shadow_noise: float = Field(0.1, gt=0, le=1)
+    synthesis_queries: int | None = Field(None, ge=1)
 
     @field_validator("attacks", mode="before")
     @classmethod

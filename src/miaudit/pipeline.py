@@ -91,6 +91,8 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     summary = TargetSummary(cfg.target, train_acc, test_acc, int(plan.membership.sum()),
                             int((~plan.membership).sum()))
     sections = {"data": plan.table.public()} if plan.table is not None else {}
+    if plan.shadow_data:
+        sections["shadow_data"] = dict(plan.shadow_data)
     if plan.outside is not None:
         sections["target_source"] = {"kind": plan.outside.kind, "source": plan.outside.source,
                                      "input": cfg.target_input, "reference_models": plan.reference_architecture
@@ -118,6 +120,12 @@ def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = N
         t = time.perf_counter()
         target = train_target(plan, board) if plan.outside is None else plan.outside.target
         timing["train_target_s"] = time.perf_counter() - t
+        if plan.config.shadow_data == "synthesized":  # shadow records climbed from the trained target
+            from miaudit.data.synthesis import synthesize_shadow_data
+
+            t = time.perf_counter()
+            synthesize_shadow_data(plan, target, board)
+            timing["synthesize_shadow_s"] = time.perf_counter() - t
         t = time.perf_counter()
         refs = train_reference_models(plan, board)
         timing["train_reference_s"] = time.perf_counter() - t

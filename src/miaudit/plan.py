@@ -70,6 +70,7 @@ class AuditPlan:
     notes: list[str] = field(default_factory=list)
     outside: OutsideTarget | None = None
     table: UserTable | None = None
+    shadow_data: dict = field(default_factory=dict)  # results.json's shadow_data block (attacker mode)
 
     @property
     def reference_architecture(self) -> str | None:
@@ -214,6 +215,7 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
         used, masks, unused = _shadow_sets(len(attacker), k, members, rng, notes)
         ref_x, ref_y = ds.x[attacker[used]], ds.y[attacker[used]]
         pop_index = attacker[unused]
+    ref_x, shadow_data = _shadow_data(cfg, mode, ref_x, ref_y, notes)
     if len(pop_index) > cfg.population:
         pop_index = pop_index[np.sort(rng.permutation(len(pop_index))[: cfg.population])]
     pop_x, pop_y = ds.x[pop_index], ds.y[pop_index]
@@ -235,7 +237,8 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     check_audit_size(_audit_size(cfg, ds, len(pool_x) + len(pop_x) + (len(ref_x) if mode != "pool" else 0),
                                  architecture), ds.name)
     return AuditPlan(cfg, ds, pool_x, pool_y, membership, record_index, source, test_x, test_y, mode,
-                     ref_x, ref_y, masks, pop_x, pop_y, runnable, scaler, notes, outside, data.table)
+                     ref_x, ref_y, masks, pop_x, pop_y, runnable, scaler, notes, outside, data.table,
+                     shadow_data)
 
 
 def _open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any, train_fn: Callable | None,
@@ -308,6 +311,28 @@ _TORCH_TARGETS = ("mlp", "cnn", "small-cnn", "mnist-cnn")
 
 def _trained_by_torch(target: str) -> bool:
     return target in _TORCH_TARGETS or target.startswith("cnn-spec:")
+
+
+def _shadow_data(cfg: AuditConfig, mode: str, ref_x: np.ndarray, ref_y: np.ndarray, notes: list[str]):
+    """(shadow records, shadow_data block): noisy / marginal records replace the attacker's real ones
+    here; synthesized ones need the target and come in the pipeline (miaudit.data.synthesis)."""
+    from miaudit.data.shadow_data import shadow_records
+
+    if cfg.shadow_data == "real":
+        return ref_x, {}
+    if mode != "attacker":
+        raise InputError(f"--shadow-data: {cfg.shadow_data} replaces the attacker's shadow records; "
+                         f"use it with --reference-data attacker")
+    block = {"kind": cfg.shadow_data}
+    if cfg.shadow_data == "synthesized":
+        return ref_x, block
+    if cfg.shadow_data == "noisy":
+        block["noise_fraction"] = cfg.shadow_noise
+        notes.append(f"shadow models train on the attacker's records with {cfg.shadow_noise:.0%} of "
+                     f"their features changed")
+    else:
+        notes.append("shadow models train on records drawn from per-class feature marginals")
+    return shadow_records(cfg.shadow_data, ref_x, ref_y, cfg.seed, cfg.shadow_noise), block
 
 
 def _coin_flips(n: int, cfg: AuditConfig, notes: list[str]) -> np.ndarray:
