@@ -52,6 +52,7 @@ def audit(
     delta: Optional[float] = typer.Option(None, help="δ of the empirical ε lower bound."),
     coin_flip_members: bool = typer.Option(False, "--coin-flip-members", help="Each audited record is a member by its own fair coin (makes the one-run ε lower bound valid)."),
     epsilon_method: Optional[str] = typer.Option(None, help="One-run ε audit: steinke-2023-one-run (default), mahloujifar-2025-fdp-one-run (tighter), mahloujifar-2025-gdp-one-run (an estimate)."),
+    output_defense: Optional[str] = typer.Option(None, help="What the target releases: top-k:K, round:D, temperature:T or label (reference models queried the same way)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Train reference models afresh; don't read or write the model cache."),
     cache_dir: Optional[str] = typer.Option(None, help="Reference-model cache (default: $MIAUDIT_CACHE or ~/.cache/miaudit)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
@@ -69,7 +70,7 @@ def audit(
         keep_classes=keep_classes,
         shadow_dataset=shadow_dataset, nonmember_dataset=nonmember_dataset, label_column=label_column,
         data_dir=data_dir, delta=delta, coin_flip_members=coin_flip_members or None,
-        epsilon_method=epsilon_method,
+        epsilon_method=epsilon_method, output_defense=output_defense,
         cache=False if no_cache else None, cache_dir=cache_dir)
     check_writable(out)
     if cfg.cache and cfg.reference_models:

@@ -40,7 +40,9 @@ class AuditConfig(BaseModel):
     leaves 0/1 indicator features as they are, "none" feeds features as loaded (images in [0, 1]);
     coin_flip_members: each of the members + non_members audited records is a member by its own fair
     coin (what makes the one-run epsilon lower bound valid) instead of exactly ``members`` of them;
-    epsilon_method: the one-run epsilon audit of :mod:`miaudit.dp_audit` (the GDP form is an estimate).
+    epsilon_method: the one-run epsilon audit of :mod:`miaudit.dp_audit` (the GDP form is an estimate);
+    output_defense: what the target releases per query ("top-k:3", "round:2", "temperature:2", "label";
+    :mod:`miaudit.targets.defenses`), applied to the reference models' outputs too.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -73,6 +75,20 @@ class AuditConfig(BaseModel):
     coin_flip_members: bool = False
     epsilon_method: Literal["steinke-2023-one-run", "mahloujifar-2025-fdp-one-run",
                             "mahloujifar-2025-gdp-one-run"] = "steinke-2023-one-run"
+    output_defense: str | None = None
+
+    @field_validator("output_defense", mode="before")
+    @classmethod
+    def _defense(cls, v: Any) -> Any:
+        from miaudit.targets.defenses import parse_output_defense
+
+        if v is None:
+            return None
+        try:
+            defense = parse_output_defense(v)
+        except InputError as e:
+            raise ValueError(str(e).removeprefix("output_defense: ")) from None
+        return None if defense is None else str(defense)
 
     @field_validator("attacks", mode="before")
     @classmethod

@@ -62,8 +62,13 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
 
     summary = TargetSummary(cfg.target, train_acc, test_acc, int(plan.membership.sum()),
                             int((~plan.membership).sum()))
+    notes = list(plan.notes)
+    if cfg.output_defense:
+        notes.append(f"output defense {cfg.output_defense}: every attack saw only the defended outputs of the "
+                     "target and of the reference models" + (" (labels as one-hot log-probabilities, floor 1e-12)"
+                                                             if cfg.output_defense == "label" else ""))
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
-                       plan.membership, plan.pool_y, notes=list(plan.notes), inputs=inputs, model=target,
+                       plan.membership, plan.pool_y, notes=notes, inputs=inputs, model=target,
                        records=plan.pool_x)
 
 
@@ -247,6 +252,7 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
     q, seed = plan.config.queries, plan.config.seed
     n, c = len(plan.pool_x), plan.n_classes
     ids = record_identities(plan)
+    target, refs = defended(plan.config, target, refs)
     t_pool, t_pop = target_signals(plan, target)
     check_outputs_finite(plan.config, "the target's", t_pool, t_pop)
     if refs is None:
@@ -264,6 +270,16 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
         shadow_in, shadow_labels, shadow_ids = plan.reference_masks, plan.reference_y, None
     return AttackInputs(t_pool, plan.pool_y, r_pool, ref_in, shadow_logits, shadow_in, shadow_labels,
                         t_pop, r_pop, plan.population_y, ids, shadow_ids)
+
+
+def defended(cfg: AuditConfig, target, refs):
+    """(target, refs) as the attacker queries them: through cfg.output_defense when one is set."""
+    from miaudit.targets.defenses import DefendedReferences, DefendedTarget, parse_output_defense
+
+    defense = parse_output_defense(cfg.output_defense)
+    if defense is None:
+        return target, refs
+    return DefendedTarget(target, defense), None if refs is None else DefendedReferences(refs, defense)
 
 
 def record_identities(plan: AuditPlan) -> np.ndarray:
