@@ -11,9 +11,7 @@ from torch import nn
 from miaudit.errors import InputError
 from miaudit.models.denormals import flush_denormals
 from miaudit.models.perf import resolve_precision
-from miaudit.models.recipe import TrainingRecipe
-
-VALIDATION_FRACTION = 0.1
+from miaudit.models.recipe import TrainingRecipe, validation_split
 
 
 def seeded_module(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
@@ -30,15 +28,6 @@ def _optimizer(module: nn.Module, recipe: TrainingRecipe) -> torch.optim.Optimiz
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-
-
-def _validation_split(n: int, patience: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train index, validation index): a seeded 10% hold-out when patience > 0, else everything trains."""
-    if patience == 0 or n < 2:
-        return np.arange(n), np.arange(0)
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, round(VALIDATION_FRACTION * n))
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 def _mean_loss(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, bf16: bool) -> float:
@@ -58,8 +47,9 @@ def train_torch_model(module: nn.Module, x: np.ndarray, y: np.ndarray, recipe: T
 
     Minibatches are shuffled by ``torch.Generator().manual_seed(seed)``; dropout draws from a forked
     RNG seeded with ``seed``, so the global torch RNG state is unchanged. With recipe.patience > 0,
-    training stops after ``patience`` epochs without a lower loss on a seeded 10% validation split
-    and the weights of the best epoch are restored. progress(epochs_done) is called after each epoch.
+    training stops after ``patience`` epochs without a lower (unsmoothed) loss on a seeded
+    recipe.validation_fraction split and the weights of the best epoch are restored;
+    recipe.label_smoothing smooths the training targets. progress(epochs_done) is called after each epoch.
     Denormals flush to zero meanwhile (denormals.flush_denormals), as in torch_logits.
     """
     if len(x) != len(y):
@@ -67,7 +57,7 @@ def train_torch_model(module: nn.Module, x: np.ndarray, y: np.ndarray, recipe: T
     if len(x) == 0:
         raise InputError("training data: no records")
     bf16 = resolve_precision(precision) == "bfloat16"
-    train_idx, val_idx = _validation_split(len(x), recipe.patience, seed)
+    train_idx, val_idx = validation_split(len(x), recipe, seed)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
     x_train, y_train = xt[train_idx], yt[train_idx]
@@ -86,7 +76,7 @@ def train_torch_model(module: nn.Module, x: np.ndarray, y: np.ndarray, recipe: T
                 batch = order[start:start + recipe.batch_size]
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     logits = module(x_train[batch])
-                loss = F.cross_entropy(logits.float(), y_train[batch])
+                loss = F.cross_entropy(logits.float(), y_train[batch], label_smoothing=recipe.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
