@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from miaudit.data.scaling import InputScaling
 from miaudit.errors import InputError
@@ -135,6 +135,17 @@ class AuditConfig(BaseModel):
         if v == 0 or v < -1:
             raise ValueError(f"use -1 (every core) or a positive number of jobs, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _dp_needs_torch(self) -> AuditConfig:
+        if self.recipe.dp:
+            if self.target not in ("mlp", "cnn", "small-cnn"):
+                raise ValueError(f"DP-SGD (--dp-epsilon / --dp-noise-multiplier) trains torch models "
+                                 f"(mlp, cnn, small-cnn), not --target {self.target}")
+            from miaudit.targets.extras import require
+
+            require("opacus", "dp", "dp")
+        return self
 
     def public(self) -> dict[str, Any]:
         """The results.json "config" block: contract keys first, then everything else."""

@@ -67,9 +67,12 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
         notes.append(f"output defense {cfg.output_defense}: every attack saw only the defended outputs of the "
                      "target and of the reference models" + (" (labels as one-hot log-probabilities, floor 1e-12)"
                                                              if cfg.output_defense == "label" else ""))
+    from miaudit.models.dp_sgd import target_privacy
+
+    privacy = target_privacy(cfg.recipe, int(plan.membership.sum()), cfg.seed)
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
                        plan.membership, plan.pool_y, notes=notes, inputs=inputs, model=target,
-                       records=plan.pool_x)
+                       records=plan.pool_x, privacy=privacy)
 
 
 def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = None,

@@ -78,6 +78,7 @@ class AuditResult:
     inputs: AttackInputs | None = field(default=None, repr=False)  # the signal matrix, not serialised
     model: Any = field(default=None, repr=False)  # the trained target (a Target), not serialised
     records: np.ndarray | None = field(default=None, repr=False)  # [N, *feature_shape] as the models saw them
+    privacy: dict[str, Any] | None = None  # DP-SGD targets: the accountant's (ε, δ), σ and C (design.md)
 
     def __post_init__(self) -> None:
         n = len(self.record_index)
@@ -98,7 +99,7 @@ class AuditResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The results.json document (contract in design.md; keys may be added, never removed)."""
-        return {
+        doc = {
             "miaudit_version": self.miaudit_version,
             "config": self.config,
             "target": self.target.to_dict(),
@@ -106,6 +107,9 @@ class AuditResult:
             "timing": self.timing,
             "notes": self.notes,
         }
+        if self.privacy is not None:
+            doc["privacy"] = dict(self.privacy)
+        return doc
 
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_json_default)

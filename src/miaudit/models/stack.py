@@ -39,6 +39,7 @@ from miaudit.errors import InputError
 from miaudit.models.mlp_stack import MLPStack, flatten_records
 from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe, validation_split
+from miaudit.models.stack_dp import add_noise, clipped_gradients
 from miaudit.models.stack_workers import StepCounter, run_jobs
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, used on both optimizer paths
@@ -74,10 +75,11 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
     labels, masks = _check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds)
     held_out = _validation_masks(masks, recipe, seeds)
     masks = masks & ~held_out
+    sigmas = _noise_multipliers(masks, recipe)
     if workers is not None and (int(workers) != workers or workers < 1):
         raise InputError(f"workers: must be a positive integer, got {workers}")
     workers = min(len(masks), torch.get_num_threads() if workers is None else int(workers))
-    bf16 = resolve_precision(precision) == "bfloat16"
+    bf16 = resolve_precision(precision) == "bfloat16" and not recipe.dp  # DP-SGD clips in fp32
     fused = bf16 and recipe.optimizer in ("adam", "adamw") and _fused_adam_available()
     xt = torch.from_numpy(flat)
     xt = xt.to(torch.bfloat16) if bf16 else xt
@@ -103,7 +105,7 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
     # machine's noise; the same models bit for bit)
     turn = threading.Lock() if workers > 1 else contextlib.nullcontext()
     jobs = [functools.partial(_train_group, xt, yt, masks[part], [int(seeds[i]) for i in part], widths, recipe,
-                              bf16, fused, counter, g, turn, held_out[part]) for g, part in slices]
+                              bf16, fused, counter, g, turn, held_out[part], sigmas[part]) for g, part in slices]
     trained = run_jobs(jobs, min(workers, len(jobs)), poll)
     if progress is not None:
         progress(recipe.epochs * int(sum(steps_per_epoch[members[0]] for members in groups)))
@@ -145,6 +147,15 @@ def _check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds) -> tuple[np.
     if any(h < 1 for h in hidden):
         raise InputError(f"hidden: layer widths must be positive, got {tuple(hidden)}")
     return labels, masks
+
+
+def _noise_multipliers(masks: np.ndarray, recipe: TrainingRecipe) -> np.ndarray:
+    """float64 [K]: each model's DP-SGD noise multiplier (from its own training-set size), NaN without DP."""
+    if not recipe.dp:
+        return np.full(len(masks), np.nan)
+    from miaudit.models.dp_sgd import noise_multiplier
+
+    return np.array([noise_multiplier(recipe, int(n)) for n in masks.sum(axis=1)])
 
 
 def _validation_masks(masks: np.ndarray, recipe: TrainingRecipe, seeds: Sequence[int]) -> np.ndarray:
@@ -201,12 +212,14 @@ def _row_weights(sizes: np.ndarray, steps: int, batch: int) -> torch.Tensor:
 def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: list[int],
                  widths: tuple[int, ...], recipe: TrainingRecipe, bf16: bool, fused: bool, counter: StepCounter,
                  group: int, turn: contextlib.AbstractContextManager, held_out: np.ndarray,
-                 check: Callable[[], None]) -> MLPStack:
+                 sigmas: np.ndarray, check: Callable[[], None]) -> MLPStack:
     """Train models whose subsets take the same number of steps per epoch, as one stack.
 
     fused (bf16 and Adam / AdamW only): every parameter steps with fused_adam.Bf16Adam.
     turn: held for each optimizer step (a lock shared by the workers, or a null context).
     held_out: bool [K, n] validation records of each model (early stopping when recipe.patience).
+    sigmas: float [K] DP-SGD noise multipliers (used when recipe.dp): per-example clipping and noise,
+    fp32 (_StackedNet.dp_step).
     After every optimizer step: counter.add(group, K), then check() (may raise to stop the job).
     """
     k, batch = len(seeds), recipe.batch_size
@@ -228,8 +241,13 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
         index = torch.from_numpy(order).view(k, steps, batch).transpose(0, 1).contiguous()
         keep = _dropout_keep(gens, steps, batch, widths[1:-1], recipe.dropout)
         for s in range(steps):
-            net.gradients(xt, yt, index[s], row_weights[:, s], None if keep is None else [m[:, s] for m in keep],
-                          recipe.dropout)
+            step_keep = None if keep is None else [m[:, s] for m in keep]
+            if recipe.dp:
+                clipped_gradients(net, xt, yt, index[s], row_weights[:, s] > 0, step_keep, recipe.dropout,
+                                  recipe.dp_max_grad_norm, batch)
+                add_noise(net, gens, sigmas * recipe.dp_max_grad_norm / batch)
+            else:
+                net.gradients(xt, yt, index[s], row_weights[:, s], step_keep, recipe.dropout)
             with turn:
                 optimizer_step()
             counter.add(group, k)
