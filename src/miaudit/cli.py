@@ -94,6 +94,29 @@ def audit(
     out_console.print(f"total {result.timing['total_s']:.1f} s; report: {paths['report.html']}")
 
 
+@app.command()
+def sweep(
+    experiment: str = typer.Argument(..., help="shadow-count, train-size, num-classes, overfitting, attack-model, model-type, epochs, defenses, or your own name with --config."),
+    out: Path = typer.Option(Path("runs/sweep"), help="Output directory: sweep.json, sweep.csv, sweep.md, plots, sweep.html."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset of every point (default fashion-mnist)."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds per point (default 3)."),
+    config: Optional[Path] = typer.Option(None, help="sweep.toml: your own grid, seeds, metric and claim (or changes to a built-in)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE audit setting for every point, e.g. --set members=500 (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Run a classic membership-inference experiment (or your own sweep) over seeds; resumes in --out."""
+    from miaudit.sweeps import make_sweep, parse_overrides, run_sweep
+
+    spec = make_sweep(experiment, dataset, seeds, config)
+    overrides = parse_overrides(set_)
+    check_writable(out)
+    doc = run_sweep(spec, out, progress=not quiet, overrides=overrides)
+    from miaudit.sweeps.report import markdown
+
+    out_console.print(markdown(doc), markup=False, highlight=False)
+    out_console.print(f"sweep: {out / 'sweep.html'}")
+
+
 @app.command("attacks")
 def list_attacks() -> None:
     """List the attacks miaudit has, with their threat model and needs."""
