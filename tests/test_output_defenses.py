@@ -69,8 +69,8 @@ def test_bad_defenses_are_one_line_input_errors(bad):
 
 
 def test_audit_sees_only_defended_outputs():
-    kw = dict(dataset="digits", target="logreg", members=200, reference_models=4, population=200, cache=False,
-              attacks=["threshold-loss", "lira-online"], seed=1, progress=False)
+    kw = dict(dataset="digits", target="mlp", hidden=(32,), epochs=10, members=200, reference_models=4,
+              population=200, cache=False, attacks=["threshold-loss", "lira-online"], seed=1, progress=False)
     plain = miaudit.audit(**kw)
     label = miaudit.audit(**kw, output_defense="label")
     assert label.target.test_accuracy == plain.target.test_accuracy
