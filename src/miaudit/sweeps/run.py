@@ -162,7 +162,7 @@ def document(spec: SweepSpec, runs: list[dict[str, Any]], overrides: dict[str, A
     sentence, supported = finding(spec, points) if complete else ("(sweep in progress)", None)
     return {"experiment": spec.experiment, "description": spec.description, "miaudit_version": miaudit.__version__,
             "metric": spec.metric, "claim": spec.claim, "claim_text": spec.claim_text,
-            "finding_attack": spec.finding_attack or (spec.attacks[0] if spec.attacks else None),
+            "finding_attack": spec.finding_attack or next((p["attack"] for p in points if p["attack"]), None),
             "confidence": CONFIDENCE, "seeds": spec.seeds, "base": spec.base, "overrides": overrides or {},
             "x_label": spec.x_label, "points": points, "finding": sentence, "supported": supported,
             "complete": complete, "runs": runs}

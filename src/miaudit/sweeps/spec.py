@@ -98,8 +98,10 @@ class SweepSpec(BaseModel):
 
     @property
     def attacks(self) -> list[str]:
-        attacks = self.base.get("attacks", ["threshold-loss"])
-        return [a.strip() for a in attacks.split(",")] if isinstance(attacks, str) else list(attacks)
+        """The attacks named in base (in order); [] when base leaves them to the audit ("all")."""
+        attacks = self.base.get("attacks", [])
+        names = [a.strip() for a in attacks.split(",")] if isinstance(attacks, str) else list(attacks)
+        return [] if names == ["all"] else names
 
 
 def _show(value: Any) -> str:

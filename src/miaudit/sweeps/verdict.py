@@ -48,7 +48,7 @@ def finding(spec, points: list[dict[str, Any]]) -> tuple[str, bool]:
         return (f"at {label} the best attack by {metric} is {best['attack']} with {_show(best)}, ahead of "
                 f"{second['attack']} with {_show(second)}; intervals {'separate' if sep else 'overlap'}: "
                 f"'{claim}' is {_verdict(ok, best['attack'] == attack)}."), ok
-    attack = spec.finding_attack or (spec.attacks[0] if spec.attacks else None)
+    attack = spec.finding_attack or next((p["attack"] for p in points if p["attack"]), None)
     rows = [p for p in points if p["attack"] == attack and _valid(p)]
     if len(rows) < 2:
         return f"{attack}: fewer than two points ran, nothing to compare", False
