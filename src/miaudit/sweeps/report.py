@@ -55,7 +55,9 @@ def markdown(doc: dict[str, Any]) -> str:
     seeds = doc["seeds"]
     lines = [f"# Sweep `{doc['experiment']}`", "", doc.get("description", ""), "",
              f"**Finding** ({'supported' if doc['supported'] else 'not supported'}): {doc['finding']}", "",
-             f"Mean over {seeds} seeds with the {100 * doc['confidence']:.0f}% Student-t interval of the mean.", "",
+             f"Mean over {seeds} seeds with the {100 * doc['confidence']:.0f}% Student-t interval of the mean."
+             + ("" if doc.get("base", {}).get("coin_flip_members") else
+                " The ε lower bound is an estimate here (a valid bound needs coin_flip_members = true)."), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in body]
     if doc.get("overrides"):
