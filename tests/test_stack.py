@@ -336,7 +336,6 @@ def test_train_flops_are_what_torch_counts_in_the_stacks_training_and_in_plain_t
 
 
 @pytest.mark.parametrize("change, field", [
-    (dict(recipe=RECIPE.model_copy(update={"patience": 3})), "patience"),
     (dict(masks=np.ones((2, 299), bool)), "masks"),
     (dict(masks=np.zeros((2, 300), bool)), "masks"),
     (dict(seeds=[1]), "seeds"),

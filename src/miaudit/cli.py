@@ -39,6 +39,13 @@ def audit(
     optimizer: Optional[str] = typer.Option(None, help="adam, adamw or sgd."),
     weight_decay: Optional[float] = typer.Option(None, help="L2 weight decay."),
     dropout: Optional[float] = typer.Option(None, help="Dropout probability of hidden layers."),
+    patience: Optional[int] = typer.Option(None, help="Early stopping: epochs without a lower validation loss (0 = off)."),
+    validation_fraction: Optional[float] = typer.Option(None, help="Early stopping: held-out fraction of each model's training records (default 0.1)."),
+    label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing ε of the training targets."),
+    dp_epsilon: Optional[float] = typer.Option(None, help="DP-SGD: target ε (noise solved by Opacus's RDP accountant)."),
+    dp_noise_multiplier: Optional[float] = typer.Option(None, help="DP-SGD: noise multiplier σ (instead of --dp-epsilon)."),
+    dp_max_grad_norm: Optional[float] = typer.Option(None, help="DP-SGD: per-example clipping norm C (default 1.0)."),
+    dp_delta: Optional[float] = typer.Option(None, help="DP-SGD: the accountant's δ (default 1e-5)."),
     hidden: Optional[str] = typer.Option(None, help="MLP hidden widths, e.g. 256 or 512,256."),
     precision: Optional[str] = typer.Option(None, help="auto, float32 or bfloat16 (torch training)."),
     device: Optional[str] = typer.Option(None, help="auto (a CUDA GPU when torch sees one), cpu or cuda: where CNN reference models train and run."),
@@ -71,6 +78,7 @@ def audit(
     shadow_data: Optional[str] = typer.Option(None, help="Shadow records with --reference-data attacker: real (default), noisy, marginals or synthesized (from the target's confidences)."),
     shadow_noise: Optional[float] = typer.Option(None, help="--shadow-data noisy: fraction of features flipped / perturbed (default 0.1)."),
     synthesis_queries: Optional[int] = typer.Option(None, help="--shadow-data synthesized: cap on target queries (default 1000 per record)."),
+    output_defense: Optional[str] = typer.Option(None, help="What the target releases: top-k:K, round:D, temperature:T or label (reference models queried the same way)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Train reference models afresh; don't read or write the model cache."),
     cache_dir: Optional[str] = typer.Option(None, help="Reference-model cache (default: $MIAUDIT_CACHE or ~/.cache/miaudit)."),
     token_file: Optional[str] = typer.Option(None, help="Bearer token of a URL target, first line of this file (default: $MIAUDIT_TOKEN)."),
@@ -85,12 +93,15 @@ def audit(
         config, dataset=dataset, target=target, members=members, non_members=non_members,
         reference_models=reference_models, reference_data=reference_data, attacks=attacks, seed=seed,
         epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
-        dropout=dropout, hidden=hidden, precision=precision, device=device, input_scaling=input_scaling, queries=queries,
+        dropout=dropout, patience=patience, validation_fraction=validation_fraction,
+        label_smoothing=label_smoothing, dp_epsilon=dp_epsilon, dp_noise_multiplier=dp_noise_multiplier,
+        dp_max_grad_norm=dp_max_grad_norm, dp_delta=dp_delta, hidden=hidden, precision=precision, device=device,
+        input_scaling=input_scaling, queries=queries,
         population=population,
         keep_classes=keep_classes,
         shadow_dataset=shadow_dataset, nonmember_dataset=nonmember_dataset, label_column=label_column,
         data_dir=data_dir, delta=delta, coin_flip_members=coin_flip_members or None,
-        epsilon_method=epsilon_method, member_column=member_column, members_file=members_file,
+        epsilon_method=epsilon_method, output_defense=output_defense, member_column=member_column, members_file=members_file,
         id_column=id_column, categorical=categorical, missing=missing, na_values=na_values, columns=columns,
         no_header=no_header or None, trust_pickle=trust_pickle or None, target_output=target_output,
         target_input=target_input, reference_architecture=reference_architecture, predictions=predictions,
@@ -184,6 +195,29 @@ def invert_command(
         out_console.print(f"{r.epochs} epochs: test acc {r.test_accuracy:.3f}, reached p mean {probs.mean():.3f} "
                           f"(min {probs.min():.3f}), {r.seconds / len(probs):.2f} s per class")
     out_console.print(f"figures: {paths['inversion.png']}")
+
+
+@app.command()
+def sweep(
+    experiment: str = typer.Argument(..., help="shadow-count, train-size, num-classes, overfitting, attack-model, model-type, epochs, defenses, or your own name with --config."),
+    out: Path = typer.Option(Path("runs/sweep"), help="Output directory: sweep.json, sweep.csv, sweep.md, plots, sweep.html."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset of every point (default fashion-mnist)."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds per point (default 3)."),
+    config: Optional[Path] = typer.Option(None, help="sweep.toml: your own grid, seeds, metric and claim (or changes to a built-in)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE audit setting for every point, e.g. --set members=500 (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Run a classic membership-inference experiment (or your own sweep) over seeds; resumes in --out."""
+    from miaudit.sweeps import make_sweep, parse_overrides, run_sweep
+
+    spec = make_sweep(experiment, dataset, seeds, config)
+    overrides = parse_overrides(set_)
+    check_writable(out)
+    doc = run_sweep(spec, out, progress=not quiet, overrides=overrides)
+    from miaudit.sweeps.report import markdown
+
+    out_console.print(markdown(doc), markup=False, highlight=False)
+    out_console.print(f"sweep: {out / 'sweep.html'}")
 
 
 @app.command("attacks")

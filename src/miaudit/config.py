@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from miaudit.data.scaling import InputScaling
 from miaudit.errors import InputError
@@ -45,7 +45,9 @@ class AuditConfig(BaseModel):
     records, "noisy" ones (shadow_noise of the features flipped / perturbed), "marginals" (features
     drawn independently per class), or records "synthesized" by climbing the trained target's
     confidence (at most synthesis_queries target queries; default 1000 per record), see
-    :mod:`miaudit.data.shadow_data` and :mod:`miaudit.data.synthesis`.
+    :mod:`miaudit.data.shadow_data` and :mod:`miaudit.data.synthesis`;
+    output_defense: what the target releases per query ("top-k:3", "round:2", "temperature:2", "label";
+    :mod:`miaudit.targets.defenses`), applied to the reference models' outputs too.
 
     The user's own data and model (issue 10): a CSV / Parquet ``dataset`` is encoded as ``categorical``
     ("onehot" | "ordinal"), ``missing`` ("drop" rows | "impute"), ``na_values`` (texts meaning
@@ -108,6 +110,20 @@ class AuditConfig(BaseModel):
     shadow_data: Literal["real", "noisy", "marginals", "synthesized"] = "real"
     shadow_noise: float = Field(0.1, gt=0, le=1)
     synthesis_queries: int | None = Field(None, ge=1)
+    output_defense: str | None = None
+
+    @field_validator("output_defense", mode="before")
+    @classmethod
+    def _defense(cls, v: Any) -> Any:
+        from miaudit.targets.defenses import parse_output_defense
+
+        if v is None:
+            return None
+        try:
+            defense = parse_output_defense(v)
+        except InputError as e:
+            raise ValueError(str(e).removeprefix("output_defense: ")) from None
+        return None if defense is None else str(defense)
 
     @field_validator("attacks", mode="before")
     @classmethod
@@ -161,6 +177,17 @@ class AuditConfig(BaseModel):
         if v == 0 or v < -1:
             raise ValueError(f"use -1 (every core) or a positive number of jobs, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _dp_needs_torch(self) -> AuditConfig:
+        if self.recipe.dp:
+            if self.target not in ("mlp", "cnn", "small-cnn"):
+                raise ValueError(f"DP-SGD (--dp-epsilon / --dp-noise-multiplier) trains torch models "
+                                 f"(mlp, cnn, small-cnn), not --target {self.target}")
+            from miaudit.targets.extras import require
+
+            require("opacus", "dp", "dp")
+        return self
 
     def public(self) -> dict[str, Any]:
         """The results.json "config" block: contract keys first, then everything else."""

@@ -90,6 +90,14 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
 
     summary = TargetSummary(cfg.target, train_acc, test_acc, int(plan.membership.sum()),
                             int((~plan.membership).sum()))
+    notes = list(plan.notes)
+    if cfg.output_defense:
+        notes.append(f"output defense {cfg.output_defense}: every attack saw only the defended outputs of the "
+                     "target and of the reference models" + (" (labels as one-hot log-probabilities, floor 1e-12)"
+                                                             if cfg.output_defense == "label" else ""))
+    from miaudit.models.dp_sgd import target_privacy
+
+    privacy = target_privacy(cfg.recipe, int(plan.membership.sum()), cfg.seed)
     sections = {"data": plan.table.public()} if plan.table is not None else {}
     if plan.shadow_data:
         sections["shadow_data"] = dict(plan.shadow_data)
@@ -98,9 +106,9 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
                                      "input": cfg.target_input, "reference_models": plan.reference_architecture
                                      or plan.outside.reference_source}
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
-                       plan.membership, plan.pool_y, notes=list(plan.notes), inputs=inputs,
+                       plan.membership, plan.pool_y, notes=notes, inputs=inputs,
                        model=target if plan.outside is None else None, records=plan.pool_x, sections=sections,
-                       scaler=plan.scaler)
+                       scaler=plan.scaler, privacy=privacy)
 
 
 def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = None,
@@ -337,6 +345,7 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
     ids = record_identities(plan)
     if hasattr(target, "reserve"):  # a target with a query budget (HttpTarget): refuse before any query
         target.reserve(target_queries(plan), "the audit")
+    target, refs = defended(plan.config, target, refs)
     t_pool, t_pop = target_signals(plan, target)
     check_outputs_finite(plan.config, "the target's", t_pool, t_pop)
     if refs is None:
@@ -355,6 +364,16 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
         shadow_in, shadow_labels, shadow_ids = plan.reference_masks, plan.reference_y, None
     return AttackInputs(t_pool, plan.pool_y, r_pool, ref_in, shadow_logits, shadow_in, shadow_labels,
                         t_pop, r_pop, plan.population_y, ids, shadow_ids, plan.pool_x, target, refs)
+
+
+def defended(cfg: AuditConfig, target, refs):
+    """(target, refs) as the attacker queries them: through cfg.output_defense when one is set."""
+    from miaudit.targets.defenses import DefendedReferences, DefendedTarget, parse_output_defense
+
+    defense = parse_output_defense(cfg.output_defense)
+    if defense is None:
+        return target, refs
+    return DefendedTarget(target, defense), None if refs is None else DefendedReferences(refs, defense)
 
 
 def record_identities(plan: AuditPlan) -> np.ndarray:

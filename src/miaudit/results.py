@@ -85,6 +85,7 @@ class AuditResult:
     records: np.ndarray | None = field(default=None, repr=False)  # [N, *feature_shape] as the models saw them
     sections: dict[str, Any] = field(default_factory=dict)  # more top-level results.json blocks ("data", ...)
     scaler: Any = field(default=None, repr=False)  # the InputScaler every miaudit model saw the records through
+    privacy: dict[str, Any] | None = None  # DP-SGD targets: the accountant's (ε, δ), σ and C (design.md)
 
     def __post_init__(self) -> None:
         n = len(self.record_index)
@@ -105,7 +106,7 @@ class AuditResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The results.json document (contract in design.md; keys may be added, never removed)."""
-        return {
+        doc = {
             "miaudit_version": self.miaudit_version,
             "config": self.config,
             "target": self.target.to_dict(),
@@ -114,6 +115,9 @@ class AuditResult:
             "notes": self.notes,
             **self.sections,
         }
+        if self.privacy is not None:
+            doc["privacy"] = dict(self.privacy)
+        return doc
 
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_json_default)

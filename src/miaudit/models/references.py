@@ -33,10 +33,11 @@ from miaudit.models.stack import mlp_train_flops, train_mlp_stack
 _KEY_FORMAT = "miaudit-reference-v2"
 # The modules whose code decides what a trained model is: a change to any of them retrains.
 _TRAINING_MODULES = {
-    "torch": ("miaudit.models.stack", "miaudit.models.stack_workers", "miaudit.models.fused_adam",
-              "miaudit.models.mlp_stack", "miaudit.models.train", "miaudit.models.nets",
-              "miaudit.models.registry", "miaudit.models.recipe", "miaudit.models.wrappers",
-              "miaudit.models.cnn_stack", "miaudit.models.cnn_models", "miaudit.models.cnn_spec"),
+    "torch": ("miaudit.models.stack", "miaudit.models.stack_dp", "miaudit.models.stack_workers",
+              "miaudit.models.fused_adam", "miaudit.models.mlp_stack", "miaudit.models.dp_sgd",
+              "miaudit.models.train", "miaudit.models.nets", "miaudit.models.registry",
+              "miaudit.models.recipe", "miaudit.models.wrappers", "miaudit.models.cnn_stack",
+              "miaudit.models.cnn_models", "miaudit.models.cnn_spec"),
     "sklearn": ("miaudit.models.sklearn_models", "miaudit.models.wrappers"),
 }
 

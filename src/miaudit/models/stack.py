@@ -38,7 +38,8 @@ import torch
 from miaudit.errors import InputError
 from miaudit.models.mlp_stack import MLPStack, flatten_records
 from miaudit.models.perf import resolve_precision
-from miaudit.models.recipe import TrainingRecipe
+from miaudit.models.recipe import TrainingRecipe, validation_split
+from miaudit.models.stack_dp import add_noise, clipped_gradients
 from miaudit.models.stack_workers import StepCounter, run_jobs
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, used on both optimizer paths
@@ -72,10 +73,13 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
     """
     flat = flatten_records(x, "x")
     labels, masks = _check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds)
+    held_out = _validation_masks(masks, recipe, seeds)
+    masks = masks & ~held_out
+    sigmas = _noise_multipliers(masks, recipe)
     if workers is not None and (int(workers) != workers or workers < 1):
         raise InputError(f"workers: must be a positive integer, got {workers}")
     workers = min(len(masks), torch.get_num_threads() if workers is None else int(workers))
-    bf16 = resolve_precision(precision) == "bfloat16"
+    bf16 = resolve_precision(precision) == "bfloat16" and not recipe.dp  # DP-SGD clips in fp32
     fused = bf16 and recipe.optimizer in ("adam", "adamw") and _fused_adam_available()
     xt = torch.from_numpy(flat)
     xt = xt.to(torch.bfloat16) if bf16 else xt
@@ -101,7 +105,7 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
     # machine's noise; the same models bit for bit)
     turn = threading.Lock() if workers > 1 else contextlib.nullcontext()
     jobs = [functools.partial(_train_group, xt, yt, masks[part], [int(seeds[i]) for i in part], widths, recipe,
-                              bf16, fused, counter, g, turn) for g, part in slices]
+                              bf16, fused, counter, g, turn, held_out[part], sigmas[part]) for g, part in slices]
     trained = run_jobs(jobs, min(workers, len(jobs)), poll)
     if progress is not None:
         progress(recipe.epochs * int(sum(steps_per_epoch[members[0]] for members in groups)))
@@ -142,9 +146,27 @@ def _check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds) -> tuple[np.
         raise InputError(f"masks: model {int(empty[0])} has no training records")
     if any(h < 1 for h in hidden):
         raise InputError(f"hidden: layer widths must be positive, got {tuple(hidden)}")
-    if recipe.patience:
-        raise InputError("patience: early stopping is not supported for the batched MLP")
     return labels, masks
+
+
+def _noise_multipliers(masks: np.ndarray, recipe: TrainingRecipe) -> np.ndarray:
+    """float64 [K]: each model's DP-SGD noise multiplier (from its own training-set size), NaN without DP."""
+    if not recipe.dp:
+        return np.full(len(masks), np.nan)
+    from miaudit.models.dp_sgd import noise_multiplier
+
+    return np.array([noise_multiplier(recipe, int(n)) for n in masks.sum(axis=1)])
+
+
+def _validation_masks(masks: np.ndarray, recipe: TrainingRecipe, seeds: Sequence[int]) -> np.ndarray:
+    """bool [K, n]: model k's validation records (recipe.validation_split of its own subset, seeded
+    by seeds[k]); all False without early stopping."""
+    held_out = np.zeros_like(masks)
+    if recipe.patience:
+        for k, (mask, seed) in enumerate(zip(masks, seeds, strict=True)):
+            subset = np.flatnonzero(mask)
+            held_out[k, subset[validation_split(len(subset), recipe, int(seed))[1]]] = True
+    return held_out
 
 
 def _init_layer(gen: torch.Generator, fan_in: int, fan_out: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,11 +211,15 @@ def _row_weights(sizes: np.ndarray, steps: int, batch: int) -> torch.Tensor:
 
 def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: list[int],
                  widths: tuple[int, ...], recipe: TrainingRecipe, bf16: bool, fused: bool, counter: StepCounter,
-                 group: int, turn: contextlib.AbstractContextManager, check: Callable[[], None]) -> MLPStack:
+                 group: int, turn: contextlib.AbstractContextManager, held_out: np.ndarray,
+                 sigmas: np.ndarray, check: Callable[[], None]) -> MLPStack:
     """Train models whose subsets take the same number of steps per epoch, as one stack.
 
     fused (bf16 and Adam / AdamW only): every parameter steps with fused_adam.Bf16Adam.
     turn: held for each optimizer step (a lock shared by the workers, or a null context).
+    held_out: bool [K, n] validation records of each model (early stopping when recipe.patience).
+    sigmas: float [K] DP-SGD noise multipliers (used when recipe.dp): per-example clipping and noise,
+    fp32 (_StackedNet.dp_step).
     After every optimizer step: counter.add(group, K), then check() (may raise to stop the job).
     """
     k, batch = len(seeds), recipe.batch_size
@@ -202,11 +228,12 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
     steps = int(-(-sizes.max() // batch))
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     orders = [np.random.default_rng(s) for s in seeds]
-    net = _StackedNet(gens, widths, batch, bf16, fused)
+    net = _StackedNet(gens, widths, batch, bf16, fused, recipe.label_smoothing)
     # fused: no torch.optim at all (its first construction imports torch._dynamo, ~1 s per process)
     optimizer_step = _fused_step(net, recipe) if fused else _make_optimizer(net.weights + net.biases, recipe).step
     row_weights = _row_weights(sizes, steps, batch)
     order = np.zeros((k, steps * batch), np.int64)  # padding rows point at record 0, weight 0
+    stopper = _EarlyStopping(net, held_out, recipe.patience) if recipe.patience else None
 
     for _ in range(recipe.epochs):
         for i, (rng, subset) in enumerate(zip(orders, subsets, strict=True)):
@@ -214,12 +241,21 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
         index = torch.from_numpy(order).view(k, steps, batch).transpose(0, 1).contiguous()
         keep = _dropout_keep(gens, steps, batch, widths[1:-1], recipe.dropout)
         for s in range(steps):
-            net.gradients(xt, yt, index[s], row_weights[:, s], None if keep is None else [m[:, s] for m in keep],
-                          recipe.dropout)
+            step_keep = None if keep is None else [m[:, s] for m in keep]
+            if recipe.dp:
+                clipped_gradients(net, xt, yt, index[s], row_weights[:, s] > 0, step_keep, recipe.dropout,
+                                  recipe.dp_max_grad_norm, batch)
+                add_noise(net, gens, sigmas * recipe.dp_max_grad_norm / batch)
+            else:
+                net.gradients(xt, yt, index[s], row_weights[:, s], step_keep, recipe.dropout)
             with turn:
                 optimizer_step()
             counter.add(group, k)
             check()
+        if stopper is not None and stopper.epoch_done(xt, yt):
+            break
+    if stopper is not None:
+        stopper.restore_best()
     return MLPStack([w.detach().numpy().copy() for w in net.weights],
                     [b.detach().squeeze(1).numpy().copy() for b in net.biases])
 
@@ -237,7 +273,7 @@ class _StackedNet:
     """
 
     def __init__(self, gens: list[torch.Generator], widths: tuple[int, ...], batch: int, bf16: bool,
-                 fused: bool = False) -> None:
+                 fused: bool = False, label_smoothing: float = 0.0) -> None:
         per_model = [[_init_layer(g, a, b) for a, b in pairwise(widths)] for g in gens]
         k, n_layers = len(gens), len(widths) - 1
         self.dtype = torch.bfloat16 if bf16 else torch.float32
@@ -250,7 +286,8 @@ class _StackedNet:
         if bf16:  # low-precision operand copies of the weights and low-precision weight gradients
             self.w_low = [torch.empty_like(w, dtype=self.dtype) for w in self.weights]
             self.grad_low = [torch.empty_like(w, dtype=self.dtype) for w in self.weights]
-        self.eye = torch.eye(widths[-1])
+        # the cross-entropy's targets: one-hot rows, smoothed to (1 - ε) one-hot + ε / C
+        self.eye = torch.eye(widths[-1]) * (1.0 - label_smoothing) + label_smoothing / widths[-1]
 
     def gradients(self, xt: torch.Tensor, yt: torch.Tensor, index: torch.Tensor, row_weight: torch.Tensor,
                   keep: list[torch.Tensor] | None, p_drop: float) -> None:
@@ -296,6 +333,62 @@ class _StackedNet:
                     grad = torch.ops.aten.threshold_backward(grad, acts[layer], 0)
                     if keep is not None:
                         grad.mul_(scale)
+
+
+class _EarlyStopping:
+    """Per-model early stopping of a stack: after each epoch every model still running computes its
+    mean cross-entropy on its own validation records; a lower one saves that model's weights, and
+    ``patience`` epochs without one stop it (its saved weights are final, whatever the stack does
+    after). Model k ends exactly as it would trained alone."""
+
+    def __init__(self, net: _StackedNet, held_out: np.ndarray, patience: int) -> None:
+        self.net, self.patience = net, patience
+        k = len(held_out)
+        sizes = held_out.sum(axis=1)
+        width = max(1, int(sizes.max()))
+        index = np.zeros((k, width), np.int64)
+        weight = np.zeros((k, width), np.float32)
+        for i, rows in enumerate(held_out):
+            chosen = np.flatnonzero(rows)
+            index[i, : len(chosen)] = chosen
+            weight[i, : len(chosen)] = 1.0 / max(1, len(chosen))
+        self.index, self.weight = torch.from_numpy(index), torch.from_numpy(weight)
+        self.params = net.weights + net.biases
+        self.best = [p.detach().clone() for p in self.params]
+        self.best_loss = np.full(k, np.inf)
+        self.waited = np.zeros(k, np.int64)
+        self.running = sizes > 0
+
+    def epoch_done(self, xt: torch.Tensor, yt: torch.Tensor) -> bool:
+        """Update every running model's best weights; True once no model is running."""
+        loss = self._validation_loss(xt, yt)
+        better = self.running & (loss < self.best_loss)
+        rows = torch.from_numpy(np.flatnonzero(better))
+        for p, b in zip(self.params, self.best, strict=True):
+            b[rows] = p.detach()[rows]
+        self.best_loss[better] = loss[better]
+        self.waited[better] = 0
+        self.waited[self.running & ~better] += 1
+        self.running &= self.waited < self.patience
+        return not self.running.any()
+
+    def restore_best(self) -> None:
+        with torch.no_grad():
+            for p, b in zip(self.params, self.best, strict=True):
+                p.copy_(b)
+
+    def _validation_loss(self, xt: torch.Tensor, yt: torch.Tensor) -> np.ndarray:
+        """float64 [K]: each model's mean (unsmoothed) cross-entropy on its validation records, fp32."""
+        with torch.no_grad():
+            h = xt[self.index].float()
+            n_layers = len(self.net.weights)
+            for layer, (w, b) in enumerate(zip(self.net.weights, self.net.biases, strict=True)):
+                h = torch.baddbmm(b, h, w)
+                if layer < n_layers - 1:
+                    h.relu_()
+            logp = torch.log_softmax(h, dim=-1)
+            nll = -logp.gather(-1, yt[self.index].unsqueeze(-1)).squeeze(-1)
+            return (nll * self.weight).sum(dim=1).double().numpy()
 
 
 def _dropout_keep(gens: list[torch.Generator], steps: int, batch: int, hidden: tuple[int, ...],

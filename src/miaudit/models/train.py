@@ -1,6 +1,7 @@
 """Training and running one torch model (CNNs etc.) by a TrainingRecipe, without touching global RNG state."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -11,9 +12,7 @@ from torch import nn
 from miaudit.errors import InputError
 from miaudit.models.denormals import flush_denormals
 from miaudit.models.perf import resolve_precision
-from miaudit.models.recipe import TrainingRecipe
-
-VALIDATION_FRACTION = 0.1
+from miaudit.models.recipe import TrainingRecipe, validation_split
 
 
 def seeded_module(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
@@ -30,15 +29,6 @@ def _optimizer(module: nn.Module, recipe: TrainingRecipe) -> torch.optim.Optimiz
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-
-
-def _validation_split(n: int, patience: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train index, validation index): a seeded 10% hold-out when patience > 0, else everything trains."""
-    if patience == 0 or n < 2:
-        return np.arange(n), np.arange(0)
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, round(VALIDATION_FRACTION * n))
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 def _mean_loss(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, bf16: bool) -> float:
@@ -58,16 +48,17 @@ def train_torch_model(module: nn.Module, x: np.ndarray, y: np.ndarray, recipe: T
 
     Minibatches are shuffled by ``torch.Generator().manual_seed(seed)``; dropout draws from a forked
     RNG seeded with ``seed``, so the global torch RNG state is unchanged. With recipe.patience > 0,
-    training stops after ``patience`` epochs without a lower loss on a seeded 10% validation split
-    and the weights of the best epoch are restored. progress(epochs_done) is called after each epoch.
+    training stops after ``patience`` epochs without a lower (unsmoothed) loss on a seeded
+    recipe.validation_fraction split and the weights of the best epoch are restored;
+    recipe.label_smoothing smooths the training targets. progress(epochs_done) is called after each epoch.
     Denormals flush to zero meanwhile (denormals.flush_denormals), as in torch_logits.
     """
     if len(x) != len(y):
         raise InputError(f"training data: {len(x)} feature rows but {len(y)} labels")
     if len(x) == 0:
         raise InputError("training data: no records")
-    bf16 = resolve_precision(precision) == "bfloat16"
-    train_idx, val_idx = _validation_split(len(x), recipe.patience, seed)
+    bf16 = resolve_precision(precision) == "bfloat16" and not recipe.dp
+    train_idx, val_idx = validation_split(len(x), recipe, seed)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
     x_train, y_train = xt[train_idx], yt[train_idx]
@@ -76,8 +67,13 @@ def train_torch_model(module: nn.Module, x: np.ndarray, y: np.ndarray, recipe: T
 
     shuffle = torch.Generator().manual_seed(seed)
     optimizer = _optimizer(module, recipe)
+    forward, private = module, None
+    if recipe.dp:
+        forward, optimizer = private = _make_private(module, optimizer, recipe, len(train_idx), seed)
     best_loss, best_state, epochs_since_best = float("inf"), None, 0
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # Opacus's hooks on the first layer: the records need no gradient, which torch mentions each step
+        warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
         torch.manual_seed(seed)
         for epoch in range(recipe.epochs):
             module.train()
@@ -85,8 +81,8 @@ def train_torch_model(module: nn.Module, x: np.ndarray, y: np.ndarray, recipe: T
             for start in range(0, len(order), recipe.batch_size):
                 batch = order[start:start + recipe.batch_size]
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    logits = module(x_train[batch])
-                loss = F.cross_entropy(logits.float(), y_train[batch])
+                    logits = forward(x_train[batch])
+                loss = F.cross_entropy(logits.float(), y_train[batch], label_smoothing=recipe.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -101,9 +97,30 @@ def train_torch_model(module: nn.Module, x: np.ndarray, y: np.ndarray, recipe: T
                     epochs_since_best += 1
                     if epochs_since_best >= recipe.patience:
                         break
+    if private is not None:
+        private[0].remove_hooks()
+        for p in module.parameters():
+            p.grad_sample = None
     if best_state is not None:
         module.load_state_dict(best_state)
     return module.eval()
+
+
+def _make_private(module: nn.Module, optimizer: torch.optim.Optimizer, recipe: TrainingRecipe, n_train: int,
+                  seed: int):
+    """(Opacus GradSampleModule of module, DPOptimizer around optimizer): per-example clipping to
+    recipe.dp_max_grad_norm and Gaussian noise (σ from dp_sgd.noise_multiplier) drawn from a generator
+    seeded with ``seed``; mean over expected_batch_size = batch_size, as the MLP stack's DP-SGD."""
+    from miaudit.models.dp_sgd import noise_multiplier
+    from miaudit.targets.extras import require
+
+    opacus = require("opacus", "dp", "--dp-epsilon")
+    sigma = noise_multiplier(recipe, n_train)
+    wrapped = opacus.GradSampleModule(module)
+    private = opacus.optimizers.DPOptimizer(optimizer, noise_multiplier=sigma, max_grad_norm=recipe.dp_max_grad_norm,
+                                            expected_batch_size=recipe.batch_size,
+                                            generator=torch.Generator().manual_seed(seed + 1))
+    return wrapped, private
 
 
 @flush_denormals()
