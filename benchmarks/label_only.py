@@ -37,8 +37,9 @@ from torch import nn
 
 from miaudit.attacks.registry import ATTACKS
 from miaudit.config import make_config
-from miaudit.pipeline import compute_signals, run_attacks, train_target_and_references
+from miaudit.pipeline import run_attacks, train_target_and_references
 from miaudit.plan import make_plan
+from miaudit.signal_matrix import compute_signals
 
 HERE = Path(__file__).resolve().parent
 CONFIDENCE = ["threshold-confidence", "threshold-loss", "lira-online", "lira-offline"]

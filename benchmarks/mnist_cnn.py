@@ -31,8 +31,9 @@ from miaudit.models.cnn_spec import build_module
 from miaudit.models.cnn_stack import cnn_train_flops
 from miaudit.models.denormals import flush_denormals
 from miaudit.models.perf import bf16_available, matmul_gflops
-from miaudit.pipeline import audit, compute_signals, run_attacks, train_reference_models
+from miaudit.pipeline import audit, run_attacks, train_reference_models
 from miaudit.plan import make_plan
+from miaudit.signal_matrix import compute_signals
 
 HERE = Path(__file__).resolve().parent
 MODERN = tuple(name for spec in ATTACKS.values() if spec.variant_of for name in (spec.variant_of, spec.name))

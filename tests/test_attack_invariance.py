@@ -15,8 +15,9 @@ from miaudit.config import make_config
 from miaudit.data.splits import balanced_masks
 from miaudit.models.references import ReferenceModels
 from miaudit.models.wrappers import TorchTarget
-from miaudit.pipeline import compute_signals, train_target_and_references
+from miaudit.pipeline import train_target_and_references
 from miaudit.plan import make_plan
+from miaudit.signal_matrix import compute_signals
 from miaudit.signals import true_class_confidence
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # label-only attacks make many small queries

@@ -264,6 +264,12 @@ def _open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: An
                                   output=cfg.target_output, probe=probe, token_file=cfg.token_file,
                                   query_budget=cfg.query_budget)
     check_reference_plan(outside, cfg.reference_architecture, cfg.reference_models)
+    if getattr(outside.target, "label_only", False):
+        from miaudit.targets.defenses import LabelRelease
+
+        outside.target = LabelRelease(outside.target)
+        notes.append("the target answers labels only: every attack sees labels (one-hot log-probabilities), "
+                     "and the reference models are queried the same way")
     if raw_input and not scaler.is_identity:
         sample = raw.x[:5000] if raw.is_image else raw.x  # every pixel level; every category of a table
         outside.target = RawInputs(outside.target, scaler, value_grid(sample))

@@ -125,6 +125,30 @@ def parse_output_defense(text: str | OutputDefense | None) -> OutputDefense | No
     return OutputDefense(kind, float(n))
 
 
+class LabelRelease:
+    """A target that releases labels only (a label-only prediction API) behind the Target protocol:
+    logits(x) float32 [n, C] are the labels as one-hot log-probabilities (floor 1e-12), as the
+    "label" output defense gives them, so every attack sees exactly what the API releases."""
+
+    def __init__(self, target) -> None:
+        self.target = target
+        self.name, self.n_classes = target.name, target.n_classes
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return _one_hot_log(np.asarray(self.target.predict(x), np.int64), self.n_classes).astype(np.float32)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.exp(self.logits(x).astype(np.float64))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.target.predict(x), np.int64)
+
+    def __getattr__(self, name: str):  # query counters and budget of the wrapped target
+        if name == "target":
+            raise AttributeError(name)
+        return getattr(self.target, name)
+
+
 class DefendedTarget:
     """A Target whose logits are the defended release of ``target``'s (Target protocol)."""
 
