@@ -98,3 +98,21 @@ def test_a_server_that_fails_mid_audit_is_one_line_and_the_rerun_resumes(exporte
     assert stop.value.code == 0
     timing = json.loads((out / "results.json").read_text())["timing"]
     assert timing["reference_models_from_cache"] == 4  # trained before the failure, kept
+
+
+def test_a_label_only_api_is_audited_with_labels_alone(exported, tmp_path):
+    from miaudit.serve.settings import parse_output
+
+    first, path, token = exported
+    app = create_app(load_served_model(path), ServeSettings(output=parse_output("label")), [TOKEN])
+    with BackgroundServer(app) as server:
+        result = miaudit.audit(target=server.url, token_file=str(token), reference_architecture="mlp",
+                               reference_models=4, cache_dir=str(tmp_path / "cache"),
+                               **{**SETTINGS, "attacks": ["threshold-loss", "label-only-gap", "label-only-noise"]})
+    logits = result.inputs.target_logits[:, 0]
+    assert np.isin(np.round(np.exp(logits), 6), (0.0, 1.0)).all()  # the attacks saw labels, nothing more
+    np.testing.assert_array_equal(logits.argmax(1), first.inputs.target_logits[:, 0].argmax(1))
+    assert np.isin(np.round(np.exp(result.inputs.reference_logits), 6), (0.0, 1.0)).all()  # references alike
+    noise = result.attack("label-only-noise")
+    assert noise.queries > len(result.record_index)  # it asked the API about noisy copies, counted
+    assert result.timing["target_queries"] >= noise.queries

@@ -77,13 +77,13 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
         test_acc = (float(correct[~plan.membership].mean()) if not cfg.nonmember_dataset
                     else float((target.logits(plan.test_x).argmax(1) == plan.test_y).mean()))
     timing["signals_s"] = time.perf_counter() - t
-    if hasattr(target, "queries_sent"):  # a prediction API: what the audit asked of it
-        timing["target_queries"] = int(target.queries_sent)
-        timing["target_query_s"] = float(target.seconds)
 
     t = time.perf_counter()
     outcomes = run_attacks(plan, inputs, board)
     timing["attacks_s"] = time.perf_counter() - t
+    if hasattr(target, "queries_sent"):  # a prediction API: what the audit asked of it, attacks included
+        timing["target_queries"] = int(target.queries_sent)
+        timing["target_query_s"] = float(target.seconds)
     timing.update(_training_throughput(refs, cfg.reference_models, timing["train_reference_s"]))
     timing["total_s"] = time.perf_counter() - started
 
