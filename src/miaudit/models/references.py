@@ -103,14 +103,7 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     device ("cpu" or "cuda", resolved by perf.resolve_device): where stacked CNNs train and infer
     (MLPs, single torch models and scikit-learn models stay on the CPU).
     """
-    masks = np.asarray(masks, dtype=bool)
-    if masks.ndim != 2 or masks.shape[1] != len(x) or len(y) != len(x):
-        raise InputError(f"masks: expected shape (K, {len(x)}) matching x and y, got {masks.shape}")
-    if len(seeds) != len(masks):
-        raise InputError(f"seeds: {len(seeds)} seeds for {len(masks)} reference models")
-    names = list(range(len(masks))) if names is None else list(names)
-    if len(names) != len(masks) or len(set(names)) != len(names):
-        raise InputError(f"names: {len(masks)} distinct names needed, got {names}")
+    masks, names = check_reference_inputs(x, y, masks, seeds, names)
     if chunk_size < 1:
         raise InputError(f"chunk_size: must be at least 1, got {chunk_size}")
     torch_spec = spec.name == "mlp" or _registry().is_torch(spec)
@@ -150,6 +143,20 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
         done += 1
         report(done)
     return ReferenceModels(spec, loaded, len(missing), time.perf_counter() - started, 0.0)
+
+
+def check_reference_inputs(x, y, masks, seeds: Sequence[int], names: Sequence | None) -> tuple[np.ndarray, list]:
+    """(masks bool [K, n], names [K]) checked against x [n, ...], y [n] and K seeds: InputError
+    naming the first mismatch."""
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 2 or masks.shape[1] != len(x) or len(y) != len(x):
+        raise InputError(f"masks: expected shape (K, {len(x)}) matching x and y, got {masks.shape}")
+    if len(seeds) != len(masks):
+        raise InputError(f"seeds: {len(seeds)} seeds for {len(masks)} reference models")
+    names = list(range(len(masks))) if names is None else list(names)
+    if len(names) != len(masks) or len(set(names)) != len(names):
+        raise InputError(f"names: {len(masks)} distinct names needed, got {names}")
+    return masks, names
 
 
 def _registry():

@@ -24,7 +24,7 @@ from torch import nn
 from miaudit.errors import InputError
 from miaudit.models.cache import ModelCache, cache_key
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.references import ReferenceModels, _load, _save, training_environment
+from miaudit.models.references import ReferenceModels, _load, _save, check_reference_inputs, training_environment
 from miaudit.models.sklearn_models import flatten
 from miaudit.models.user_models import TorchModuleTarget, as_target, is_sklearn_estimator, is_torch_module
 from miaudit.targets.contract import check_output_option, one_line, resolve_output
@@ -270,15 +270,8 @@ def train_user_references(template, x: np.ndarray, y: np.ndarray, masks: np.ndar
     progress(n_done_models) counts cached and trained models. Returns ReferenceModels whose
     ``models`` is a list of K Targets and whose ``spec`` is a UserTemplate.
     """
-    masks = np.asarray(masks, dtype=bool)
     x, y = np.asarray(x), np.asarray(y)
-    if masks.ndim != 2 or masks.shape[1] != len(x) or len(y) != len(x):
-        raise InputError(f"masks: expected shape (K, {len(x)}) matching x and y, got {masks.shape}")
-    if len(seeds) != len(masks):
-        raise InputError(f"seeds: {len(seeds)} seeds for {len(masks)} reference models")
-    names = list(range(len(masks))) if names is None else list(names)
-    if len(names) != len(masks) or len(set(names)) != len(names):
-        raise InputError(f"names: {len(masks)} distinct names needed, got {names}")
+    masks, names = check_reference_inputs(x, y, masks, seeds, names)
     check_output_option(output)
     flat = train_fn is None and bool(getattr(template, "flatten", False))  # a model file taking flat records
     if flat:
