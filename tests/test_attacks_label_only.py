@@ -160,7 +160,7 @@ def test_an_audit_reports_queries_and_skips_white_box_attacks_on_a_tree():
     rows = {a["name"]: a for a in result.to_dict()["attacks"]}
     assert rows["label-only-gap"]["queries"] == 120
     assert rows["label-only-augmentation"]["queries"] == 120 * 14  # 8x8 images: 14 copies
-    assert "queries" not in rows["threshold-loss"]
+    assert rows["threshold-loss"]["queries"] == 120  # the signal matrix's: one output per audited record
     plan = make_plan(make_config(dataset="digits", target="tree", members=60, reference_models=2, attacks=["all"]))
     assert "gradient-norm" not in [s.name for s in plan.attacks] and "label-only-gap" in [s.name for s in plan.attacks]
     assert any("gradient-norm: needs a torch target" in n for n in plan.notes)
