@@ -15,7 +15,7 @@ import numpy as np
 from miaudit.attacks.registry import AttackSpec, attack_specs
 from miaudit.config import AuditConfig
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
-from miaudit.data.scaling import InputScaler, fit_scaler, value_grid
+from miaudit.data.scaling import InputScaler, fit_scaler
 from miaudit.data.splits import user_splits
 from miaudit.data.user_table import (
     AuditData,
@@ -27,14 +27,7 @@ from miaudit.data.user_table import (
 )
 from miaudit.errors import InputError
 from miaudit.limits import AuditSize, check_audit_size, mlp_parameters
-from miaudit.targets.source import (
-    OutsideTarget,
-    RawInputs,
-    check_reference_plan,
-    open_model_file,
-    target_kind,
-    wrap_model_object,
-)
+from miaudit.targets.source import OutsideTarget, open_outside
 
 
 @dataclass
@@ -148,7 +141,7 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     elif from_caller:
         raw = Dataset(raw.name, raw.x.copy(), raw.y, raw.n_classes, raw.class_names)  # the caller's arrays stay
     scaler = fit_scaler(raw.x, cfg.input_scaling)
-    outside = _open_outside(cfg, raw, scaler, model, train_fn, notes)
+    outside = open_outside(cfg, raw, scaler, model, train_fn, notes)
     ds = scaler.apply(raw, in_place=True)  # raw is this call's own copy (cached loaders give read-only arrays)
     del raw
     n = len(ds)
@@ -239,47 +232,6 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     return AuditPlan(cfg, ds, pool_x, pool_y, membership, record_index, source, test_x, test_y, mode,
                      ref_x, ref_y, masks, pop_x, pop_y, runnable, scaler, notes, outside, data.table,
                      shadow_data)
-
-
-def _open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any, train_fn: Callable | None,
-                  notes: list[str]) -> OutsideTarget | None:
-    """The outside target (a model file, a URL, or ``model``) checked against the raw records, or None
-    when miaudit trains the target. Fed the audit's scaled records, it sees them as ``target_input`` says."""
-    if cfg.reference_architecture is not None:
-        from miaudit.models.registry import model_spec
-
-        model_spec(cfg.reference_architecture, cfg.hidden)
-    kind = "object" if model is not None else target_kind(cfg.target)
-    if kind == "model":
-        if train_fn is not None:
-            raise InputError("train_fn: reference models of a target miaudit trains use its own recipe; "
-                             "pass the target model too (audit(target=model, train_fn=...))")
-        return None
-    raw_input = cfg.target_input == "raw"
-    probe = np.array(raw.x[:8] if raw_input else scaler.transform(raw.x[:8]), np.float32)
-    if model is not None:
-        outside = wrap_model_object(model, raw.n_classes, train_fn, output=cfg.target_output, probe=probe)
-    else:
-        outside = open_model_file(cfg.target, raw.feature_shape, raw.n_classes, trust_pickle=cfg.trust_pickle,
-                                  output=cfg.target_output, probe=probe, token_file=cfg.token_file,
-                                  query_budget=cfg.query_budget)
-    check_reference_plan(outside, cfg.reference_architecture, cfg.reference_models)
-    if getattr(outside.target, "label_only", False):
-        from miaudit.targets.defenses import LabelRelease
-
-        outside.target = LabelRelease(outside.target)
-        notes.append("the target answers labels only: every attack sees labels (one-hot log-probabilities), "
-                     "and the reference models are queried the same way")
-    if raw_input and not scaler.is_identity:
-        sample = raw.x[:5000] if raw.is_image else raw.x  # every pixel level; every category of a table
-        outside.target = RawInputs(outside.target, scaler, value_grid(sample))
-    how = (f"{cfg.reference_architecture} models trained with the recipe" if cfg.reference_architecture
-           else outside.reference_source)
-    if cfg.reference_models:
-        notes.append(f"target: the user's {outside.kind} model {outside.source}; reference models: {how}"
-                     + (" (the attacker knows the architecture only as named, not the target's own)"
-                        if cfg.reference_architecture else ""))
-    return outside
 
 
 def within_query_budget(plan: AuditPlan, budget: int | None) -> AuditPlan:

@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from miaudit.data.scaling import InputScaler
+from miaudit.config import AuditConfig
+from miaudit.data.dataset import Dataset
+from miaudit.data.scaling import InputScaler, value_grid
 from miaudit.errors import InputError
 from miaudit.targets.load import MODEL_SUFFIXES
 
@@ -124,3 +126,44 @@ def check_reference_plan(outside: OutsideTarget, reference_architecture: str | N
         raise InputError(f"--reference-architecture: the {outside.kind} target {Path(outside.source).name} cannot "
                          f"be retrained; name the reference models' architecture (mlp, cnn, logreg, forest, ...) "
                          f"or use --reference-models 0")
+
+
+def open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any, train_fn: Callable | None,
+                  notes: list[str]) -> OutsideTarget | None:
+    """The outside target (a model file, a URL, or ``model``) checked against the raw records, or None
+    when miaudit trains the target. Fed the audit's scaled records, it sees them as ``target_input`` says."""
+    if cfg.reference_architecture is not None:
+        from miaudit.models.registry import model_spec
+
+        model_spec(cfg.reference_architecture, cfg.hidden)
+    kind = "object" if model is not None else target_kind(cfg.target)
+    if kind == "model":
+        if train_fn is not None:
+            raise InputError("train_fn: reference models of a target miaudit trains use its own recipe; "
+                             "pass the target model too (audit(target=model, train_fn=...))")
+        return None
+    raw_input = cfg.target_input == "raw"
+    probe = np.array(raw.x[:8] if raw_input else scaler.transform(raw.x[:8]), np.float32)
+    if model is not None:
+        outside = wrap_model_object(model, raw.n_classes, train_fn, output=cfg.target_output, probe=probe)
+    else:
+        outside = open_model_file(cfg.target, raw.feature_shape, raw.n_classes, trust_pickle=cfg.trust_pickle,
+                                  output=cfg.target_output, probe=probe, token_file=cfg.token_file,
+                                  query_budget=cfg.query_budget)
+    check_reference_plan(outside, cfg.reference_architecture, cfg.reference_models)
+    if getattr(outside.target, "label_only", False):
+        from miaudit.targets.defenses import LabelRelease
+
+        outside.target = LabelRelease(outside.target)
+        notes.append("the target answers labels only: every attack sees labels (one-hot log-probabilities), "
+                     "and the reference models are queried the same way")
+    if raw_input and not scaler.is_identity:
+        sample = raw.x[:5000] if raw.is_image else raw.x  # every pixel level; every category of a table
+        outside.target = RawInputs(outside.target, scaler, value_grid(sample))
+    how = (f"{cfg.reference_architecture} models trained with the recipe" if cfg.reference_architecture
+           else outside.reference_source)
+    if cfg.reference_models:
+        notes.append(f"target: the user's {outside.kind} model {outside.source}; reference models: {how}"
+                     + (" (the attacker knows the architecture only as named, not the target's own)"
+                        if cfg.reference_architecture else ""))
+    return outside
