@@ -97,3 +97,41 @@ def test_every_chunk_comes_back_once_with_float32_states():
 
 def _states(shared, chunk):
     return [ray_references._float32({"w0": np.full(3, shared["scale"] * k, np.float64)}) for k in chunk]
+
+
+def test_sigkilled_driver_loses_only_the_chunks_in_flight(tmp_path, monkeypatch):
+    """A real driver process, joined to the module's Ray instance with --address, is SIGKILLed once the
+    cache holds 2 models; the rerun trains only what is not in the cache."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    kw = {**SMALL, "epochs": 15, "reference_models": 4}
+    address = ray.get_runtime_context().gcs_address
+    script = (f"import miaudit; miaudit.audit(backend='ray', address={address!r}, cache_dir={str(tmp_path)!r}, "
+              f"chunk_size=1, **{kw!r})")
+    driver = subprocess.Popen([sys.executable, "-c", script],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while len(list(tmp_path.rglob("*.pkl"))) < 2 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert driver.poll() is None, "the driver finished before it could be killed"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    cached = len(list(tmp_path.rglob("*.pkl")))
+    assert 2 <= cached < 5  # 4 references + the target
+
+    rerun: list[int] = []
+
+    def records(*args, **kwargs):
+        for chunk, models in run_chunks(*args, **kwargs):
+            rerun.extend(chunk)
+            yield chunk, models
+
+    monkeypatch.setattr(ray_references, "run_chunks", records)
+    miaudit.audit(backend="ray", cache_dir=str(tmp_path), chunk_size=1, **kw)
+    assert len(rerun) == 5 - cached
+    assert len(list(tmp_path.rglob("*.pkl"))) == 5
