@@ -73,6 +73,19 @@ def test_killed_driver_reruns_only_the_missing_chunks(tmp_path, monkeypatch):
         assert _numbers(resumed)[name][1] == pytest.approx(auc)
 
 
+def test_ray_chunks_split_over_threads_as_locally():
+    """A 784-feature stack of 4 differs in float rounding when trained on 1 thread instead of this
+    process's torch threads; ray tasks must give the local models bit for bit all the same."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 3000)
+    masks = rng.random((5, 3000)) < 0.5
+    args = (model_spec("mlp"), x, y, masks, 10, TrainingRecipe(epochs=3), [1, 2, 3, 4, 5])
+    local = train_references(*args, precision="float32", chunk_size=4)
+    remote = train_references(*args, precision="float32", chunk_size=4, backend="ray")
+    np.testing.assert_array_equal(remote.logits(x[:200]), local.logits(x[:200]))
+
+
 def test_scikit_learn_references_on_ray_match_local():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 5)).astype(np.float32)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from miaudit.models.cnn_models import CNNStack, state_fits
 from miaudit.models.cnn_stack import cnn_train_flops, train_cnn_stack
@@ -24,8 +25,11 @@ def train_on_ray(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, 
                  report: Callable[[int], None], device: str, torch_spec: bool, stacked_cnn: bool,
                  address: str | None) -> ReferenceModels:
     """train_references' work with every missing chunk a Ray task; arguments as there (precision resolved)."""
+    # a stack's models depend (in float rounding) on how its chunk is split over worker threads, so every
+    # task splits it as this process would (stack.py: min(chunk, torch threads)), whatever its own threads
     shared = {"x": np.asarray(x), "y": np.asarray(y), "n_classes": int(n_classes), "recipe": recipe,
-              "precision": precision, "spec": spec, "device": device, "torch_spec": torch_spec}
+              "precision": precision, "spec": spec, "device": device, "torch_spec": torch_spec,
+              "workers": torch.get_num_threads()}
     if spec.name == "mlp":
         widths = (int(np.prod(np.shape(x)[1:])), *spec.hidden, n_classes)
         valid, train = _mlp_state_checker(widths), _mlp_chunk
@@ -68,13 +72,14 @@ def _float32(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _mlp_chunk(shared: dict, masks: np.ndarray, seeds: list[int]) -> list[dict[str, np.ndarray]]:
     stack = train_mlp_stack(shared["x"], shared["y"], masks, shared["n_classes"], shared["spec"].hidden,
-                            shared["recipe"], seeds, shared["precision"], None)
+                            shared["recipe"], seeds, shared["precision"], None,
+                            workers=min(len(seeds), shared["workers"]))
     return [_float32(stack.state(j)) for j in range(len(seeds))]
 
 
 def _cnn_chunk(shared: dict, masks: np.ndarray, seeds: list[int]) -> list[dict[str, np.ndarray]]:
     stack = train_cnn_stack(shared["plan"], shared["x"], shared["y"], masks, shared["recipe"], seeds,
-                            shared["precision"], None, shared["device"])
+                            shared["precision"], None, shared["device"], workers=min(len(seeds), shared["workers"]))
     return [_float32(stack.state(j)) for j in range(len(seeds))]
 
 
