@@ -86,6 +86,19 @@ def test_ray_chunks_split_over_threads_as_locally():
     np.testing.assert_array_equal(remote.logits(x[:200]), local.logits(x[:200]))
 
 
+def test_stacked_cnn_references_on_ray_match_local():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 2, 9, 9)).astype(np.float32)
+    y = rng.integers(0, 3, 60)
+    masks = rng.random((3, 60)) < 0.5
+    spec = model_spec("cnn-spec:conv(4,3,2,same),maxpool(2,1),conv(6,3,1,valid),maxpool(2,2),dense(8),dense(3)")
+    args = (spec, x, y, masks, 3, TrainingRecipe(epochs=2, batch_size=8, lr=1e-2), [3, 4, 5])
+    local = train_references(*args, precision="float32", chunk_size=2)
+    remote = train_references(*args, precision="float32", chunk_size=2, backend="ray")
+    assert remote.trained == 3 and remote.train_flops == local.train_flops > 0
+    np.testing.assert_array_equal(remote.logits(x), local.logits(x))
+
+
 def test_scikit_learn_references_on_ray_match_local():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 5)).astype(np.float32)

@@ -7,6 +7,7 @@ the local backend. A task receives the shared data by object-store reference and
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -25,11 +26,12 @@ def train_on_ray(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, 
                  report: Callable[[int], None], device: str, torch_spec: bool, stacked_cnn: bool,
                  address: str | None) -> ReferenceModels:
     """train_references' work with every missing chunk a Ray task; arguments as there (precision resolved)."""
-    # a stack's models depend (in float rounding) on how its chunk is split over worker threads, so every
-    # task splits it as this process would (stack.py: min(chunk, torch threads)), whatever its own threads
+    # a stack's models depend (in float rounding) on how its chunk is split over worker threads and on the
+    # intra-op threads of a one-thread split, so every task trains with this process's torch threads
+    # (stack.py: min(chunk, torch threads) workers), whatever Ray gives it
     shared = {"x": np.asarray(x), "y": np.asarray(y), "n_classes": int(n_classes), "recipe": recipe,
               "precision": precision, "spec": spec, "device": device, "torch_spec": torch_spec,
-              "workers": torch.get_num_threads()}
+              "threads": torch.get_num_threads()}
     if spec.name == "mlp":
         widths = (int(np.prod(np.shape(x)[1:])), *spec.hidden, n_classes)
         valid, train = _mlp_state_checker(widths), _mlp_chunk
@@ -70,16 +72,27 @@ def _float32(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: np.asarray(a, np.float32) for name, a in state.items()}
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _mlp_chunk(shared: dict, masks: np.ndarray, seeds: list[int]) -> list[dict[str, np.ndarray]]:
-    stack = train_mlp_stack(shared["x"], shared["y"], masks, shared["n_classes"], shared["spec"].hidden,
-                            shared["recipe"], seeds, shared["precision"], None,
-                            workers=min(len(seeds), shared["workers"]))
+    with _torch_threads(shared["threads"]):
+        stack = train_mlp_stack(shared["x"], shared["y"], masks, shared["n_classes"], shared["spec"].hidden,
+                                shared["recipe"], seeds, shared["precision"], None)
     return [_float32(stack.state(j)) for j in range(len(seeds))]
 
 
 def _cnn_chunk(shared: dict, masks: np.ndarray, seeds: list[int]) -> list[dict[str, np.ndarray]]:
-    stack = train_cnn_stack(shared["plan"], shared["x"], shared["y"], masks, shared["recipe"], seeds,
-                            shared["precision"], None, shared["device"], workers=min(len(seeds), shared["workers"]))
+    with _torch_threads(shared["threads"]):
+        stack = train_cnn_stack(shared["plan"], shared["x"], shared["y"], masks, shared["recipe"], seeds,
+                                shared["precision"], None, shared["device"])
     return [_float32(stack.state(j)) for j in range(len(seeds))]
 
 
@@ -87,8 +100,9 @@ def _single_chunk(shared: dict, masks: np.ndarray, seeds: list[int]) -> list:
     x, y, spec, n_classes = shared["x"], shared["y"], shared["spec"], shared["n_classes"]
     if shared["torch_spec"]:
         fit = _registry().fit_single
-        return [fit(spec, x[m], y[m], n_classes, shared["recipe"], seed, shared["precision"])
-                for m, seed in zip(masks, seeds, strict=True)]
+        with _torch_threads(shared["threads"]):
+            return [fit(spec, x[m], y[m], n_classes, shared["recipe"], seed, shared["precision"])
+                    for m, seed in zip(masks, seeds, strict=True)]
     from miaudit.models.sklearn_models import fit_sklearn_model
     from miaudit.models.wrappers import SklearnTarget
 
