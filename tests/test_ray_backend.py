@@ -10,6 +10,7 @@ import ray
 
 import miaudit
 import miaudit.models.ray_references as ray_references
+from miaudit.errors import InputError
 from miaudit.models.ray_backend import run_chunks
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.references import train_references
@@ -161,3 +162,14 @@ def test_sigkilled_driver_loses_only_the_chunks_in_flight(tmp_path, monkeypatch)
     miaudit.audit(backend="ray", cache_dir=str(tmp_path), chunk_size=1, **kw)
     assert len(rerun) == 5 - cached
     assert len(list(tmp_path.rglob("*.pkl"))) == 5
+
+
+def test_a_task_input_error_stays_one_line():
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with pytest.raises(InputError) as err:
+        list(run_chunks(_bad_chunk, {}, [[0]], lambda chunk: {"chunk": chunk}))
+    assert str(err.value) == "x: chunk [0] has no records"
+
+
+def _bad_chunk(shared, chunk):
+    raise InputError(f"x: chunk {chunk} has no records")

@@ -4,7 +4,7 @@ The training data go to the object store once (``ray.put``); every task gets the
 one chunk with the same stacked trainer as the local backend, returning its models' states (float32
 arrays). The driver yields each chunk as soon as it finishes (``ray.wait``), so the caller saves it to
 the model cache at once: a killed driver loses only the chunks in flight. Tasks still running when the
-caller stops reading (an error, Ctrl-C) are cancelled.
+caller stops reading (an error, Ctrl-C) are cancelled; a task's InputError is raised as itself.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from miaudit.errors import InputError
 from miaudit.targets.extras import require
 
 
@@ -50,7 +51,13 @@ def run_chunks(train_chunk: Callable[..., list], shared: dict, chunks: Sequence[
             finished, _ = ray.wait(list(pending), num_returns=1)
             for ref in finished:
                 chunk = pending.pop(ref)
-                yield chunk, ray.get(ref)
+                try:
+                    models = ray.get(ref)
+                except ray.exceptions.RayTaskError as err:
+                    if isinstance(err.cause, InputError):  # the task's one-line message, not Ray's traceback
+                        raise err.cause from None
+                    raise
+                yield chunk, models
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
