@@ -83,6 +83,8 @@ def audit(
     cache_dir: Optional[str] = typer.Option(None, help="Reference-model cache (default: $MIAUDIT_CACHE or ~/.cache/miaudit)."),
     token_file: Optional[str] = typer.Option(None, help="Bearer token of a URL target, first line of this file (default: $MIAUDIT_TOKEN)."),
     query_budget: Optional[int] = typer.Option(None, help="Records a URL target may be sent in all; the audit stops, saying so, rather than pass it."),
+    backend: Optional[str] = typer.Option(None, help="Where reference models train: local (default) or ray (chunks as Ray tasks; pip install miaudit[ray])."),
+    address: Optional[str] = typer.Option(None, help="--backend ray: the Ray cluster to join, e.g. ray://head:10001 or auto (default: a local Ray instance)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train (or load) a target, attack it with every requested attack and write a report."""
@@ -107,7 +109,7 @@ def audit(
         target_input=target_input, reference_architecture=reference_architecture, predictions=predictions,
         cache=False if no_cache else None, cache_dir=cache_dir, token_file=token_file,
         query_budget=query_budget, shadow_data=shadow_data, shadow_noise=shadow_noise,
-        synthesis_queries=synthesis_queries)
+        synthesis_queries=synthesis_queries, backend=backend, address=address)
     check_writable(out)
     for flag, path, suffixes in (("--save-target", save_target, (".onnx", ".skops")),
                                  ("--save-predictions", save_predictions, (".npz",))):

@@ -89,6 +89,8 @@ class AuditConfig(BaseModel):
     cache_dir: str | None = None
     chunk_size: int = Field(16, ge=1)
     n_jobs: int = -1
+    backend: Literal["local", "ray"] = "local"  # where reference-model chunks train (ray: pip install miaudit[ray])
+    address: str | None = None  # a Ray cluster to join with backend "ray" (default: a local Ray instance)
     coin_flip_members: bool = False
     categorical: Literal["onehot", "ordinal"] = "onehot"
     missing: Literal["drop", "impute"] = "drop"
@@ -187,6 +189,16 @@ class AuditConfig(BaseModel):
             from miaudit.targets.extras import require
 
             require("opacus", "dp", "dp")
+        return self
+
+    @model_validator(mode="after")
+    def _ray_backend(self) -> AuditConfig:
+        if self.address is not None and self.backend != "ray":
+            raise ValueError("--address joins a Ray cluster: use it with --backend ray")
+        if self.backend == "ray":
+            from miaudit.targets.extras import require
+
+            require("ray", "ray", "backend")
         return self
 
     def public(self) -> dict[str, Any]:

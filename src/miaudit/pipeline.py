@@ -210,7 +210,7 @@ def _train_stack(plan: AuditPlan, board: ProgressBoard | None, masks: np.ndarray
                                 masks, plan.n_classes, cfg.recipe.model_copy(update={"seed": cfg.seed}),
                                 seeds, precision=cfg.precision, cache=cache, key_parts=key_parts,
                                 chunk_size=cfg.chunk_size, n_jobs=cfg.n_jobs, progress=update, names=names,
-                                device=resolve_device(cfg.device))
+                                device=resolve_device(cfg.device), backend=cfg.backend, address=cfg.address)
 
 
 def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | None = None,

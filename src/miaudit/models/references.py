@@ -2,9 +2,10 @@
 
 MLPs train in stacks of ``chunk_size`` (a remainder under half of it joins the last stack; stack.py),
 CNNs likewise (cnn_stack.py; one at a time when the recipe has dropout or early stopping);
-scikit-learn models in parallel with joblib. Each model is saved to the cache as soon as it exists
-(stacks: when their chunk ends), so a run killed mid-training loses at most the chunk in flight and
-a rerun trains only what is missing.
+scikit-learn models in parallel with joblib. With ``backend="ray"`` every missing chunk is a Ray task
+instead (ray_references.py; scikit-learn and unstacked torch models in chunks of ``chunk_size`` too).
+Each model is saved to the cache as soon as it exists (stacks: when their chunk ends), so a run killed
+mid-training loses at most the chunk in flight and a rerun trains only what is missing.
 """
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
                      recipe: TrainingRecipe, seeds: Sequence[int], precision: str = "auto",
                      cache: ModelCache | None = None, key_parts: dict | None = None, chunk_size: int = 16,
                      n_jobs: int = -1, progress: Callable[[int], None] | None = None,
-                     names: Sequence[int | str] | None = None, device: str = "cpu") -> ReferenceModels:
+                     names: Sequence[int | str] | None = None, device: str = "cpu", backend: str = "local",
+                     address: str | None = None) -> ReferenceModels:
     """Train (or load from ``cache``) K models of ``spec``; model k on x[masks[k]], y[masks[k]] with seeds[k].
 
     x float32 [n, ...], y int [n], masks bool [K, n]. The cache key of model k covers key_parts, k,
@@ -102,6 +104,8 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     for the model index in its cache key, e.g. "target" for a target trained along with the references.
     device ("cpu" or "cuda", resolved by perf.resolve_device): where stacked CNNs train and infer
     (MLPs, single torch models and scikit-learn models stay on the CPU).
+    backend "ray": the missing chunks train as Ray tasks (ray_backend.run_chunks) on the cluster at
+    ``address`` or a local Ray instance; the same seeds give the same models as "local".
     """
     masks, names = check_reference_inputs(x, y, masks, seeds, names)
     if chunk_size < 1:
@@ -112,6 +116,13 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
         if torch_spec else "n/a"
     keys = _model_keys(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, key_parts, names)
     report = progress or (lambda done: None)
+    if backend == "ray":
+        from miaudit.models.ray_references import train_on_ray
+
+        return train_on_ray(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, keys, chunk_size, report,
+                            device, torch_spec, stacked_cnn, address)
+    if backend != "local":
+        raise InputError(f"backend: local or ray, got {backend!r}")
     if spec.name == "mlp":
         return _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, keys, chunk_size, report)
     if stacked_cnn:
