@@ -412,6 +412,7 @@ def test_every_training_thread_flushes_denormals_and_the_caller_gets_its_setting
             assert denormals_flushed() is before
             threads = {thread for thread, _ in seen}
             assert {flushed for _, flushed in seen} == {True}
-            assert len(threads) == workers and (threading.main_thread() in threads) == (workers == 1)
+            # an idle pool thread may take the next job, so 2 workers can show as 1 thread on a busy machine
+            assert len(threads) <= workers and (threading.main_thread() in threads) == (workers == 1)
     finally:
         torch.set_flush_denormal(False)
