@@ -255,31 +255,18 @@ def _mlp_state_checker(widths: tuple[int, ...]) -> Callable[[object], bool]:
 def _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, keys, chunk_size,
                 report: Callable[[int], None]) -> ReferenceModels:
     n_features = int(np.prod(np.shape(x)[1:]))
-    widths = (n_features, *spec.hidden, n_classes)
-    valid = _mlp_state_checker(widths)
-    states: list[Any] = [_load(cache, key, valid) for key in keys]
-    missing = [k for k, s in enumerate(states) if s is None]
-    done = len(masks) - len(missing)
-    report(done)
-    seconds = 0.0
-    model_flops = np.zeros(len(masks))
-    for chunk in _chunks(missing, chunk_size):
-        total_steps = recipe.epochs * int(np.unique(-(-masks[chunk].sum(axis=1) // recipe.batch_size)).sum())
+    states: list[Any] = [_load(cache, key, _mlp_state_checker((n_features, *spec.hidden, n_classes))) for key in keys]
 
-        def inner(steps: int, base: int = done, n: int = len(chunk), total: int = total_steps) -> None:
-            report(base + min(n - 1, steps * n // total))  # models of the chunk in flight, by steps done
+    def train(chunk: list[int], inner: Callable[[int], None]):
+        return train_mlp_stack(x, y, masks[chunk], n_classes, spec.hidden, recipe, [seeds[k] for k in chunk],
+                               precision, inner)
 
-        started = time.perf_counter()
-        stack = train_mlp_stack(x, y, masks[chunk], n_classes, spec.hidden, recipe, [seeds[k] for k in chunk],
-                                precision, inner)
-        seconds += time.perf_counter() - started
-        for j, k in enumerate(chunk):
-            states[k] = stack.state(j)
-            _save(cache, keys[k], states[k])
-            model_flops[k] = mlp_train_flops(n_features, spec.hidden, n_classes, int(masks[k].sum()) * recipe.epochs)
-        done += len(chunk)
-        report(done)
-    return ReferenceModels(spec, MLPStack.from_states(states), len(missing), seconds, float(model_flops.sum()),
+    def flops(k: int) -> float:
+        return mlp_train_flops(n_features, spec.hidden, n_classes, int(masks[k].sum()) * recipe.epochs)
+
+    trained, seconds, model_flops = _train_missing_chunks(states, masks, recipe, cache, keys, chunk_size, report,
+                                                          train, flops)
+    return ReferenceModels(spec, MLPStack.from_states(states), trained, seconds, float(model_flops.sum()),
                            precision, model_flops)
 
 
@@ -289,6 +276,26 @@ def _train_cnns(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, k
     _registry().check_image_input(spec, x)
     plan = _registry().cnn_plan(spec, np.shape(x)[1:], n_classes)
     states: list[Any] = [_load(cache, key, lambda s: state_fits(plan, s)) for key in keys]
+
+    def train(chunk: list[int], inner: Callable[[int], None]):
+        return train_cnn_stack(plan, x, y, masks[chunk], recipe, [seeds[k] for k in chunk], precision, inner, device)
+
+    def flops(k: int) -> float:
+        return cnn_train_flops(plan, int(masks[k].sum()) * recipe.epochs)
+
+    trained, seconds, model_flops = _train_missing_chunks(states, masks, recipe, cache, keys, chunk_size, report,
+                                                          train, flops)
+    return ReferenceModels(spec, CNNStack.from_states(plan, states), trained, seconds, float(model_flops.sum()),
+                           precision, model_flops, device)
+
+
+def _train_missing_chunks(states: list, masks: np.ndarray, recipe: TrainingRecipe, cache, keys, chunk_size: int,
+                          report: Callable[[int], None], train: Callable, flops: Callable[[int], float]):
+    """Train the models whose states[k] is None in stacks of chunk_size (``train(chunk, inner_progress)``
+    returns a stack with ``state(j)``), filling states and caching each model as its chunk ends.
+
+    Returns (models trained, training seconds, float64 [K] training FLOPs, 0 for models from the cache).
+    """
     missing = [k for k, s in enumerate(states) if s is None]
     done = len(masks) - len(missing)
     report(done)
@@ -301,16 +308,15 @@ def _train_cnns(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, k
             report(base + min(n - 1, steps * n // total))  # models of the chunk in flight, by steps done
 
         started = time.perf_counter()
-        stack = train_cnn_stack(plan, x, y, masks[chunk], recipe, [seeds[k] for k in chunk], precision, inner, device)
+        stack = train(chunk, inner)
         seconds += time.perf_counter() - started
         for j, k in enumerate(chunk):
             states[k] = stack.state(j)
             _save(cache, keys[k], states[k])
-            model_flops[k] = cnn_train_flops(plan, int(masks[k].sum()) * recipe.epochs)
+            model_flops[k] = flops(k)
         done += len(chunk)
         report(done)
-    return ReferenceModels(spec, CNNStack.from_states(plan, states), len(missing), seconds, float(model_flops.sum()),
-                           precision, model_flops, device)
+    return len(missing), seconds, model_flops
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:
