@@ -181,6 +181,11 @@ def test_cnn_audit_trains_stacked_reports_flops_and_caches(tmp_path):
     first = audit(progress=False, **settings)
     assert first.timing["target_trained_with_references"] is True
     assert first.timing["reference_models_trained"] == 2 and first.timing["train_gflops_per_s"] > 0
+    inputs = first.inputs  # a subset of stacked CNN references is those models (the mnist-cnn benchmark's K=4, 16)
+    one = inputs.select_references([1])
+    np.testing.assert_array_equal(one.reference_logits, inputs.reference_logits[[1]])
+    np.testing.assert_array_equal(one.reference_models.logits(inputs.records[:5]),
+                                  inputs.reference_models.logits(inputs.records[:5])[[1]])
     again = audit(progress=False, **settings)
     assert again.timing["reference_models_from_cache"] == 2
     np.testing.assert_array_equal(again.attacks[0].scores, first.attacks[0].scores)
