@@ -38,7 +38,8 @@ from miaudit.signal_matrix import compute_signals
 HERE = Path(__file__).resolve().parent
 # the attacks on probability vectors: the label-only searches and white-box attacks have their own benchmarks
 BLACK_BOX = [s.name for s in ATTACKS.values() if s.threat_model == "black-box"]
-MODERN = tuple(name for spec in ATTACKS.values() if spec.variant_of for name in (spec.variant_of, spec.name))
+MODERN = tuple(name for spec in ATTACKS.values() if spec.variant_of and spec.threat_model == "black-box"
+               for name in (spec.variant_of, spec.name))
 
 
 def row(name: str, metrics, seconds: float, **extra) -> dict:
