@@ -119,3 +119,13 @@ def resolve_cnn_precision(precision: str, device: str) -> str:
     if precision == "auto":
         return "bfloat16" if device == "cuda" and torch.cuda.is_bf16_supported() else "float32"
     return resolve_precision(precision)
+
+
+def resolve_device_precision(precision: str, device: str) -> str:
+    """resolve_precision on a resolved device: on the CPU as resolve_precision; on a GPU, "auto" is
+    bf16 when the GPU supports it (torch.cuda.is_bf16_supported())."""
+    from miaudit.models.devices import on_cpu
+
+    if precision == "auto" and not on_cpu(device):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    return resolve_precision(precision)
