@@ -181,6 +181,11 @@ def test_cnn_audit_trains_stacked_reports_flops_and_caches(tmp_path):
     first = audit(progress=False, **settings)
     assert first.timing["target_trained_with_references"] is True
     assert first.timing["reference_models_trained"] == 2 and first.timing["train_gflops_per_s"] > 0
+    inputs = first.inputs  # a subset of stacked CNN references is those models (the mnist-cnn benchmark's K=4, 16)
+    one = inputs.select_references([1])
+    np.testing.assert_array_equal(one.reference_logits, inputs.reference_logits[[1]])
+    np.testing.assert_array_equal(one.reference_models.logits(inputs.records[:5]),
+                                  inputs.reference_models.logits(inputs.records[:5])[[1]])
     again = audit(progress=False, **settings)
     assert again.timing["reference_models_from_cache"] == 2
     np.testing.assert_array_equal(again.attacks[0].scores, first.attacks[0].scores)
@@ -195,3 +200,15 @@ def test_bfloat16_training_follows_float32_closely(data):
     other = train_cnn_stack(plan, x, y, masks, recipe, [4, 5, 6], precision="float32").logits(x)
     assert np.abs(bf16 - fp32).mean() < 0.1 * np.abs(other - fp32).mean()  # far closer than other seeds
     assert (bf16.argmax(-1) == fp32.argmax(-1)).mean() > 0.9
+
+
+def test_attacks_that_query_each_reference_cnn_run_on_stacked_references():
+    from miaudit.pipeline import audit
+
+    result = audit(progress=False, dataset="digits", target="cnn-spec:conv(4,3,1,same),maxpool(2,2),dense(10)",
+                   members=40, reference_models=2, epochs=1, population=20, cache=False,
+                   attacks=["gradient-norm-lira", "label-only-boundary-lira"])
+    assert [a.name for a in result.attacks] == ["gradient-norm-lira", "label-only-boundary-lira"]
+    for outcome in result.attacks:
+        assert outcome.scores.shape == (80,) and np.isfinite(outcome.scores).all()
+        assert np.unique(outcome.scores).size > 10  # a score per record, not a constant

@@ -228,10 +228,8 @@ def select_models(models: Any, index) -> Any:
     """The reference models ``index`` (a slice or int array over K) of a ReferenceModels."""
     import dataclasses as dc
 
-    from miaudit.models.mlp_stack import MLPStack
-
     chosen = np.arange(models.n_models)[index]
-    if isinstance(models.models, MLPStack):
+    if hasattr(models.models, "select"):  # an MLPStack or CNNStack
         part = models.models.select([int(k) for k in np.atleast_1d(chosen)])
     else:
         part = [models.models[int(k)] for k in np.atleast_1d(chosen)]

@@ -8,7 +8,7 @@ per epoch), and the loss is the sum over models of each model's own mean cross-e
 gradients and the elementwise torch.optim updates never mix models. Models whose subsets take
 different numbers of steps per epoch train as separate stacks (no model steps without data).
 
-bf16 (--precision bfloat16; "auto" picks it only on a GPU, perf.resolve_cnn_precision): the forward
+bf16 (--precision bfloat16; "auto" where the CPU or GPU runs it natively): the forward
 and backward run under torch.autocast with fp32 master parameters and optimizer. No dropout and no
 early stopping here (references.py trains such recipes one model at a time).
 """
