@@ -27,7 +27,7 @@ from miaudit.models.cache import ModelCache, cache_key
 from miaudit.models.cnn_models import CNNStack, state_fits
 from miaudit.models.cnn_stack import cnn_train_flops, train_cnn_stack
 from miaudit.models.mlp_stack import MLPStack
-from miaudit.models.perf import resolve_cnn_precision, resolve_device_precision
+from miaudit.models.perf import resolve_device_precision
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import mlp_train_flops, train_mlp_stack
 
@@ -112,8 +112,7 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
         raise InputError(f"chunk_size: must be at least 1, got {chunk_size}")
     torch_spec = spec.name == "mlp" or _registry().is_torch(spec)
     stacked_cnn = spec.name != "mlp" and _registry().trains_stacked(spec, recipe)
-    resolve = resolve_cnn_precision if stacked_cnn else resolve_device_precision
-    resolved = resolve(precision, device) if torch_spec else "n/a"
+    resolved = resolve_device_precision(precision, device) if torch_spec else "n/a"
     keys = _model_keys(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, key_parts, names)
     report = progress or (lambda done: None)
     if backend == "ray":
