@@ -109,3 +109,26 @@ def test_an_audit_threads_its_device_through_and_cpu_changes_nothing(monkeypatch
         assert all(device == "cpu:0" for name, device in seen if name != "logits"), seen
         for ours, theirs in zip(result.attacks, default[mode].attacks, strict=True):
             np.testing.assert_array_equal(ours.scores, theirs.scores)
+
+
+def test_references_trained_one_at_a_time_get_the_device(monkeypatch):
+    """CNNs with early stopping train one by one (train_torch_model); each gets train_references' device."""
+    from miaudit.models import registry
+    from miaudit.models.references import train_references
+
+    rng = np.random.default_rng(1)
+    x = rng.random((40, 1, 6, 6), dtype=np.float32)
+    y = rng.integers(0, 3, 40)
+    masks = rng.random((2, 40)) < 0.5
+    seen = []
+    original = registry.train_torch_model
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("device", "default"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "train_torch_model", spy)
+    refs = train_references(registry.model_spec("cnn-spec:conv(2,3,1,same),maxpool(2,2),dense(3)"), x, y, masks, 3,
+                            TrainingRecipe(epochs=2, batch_size=8, patience=1), [1, 2], device="cpu:0")
+    assert seen == ["cpu:0", "cpu:0"]
+    assert refs.logits(x).shape == (2, 40, 3)

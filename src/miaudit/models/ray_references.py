@@ -101,7 +101,8 @@ def _single_chunk(shared: dict, masks: np.ndarray, seeds: list[int]) -> list:
     if shared["torch_spec"]:
         fit = _registry().fit_single
         with _torch_threads(shared["threads"]):
-            return [fit(spec, x[m], y[m], n_classes, shared["recipe"], seed, shared["precision"])
+            return [fit(spec, x[m], y[m], n_classes, shared["recipe"], seed, shared["precision"],
+                        device=shared["device"])
                     for m, seed in zip(masks, seeds, strict=True)]
     from miaudit.models.sklearn_models import fit_sklearn_model
     from miaudit.models.wrappers import SklearnTarget

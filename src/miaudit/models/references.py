@@ -134,7 +134,8 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     started = time.perf_counter()
     fit = _registry().fit_single
     if torch_spec:
-        results = ((k, fit(spec, x[masks[k]], y[masks[k]], n_classes, recipe, seeds[k], resolved)) for k in missing)
+        results = ((k, fit(spec, x[masks[k]], y[masks[k]], n_classes, recipe, seeds[k], resolved, device=device))
+                   for k in missing)
     else:
         from joblib import Parallel, delayed
 
