@@ -48,7 +48,7 @@ def audit(
     dp_delta: Optional[float] = typer.Option(None, help="DP-SGD: the accountant's δ (default 1e-5)."),
     hidden: Optional[str] = typer.Option(None, help="MLP hidden widths, e.g. 256 or 512,256."),
     precision: Optional[str] = typer.Option(None, help="auto, float32 or bfloat16 (torch training)."),
-    device: Optional[str] = typer.Option(None, help="auto (a CUDA GPU when torch sees one), cpu or cuda: where CNN reference models train and run."),
+    device: Optional[str] = typer.Option(None, help="auto (a CUDA GPU when torch sees one), cpu or cuda: where torch models train and reference stacks run."),
     input_scaling: Optional[str] = typer.Option(None, help="auto (default: standardized with the dataset's mean/std, 0/1 features left as they are), standard or none."),
     queries: Optional[int] = typer.Option(None, help="Queries per record (augmented views) for the signals."),
     population: Optional[int] = typer.Option(None, help="Population records: RMIA's z, Attack-P, local offsets (default 10000)."),

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from miaudit.errors import InputError
-from miaudit.models.denormals import flush_denormals
+from miaudit.models.devices import device_arithmetic
 from miaudit.models.perf import resolve_precision
 
 _INFERENCE_FLOATS = 1 << 24  # bound on one hidden activation block [models, rows, width] at inference
@@ -43,8 +43,8 @@ class MLPStack:
     def hidden(self) -> tuple[int, ...]:
         return tuple(int(w.shape[2]) for w in self.weights[:-1])
 
-    @flush_denormals()
-    def logits(self, x: np.ndarray, batch_size: int = 4096, precision: str = "float32") -> np.ndarray:
+    def logits(self, x: np.ndarray, batch_size: int = 4096, precision: str = "float32",
+               device: str = "cpu") -> np.ndarray:
         """float32 [K, m, C] logits of every model on x (float32 [m, ...], flattened to [m, d]).
 
         float32: batched per-model matmuls, so a model's logits are bit-identical in any stack.
@@ -52,6 +52,8 @@ class MLPStack:
         the models' concatenated weights [d, K * width] with fp32 output, about 2x faster on CPUs with
         bf16 units; logits move by ~1e-2 (and by the last bits with the stack), attack results by
         noise. Later layers and biases stay fp32. Denormals flush to zero meanwhile.
+        device: "cpu" or "cuda" (resolved by perf.resolve_device): where the weights and each block of
+        rows go; on cuda fp32 matmuls may use TF32 (devices.device_arithmetic). Returns CPU numpy.
         """
         flat = flatten_records(x, "x")
         if flat.shape[1] != self.n_features:
@@ -61,16 +63,16 @@ class MLPStack:
         out = np.empty((k, m, self.n_classes), np.float32)
         rows = max(1, batch_size)
         group = max(1, _INFERENCE_FLOATS // (rows * max((*self.hidden, self.n_classes))))
-        weights = [torch.from_numpy(w) for w in self.weights]
-        biases = [torch.from_numpy(b).unsqueeze(1) for b in self.biases]
-        with torch.no_grad():
+        weights = [torch.from_numpy(w).to(device) for w in self.weights]  # on the CPU: no copy
+        biases = [torch.from_numpy(b).unsqueeze(1).to(device) for b in self.biases]
+        with torch.no_grad(), device_arithmetic(device):
             for k0 in range(0, k, group):
                 models = slice(k0, k0 + group)
                 w0 = weights[0][models]
                 g, d, width = w0.shape
                 first = w0.permute(1, 0, 2).reshape(d, g * width).bfloat16() if bf16 else w0  # [d, g*width]
                 for r0 in range(0, m, rows):
-                    xb = torch.from_numpy(flat[r0 : r0 + rows])
+                    xb = torch.from_numpy(flat[r0 : r0 + rows]).to(device)
                     if bf16:  # bias added in place in the GEMM's [rows, g * width] layout
                         h = (xb.bfloat16() @ first).float().add_(biases[0][models].reshape(1, g * width))
                         h = h.view(len(xb), g, width).transpose(0, 1)
@@ -78,7 +80,7 @@ class MLPStack:
                         h = torch.matmul(xb, first) + biases[0][models]
                     for w, b in zip(weights[1:], biases[1:], strict=True):
                         h = torch.matmul(h.relu_(), w[models]) + b[models]
-                    out[models, r0 : r0 + rows] = h.numpy()
+                    out[models, r0 : r0 + rows] = h.cpu().numpy()
         return out
 
     def select(self, k: int | Sequence[int]) -> MLPStack:

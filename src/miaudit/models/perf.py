@@ -112,9 +112,14 @@ def resolve_device(device: str) -> str:
     return "cuda" if device == "cuda" or (device == "auto" and available) else "cpu"
 
 
-def resolve_cnn_precision(precision: str, device: str) -> str:
-    """resolve_precision for stacked CNNs on a resolved device: "auto" is bf16 on a GPU that supports
-    it, and on a CPU with native bf16 (as for MLPs; measured faster there, docs/cnn-stack.md)."""
-    if precision == "auto" and device == "cuda":
+def resolve_device_precision(precision: str, device: str) -> str:
+    """resolve_precision for torch models on a resolved device: on the CPU as resolve_precision; on a
+    GPU, "auto" is bf16 when the GPU supports it (torch.cuda.is_bf16_supported())."""
+    from miaudit.models.devices import on_cpu
+
+    if precision == "auto" and not on_cpu(device):
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     return resolve_precision(precision)
+
+
+resolve_cnn_precision = resolve_device_precision  # stacked CNNs follow the same rule (docs/cnn-stack.md)

@@ -61,7 +61,7 @@ def train_on_ray(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, 
     seconds = time.perf_counter() - started
     if spec.name == "mlp":
         return ReferenceModels(spec, MLPStack.from_states(loaded), len(missing), seconds, float(model_flops.sum()),
-                               precision, model_flops)
+                               precision, model_flops, device)
     if stacked_cnn:
         return ReferenceModels(spec, CNNStack.from_states(shared["plan"], loaded), len(missing), seconds,
                                float(model_flops.sum()), precision, model_flops, device)
@@ -85,7 +85,7 @@ def _torch_threads(n: int):
 def _mlp_chunk(shared: dict, masks: np.ndarray, seeds: list[int]) -> list[dict[str, np.ndarray]]:
     with _torch_threads(shared["threads"]):
         stack = train_mlp_stack(shared["x"], shared["y"], masks, shared["n_classes"], shared["spec"].hidden,
-                                shared["recipe"], seeds, shared["precision"], None)
+                                shared["recipe"], seeds, shared["precision"], None, device=shared["device"])
     return [_float32(stack.state(j)) for j in range(len(seeds))]
 
 
@@ -101,7 +101,8 @@ def _single_chunk(shared: dict, masks: np.ndarray, seeds: list[int]) -> list:
     if shared["torch_spec"]:
         fit = _registry().fit_single
         with _torch_threads(shared["threads"]):
-            return [fit(spec, x[m], y[m], n_classes, shared["recipe"], seed, shared["precision"])
+            return [fit(spec, x[m], y[m], n_classes, shared["recipe"], seed, shared["precision"],
+                        device=shared["device"])
                     for m, seed in zip(masks, seeds, strict=True)]
     from miaudit.models.sklearn_models import fit_sklearn_model
     from miaudit.models.wrappers import SklearnTarget

@@ -27,7 +27,7 @@ from miaudit.models.cache import ModelCache, cache_key
 from miaudit.models.cnn_models import CNNStack, state_fits
 from miaudit.models.cnn_stack import cnn_train_flops, train_cnn_stack
 from miaudit.models.mlp_stack import MLPStack
-from miaudit.models.perf import resolve_cnn_precision, resolve_precision
+from miaudit.models.perf import resolve_device_precision
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import mlp_train_flops, train_mlp_stack
 
@@ -86,7 +86,7 @@ class ReferenceModels:
         if isinstance(self.models, CNNStack):
             return self.models.logits(x, precision=self.precision, device=self.device)
         if isinstance(self.models, MLPStack):
-            return self.models.logits(x, precision=self.precision)
+            return self.models.logits(x, precision=self.precision, device=self.device)
         return np.stack([np.asarray(m.logits(x), np.float32) for m in self.models])
 
 def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int,
@@ -102,8 +102,8 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     format and the training environment (``training_environment``: library versions, training code).
     progress(n_done_models) reports cached and trained models together. names[k] (default k) stands
     for the model index in its cache key, e.g. "target" for a target trained along with the references.
-    device ("cpu" or "cuda", resolved by perf.resolve_device): where stacked CNNs train and infer
-    (MLPs, single torch models and scikit-learn models stay on the CPU).
+    device ("cpu" or "cuda", resolved by perf.resolve_device): where torch models train and stacks
+    infer (scikit-learn models stay on the CPU).
     backend "ray": the missing chunks train as Ray tasks (ray_backend.run_chunks) on the cluster at
     ``address`` or a local Ray instance; the same seeds give the same models as "local".
     """
@@ -112,8 +112,7 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
         raise InputError(f"chunk_size: must be at least 1, got {chunk_size}")
     torch_spec = spec.name == "mlp" or _registry().is_torch(spec)
     stacked_cnn = spec.name != "mlp" and _registry().trains_stacked(spec, recipe)
-    resolved = (resolve_cnn_precision(precision, device) if stacked_cnn else resolve_precision(precision)) \
-        if torch_spec else "n/a"
+    resolved = resolve_device_precision(precision, device) if torch_spec else "n/a"
     keys = _model_keys(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, key_parts, names)
     report = progress or (lambda done: None)
     if backend == "ray":
@@ -124,7 +123,8 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     if backend != "local":
         raise InputError(f"backend: local or ray, got {backend!r}")
     if spec.name == "mlp":
-        return _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, keys, chunk_size, report)
+        return _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, keys, chunk_size, report,
+                           device)
     if stacked_cnn:
         return _train_cnns(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, keys, chunk_size, report,
                            device)
@@ -134,7 +134,8 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     started = time.perf_counter()
     fit = _registry().fit_single
     if torch_spec:
-        results = ((k, fit(spec, x[masks[k]], y[masks[k]], n_classes, recipe, seeds[k], resolved)) for k in missing)
+        results = ((k, fit(spec, x[masks[k]], y[masks[k]], n_classes, recipe, seeds[k], resolved, device=device))
+                   for k in missing)
     else:
         from joblib import Parallel, delayed
 
@@ -253,13 +254,13 @@ def _mlp_state_checker(widths: tuple[int, ...]) -> Callable[[object], bool]:
 
 
 def _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, keys, chunk_size,
-                report: Callable[[int], None]) -> ReferenceModels:
+                report: Callable[[int], None], device: str = "cpu") -> ReferenceModels:
     n_features = int(np.prod(np.shape(x)[1:]))
     states: list[Any] = [_load(cache, key, _mlp_state_checker((n_features, *spec.hidden, n_classes))) for key in keys]
 
     def train(chunk: list[int], inner: Callable[[int], None]):
         return train_mlp_stack(x, y, masks[chunk], n_classes, spec.hidden, recipe, [seeds[k] for k in chunk],
-                               precision, inner)
+                               precision, inner, device=device)
 
     def flops(k: int) -> float:
         return mlp_train_flops(n_features, spec.hidden, n_classes, int(masks[k].sum()) * recipe.epochs)
@@ -267,7 +268,7 @@ def _train_mlps(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, k
     trained, seconds, model_flops = _train_missing_chunks(states, masks, recipe, cache, keys, chunk_size, report,
                                                           train, flops)
     return ReferenceModels(spec, MLPStack.from_states(states), trained, seconds, float(model_flops.sum()),
-                           precision, model_flops)
+                           precision, model_flops, device)
 
 
 def _train_cnns(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, keys, chunk_size,

@@ -100,7 +100,7 @@ def fit_single(spec: ModelSpec, x: np.ndarray, y: np.ndarray, n_classes: int, re
     goes into the net), other CNNs (no dropout layers) likewise. scikit-learn models on x flattened to
     [n, d]. The same seed gives the same model.
     progress(fraction) is called with the fraction of training done (torch models only). device ("cpu" or
-    "cuda", resolved by perf.resolve_device): where a stacked CNN trains (other models: the CPU).
+    "cuda", resolved by perf.resolve_device): where torch models train (scikit-learn ones: the CPU).
     """
     report = progress or (lambda fraction: None)
     if len(x) != len(y):
@@ -111,7 +111,7 @@ def fit_single(spec: ModelSpec, x: np.ndarray, y: np.ndarray, n_classes: int, re
 
         steps = recipe.epochs * -(-len(x) // recipe.batch_size)
         stack = train_mlp_stack(x, y, np.ones((1, len(x)), bool), n_classes, spec.hidden, recipe, [seed],
-                                precision=precision, progress=lambda done: report(done / steps))
+                                precision=precision, progress=lambda done: report(done / steps), device=device)
         return StackTarget(spec.name, stack)
     if is_cnn_name(spec.name) and stackable(recipe):
         plan = cnn_plan(spec, x.shape[1:], n_classes)
@@ -124,7 +124,7 @@ def fit_single(spec: ModelSpec, x: np.ndarray, y: np.ndarray, n_classes: int, re
             raise InputError(f"--dropout: {spec.name} has no dropout layers; use --dropout 0")
         module = seeded_module(lambda: make_cnn(spec, x.shape[1:], n_classes, recipe.dropout), seed)
         trained = train_torch_model(module, x, y, recipe, seed, precision,
-                                    progress=lambda epochs: report(epochs / recipe.epochs))
+                                    progress=lambda epochs: report(epochs / recipe.epochs), device=device)
         return TorchTarget(spec.name, trained, n_classes)
     assert spec.name in SKLEARN_NAMES
     return SklearnTarget(spec.name, fit_sklearn_model(spec.name, x, y, seed), n_classes)

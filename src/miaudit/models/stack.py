@@ -22,6 +22,10 @@ Workers: each group is split into W contiguous slices trained as separate stacks
 threads with one intra-op torch thread each (stack_workers.py); by the above, model k does not
 depend on the split. Every thread that trains flushes denormals to zero meanwhile (late in training
 gradients and Adam moments fall into the slow denormal range), and restores its own setting after.
+
+On a GPU (``device``) data, parameters, buffers and torch.optim state live there, groups train in the
+calling thread with TF32 allowed (devices.py), bf16 by the same casts, never the numba kernel; seeded
+draws stay on the CPU, and the models come back as CPU float32 numpy.
 """
 from __future__ import annotations
 
@@ -36,8 +40,9 @@ import numpy as np
 import torch
 
 from miaudit.errors import InputError
+from miaudit.models.devices import device_arithmetic, on_cpu
 from miaudit.models.mlp_stack import MLPStack, flatten_records
-from miaudit.models.perf import resolve_precision
+from miaudit.models.perf import resolve_device_precision
 from miaudit.models.recipe import TrainingRecipe, validation_split
 from miaudit.models.stack_dp import add_noise, clipped_gradients
 from miaudit.models.stack_workers import StepCounter, run_jobs
@@ -58,7 +63,8 @@ def mlp_train_flops(n_features: int, hidden: Sequence[int], n_classes: int, samp
 
 def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int, hidden: tuple[int, ...],
                     recipe: TrainingRecipe, seeds: Sequence[int], precision: str = "auto",
-                    progress: Callable[[int], None] | None = None, workers: int | None = None) -> MLPStack:
+                    progress: Callable[[int], None] | None = None, workers: int | None = None,
+                    device: str = "cpu") -> MLPStack:
     """Train K MLPs (widths d, *hidden, n_classes; ReLU) at once; model k on the records where masks[k].
 
     x: float32 [n, ...] (flattened to [n, d]); y: int [n] in [0, n_classes); masks: bool [K, n];
@@ -70,6 +76,8 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
     progress(steps_done) is called from the calling thread only, about every 20 batched steps (checked
     every 0.05 s with workers) and at the end; steps_done is monotone and ends at the sum over groups
     of epochs x steps per epoch (batched steps of the whole group in one stack, whatever the workers).
+    device: "cpu" or "cuda" (resolved by perf.resolve_device; "auto" precision by
+    perf.resolve_device_precision); off the CPU, workers is ignored (one thread).
     """
     flat = flatten_records(x, "x")
     labels, masks = _check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds)
@@ -78,12 +86,13 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
     sigmas = _noise_multipliers(masks, recipe)
     if workers is not None and (int(workers) != workers or workers < 1):
         raise InputError(f"workers: must be a positive integer, got {workers}")
-    workers = min(len(masks), torch.get_num_threads() if workers is None else int(workers))
-    bf16 = resolve_precision(precision) == "bfloat16" and not recipe.dp  # DP-SGD clips in fp32
-    fused = bf16 and recipe.optimizer in ("adam", "adamw") and _fused_adam_available()
+    cpu = on_cpu(device)
+    workers = min(len(masks), torch.get_num_threads() if workers is None else int(workers)) if cpu else 1
+    bf16 = resolve_device_precision(precision, device) == "bfloat16" and not recipe.dp  # DP-SGD clips in fp32
+    fused = cpu and bf16 and recipe.optimizer in ("adam", "adamw") and _fused_adam_available()
     xt = torch.from_numpy(flat)
-    xt = xt.to(torch.bfloat16) if bf16 else xt
-    yt = torch.from_numpy(labels)
+    xt = (xt.to(torch.bfloat16) if bf16 else xt).to(device)  # on the CPU: no copy
+    yt = torch.from_numpy(labels).to(device)
     steps_per_epoch = -(-masks.sum(axis=1) // recipe.batch_size)
     groups = [np.flatnonzero(steps_per_epoch == s) for s in np.unique(steps_per_epoch)]
     widths = (flat.shape[1], *hidden, n_classes)
@@ -106,7 +115,11 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
     turn = threading.Lock() if workers > 1 else contextlib.nullcontext()
     jobs = [functools.partial(_train_group, xt, yt, masks[part], [int(seeds[i]) for i in part], widths, recipe,
                               bf16, fused, counter, g, turn, held_out[part], sigmas[part]) for g, part in slices]
-    trained = run_jobs(jobs, min(workers, len(jobs)), poll)
+    if cpu:
+        trained = run_jobs(jobs, min(workers, len(jobs)), poll)
+    else:
+        with device_arithmetic(device):
+            trained = [job(poll) for job in jobs]
     if progress is not None:
         progress(recipe.epochs * int(sum(steps_per_epoch[members[0]] for members in groups)))
     stack = MLPStack.concat(trained)
@@ -228,18 +241,19 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
     steps = int(-(-sizes.max() // batch))
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     orders = [np.random.default_rng(s) for s in seeds]
-    net = _StackedNet(gens, widths, batch, bf16, fused, recipe.label_smoothing)
+    device = xt.device
+    net = _StackedNet(gens, widths, batch, bf16, fused, recipe.label_smoothing, device)
     # fused: no torch.optim at all (its first construction imports torch._dynamo, ~1 s per process)
     optimizer_step = _fused_step(net, recipe) if fused else _make_optimizer(net.weights + net.biases, recipe).step
-    row_weights = _row_weights(sizes, steps, batch)
+    row_weights = _row_weights(sizes, steps, batch).to(device)
     order = np.zeros((k, steps * batch), np.int64)  # padding rows point at record 0, weight 0
     stopper = _EarlyStopping(net, held_out, recipe.patience) if recipe.patience else None
 
     for _ in range(recipe.epochs):
         for i, (rng, subset) in enumerate(zip(orders, subsets, strict=True)):
             order[i, : len(subset)] = subset[rng.permutation(len(subset))]
-        index = torch.from_numpy(order).view(k, steps, batch).transpose(0, 1).contiguous()
-        keep = _dropout_keep(gens, steps, batch, widths[1:-1], recipe.dropout)
+        index = torch.from_numpy(order).view(k, steps, batch).transpose(0, 1).contiguous().to(device)
+        keep = _dropout_keep(gens, steps, batch, widths[1:-1], recipe.dropout, device)
         for s in range(steps):
             step_keep = None if keep is None else [m[:, s] for m in keep]
             if recipe.dp:
@@ -256,14 +270,15 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
             break
     if stopper is not None:
         stopper.restore_best()
-    return MLPStack([w.detach().numpy().copy() for w in net.weights],
-                    [b.detach().squeeze(1).numpy().copy() for b in net.biases])
+    return MLPStack([w.detach().cpu().numpy().copy() for w in net.weights],
+                    [b.detach().squeeze(1).cpu().numpy().copy() for b in net.biases])
 
 
 class _StackedNet:
     """Stacked parameters plus reused work buffers; forward and backward written out by hand.
 
-    weights[l]: fp32 [K, in, out], biases[l]: fp32 [K, 1, out], each with a preallocated .grad.
+    weights[l]: fp32 [K, in, out], biases[l]: fp32 [K, 1, out], each with a preallocated .grad, all on
+    ``device`` (initialised on the CPU from gens, then moved).
     In bf16 mode the matmul operands are bf16 (weights cast into reused buffers w_low each step, the
     same casts torch.autocast would make) and the weight gradients, computed in bf16 into grad_low,
     are cast back into the fp32 .grad buffers: fp32 master weights and optimizer. With fused (bf16
@@ -273,21 +288,21 @@ class _StackedNet:
     """
 
     def __init__(self, gens: list[torch.Generator], widths: tuple[int, ...], batch: int, bf16: bool,
-                 fused: bool = False, label_smoothing: float = 0.0) -> None:
+                 fused: bool = False, label_smoothing: float = 0.0, device: torch.device | str = "cpu") -> None:
         per_model = [[_init_layer(g, a, b) for a, b in pairwise(widths)] for g in gens]
         k, n_layers = len(gens), len(widths) - 1
         self.dtype = torch.bfloat16 if bf16 else torch.float32
         self.fused = bf16 and fused
-        self.weights = [torch.stack([m[i][0] for m in per_model]) for i in range(n_layers)]
-        self.biases = [torch.stack([m[i][1] for m in per_model]).unsqueeze(1) for i in range(n_layers)]
+        self.weights = [torch.stack([m[i][0] for m in per_model]).to(device) for i in range(n_layers)]
+        self.biases = [torch.stack([m[i][1] for m in per_model]).unsqueeze(1).to(device) for i in range(n_layers)]
         for p in self.biases if self.fused else self.weights + self.biases:
             p.grad = torch.empty_like(p)  # always overwritten before use
-        self.x = torch.empty(k * batch, widths[0], dtype=self.dtype)
+        self.x = torch.empty(k * batch, widths[0], dtype=self.dtype, device=device)
         if bf16:  # low-precision operand copies of the weights and low-precision weight gradients
             self.w_low = [torch.empty_like(w, dtype=self.dtype) for w in self.weights]
             self.grad_low = [torch.empty_like(w, dtype=self.dtype) for w in self.weights]
         # the cross-entropy's targets: one-hot rows, smoothed to (1 - ε) one-hot + ε / C
-        self.eye = torch.eye(widths[-1]) * (1.0 - label_smoothing) + label_smoothing / widths[-1]
+        self.eye = (torch.eye(widths[-1]) * (1.0 - label_smoothing) + label_smoothing / widths[-1]).to(device)
 
     def gradients(self, xt: torch.Tensor, yt: torch.Tensor, index: torch.Tensor, row_weight: torch.Tensor,
                   keep: list[torch.Tensor] | None, p_drop: float) -> None:
@@ -352,7 +367,8 @@ class _EarlyStopping:
             chosen = np.flatnonzero(rows)
             index[i, : len(chosen)] = chosen
             weight[i, : len(chosen)] = 1.0 / max(1, len(chosen))
-        self.index, self.weight = torch.from_numpy(index), torch.from_numpy(weight)
+        device = net.weights[0].device
+        self.index, self.weight = torch.from_numpy(index).to(device), torch.from_numpy(weight).to(device)
         self.params = net.weights + net.biases
         self.best = [p.detach().clone() for p in self.params]
         self.best_loss = np.full(k, np.inf)
@@ -363,7 +379,7 @@ class _EarlyStopping:
         """Update every running model's best weights; True once no model is running."""
         loss = self._validation_loss(xt, yt)
         better = self.running & (loss < self.best_loss)
-        rows = torch.from_numpy(np.flatnonzero(better))
+        rows = torch.from_numpy(np.flatnonzero(better)).to(self.index.device)
         for p, b in zip(self.params, self.best, strict=True):
             b[rows] = p.detach()[rows]
         self.best_loss[better] = loss[better]
@@ -388,13 +404,14 @@ class _EarlyStopping:
                     h.relu_()
             logp = torch.log_softmax(h, dim=-1)
             nll = -logp.gather(-1, yt[self.index].unsqueeze(-1)).squeeze(-1)
-            return (nll * self.weight).sum(dim=1).double().numpy()
+            return (nll * self.weight).sum(dim=1).double().cpu().numpy()
 
 
 def _dropout_keep(gens: list[torch.Generator], steps: int, batch: int, hidden: tuple[int, ...],
-                  p_drop: float) -> list[torch.Tensor] | None:
-    """Per hidden layer bool [K, steps, batch, width] keep-masks for one epoch, model k from gens[k]."""
+                  p_drop: float, device: torch.device | str = "cpu") -> list[torch.Tensor] | None:
+    """Per hidden layer bool [K, steps, batch, width] keep-masks for one epoch, model k from gens[k]
+    (drawn on the CPU, moved to device)."""
     if p_drop <= 0:
         return None
-    return [torch.stack([torch.rand(steps, batch, width, generator=g) >= p_drop for g in gens])
+    return [torch.stack([torch.rand(steps, batch, width, generator=g) >= p_drop for g in gens]).to(device)
             for width in hidden]

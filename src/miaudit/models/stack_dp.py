@@ -35,7 +35,7 @@ def clipped_gradients(net, xt: torch.Tensor, yt: torch.Tensor, index: torch.Tens
             acts.append(h)
         delta = torch.softmax(acts[-1], dim=-1)
         delta.sub_(net.eye[yt[index.reshape(-1)]].view(k, batch, -1))
-        deltas, squared = [None] * n_layers, torch.zeros(k, batch)
+        deltas, squared = [None] * n_layers, torch.zeros(k, batch, device=xt.device)
         for layer in range(n_layers - 1, -1, -1):
             deltas[layer] = delta
             d2 = delta.square().sum(-1)
@@ -53,7 +53,9 @@ def clipped_gradients(net, xt: torch.Tensor, yt: torch.Tensor, index: torch.Tens
 
 
 def add_noise(net, gens: list[torch.Generator], std: np.ndarray) -> None:
-    """Add N(0, std[k]^2) to every gradient entry of model k, drawn from gens[k] (layer by layer)."""
+    """Add N(0, std[k]^2) to every gradient entry of model k, drawn from gens[k] (layer by layer, on
+    the CPU, then moved to the gradients' device)."""
     for p in net.weights + net.biases:
         noise = torch.stack([torch.randn(p.shape[1:], generator=g) for g in gens])
-        p.grad.add_(noise.mul_(torch.from_numpy(std).float().view(-1, *[1] * (p.dim() - 1))))
+        noise.mul_(torch.from_numpy(std).float().view(-1, *[1] * (p.dim() - 1)))
+        p.grad.add_(noise.to(p.grad.device))
