@@ -71,27 +71,46 @@ def one_at_a_time(plan_layers, x: np.ndarray, y: np.ndarray, masks: np.ndarray, 
 
 def interleaved_speed(cplan, plan, precision: str, rounds: int, loop_models: int, stacked_models: int = 16) -> dict:
     """Seconds per model-epoch, stacked (train_cnn_stack on the first ``stacked_models`` reference subsets)
-    and one at a time (plain torch on the first ``loop_models``), alternated over ``rounds`` rounds with a
-    fp32 matmul probe in each, so a neighbour's load on this shared machine falls on both alike.
-    The ratios use the per-round medians."""
+    and one at a time (plain torch on the first ``loop_models``, with torch's default threads as a peer
+    runs it, and with one thread), alternated over ``rounds`` rounds with a fp32 matmul probe in each,
+    so a neighbour's load on this shared machine falls on all sides alike. Ratios use per-round medians."""
     x, y, masks = plan.reference_x, plan.reference_y, plan.reference_masks
+    stacked_models = min(stacked_models, len(masks))
     recipe = TrainingRecipe(epochs=1, batch_size=64, lr=1e-3)
-    stacked, loop, probes = [], [], []
-    for _ in range(rounds):
-        probes.append(matmul_gflops(seconds=0.5))
+    threads = torch.get_num_threads()
+    times: dict[str, list[float]] = {"stacked": [], "loop": [], "loop_1_thread": []}
+    probes = []
+
+    def stacked() -> float:
         t = time.perf_counter()
         train_cnn_stack(cplan, x, y, masks[:stacked_models], recipe, list(range(stacked_models)), precision)
-        stacked.append((time.perf_counter() - t) / stacked_models)
-        loop.append(one_at_a_time(cplan, x, y, masks[:loop_models], 1, seed=0))
+        return (time.perf_counter() - t) / stacked_models
+
+    def loop(n_threads: int) -> float:
+        torch.set_num_threads(n_threads)
+        try:
+            return one_at_a_time(cplan, x, y, masks[:loop_models], 1, seed=0)
+        finally:
+            torch.set_num_threads(threads)
+
+    stacked(), loop(1), loop(threads)  # warm-up
+    for _ in range(rounds):
+        probes.append(matmul_gflops(seconds=0.5))
+        times["stacked"].append(stacked())
+        times["loop"].append(loop(threads))
+        times["loop_1_thread"].append(loop(1))
     epoch_flops = cnn_train_flops(cplan, int(masks[0].sum()))
-    out = {"rounds": rounds, "stacked_models": stacked_models, "loop_models": loop_models,
-           "stacked_s_per_model_epoch": stacked, "loop_s_per_model_epoch": loop, "fp32_probe_gflops_per_s": probes,
-           "speedup": float(np.median(np.divide(loop, stacked))),
-           "stacked_fraction_of_fp32_matmul": float(np.median([epoch_flops / s / 1e9 / p
-                                                               for s, p in zip(stacked, probes, strict=True)]))}
-    print(f"interleaved ({rounds} rounds, 1 epoch): stacked {np.median(stacked):.3f} s/model-epoch, one at a time "
-          f"{np.median(loop):.3f}; speed-up {out['speedup']:.2f}x, {out['stacked_fraction_of_fp32_matmul']:.0%} "
-          "of the fp32 probe", flush=True)
+    ratio = lambda side: float(np.median(np.divide(times[side], times["stacked"])))  # noqa: E731
+    out = {"rounds": rounds, "stacked_models": stacked_models, "loop_models": loop_models, "threads": threads,
+           "seconds_per_model_epoch": times, "fp32_probe_gflops_per_s": probes,
+           "speedup": ratio("loop"), "speedup_vs_one_thread_loop": ratio("loop_1_thread"),
+           "stacked_fraction_of_fp32_matmul": float(np.median([epoch_flops / s / 1e9 / p for s, p
+                                                               in zip(times["stacked"], probes, strict=True)]))}
+    print(f"interleaved ({rounds} rounds of 1 epoch), s/model-epoch: stacked {np.median(times['stacked']):.3f}, "
+          f"one at a time {np.median(times['loop']):.3f} ({threads} threads), "
+          f"{np.median(times['loop_1_thread']):.3f} (1 thread); speed-up {out['speedup']:.2f}x "
+          f"({out['speedup_vs_one_thread_loop']:.2f}x vs 1 thread), stacked at "
+          f"{out['stacked_fraction_of_fp32_matmul']:.0%} of the fp32 probe", flush=True)
     return out
 
 
@@ -191,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     from miaudit.models.registry import cnn_plan, model_spec
 
     cplan = cnn_plan(model_spec("mnist-cnn"), plan.reference_x.shape[1:], plan.n_classes)
+    # warm-up: the first plain convolutions of these shapes pay oneDNN's set-up (~2.5 s here), not training
+    one_at_a_time(cplan, plan.reference_x, plan.reference_y, plan.reference_masks[:1], 1, seed=0)
     loop_s = one_at_a_time(cplan, plan.reference_x, plan.reference_y, plan.reference_masks[: args.loop_models],
                            epochs, seed=0)
     stacked_s = tm["train_reference_s"] / k_max
