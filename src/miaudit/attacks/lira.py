@@ -130,17 +130,26 @@ def resolve_variance(variance: str, n_reference: int) -> str:
     return "per-example" if n_reference >= PER_EXAMPLE_MIN_MODELS else "global"
 
 
-def fit_predictives(phi: np.ndarray, is_in: np.ndarray,
-                    variance: str = "moderated") -> tuple[Predictive, Predictive]:
-    """(IN, OUT) predictives from reference phi [K, N, Q] and membership is_in bool [K, N]."""
+def fit_predictives(phi: np.ndarray, is_in: np.ndarray, variance: str = "moderated",
+                    global_scales: dict[str, np.ndarray] | None = None) -> tuple[Predictive, Predictive]:
+    """(IN, OUT) predictives from reference phi [K, N, Q] and membership is_in bool [K, N].
+
+    global_scales: {"in": [Q], "out": [Q]} the paper's global scale of each side computed over more
+    records than phi holds (a streamed audit sees one record chunk at a time, see
+    :mod:`miaudit.attacks.streamed`); "global" / "per-example" only. With it, a record with no model
+    on a side (whose location would come from all records) is an InputError."""
     variance = resolve_variance(variance, phi.shape[0])
     moments = {side: _side_moments(phi, mask) for side, mask in (("in", is_in), ("out", ~is_in))}
     fitted = {}
     for side, other in (("in", "out"), ("out", "in")):
         mask = is_in if side == "in" else ~is_in
         count = moments[side][3]
+        if global_scales is not None and (count == 0).any():
+            raise InputError("streamed lira: a record has no reference model on one side (IN or OUT); "
+                             "use more reference models or --signal-chunk 0 (in memory)")
         loc = _location(phi, mask, moments[side], moments[other], use_mean=variance == "moderated")
-        scale, dof, prior = _spread(phi, mask, moments[side], moments[other], variance)
+        scale, dof, prior = _spread(phi, mask, moments[side], moments[other], variance,
+                                    None if global_scales is None else (global_scales[side], global_scales[other]))
         fitted[side] = Predictive(loc, scale, dof, count, int((count == 0).sum()), prior)
     return fitted["in"], fitted["out"]
 
@@ -325,16 +334,20 @@ def _location(phi: np.ndarray, mask: np.ndarray, own: tuple, other: tuple, use_m
     return loc
 
 
-def _spread(phi: np.ndarray, mask: np.ndarray, own: tuple, other: tuple,
-            variance: str) -> tuple[np.ndarray, np.ndarray, VariancePrior | None]:
-    """Scale and degrees of freedom [N, Q] of one side, and the fitted prior ("moderated")."""
+def _spread(phi: np.ndarray, mask: np.ndarray, own: tuple, other: tuple, variance: str,
+            global_scales: tuple[np.ndarray, np.ndarray] | None = None,
+            ) -> tuple[np.ndarray, np.ndarray, VariancePrior | None]:
+    """Scale and degrees of freedom [N, Q] of one side, and the fitted prior ("moderated").
+    global_scales: (this side's, the other side's) global scale [Q] when computed elsewhere."""
     _, _, sq_dev, count = own
     shape = sq_dev.shape
     normal = np.full(shape, np.inf)
+    if global_scales is not None and variance not in ("global", "per-example"):
+        raise InputError(f"lira: variance {variance!r} cannot use precomputed global scales (streamed)")
     if variance in ("global", "per-example"):
-        fixed = _global_scale(phi, mask)
+        fixed = _global_scale(phi, mask) if global_scales is None else global_scales[0]
         if np.isnan(fixed).all():  # no model on this side: borrow the other side's spread
-            fixed = _global_scale(phi, ~mask)
+            fixed = _global_scale(phi, ~mask) if global_scales is None else global_scales[1]
         fixed = np.broadcast_to(fixed, shape)
         if variance == "global":
             return np.maximum(fixed, MIN_SCALE), normal, None

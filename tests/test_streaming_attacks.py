@@ -1,0 +1,146 @@
+"""Streamed attacks over a chunked signal store give the in-memory attacks' scores."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from miaudit.attacks import lira, population, rmia
+from miaudit.attacks.inputs import AttackInputs
+from miaudit.attacks.streamed import STREAMED, run_streamed, side_stats, streamable_names
+from miaudit.data.splits import balanced_masks
+from miaudit.errors import InputError
+from miaudit.signal_store import SignalStore, check_layout, store_inputs
+
+IN_MEMORY = {"lira-online": lira.lira_online, "lira-offline": lira.lira_offline, "rmia": rmia.rmia,
+             "population": population.population}
+
+
+def synthetic_inputs(k: int, n: int, z: int = 300, c: int = 5, seed: int = 0) -> tuple[AttackInputs, np.ndarray]:
+    """Pool-mode inputs whose IN models are more confident on the true class, and the membership [N]."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, c, n)
+    member = rng.random(n) < 0.5
+    ref_in = balanced_masks(k, n, seed + 1)
+    hardness = rng.normal(0, 1.5, n)
+
+    def logits(is_in: np.ndarray, y: np.ndarray, hard: np.ndarray) -> np.ndarray:
+        """Noise logits [..., m, C] with the true class y [m] raised by 2 + hard [m] + 1.5 if IN."""
+        out = rng.normal(0, 1, (*is_in.shape, c))
+        boost = 2.0 + hard + 1.5 * is_in
+        index = np.broadcast_to(y, is_in.shape)[..., None]
+        np.put_along_axis(out, index, np.take_along_axis(out, index, -1) + boost[..., None], -1)
+        return out.astype(np.float32)
+
+    pop_y = rng.integers(0, c, z)
+    pop_hard = rng.normal(0, 1.5, z)
+    t = logits(member, labels, hardness)
+    r = logits(ref_in, labels, hardness)
+    pt = logits(np.zeros(z, bool), pop_y, pop_hard)
+    pr = logits(np.zeros((k, z), bool), pop_y, pop_hard)
+    ids = rng.permutation(10 * n)[:n]
+    inputs = AttackInputs(t[:, None], labels, r[:, :, None], ref_in, r[:, :, None], ref_in, labels,
+                          pt[:, None], pr[:, :, None], pop_y, ids, ids)
+    return inputs, member
+
+
+@pytest.fixture(scope="module")
+def small():
+    inputs, member = synthetic_inputs(k=8, n=1000)
+    return inputs, member
+
+
+@pytest.mark.parametrize("name", list(STREAMED))
+@pytest.mark.parametrize("k", [8, 64])
+def test_streamed_scores_equal_in_memory(tmp_path, name, k):
+    inputs, _ = synthetic_inputs(k=k, n=700, seed=k)
+    store = store_inputs(inputs, tmp_path / "s", chunk=128)  # 6 chunks, the last of 60 records
+    assert store.blocks()[-1] == (640, 700)
+    want = IN_MEMORY[name](inputs)
+    got = run_streamed(name, store)
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
+    assert got.params == want.params
+    if want.decision is None:
+        assert got.decision is None
+    else:
+        np.testing.assert_array_equal(got.decision, want.decision)
+        assert got.threshold == pytest.approx(want.threshold, rel=1e-9, abs=1e-12)
+
+
+def test_lira_variance_mode_follows_k(tmp_path):
+    for k, mode in ((8, "global"), (64, "per-example")):
+        inputs, _ = synthetic_inputs(k=k, n=200, seed=1)
+        assert run_streamed("lira-online", store_inputs(inputs, tmp_path / f"s{k}", 64)).params["variance"] == mode
+
+
+def test_first_pass_statistics_match_the_global_scale(tmp_path, small):
+    inputs, _ = small
+    store = store_inputs(inputs, tmp_path / "s", chunk=97)
+    stats = side_stats(store)
+    phi = lira.scaled_confidence(inputs.reference_logits, inputs.labels[None, :, None])
+    for side, mask in (("in", inputs.reference_in), ("out", ~inputs.reference_in)):
+        np.testing.assert_allclose(stats[side].scale(np.ones(8, bool)), phi[mask].std(axis=0), rtol=1e-12)
+        others = np.arange(8) != 3
+        np.testing.assert_allclose(stats[side].scale(others), phi[others][mask[others]].std(axis=0), rtol=1e-12)
+    assert side_stats(store) is stats  # computed once, cached on the store
+
+
+def test_permuting_records_permutes_streamed_scores(tmp_path, small):
+    inputs, _ = small
+    order = np.random.default_rng(5).permutation(inputs.n_records)
+    a = store_inputs(inputs, tmp_path / "a", chunk=150)
+    b = store_inputs(inputs.permuted(order), tmp_path / "b", chunk=150)
+    for name in STREAMED:
+        np.testing.assert_allclose(run_streamed(name, b).scores, run_streamed(name, a).scores[order],
+                                   rtol=1e-9, atol=1e-12)
+
+
+def test_chunk_size_does_not_change_scores(tmp_path, small):
+    inputs, _ = small
+    one = store_inputs(inputs, tmp_path / "one", chunk=1000)
+    many = store_inputs(inputs, tmp_path / "many", chunk=33)
+    for name in STREAMED:
+        np.testing.assert_allclose(run_streamed(name, many).scores, run_streamed(name, one).scores,
+                                   rtol=1e-9, atol=1e-12)
+
+
+def test_float16_store_is_close_to_float32(tmp_path, small):
+    from miaudit.metrics import compute_metrics
+
+    inputs, member = small
+    s32 = store_inputs(inputs, tmp_path / "f32", chunk=200)
+    s16 = store_inputs(inputs, tmp_path / "f16", chunk=200, dtype="float16")
+    assert s16.nbytes() < 0.6 * s32.nbytes()
+    for name in STREAMED:
+        a, b = run_streamed(name, s32).scores, run_streamed(name, s16).scores
+        auc_a = compute_metrics(a, member).auc
+        auc_b = compute_metrics(b, member).auc
+        assert abs(auc_a - auc_b) < 0.005, name
+        assert np.corrcoef(a, b)[0, 1] > 0.99, name
+
+
+def test_write_models_by_shard_equals_write_by_records(tmp_path, small):
+    inputs, _ = small
+    by_records = store_inputs(inputs, tmp_path / "r", chunk=128)
+    k, n, c = by_records.shape
+    by_models = SignalStore.create(tmp_path / "m", k, n, len(inputs.population_labels), c, chunk=128)
+    by_models.write_meta(inputs.labels, inputs.record_ids, inputs.reference_in)
+    by_models.group["target_logits"][:] = inputs.target_logits[:, 0]
+    by_models.group["population_target_logits"][:] = inputs.population_target_logits[:, 0]
+    by_models.group["population_labels"][:] = inputs.population_labels
+    for k0 in range(0, k, 3):  # shards of 3 models, the last of 2
+        by_models.write_models(k0, inputs.reference_logits[k0:k0 + 3, :, 0],
+                               inputs.population_reference_logits[k0:k0 + 3, :, 0])
+    reopened = SignalStore.open(tmp_path / "m")
+    for name in STREAMED:
+        np.testing.assert_array_equal(run_streamed(name, reopened).scores, run_streamed(name, by_records).scores)
+
+
+def test_bad_layout_and_attacks_are_one_line_errors():
+    for chunk, dtype in ((0, "float32"), (-3, "float32"), (16, "float64"), (16, "int8")):
+        with pytest.raises(InputError) as e:
+            check_layout(chunk, dtype)
+        assert "\n" not in str(e.value)
+    with pytest.raises(InputError, match="threshold-loss cannot stream.*lira-online, lira-offline, rmia"):
+        streamable_names(["lira-online", "threshold-loss"])
+    assert streamable_names(["all"]) == list(STREAMED)
+    assert len(str(pytest.raises(InputError, streamable_names, ["shokri-lr"]).value)) < 200
