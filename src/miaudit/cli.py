@@ -85,6 +85,9 @@ def audit(
     query_budget: Optional[int] = typer.Option(None, help="Records a URL target may be sent in all; the audit stops, saying so, rather than pass it."),
     backend: Optional[str] = typer.Option(None, help="Where reference models train: local (default) or ray (chunks as Ray tasks; pip install miaudit[ray])."),
     address: Optional[str] = typer.Option(None, help="--backend ray: the Ray cluster to join, e.g. ray://head:10001 or auto (default: a local Ray instance)."),
+    signal_chunk: Optional[int] = typer.Option(None, help="Records per chunk of the signal matrix on disk (Zarr; pip install miaudit[zarr]): attacks stream over chunks (lira-online, lira-offline, rmia, population). 0 = in memory (default)."),
+    signal_dtype: Optional[str] = typer.Option(None, help="--signal-chunk: float32 (default) or float16 logits on disk."),
+    signal_store: Optional[str] = typer.Option(None, help="--signal-chunk: the store's directory, kept (default: a temporary one, removed after the audit)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train (or load) a target, attack it with every requested attack and write a report."""
@@ -109,7 +112,8 @@ def audit(
         target_input=target_input, reference_architecture=reference_architecture, predictions=predictions,
         cache=False if no_cache else None, cache_dir=cache_dir, token_file=token_file,
         query_budget=query_budget, shadow_data=shadow_data, shadow_noise=shadow_noise,
-        synthesis_queries=synthesis_queries, backend=backend, address=address)
+        synthesis_queries=synthesis_queries, backend=backend, address=address, signal_chunk=signal_chunk,
+        signal_dtype=signal_dtype, signal_store=signal_store)
     check_writable(out)
     for flag, path, suffixes in (("--save-target", save_target, (".onnx", ".skops")),
                                  ("--save-predictions", save_predictions, (".npz",))):

@@ -113,6 +113,9 @@ class AuditConfig(BaseModel):
     shadow_noise: float = Field(0.1, gt=0, le=1)
     synthesis_queries: int | None = Field(None, ge=1)
     output_defense: str | None = None
+    signal_chunk: int | None = Field(None, ge=0)  # records per chunk of the on-disk signal matrix; 0/None: in memory
+    signal_dtype: Literal["float32", "float16"] = "float32"  # logits in the signal store
+    signal_store: str | None = None  # the store's directory (default: a temporary one, removed after the audit)
 
     @field_validator("output_defense", mode="before")
     @classmethod
@@ -201,6 +204,23 @@ class AuditConfig(BaseModel):
             require("ray", "ray", "backend")
         return self
 
+    @model_validator(mode="after")
+    def _streamed_signals(self) -> AuditConfig:
+        if not self.signal_chunk:
+            return self
+        from miaudit.attacks.streamed import streamable_names
+        from miaudit.targets.extras import require
+
+        for bad, why in ((self.queries != 1, f"need --queries 1, got {self.queries}"),
+                         (self.reference_data != "pool" or self.shadow_dataset is not None,
+                          "need --reference-data pool (reference models on the audited records)"),
+                         (self.predictions is not None, "cannot be used with --predictions (signals given)")):
+            if bad:
+                raise ValueError(f"--signal-chunk: streamed signals {why}")
+        require("zarr", "zarr", "--signal-chunk")
+        self.__dict__["attacks"] = streamable_names(self.attacks)
+        return self
+
     def public(self) -> dict[str, Any]:
         """The results.json "config" block: contract keys first, then everything else."""
         d = self.model_dump(mode="json")
@@ -215,7 +235,10 @@ def validation_message(err: ValidationError, prefix: str = "") -> str:
     if e["type"] == "extra_forbidden":
         return f"{prefix}unknown setting {field!r}"
     if e["type"] == "value_error":  # our own validators: the message already shows the value
-        return f"{prefix}{field}: {e['ctx']['error']}"
+        message = str(e["ctx"]["error"])
+        if not e["loc"] and message.startswith("--"):  # a check across fields that names its flag
+            return f"{prefix}{message}"
+        return f"{prefix}{field}: {message}"
     value = e.get("input")
     shown = f" (got {value!r})" if not isinstance(value, (dict, list, tuple)) else ""
     return f"{prefix}{field}: {e['msg']}{shown}"

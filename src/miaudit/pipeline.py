@@ -68,19 +68,23 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     resolve_device(cfg.device)  # --device cuda without a GPU fails here, before any training
     target, refs = train_target_and_references(plan, board, timing)
 
-    t = time.perf_counter()
-    with board.task("computing signals", 1):
-        inputs = compute_signals(plan, target, refs)
-        predicted = inputs.target_logits[:, 0].argmax(1)  # query 0 is the record itself
-        correct = predicted == plan.pool_y
-        train_acc = float(correct[plan.membership].mean())
-        test_acc = (float(correct[~plan.membership].mean()) if not cfg.nonmember_dataset
-                    else float((target.logits(plan.test_x).argmax(1) == plan.test_y).mean()))
-    timing["signals_s"] = time.perf_counter() - t
+    inputs, sections = None, {}
+    if cfg.signal_chunk:  # the signal matrix on disk, attacks streamed over its record chunks
+        from miaudit.streamed_audit import streamed_signals_and_attacks
 
-    t = time.perf_counter()
-    outcomes = run_attacks(plan, inputs, board)
-    timing["attacks_s"] = time.perf_counter() - t
+        outcomes, correct, sections["signals"] = streamed_signals_and_attacks(plan, target, refs, board, timing)
+    else:
+        t = time.perf_counter()
+        with board.task("computing signals", 1):
+            inputs = compute_signals(plan, target, refs)
+            correct = inputs.target_logits[:, 0].argmax(1) == plan.pool_y  # query 0 is the record itself
+        timing["signals_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        outcomes = run_attacks(plan, inputs, board)
+        timing["attacks_s"] = time.perf_counter() - t
+    train_acc = float(correct[plan.membership].mean())
+    test_acc = (float(correct[~plan.membership].mean()) if not cfg.nonmember_dataset
+                else float((target.logits(plan.test_x).argmax(1) == plan.test_y).mean()))
     if hasattr(target, "queries_sent"):  # a prediction API: what the audit asked of it, attacks included
         timing["target_queries"] = int(target.queries_sent)
         timing["target_query_s"] = float(target.seconds)
@@ -97,7 +101,8 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     from miaudit.models.dp_sgd import target_privacy
 
     privacy = target_privacy(cfg.recipe, int(plan.membership.sum()), cfg.seed)
-    sections = {"data": plan.table.public()} if plan.table is not None else {}
+    if plan.table is not None:
+        sections["data"] = plan.table.public()
     if plan.shadow_data:
         sections["shadow_data"] = dict(plan.shadow_data)
     if plan.outside is not None:

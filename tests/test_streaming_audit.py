@@ -1,0 +1,93 @@
+"""Audits with the signal matrix on disk (--signal-chunk): same numbers as in memory, results.json
+"signals" block, one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from miaudit import audit
+from miaudit.attacks.streamed import STREAMED
+from miaudit.config import make_config
+from miaudit.errors import InputError
+
+FAST = dict(dataset="digits", target="logreg", members=250, reference_models=8, population=300, cache=False,
+            attacks=list(STREAMED), seed=3)
+
+
+@pytest.fixture(scope="module")
+def both():
+    memory = audit(**FAST, progress=False)
+    streamed = audit(**FAST, signal_chunk=96, progress=False)  # 500 records: 6 chunks, the last of 20
+    return memory, streamed
+
+
+def test_streamed_audit_matches_in_memory(both):
+    memory, streamed = both
+    assert [a.name for a in streamed.attacks] == list(STREAMED)
+    for a in memory.attacks:
+        b = streamed.attack(a.name)
+        np.testing.assert_allclose(b.scores, a.scores, rtol=1e-6, atol=1e-9)
+        assert b.metrics.auc == pytest.approx(a.metrics.auc, abs=1e-6)
+        assert b.params == a.params
+    assert streamed.target.train_accuracy == memory.target.train_accuracy
+    assert streamed.inputs is None and memory.inputs is not None
+
+
+def test_signals_block_and_temporary_store_removed(both):
+    from pathlib import Path
+
+    block = both[1].to_dict()["signals"]
+    assert block["shape"] == {"models": 8, "records": 500, "classes": 10, "population": 300}
+    assert block["chunk"] == 96 and block["chunks_read"] == 6 and block["dtype"] == "float32"
+    # reference (8 x 500 x 10) + target (500 x 10) + population (8 x 300 x 10 + 300 x 10) float32 at least
+    assert block["bytes"] >= 4 * (8 * 500 * 10 + 500 * 10 + 9 * 300 * 10)
+    assert block["kept"] is False and not Path(block["store"]).exists()
+    assert "signals" not in both[0].to_dict()
+
+
+def test_all_under_streaming_selects_the_streamable_attacks():
+    assert make_config(signal_chunk=64, attacks="all").attacks == list(STREAMED)
+    assert make_config(signal_chunk=0, attacks="all").attacks == ["all"]
+
+
+@pytest.mark.parametrize("settings, words", [
+    (dict(signal_chunk=-1), "signal_chunk"),
+    (dict(signal_chunk=64, signal_dtype="float64"), "signal_dtype"),
+    (dict(signal_chunk=64, queries=2), "--queries 1"),
+    (dict(signal_chunk=64, reference_data="attacker"), "--reference-data pool"),
+    (dict(signal_chunk=64, attacks="lira-online,shokri-lr"), "shokri-lr cannot stream"),
+])
+def test_bad_streaming_settings_are_one_line_errors(settings, words):
+    with pytest.raises(InputError) as e:
+        make_config(**settings)
+    assert words in str(e.value) and "\n" not in str(e.value) and len(str(e.value)) < 200
+
+
+def test_cli_audit_with_signal_chunk_writes_the_signals_block(tmp_path):
+    store = tmp_path / "store"
+    cmd = [sys.executable, "-m", "miaudit.cli", "audit", "--dataset", "digits", "--target", "logreg",
+           "--members", "150", "--reference-models", "4", "--population", "200", "--attacks", "all",
+           "--signal-chunk", "64", "--signal-dtype", "float16", "--signal-store", str(store),
+           "--out", str(tmp_path / "out"), "--no-cache", "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [a["name"] for a in doc["attacks"]] == list(STREAMED)
+    assert doc["signals"]["dtype"] == "float16" and doc["signals"]["kept"] is True
+    assert doc["signals"]["shape"]["records"] == 300 and (store / "zarr.json").exists()
+    assert doc["config"]["signal_chunk"] == 64
+    assert (tmp_path / "out" / "report.html").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("flags", [["--signal-chunk", "-2"], ["--signal-chunk", "8", "--signal-dtype", "int8"],
+                                   ["--signal-chunk", "8", "--queries", "3"],
+                                   ["--signal-chunk", "8", "--reference-data", "attacker"]])
+def test_cli_bad_streaming_flags_exit_2(tmp_path, flags):
+    cmd = [sys.executable, "-m", "miaudit.cli", "audit", "--dataset", "digits", "--out", str(tmp_path), *flags]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
