@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from miaudit import audit
 from miaudit.attacks.streamed import STREAMED
+from miaudit.cli import main
 from miaudit.config import make_config
 from miaudit.errors import InputError
 
@@ -67,14 +67,20 @@ def test_bad_streaming_settings_are_one_line_errors(settings, words):
     assert words in str(e.value) and "\n" not in str(e.value) and len(str(e.value)) < 200
 
 
-def test_cli_audit_with_signal_chunk_writes_the_signals_block(tmp_path):
+def run_cli(args, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["miaudit", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_cli_audit_with_signal_chunk_writes_the_signals_block(tmp_path, monkeypatch, capsys):
     store = tmp_path / "store"
-    cmd = [sys.executable, "-m", "miaudit.cli", "audit", "--dataset", "digits", "--target", "logreg",
-           "--members", "150", "--reference-models", "4", "--population", "200", "--attacks", "all",
-           "--signal-chunk", "64", "--signal-dtype", "float16", "--signal-store", str(store),
-           "--out", str(tmp_path / "out"), "--no-cache", "--quiet"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    code, err = run_cli(["audit", "--dataset", "digits", "--target", "logreg", "--members", "150",
+                         "--reference-models", "4", "--population", "200", "--attacks", "all",
+                         "--signal-chunk", "64", "--signal-dtype", "float16", "--signal-store", str(store),
+                         "--out", str(tmp_path / "out"), "--no-cache", "--quiet"], monkeypatch, capsys)
+    assert code == 0, err
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [a["name"] for a in doc["attacks"]] == list(STREAMED)
     assert doc["signals"]["dtype"] == "float16" and doc["signals"]["kept"] is True
@@ -86,8 +92,8 @@ def test_cli_audit_with_signal_chunk_writes_the_signals_block(tmp_path):
 @pytest.mark.parametrize("flags", [["--signal-chunk", "-2"], ["--signal-chunk", "8", "--signal-dtype", "int8"],
                                    ["--signal-chunk", "8", "--queries", "3"],
                                    ["--signal-chunk", "8", "--reference-data", "attacker"]])
-def test_cli_bad_streaming_flags_exit_2(tmp_path, flags):
-    cmd = [sys.executable, "-m", "miaudit.cli", "audit", "--dataset", "digits", "--out", str(tmp_path), *flags]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+def test_cli_bad_streaming_flags_exit_2(tmp_path, monkeypatch, capsys, flags):
+    code, err = run_cli(["audit", "--dataset", "digits", "--out", str(tmp_path / "out"), *flags], monkeypatch, capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out" / "results.json").exists()
