@@ -50,8 +50,13 @@ def test_signals_block_and_temporary_store_removed(both):
 
 
 def test_all_under_streaming_selects_the_streamable_attacks():
-    assert make_config(signal_chunk=64, attacks="all").attacks == list(STREAMED)
-    assert make_config(signal_chunk=0, attacks="all").attacks == ["all"]
+    from miaudit.plan import make_plan
+
+    plan = make_plan(make_config(**{**FAST, "attacks": "all", "reference_models": 0}, signal_chunk=64))
+    assert [s.name for s in plan.attacks] == ["population"]  # the others need reference models: skipped
+    assert any("only lira-online, lira-offline, rmia, population can run" in n for n in plan.notes)
+    result = audit(**{**FAST, "attacks": "all", "reference_models": 0}, signal_chunk=64, progress=False)
+    assert [a.name for a in result.attacks] == ["population"] and result.to_dict()["signals"]["shape"]["models"] == 0
 
 
 @pytest.mark.parametrize("settings, words", [

@@ -218,7 +218,7 @@ class AuditConfig(BaseModel):
             if bad:
                 raise ValueError(f"--signal-chunk: streamed signals {why}")
         require("zarr", "zarr", "--signal-chunk")
-        self.__dict__["attacks"] = streamable_names(self.attacks)
+        streamable_names(self.attacks)  # a named attack that cannot stream: InputError; "all" stays
         return self
 
     def public(self) -> dict[str, Any]:

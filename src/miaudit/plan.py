@@ -214,6 +214,12 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     pop_x, pop_y = ds.x[pop_index], ds.y[pop_index]
 
     specs = attack_specs(cfg.attacks)
+    if cfg.signal_chunk:  # signals on disk: only attacks that stream over record chunks ("all" -> those)
+        from miaudit.attacks.streamed import STREAMED
+
+        if any(s.name not in STREAMED for s in specs):
+            notes.append(f"signals streamed from disk (--signal-chunk): only {', '.join(STREAMED)} can run")
+        specs = [s for s in specs if s.name in STREAMED]
     runnable = []
     for spec in specs:
         why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x), has_model=True,
