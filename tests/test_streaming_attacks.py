@@ -144,3 +144,16 @@ def test_bad_layout_and_attacks_are_one_line_errors():
         streamable_names(["lira-online", "threshold-loss"])
     assert streamable_names(["all"]) == list(STREAMED)
     assert len(str(pytest.raises(InputError, streamable_names, ["shokri-lr"]).value)) < 200
+
+
+def test_store_never_overwrites_a_foreign_directory(tmp_path, small):
+    inputs, _ = small
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not empty and holds no signal store"):
+        store_inputs(inputs, tmp_path / "mine", chunk=100)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    store_inputs(inputs, tmp_path / "again", chunk=100)
+    assert store_inputs(inputs, tmp_path / "again", chunk=300).chunk == 300  # an earlier store: rewritten
+    with pytest.raises(InputError, match="holds no signal store"):
+        SignalStore.open(tmp_path / "mine")

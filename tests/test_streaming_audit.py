@@ -65,6 +65,7 @@ def test_all_under_streaming_selects_the_streamable_attacks():
     (dict(signal_chunk=64, queries=2), "--queries 1"),
     (dict(signal_chunk=64, reference_data="attacker"), "--reference-data pool"),
     (dict(signal_chunk=64, attacks="lira-online,shokri-lr"), "shokri-lr cannot stream"),
+    (dict(signal_store="/tmp/x"), "--signal-store: needs --signal-chunk"),
 ])
 def test_bad_streaming_settings_are_one_line_errors(settings, words):
     with pytest.raises(InputError) as e:

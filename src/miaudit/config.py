@@ -207,6 +207,8 @@ class AuditConfig(BaseModel):
     @model_validator(mode="after")
     def _streamed_signals(self) -> AuditConfig:
         if not self.signal_chunk:
+            if self.signal_store is not None:
+                raise ValueError("--signal-store: needs --signal-chunk (signals on disk in chunks of that many records)")
             return self
         from miaudit.attacks.streamed import streamable_names
         from miaudit.targets.extras import require

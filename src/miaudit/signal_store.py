@@ -40,6 +40,19 @@ def check_layout(chunk: int, dtype: str) -> None:
         raise InputError(f"signal_dtype: must be one of {', '.join(DTYPES)}, got {dtype!r}")
 
 
+def _check_writable(path: Path) -> None:
+    """InputError unless path is absent, an empty directory or a miaudit signal store (Zarr's "w"
+    mode empties the directory: nothing else may be lost)."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise InputError(f"signal_store: {path} is a file; name a new or empty directory")
+    meta = path / "zarr.json"
+    if any(path.iterdir()) and not (meta.is_file() and "miaudit-signals" in meta.read_text(errors="replace")):
+        raise InputError(f"signal_store: {path} is not empty and holds no signal store; name a new or empty "
+                         "directory")
+
+
 class SignalStore:
     """A signal matrix in a Zarr group at ``path`` (see the module docstring for its arrays)."""
 
@@ -52,9 +65,11 @@ class SignalStore:
     @classmethod
     def create(cls, path: str | Path, n_models: int, n_records: int, n_population: int, n_classes: int,
                chunk: int, dtype: str = "float32") -> SignalStore:
-        """An empty store (logits zero, masks False) of these sizes; overwrites ``path``."""
+        """An empty store (logits zero, masks False) of these sizes at ``path``: a new or empty
+        directory, or an earlier signal store (overwritten); anything else is an InputError."""
         check_layout(chunk, dtype)
         zarr = _zarr()
+        _check_writable(Path(path))
         group = zarr.open_group(str(path), mode="w")
         k, n, z, c = n_models, n_records, n_population, n_classes
         mk, rc = max(1, min(MODEL_CHUNK, k)), max(1, min(chunk, n))
@@ -178,8 +193,7 @@ class SignalStore:
 
     def to_inputs(self) -> AttackInputs:
         """The whole matrix in memory (tests and small audits): the in-memory AttackInputs."""
-        k, n, _ = self.shape
-        return self.read_block(0, n)
+        return self.read_block(0, self.shape[1])
 
 
 def store_inputs(inputs: AttackInputs, path: str | Path, chunk: int, dtype: str = "float32") -> SignalStore:
