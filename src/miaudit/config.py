@@ -208,7 +208,7 @@ class AuditConfig(BaseModel):
     def _streamed_signals(self) -> AuditConfig:
         if not self.signal_chunk:
             if self.signal_store is not None:
-                raise ValueError("--signal-store: needs --signal-chunk (signals on disk in chunks of that many records)")
+                raise ValueError("--signal-store: needs --signal-chunk (signals on disk in chunks of that size)")
             return self
         from miaudit.attacks.streamed import streamable_names
         from miaudit.targets.extras import require
