@@ -97,7 +97,8 @@ def test_cli_audit_with_signal_chunk_writes_the_signals_block(tmp_path, monkeypa
 
 @pytest.mark.parametrize("flags", [["--signal-chunk", "-2"], ["--signal-chunk", "8", "--signal-dtype", "int8"],
                                    ["--signal-chunk", "8", "--queries", "3"],
-                                   ["--signal-chunk", "8", "--reference-data", "attacker"]])
+                                   ["--signal-chunk", "8", "--reference-data", "attacker"],
+                                   ["--signal-chunk", "8", "--save-predictions", "p.npz"]])
 def test_cli_bad_streaming_flags_exit_2(tmp_path, monkeypatch, capsys, flags):
     code, err = run_cli(["audit", "--dataset", "digits", "--out", str(tmp_path / "out"), *flags], monkeypatch, capsys)
     assert code == 2

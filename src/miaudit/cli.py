@@ -121,6 +121,8 @@ def audit(
             check_output_file(flag, path, suffixes)
     if save_target is not None:
         check_exportable(cfg.target, save_target)
+    if save_predictions is not None and cfg.signal_chunk:
+        raise InputError("--save-predictions: the signals are on disk (--signal-chunk); keep them with --signal-store")
     if cfg.cache and cfg.reference_models:
         from miaudit.models.cache import check_cache_dir, default_cache_dir
 
