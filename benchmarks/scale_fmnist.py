@@ -1,6 +1,6 @@
 """Scale on one machine: K reference models x N Fashion-MNIST records, at 2 sizes of each (issue 14).
 
-    PYTHONPATH=src MIAUDIT_DATA=../shared/data python benchmarks/scale_fmnist.py [--epochs 3] | tee benchmarks/results/scale_fmnist.log
+    make bench-scale   (= python benchmarks/scale_fmnist.py | tee benchmarks/results/scale_fmnist.log)
 
 Every size runs as its own process (an audit of members + non-members + population = N records, pool mode,
 MLP 784-256-10, LiRA and RMIA, the signal matrix streamed through an on-disk store when --signal-chunk is
@@ -74,7 +74,8 @@ def main() -> int:
         r = runs[-1]
         print(f"K={k:4d} N={r['records']:6d}: " + ", ".join(f"{s} {r[s]:.1f}" for s in STAGES)
               + f", peak RSS {r['peak_rss_mb']:.0f} MB, {r['train_gflops_per_s']:.0f} GFLOP/s training,"
-              + f" load {r['load_average_1min_after']:.1f}, AUC " + ", ".join(f"{a} {v:.3f}" for a, v in r["auc"].items()),
+              + f" load {r['load_average_1min_after']:.1f}, AUC "
+              + ", ".join(f"{a} {v:.3f}" for a, v in r["auc"].items()),
               flush=True)
     by = {(r["reference_models"], r["records"]): r for r in runs}
     ratios = {f"{s} x{label}": by[big][s] / by[small][s]
