@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 OUT ?= runs/demo
 
-.PHONY: demo test bench bench-cnn lint install install-dev clean
+.PHONY: demo test bench bench-cnn bench-scale lint install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench: $(VENV)/.installed-bench
 
 bench-cnn: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/mnist_cnn.py | tee benchmarks/results/mnist_cnn.log
+
+bench-scale: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/scale_fmnist.py | tee benchmarks/results/scale_fmnist.log
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

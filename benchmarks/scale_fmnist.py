@@ -1,16 +1,18 @@
 """Scale on one machine: K reference models x N Fashion-MNIST records, at 2 sizes of each (issue 14).
 
-    PYTHONPATH=src MIAUDIT_DATA=../shared/data python benchmarks/scale_fmnist.py [--epochs 3]
+    make bench-scale   (= python benchmarks/scale_fmnist.py | tee benchmarks/results/scale_fmnist.log)
 
 Every size runs as its own process (an audit of members + non-members + population = N records, pool mode,
 MLP 784-256-10, LiRA and RMIA, the signal matrix streamed through an on-disk store when --signal-chunk is
-given), timed per stage, with its peak resident memory. Writes benchmarks/results/scale_fmnist.{json,log}.
+given), timed per stage, with its peak resident memory, the load average and the matmul probe of the run.
+Writes benchmarks/results/scale_fmnist.json.
 Cost is linear in K when doubling K doubles each stage's seconds, and likewise in N.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -42,6 +44,8 @@ def one_run(k: int, n: int, epochs: int, signal_chunk: int, signal_dtype: str) -
             "population": population, "epochs": epochs, "wall_s": wall,
             **{s: result.timing.get(s) for s in STAGES}, "train_gflops_per_s": result.timing.get("train_gflops_per_s"),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "matmul_fp32_gflops_per_s": result.timing.get("matmul_fp32_gflops_per_s"),
+            "load_average_1min_after": os.getloadavg()[0],
             "auc": {a.name: a.metrics.auc for a in result.attacks},
             "tpr_at_0.001": {a.name: a.metrics.tpr_at_fpr[0.001] for a in result.attacks}}
 
@@ -49,7 +53,7 @@ def one_run(k: int, n: int, epochs: int, signal_chunk: int, signal_dtype: str) -
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--signal-chunk", type=int, default=16_384, help="records per signal chunk (0: in memory)")
+    ap.add_argument("--signal-chunk", type=int, default=0, help="records per signal chunk (0: in memory)")
     ap.add_argument("--signal-dtype", default="float16")
     ap.add_argument("--one", help="K,N: run one size in this process (used by the parent run)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "scale_fmnist.json")
@@ -69,7 +73,9 @@ def main() -> int:
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
         r = runs[-1]
         print(f"K={k:4d} N={r['records']:6d}: " + ", ".join(f"{s} {r[s]:.1f}" for s in STAGES)
-              + f", peak RSS {r['peak_rss_mb']:.0f} MB, AUC " + ", ".join(f"{a} {v:.3f}" for a, v in r["auc"].items()),
+              + f", peak RSS {r['peak_rss_mb']:.0f} MB, {r['train_gflops_per_s']:.0f} GFLOP/s training,"
+              + f" load {r['load_average_1min_after']:.1f}, AUC "
+              + ", ".join(f"{a} {v:.3f}" for a, v in r["auc"].items()),
               flush=True)
     by = {(r["reference_models"], r["records"]): r for r in runs}
     ratios = {f"{s} x{label}": by[big][s] / by[small][s]

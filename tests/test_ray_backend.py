@@ -9,6 +9,7 @@ import pytest
 import ray
 
 import miaudit
+import miaudit.models.ray_backend as ray_backend
 import miaudit.models.ray_references as ray_references
 from miaudit.errors import InputError
 from miaudit.models.ray_backend import run_chunks
@@ -173,3 +174,27 @@ def test_a_task_input_error_stays_one_line():
 
 def _bad_chunk(shared, chunk):
     raise InputError(f"x: chunk {chunk} has no records")
+
+
+def test_reference_logits_are_computed_in_ray_tasks_chunk_by_chunk(monkeypatch):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 20)).astype(np.float32)
+    y = rng.integers(0, 4, 300)
+    masks = rng.random((5, 300)) < 0.5
+    args = (model_spec("mlp"), x, y, masks, 4, TrainingRecipe(epochs=2), [1, 2, 3, 4, 5])
+    remote = train_references(*args, precision="float32", chunk_size=2, backend="ray")
+    calls = []
+    real = ray_backend.run_chunks
+
+    def records(function, shared, chunks, *rest, **kwargs):
+        calls.append((function.__name__, [list(c) for c in chunks], shared["x"].shape))
+        yield from real(function, shared, chunks, *rest, **kwargs)
+
+    monkeypatch.setattr(ray_backend, "run_chunks", records)
+    on_ray = remote.logits(x[:50])
+    assert calls == [("_logits_chunk", [[0, 1], [2, 3], [4]], (50, 20))]
+    local = train_references(*args, precision="float32", chunk_size=2)
+    assert local.ray is None
+    np.testing.assert_array_equal(on_ray, local.logits(x[:50]))
+    head, tail = remote.split(2)
+    np.testing.assert_array_equal(tail.logits(x[:50]), on_ray[2:])

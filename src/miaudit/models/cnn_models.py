@@ -22,6 +22,7 @@ from miaudit.models.denormals import flush_denormals
 from miaudit.models.perf import resolve_cnn_precision
 
 _INFERENCE_FLOATS = 1 << 25  # bound on one activation block [rows, models x channels, H, W] at inference
+INFERENCE_GROUP = 16  # models per grouped forward at inference; a model's logits depend (in rounding) on its group
 Params = list[tuple[torch.Tensor, torch.Tensor] | None]
 
 
@@ -114,8 +115,8 @@ class CNNStack:
         k, m = self.n_models, len(x)
         out = np.empty((k, m, self.n_classes), np.float32)
         widest = max(int(np.prod(s)) for s in self.plan.shapes)
-        group = min(k, 16)
-        rows = max(1, min(batch_size, _INFERENCE_FLOATS // (group * widest)))  # small blocks stay in cache
+        group = min(k, INFERENCE_GROUP)
+        rows = max(1, min(batch_size, _INFERENCE_FLOATS // (INFERENCE_GROUP * widest)))  # small blocks stay in cache
         params = [None if p is None else (torch.from_numpy(p[0]).to(device), torch.from_numpy(p[1]).to(device))
                   for p in self.params]
         with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):

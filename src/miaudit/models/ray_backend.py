@@ -8,6 +8,7 @@ caller stops reading (an error, Ctrl-C) are cancelled; a task's InputError is ra
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -65,6 +66,19 @@ def run_chunks(train_chunk: Callable[..., list], shared: dict, chunks: Sequence[
 
 def _run_task(train_chunk: Callable[..., list], shared: dict, **args: Any) -> list:
     return train_chunk(shared, **args)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch.set_num_threads(n) for the block, the previous setting restored after it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _usable_cores() -> int:

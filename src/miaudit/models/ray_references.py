@@ -7,7 +7,6 @@ the local backend. A task receives the shared data by object-store reference and
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 
@@ -17,7 +16,8 @@ import torch
 from miaudit.models.cnn_models import CNNStack, state_fits
 from miaudit.models.cnn_stack import cnn_train_flops, train_cnn_stack
 from miaudit.models.mlp_stack import MLPStack
-from miaudit.models.ray_backend import run_chunks
+from miaudit.models.ray_backend import run_chunks, torch_threads
+from miaudit.models.ray_signals import RayPlacement
 from miaudit.models.references import ReferenceModels, _chunks, _load, _mlp_state_checker, _registry, _save
 from miaudit.models.stack import mlp_train_flops, train_mlp_stack
 
@@ -59,12 +59,13 @@ def train_on_ray(spec, x, y, masks, n_classes, recipe, seeds, precision, cache, 
         done += len(chunk)
         report(done)
     seconds = time.perf_counter() - started
+    placement = RayPlacement(address, chunk_size)  # the stacks' logits run on Ray too
     if spec.name == "mlp":
         return ReferenceModels(spec, MLPStack.from_states(loaded), len(missing), seconds, float(model_flops.sum()),
-                               precision, model_flops, device)
+                               precision, model_flops, device, placement)
     if stacked_cnn:
         return ReferenceModels(spec, CNNStack.from_states(shared["plan"], loaded), len(missing), seconds,
-                               float(model_flops.sum()), precision, model_flops, device)
+                               float(model_flops.sum()), precision, model_flops, device, placement)
     return ReferenceModels(spec, loaded, len(missing), seconds, 0.0)
 
 
@@ -72,25 +73,15 @@ def _float32(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: np.asarray(a, np.float32) for name, a in state.items()}
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _mlp_chunk(shared: dict, masks: np.ndarray, seeds: list[int]) -> list[dict[str, np.ndarray]]:
-    with _torch_threads(shared["threads"]):
+    with torch_threads(shared["threads"]):
         stack = train_mlp_stack(shared["x"], shared["y"], masks, shared["n_classes"], shared["spec"].hidden,
                                 shared["recipe"], seeds, shared["precision"], None, device=shared["device"])
     return [_float32(stack.state(j)) for j in range(len(seeds))]
 
 
 def _cnn_chunk(shared: dict, masks: np.ndarray, seeds: list[int]) -> list[dict[str, np.ndarray]]:
-    with _torch_threads(shared["threads"]):
+    with torch_threads(shared["threads"]):
         stack = train_cnn_stack(shared["plan"], shared["x"], shared["y"], masks, shared["recipe"], seeds,
                                 shared["precision"], None, shared["device"])
     return [_float32(stack.state(j)) for j in range(len(seeds))]
@@ -100,7 +91,7 @@ def _single_chunk(shared: dict, masks: np.ndarray, seeds: list[int]) -> list:
     x, y, spec, n_classes = shared["x"], shared["y"], shared["spec"], shared["n_classes"]
     if shared["torch_spec"]:
         fit = _registry().fit_single
-        with _torch_threads(shared["threads"]):
+        with torch_threads(shared["threads"]):
             return [fit(spec, x[m], y[m], n_classes, shared["recipe"], seed, shared["precision"],
                         device=shared["device"])
                     for m, seed in zip(masks, seeds, strict=True)]

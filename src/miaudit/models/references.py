@@ -52,6 +52,7 @@ class ReferenceModels:
     training them; train_flops: their training FLOPs (6 x MACs x samples for mlp; 0 where not counted);
     precision: the resolved training precision, which an MLP stack's inference uses too;
     model_flops: float64 [K] training FLOPs of each model, 0 for models from the cache (stacks only).
+    ray: a RayPlacement when the stack trained on Ray: its logits are computed there too (ray_signals).
     """
 
     spec: Any
@@ -62,6 +63,7 @@ class ReferenceModels:
     precision: str = "float32"
     model_flops: np.ndarray | None = None
     device: str = "cpu"
+    ray: Any = None
 
     @property
     def n_models(self) -> int:
@@ -78,11 +80,17 @@ class ReferenceModels:
             share = flops.sum() / self.train_flops if self.train_flops else 0.0
             parts.append(ReferenceModels(self.spec, self.models.select(list(index)), int((flops > 0).sum()),
                                          self.train_seconds * share, float(flops.sum()), self.precision, flops,
-                                         self.device))
+                                         self.device, self.ray))
         return parts[0], parts[1]
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """float32 [K, m, C]: every model's logits (log-probabilities for sklearn) on x [m, ...]."""
+        if self.ray is not None and isinstance(self.models, (MLPStack, CNNStack)):
+            import torch
+
+            from miaudit.models.ray_signals import logits_on_ray
+
+            return logits_on_ray(self.models, x, self.ray, self.precision, self.device, torch.get_num_threads())
         if isinstance(self.models, CNNStack):
             return self.models.logits(x, precision=self.precision, device=self.device)
         if isinstance(self.models, MLPStack):
