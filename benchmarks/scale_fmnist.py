@@ -53,7 +53,7 @@ def one_run(k: int, n: int, epochs: int, signal_chunk: int, signal_dtype: str) -
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--signal-chunk", type=int, default=0, help="records per signal chunk (0: in memory)")
+    ap.add_argument("--signal-chunk", type=int, default=16_384, help="records per signal chunk (0: in memory)")
     ap.add_argument("--signal-dtype", default="float16")
     ap.add_argument("--one", help="K,N: run one size in this process (used by the parent run)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "scale_fmnist.json")

@@ -16,6 +16,7 @@ from miaudit.models.ray_backend import run_chunks
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.references import train_references
 from miaudit.models.registry import model_spec
+from miaudit.signal_store import SignalStore
 
 SMALL = dict(dataset="digits", target="mlp", members=200, population=300, epochs=3, seed=1, reference_models=4,
              attacks=["threshold-loss", "lira-online", "rmia"], progress=False, precision="float32")
@@ -198,3 +199,26 @@ def test_reference_logits_are_computed_in_ray_tasks_chunk_by_chunk(monkeypatch):
     np.testing.assert_array_equal(on_ray, local.logits(x[:50]))
     head, tail = remote.split(2)
     np.testing.assert_array_equal(tail.logits(x[:50]), on_ray[2:])
+
+
+def test_streamed_audit_on_ray_writes_the_store_from_the_tasks(tmp_path, monkeypatch):
+    """With --signal-chunk, each Ray task writes its own 16-model rows of the signal store; the stored
+    logits and every streamed attack's scores equal the local backend's."""
+    calls = []
+    real = ray_backend.run_chunks
+
+    def records(function, shared, chunks, *rest, **kwargs):
+        calls.append((function.__name__, [list(c) for c in chunks]))
+        yield from real(function, shared, chunks, *rest, **kwargs)
+
+    monkeypatch.setattr(ray_backend, "run_chunks", records)
+    kw = {**SMALL, "reference_models": 20, "epochs": 2, "attacks": ["lira-online", "rmia"], "cache": False,
+          "chunk_size": 8, "signal_chunk": 64}
+    remote = miaudit.audit(backend="ray", signal_store=str(tmp_path / "ray"), **kw)
+    assert calls == [("_write_row", [list(range(16)), list(range(16, 20))])]
+    local = miaudit.audit(backend="local", signal_store=str(tmp_path / "local"), **kw)
+    stored = [SignalStore.open(tmp_path / name) for name in ("ray", "local")]
+    for name in ("reference_logits", "population_reference_logits", "target_logits"):
+        np.testing.assert_array_equal(stored[0].group[name][:], stored[1].group[name][:])
+    for name, (scores, _) in _numbers(local).items():
+        np.testing.assert_array_equal(_numbers(remote)[name][0], scores)

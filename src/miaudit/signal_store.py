@@ -86,12 +86,12 @@ class SignalStore:
         return cls(group, Path(path))
 
     @classmethod
-    def open(cls, path: str | Path) -> SignalStore:
-        """An existing store, read-only."""
+    def open(cls, path: str | Path, writable: bool = False) -> SignalStore:
+        """An existing store, read-only (or writable, e.g. by the Ray task writing its shard's rows)."""
         zarr = _zarr()
         if not Path(path, "zarr.json").exists():
             raise InputError(f"signal_store: {path} holds no signal store")
-        return cls(zarr.open_group(str(path), mode="r"), Path(path))
+        return cls(zarr.open_group(str(path), mode="r+" if writable else "r"), Path(path))
 
     # -- sizes ---------------------------------------------------------------------------------
     @property
@@ -135,24 +135,31 @@ class SignalStore:
         self.group["record_ids"][:] = np.asarray(record_ids, np.int64)
         self.group["reference_in"][:] = np.asarray(reference_in, bool)
 
-    def write_population(self, target_logits: np.ndarray, reference_logits: np.ndarray,
+    def write_population(self, target_logits: np.ndarray, reference_logits: np.ndarray | None,
                          labels: np.ndarray) -> None:
-        """The population records: target logits [Z, C], reference logits [K, Z, C], labels [Z]."""
+        """The population records: target logits [Z, C], reference logits [K, Z, C] (None: written by
+        the shards, write_models), labels [Z]."""
         self.group["population_target_logits"][:] = target_logits
-        self.group["population_reference_logits"][:] = reference_logits
+        if reference_logits is not None:
+            self.group["population_reference_logits"][:] = reference_logits
         self.group["population_labels"][:] = np.asarray(labels, np.int64)
         self._population = None
 
-    def write_records(self, start: int, target_logits: np.ndarray, reference_logits: np.ndarray) -> None:
-        """One block of records from ``start``: target [b, C] and every reference model's [K, b, C]."""
+    def write_records(self, start: int, target_logits: np.ndarray, reference_logits: np.ndarray | None) -> None:
+        """One block of records from ``start``: target [b, C] and every reference model's [K, b, C]
+        (None: the reference rows are written by their shards, write_models)."""
         stop = start + len(target_logits)
         self.group["target_logits"][start:stop] = target_logits
-        self.group["reference_logits"][:, start:stop] = reference_logits
+        if reference_logits is not None:
+            self.group["reference_logits"][:, start:stop] = reference_logits
         self.cache.clear()
 
-    def write_models(self, k0: int, logits: np.ndarray, population_logits: np.ndarray | None = None) -> None:
-        """Rows k0.. of the reference models (a shard): logits [m, N, C] (and [m, Z, C] on the population)."""
-        self.group["reference_logits"][k0:k0 + len(logits)] = logits
+    def write_models(self, k0: int, logits: np.ndarray | None, population_logits: np.ndarray | None = None,
+                     start: int = 0) -> None:
+        """Rows k0.. of the reference models (a shard): logits [m, b, C] on records start.. (and [m, Z, C]
+        on the population). Shards whose rows are whole 16-model chunk rows never write the same file."""
+        if logits is not None:
+            self.group["reference_logits"][k0:k0 + len(logits), start:start + logits.shape[1]] = logits
         self.cache.clear()
         if population_logits is not None:
             self.group["population_reference_logits"][k0:k0 + len(population_logits)] = population_logits

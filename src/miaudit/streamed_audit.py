@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from miaudit.attacks.streamed import run_streamed
 from miaudit.metrics import compute_metrics
+from miaudit.models.ray_signals import write_on_ray
+from miaudit.models.references import ReferenceModels
 from miaudit.plan import AuditPlan
 from miaudit.progress import ProgressBoard
 from miaudit.results import AttackOutcome
@@ -43,20 +46,31 @@ def write_signals(plan: AuditPlan, target, refs, path: str | Path, board: Progre
 
     store = SignalStore.create(path, k, n, len(plan.population_x), c, cfg.signal_chunk, cfg.signal_dtype)
     store.write_meta(plan.pool_y, record_identities(plan), plan.reference_masks if k else np.zeros((0, n), bool))
+    board = board or ProgressBoard(False)
+    on_ray = k and isinstance(refs, ReferenceModels) and refs.ray is not None and hasattr(refs.models, "select")
+    if on_ray:  # every 16-model row written by its own Ray task, straight to the store
+        with board.task("reference signals to disk (Ray tasks)", k) as update:
+            bad = write_on_ray(refs.models, plan.pool_x, plan.population_x, str(path), refs.ray, refs.precision,
+                               refs.device, torch.get_num_threads(), update)
+        if bad.any():
+            check_outputs_finite(cfg, "reference models'", np.where(bad, np.nan, 0.0)[:, None], per_model=True)
     t_pop = one_query(target.logits, plan.population_x, ())
-    r_pop = one_query(refs.logits, plan.population_x, (k,)) if k else np.zeros((0, len(t_pop), c), np.float32)
+    r_pop = (None if on_ray else one_query(refs.logits, plan.population_x, (k,)) if k
+             else np.zeros((0, len(t_pop), c), np.float32))
     check_outputs_finite(cfg, "the target's", t_pop)
-    check_outputs_finite(cfg, "reference models'", r_pop, per_model=True)
+    if r_pop is not None:
+        check_outputs_finite(cfg, "reference models'", r_pop, per_model=True)
     store.write_population(t_pop, r_pop, plan.population_y)
     correct = np.zeros(n, bool)
     blocks = store.blocks()
-    with (board or ProgressBoard(False)).task(f"signals to disk ({len(blocks)} chunks)", len(blocks)) as update:
+    with board.task(f"signals to disk ({len(blocks)} chunks)", len(blocks)) as update:
         for i, (start, stop) in enumerate(blocks, start=1):
             x = plan.pool_x[start:stop]
             t = one_query(target.logits, x, ())
-            r = one_query(refs.logits, x, (k,)) if k else np.zeros((0, stop - start, c), np.float32)
+            r = None if on_ray else one_query(refs.logits, x, (k,)) if k else np.zeros((0, stop - start, c), np.float32)
             check_outputs_finite(cfg, "the target's", t)
-            check_outputs_finite(cfg, "reference models'", r, per_model=True)
+            if r is not None:
+                check_outputs_finite(cfg, "reference models'", r, per_model=True)
             store.write_records(start, t, r)
             correct[start:stop] = t.argmax(1) == plan.pool_y[start:stop]
             update(i)
