@@ -103,13 +103,18 @@ def _check_references(store, name: str) -> int:
     return k
 
 
-def lira_online(store, variance: str = "paper") -> AttackScores:
-    """:func:`miaudit.attacks.lira.lira_online` (no local offsets) over the store's record chunks."""
-    k = _check_references(store, "lira-online")
+def _lira_setup(store, name: str, variance: str) -> tuple[int, str, dict[str, SideStats]]:
+    """(K, the resolved variance, the store's per-side moments) for a streamed LiRA attack."""
+    k = _check_references(store, name)
     variance = resolve_variance(variance, k)
     if variance not in ("global", "per-example"):
-        raise InputError(f"lira-online: streamed with variance 'paper', 'global' or 'per-example', got {variance!r}")
-    stats = side_stats(store)
+        raise InputError(f"{name}: streamed with variance 'paper', 'global' or 'per-example', got {variance!r}")
+    return k, variance, side_stats(store)
+
+
+def lira_online(store, variance: str = "paper") -> AttackScores:
+    """:func:`miaudit.attacks.lira.lira_online` (no local offsets) over the store's record chunks."""
+    k, variance, stats = _lira_setup(store, "lira-online", variance)
     if not stats["in"].n.any():
         raise InputError("lira-online: needs reference models trained on the audited records "
                          "(reference_data='pool')")
@@ -126,11 +131,7 @@ def lira_online(store, variance: str = "paper") -> AttackScores:
 def lira_offline(store, variance: str = "paper") -> AttackScores:
     """:func:`miaudit.attacks.lira.lira_offline` (no local offsets) over the store's record chunks,
     its leave-one-model-out threshold included (the held-out models' scores are kept: 16 x N)."""
-    k = _check_references(store, "lira-offline")
-    variance = resolve_variance(variance, k)
-    if variance not in ("global", "per-example"):
-        raise InputError(f"lira-offline: streamed with variance 'paper', 'global' or 'per-example', got {variance!r}")
-    stats = side_stats(store)
+    k, variance, stats = _lira_setup(store, "lira-offline", variance)
     if not stats["out"].n.any():
         raise InputError("lira-offline: needs reference models not trained on the audited records")
     everyone = np.ones(k, bool)
