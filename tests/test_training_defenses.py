@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit.models import stack as stack_module
 from miaudit.models.nets import SmallCNN
 from miaudit.models.recipe import TrainingRecipe, validation_split
 from miaudit.models.stack import train_mlp_stack
+from miaudit.models.stack_early_stopping import StackEarlyStopping
 from miaudit.models.train import seeded_module, torch_logits, train_torch_model
 from miaudit.signals import max_confidence
 
@@ -40,14 +40,14 @@ def test_stack_early_stopping_stops_before_the_last_epoch_and_limits_overfitting
     masks = np.zeros((2, 300), bool)
     masks[0, :150], masks[1, 150:] = True, True
     epochs_run = []
-    real = stack_module._EarlyStopping.epoch_done
+    real = StackEarlyStopping.epoch_done
 
     def counting(self, *a):
         done = real(self, *a)
         epochs_run.append(done)
         return done
 
-    monkeypatch.setattr(stack_module._EarlyStopping, "epoch_done", counting)
+    monkeypatch.setattr(StackEarlyStopping, "epoch_done", counting)
     stopped = train_mlp_stack(x, y, masks, 3, (64,), NOISY.model_copy(update={"patience": 2}), [1, 2], "float32")
     full = train_mlp_stack(x, y, masks, 3, (64,), NOISY, [1, 2], "float32")
     assert 2 < len(epochs_run) < NOISY.epochs and epochs_run[-1]

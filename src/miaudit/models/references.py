@@ -35,6 +35,7 @@ _KEY_FORMAT = "miaudit-reference-v2"
 # The modules whose code decides what a trained model is: a change to any of them retrains.
 _TRAINING_MODULES = {
     "torch": ("miaudit.models.stack", "miaudit.models.stack_dp", "miaudit.models.stack_workers",
+              "miaudit.models.stack_early_stopping", "miaudit.models.denormals", "miaudit.models.devices",
               "miaudit.models.fused_adam", "miaudit.models.mlp_stack", "miaudit.models.dp_sgd",
               "miaudit.models.train", "miaudit.models.nets", "miaudit.models.registry",
               "miaudit.models.recipe", "miaudit.models.wrappers", "miaudit.models.cnn_stack",

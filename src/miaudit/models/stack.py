@@ -43,8 +43,9 @@ from miaudit.errors import InputError
 from miaudit.models.devices import device_arithmetic, on_cpu
 from miaudit.models.mlp_stack import MLPStack, flatten_records
 from miaudit.models.perf import resolve_device_precision
-from miaudit.models.recipe import TrainingRecipe, validation_split
+from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack_dp import add_noise, clipped_gradients
+from miaudit.models.stack_early_stopping import StackEarlyStopping, validation_masks
 from miaudit.models.stack_workers import StepCounter, run_jobs
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, used on both optimizer paths
@@ -81,7 +82,7 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
     """
     flat = flatten_records(x, "x")
     labels, masks = _check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds)
-    held_out = _validation_masks(masks, recipe, seeds)
+    held_out = validation_masks(masks, recipe, seeds)
     masks = masks & ~held_out
     sigmas = _noise_multipliers(masks, recipe)
     if workers is not None and (int(workers) != workers or workers < 1):
@@ -171,17 +172,6 @@ def _noise_multipliers(masks: np.ndarray, recipe: TrainingRecipe) -> np.ndarray:
     return np.array([noise_multiplier(recipe, int(n)) for n in masks.sum(axis=1)])
 
 
-def _validation_masks(masks: np.ndarray, recipe: TrainingRecipe, seeds: Sequence[int]) -> np.ndarray:
-    """bool [K, n]: model k's validation records (recipe.validation_split of its own subset, seeded
-    by seeds[k]); all False without early stopping."""
-    held_out = np.zeros_like(masks)
-    if recipe.patience:
-        for k, (mask, seed) in enumerate(zip(masks, seeds, strict=True)):
-            subset = np.flatnonzero(mask)
-            held_out[k, subset[validation_split(len(subset), recipe, int(seed))[1]]] = True
-    return held_out
-
-
 def _init_layer(gen: torch.Generator, fan_in: int, fan_out: int) -> tuple[torch.Tensor, torch.Tensor]:
     """nn.Linear's default init (kaiming-uniform a=sqrt(5) = U(+-1/sqrt(fan_in)), same for the bias).
 
@@ -247,7 +237,7 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
     optimizer_step = _fused_step(net, recipe) if fused else _make_optimizer(net.weights + net.biases, recipe).step
     row_weights = _row_weights(sizes, steps, batch).to(device)
     order = np.zeros((k, steps * batch), np.int64)  # padding rows point at record 0, weight 0
-    stopper = _EarlyStopping(net, held_out, recipe.patience) if recipe.patience else None
+    stopper = StackEarlyStopping(net, held_out, recipe.patience) if recipe.patience else None
 
     for _ in range(recipe.epochs):
         for i, (rng, subset) in enumerate(zip(orders, subsets, strict=True)):
@@ -348,63 +338,6 @@ class _StackedNet:
                     grad = torch.ops.aten.threshold_backward(grad, acts[layer], 0)
                     if keep is not None:
                         grad.mul_(scale)
-
-
-class _EarlyStopping:
-    """Per-model early stopping of a stack: after each epoch every model still running computes its
-    mean cross-entropy on its own validation records; a lower one saves that model's weights, and
-    ``patience`` epochs without one stop it (its saved weights are final, whatever the stack does
-    after). Model k ends exactly as it would trained alone."""
-
-    def __init__(self, net: _StackedNet, held_out: np.ndarray, patience: int) -> None:
-        self.net, self.patience = net, patience
-        k = len(held_out)
-        sizes = held_out.sum(axis=1)
-        width = max(1, int(sizes.max()))
-        index = np.zeros((k, width), np.int64)
-        weight = np.zeros((k, width), np.float32)
-        for i, rows in enumerate(held_out):
-            chosen = np.flatnonzero(rows)
-            index[i, : len(chosen)] = chosen
-            weight[i, : len(chosen)] = 1.0 / max(1, len(chosen))
-        device = net.weights[0].device
-        self.index, self.weight = torch.from_numpy(index).to(device), torch.from_numpy(weight).to(device)
-        self.params = net.weights + net.biases
-        self.best = [p.detach().clone() for p in self.params]
-        self.best_loss = np.full(k, np.inf)
-        self.waited = np.zeros(k, np.int64)
-        self.running = sizes > 0
-
-    def epoch_done(self, xt: torch.Tensor, yt: torch.Tensor) -> bool:
-        """Update every running model's best weights; True once no model is running."""
-        loss = self._validation_loss(xt, yt)
-        better = self.running & (loss < self.best_loss)
-        rows = torch.from_numpy(np.flatnonzero(better)).to(self.index.device)
-        for p, b in zip(self.params, self.best, strict=True):
-            b[rows] = p.detach()[rows]
-        self.best_loss[better] = loss[better]
-        self.waited[better] = 0
-        self.waited[self.running & ~better] += 1
-        self.running &= self.waited < self.patience
-        return not self.running.any()
-
-    def restore_best(self) -> None:
-        with torch.no_grad():
-            for p, b in zip(self.params, self.best, strict=True):
-                p.copy_(b)
-
-    def _validation_loss(self, xt: torch.Tensor, yt: torch.Tensor) -> np.ndarray:
-        """float64 [K]: each model's mean (unsmoothed) cross-entropy on its validation records, fp32."""
-        with torch.no_grad():
-            h = xt[self.index].float()
-            n_layers = len(self.net.weights)
-            for layer, (w, b) in enumerate(zip(self.net.weights, self.net.biases, strict=True)):
-                h = torch.baddbmm(b, h, w)
-                if layer < n_layers - 1:
-                    h.relu_()
-            logp = torch.log_softmax(h, dim=-1)
-            nll = -logp.gather(-1, yt[self.index].unsqueeze(-1)).squeeze(-1)
-            return (nll * self.weight).sum(dim=1).double().cpu().numpy()
 
 
 def _dropout_keep(gens: list[torch.Generator], steps: int, batch: int, hidden: tuple[int, ...],
