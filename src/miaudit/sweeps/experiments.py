@@ -2,7 +2,9 @@
 
 Each returns the fields of a SweepSpec for a dataset; sizes are the classic study's (Fashion-MNIST,
 MLP target, Shokri shadow models on attacker data) and can be changed with ``--set`` or ``--config``.
-The classic attack is shokri-lr; the modern ones (lira, rmia, threshold-loss) run beside it.
+On a dataset with fewer records, ``members`` (and train-size's points) shrink to a quarter of its
+records, the audit's own default rule. The classic attack is shokri-lr; the modern ones (lira, rmia,
+threshold-loss) run beside it.
 """
 from __future__ import annotations
 
@@ -14,9 +16,24 @@ CLASSIC = ["shokri-lr", "threshold-loss", "lira-offline", "rmia"]
 POOL_ATTACKS = ["threshold-loss", "lira-online", "rmia", "shokri-lr"]
 
 
-def _base(dataset: str, **extra: Any) -> dict[str, Any]:
-    return {"dataset": dataset, "target": "mlp", "hidden": [256], "members": 2500, "reference_models": 8,
-            "reference_data": "attacker", "attacks": CLASSIC, "population": 2000, **extra}
+def dataset_records(dataset: str) -> int | None:
+    """Records of a named dataset as published (None for a file path or an unknown name). Reads no data."""
+    from miaudit.data.registry import list_datasets
+
+    name = str(dataset).strip().lower().replace("_", "-")
+    return next((d.records for d in list_datasets() if d.name == name), None)
+
+
+def _members(dataset: str, classic: int, share: float = 1.0) -> int:
+    """The classic study's member count, or a quarter of the records when that is fewer (of the
+    ``share`` of them a point keeps, e.g. 2 of 10 classes)."""
+    n = dataset_records(dataset)
+    return classic if n is None else max(1, min(classic, int(n * share) // 4))
+
+
+def _base(dataset: str, members: int = 2500, share: float = 1.0, **extra: Any) -> dict[str, Any]:
+    return {"dataset": dataset, "target": "mlp", "hidden": [256], "members": _members(dataset, members, share),
+            "reference_models": 8, "reference_data": "attacker", "attacks": CLASSIC, "population": 2000, **extra}
 
 
 def _points(key: str, values: list[Any], fmt=str) -> list[dict[str, Any]]:
@@ -31,8 +48,10 @@ def shadow_count(dataset: str) -> dict[str, Any]:
 
 
 def train_size(dataset: str) -> dict[str, Any]:
+    most = _members(dataset, 6000)
+    sizes = [3000, 6000] if most == 6000 else [max(1, most // 2), most]
     return dict(description="Attack success against the target's training-set size.",
-                base=_base(dataset), points=_points("members", [3000, 6000], lambda n: f"{n} records"),
+                base=_base(dataset), points=_points("members", sizes, lambda n: f"{n} records"),
                 metric="accuracy", claim="decreasing", finding_attack="shokri-lr", x_label="training records",
                 claim_text="more training records lower the attack's success")
 
@@ -42,7 +61,7 @@ def num_classes(dataset: str) -> dict[str, Any]:
            {"label": "5 classes", "settings": {"keep_classes": list(range(5))}},
            {"label": "2 classes", "settings": {"keep_classes": [0, 1]}}]
     return dict(description="Attack success against the number of classes (the first C classes kept).",
-                base=_base(dataset, members=1000), points=pts, metric="accuracy", claim="decreasing",
+                base=_base(dataset, members=1000, share=0.2), points=pts, metric="accuracy", claim="decreasing",
                 finding_attack="shokri-lr", x_label="classes",
                 claim_text="fewer classes lower the attack's success")
 

@@ -54,8 +54,9 @@ def markdown(doc: dict[str, Any]) -> str:
     header, body = rows(doc)
     seeds = doc["seeds"]
     lines = [f"# Sweep `{doc['experiment']}`", "", doc.get("description", ""), "",
-             f"**Finding** ({'supported' if doc['supported'] else 'not supported'}): {doc['finding']}", "",
-             f"Mean over {seeds} seeds with the {100 * doc['confidence']:.0f}% Student-t interval of the mean."
+             f"**Finding** ({_verdict_words(doc)}): {doc['finding']}", "",
+             f"Mean over {seeds} seeds with the {100 * doc['confidence']:.0f}% Student-t interval of the mean "
+             "(per-seed SD at least the metric's resolution)." + _test_line(doc)
              + ("" if doc.get("base", {}).get("coin_flip_members") else
                 " The ε lower bound is an estimate here (a valid bound needs coin_flip_members = true)."), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -64,6 +65,20 @@ def markdown(doc: dict[str, Any]) -> str:
         changed = ", ".join(f"`{k}={v}`" for k, v in doc["overrides"].items())
         lines += ["", f"Settings changed for every point: {changed}"]
     return "\n".join(lines) + "\n"
+
+
+def _verdict_words(doc: dict[str, Any]) -> str:
+    """'supported; no effect' (outcome missing in a sweep.json written before it existed)."""
+    words = "supported" if doc["supported"] else "not supported"
+    return f"{words}; {doc['outcome']}" if doc.get("outcome") else words
+
+
+def _test_line(doc: dict[str, Any]) -> str:
+    if doc.get("margin") is None:
+        return ""
+    return (f" Finding: {doc.get('test', 'Welch t-test and TOST')}; margin ±{doc['margin']:g} in "
+            f"{NAMES.get(doc['metric'], doc['metric'])} units; 'no effect' only when TOST shows the difference "
+            "inside the margin, else 'inconclusive'.")
 
 
 def _write_csv(doc: dict[str, Any], path: Path) -> None:
@@ -118,7 +133,8 @@ def write_plots(doc: dict[str, Any], out: Path) -> dict[str, Path]:
         ax.set_xlabel(doc.get("x_label", "setting"))
         ax.set_ylabel(NAMES[metric])
         ax.set_title(f"{doc['experiment']}: {NAMES[metric]}")
-        ax.legend(fontsize=7)
+        if attacks:
+            ax.legend(fontsize=7)
         fig.tight_layout()
         paths[f"{metric}.png"] = out / f"sweep_{metric.replace('.', '')}.png"
         fig.savefig(paths[f"{metric}.png"], dpi=110)
@@ -146,7 +162,7 @@ def _html(doc: dict[str, Any], images: list[str]) -> str:
     esc = html.escape
     table = ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
              + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in body) + "</table>")
-    verdict = "supported" if doc["supported"] else "not supported"
+    verdict = _verdict_words(doc)
     imgs = "".join(f'<img src="{esc(name)}" alt="{esc(name)}">' for name in images)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>miaudit sweep {esc(doc['experiment'])}</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -154,5 +170,6 @@ def _html(doc: dict[str, Any], images: list[str]) -> str:
             "{text-align:left}img{max-width:48%;margin:4px}</style></head><body>"
             f"<h1>Sweep: {esc(doc['experiment'])}</h1><p>{esc(doc.get('description', ''))}</p>"
             f"<p><b>Finding ({verdict}):</b> {esc(doc['finding'])}</p>"
-            f"<p>Mean over {doc['seeds']} seeds, {100 * doc['confidence']:.0f}% Student-t intervals.</p>"
+            f"<p>Mean over {doc['seeds']} seeds, {100 * doc['confidence']:.0f}% Student-t intervals."
+            f"{esc(_test_line(doc))}</p>"
             f"{table}<div>{imgs}</div></body></html>")

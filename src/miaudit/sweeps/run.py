@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 import miaudit
 from miaudit.errors import InputError
 from miaudit.progress import ProgressBoard
+from miaudit.sweeps.seed_stats import CONFIDENCE, DEFAULT_RESOLUTION, resolution, summarize
 from miaudit.sweeps.spec import METRICS, SweepSpec
 from miaudit.sweeps.verdict import finding
-
-CONFIDENCE = 0.95
 
 
 def run_sweep(spec: SweepSpec, out: str | Path, progress: bool = True, overrides: dict[str, Any] | None = None,
@@ -56,18 +54,36 @@ def run_sweep(spec: SweepSpec, out: str | Path, progress: bool = True, overrides
     doc = document(spec, runs, overrides, complete=True)
     _write_json(path, doc)
     write_outputs(doc, out)
+    if not any("attacks" in r for r in runs):
+        errors = sorted({r["error"] for r in runs if "error" in r})
+        raise InputError(f"sweep {spec.experiment}: no point ran ({len(errors)} distinct errors, first: "
+                         f"{errors[0] if errors else 'none recorded'}); see {path}")
     return doc
 
 
 def check_points(spec: SweepSpec, overrides: dict[str, Any] | None) -> None:
-    """InputError "point LABEL: ..." for the first point whose settings make no valid AuditConfig."""
+    """InputError "point LABEL: ..." for the first point whose settings make no valid AuditConfig, or
+    whose members and non-members need more records than its named dataset has (checked before any
+    audit runs; a file's size is only known when the audit reads it)."""
     from miaudit.config import make_config
+    from miaudit.sweeps.experiments import dataset_records
 
     for point in spec.points:
+        settings = {**spec.base, **point.settings, **(overrides or {})}
         try:
-            make_config(**{**spec.base, **point.settings, **(overrides or {})})
+            make_config(**settings)
         except InputError as err:
             raise InputError(f"point {point.label!r}: {err}") from None
+        n = dataset_records(settings.get("dataset", "digits"))
+        members, non_members = settings.get("members"), settings.get("non_members")
+        if n is None or not isinstance(members, int) or settings.get("keep_classes") or settings.get(
+                "nonmember_dataset") or settings.get("members_file") or settings.get("member_column"):
+            continue
+        needed = members + (non_members if isinstance(non_members, int) else members)
+        if needed > n:
+            raise InputError(f"point {point.label!r}: members {members} + non-members "
+                             f"{needed - members} need {needed} records, {settings.get('dataset', 'digits')} "
+                             f"has {n}; lower them with --set members=N")
 
 
 def _key(settings: dict[str, Any]) -> str:
@@ -80,6 +96,8 @@ def _previous_runs(path: Path) -> dict[str, dict[str, Any]]:
         return {}
     try:
         doc = json.loads(path.read_text())
+        if not isinstance(doc, dict):
+            raise TypeError(type(doc).__name__)
         return {_key(r["settings"]): r for r in doc.get("runs", []) if "settings" in r}
     except (ValueError, KeyError, TypeError):
         raise InputError(f"--out: {path} is not a sweep.json this version can resume; "
@@ -94,6 +112,7 @@ def _one_run(label: str, settings: dict[str, Any], attacks: list[str]) -> dict[s
         run["error"] = str(err)
         return run
     run["train_accuracy"] = result.target.train_accuracy
+    run["members"], run["non_members"] = result.target.members, result.target.non_members
     run["test_accuracy"] = result.target.test_accuracy
     run["accountant_epsilon"] = (result.privacy or {}).get("accountant_epsilon")
     run["seconds"] = result.timing.get("total_s")
@@ -107,20 +126,12 @@ def _metrics(m) -> dict[str, float]:
 
 
 def t_interval(values: list[float], confidence: float = CONFIDENCE,
-               bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float | None, list[float | None]]:
-    """(mean, [lo, hi]): Student-t interval of the mean over seeds, cut to the metric's range
-    ``bounds``; [mean, mean] when all agree, [None, None] for a single value (None mean for none)."""
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], float)
-    if len(x) == 0:
-        return None, [None, None]
-    mean = float(x.mean())
-    if len(x) == 1:
-        return mean, [None, None]
-    sem = float(stats.sem(x))
-    if sem == 0:
-        return mean, [mean, mean]
-    lo, hi = stats.t.interval(confidence, len(x) - 1, loc=mean, scale=sem)
-    return mean, [float(max(lo, bounds[0])), float(min(hi, bounds[1]))]
+               bounds: tuple[float, float] = (-math.inf, math.inf),
+               resolution: float = DEFAULT_RESOLUTION) -> tuple[float | None, list[float | None]]:
+    """(mean, [lo, hi]): seed_stats.summarize's Student-t interval of the mean over seeds (per-seed SD at
+    least ``resolution``, so never zero width), cut to ``bounds``; [None, None] for a single value."""
+    s = summarize(values, confidence, bounds, resolution)
+    return s.mean, list(s.ci)
 
 
 def aggregate(spec: SweepSpec, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -142,30 +153,42 @@ def aggregate(spec: SweepSpec, runs: list[dict[str, Any]]) -> list[dict[str, Any
                 have = [r for r in ok if attack in r["attacks"]]
                 entry["metrics"] = {}
                 for metric in METRICS:
-                    mean, ci = t_interval([r["attacks"][attack][metric] for r in have],
-                                          bounds=(0.0, math.inf if metric == "epsilon_lower_bound" else 1.0))
-                    entry["metrics"][metric] = {"mean": mean, "ci": ci}
-                entry["mean"], entry["ci"] = entry["metrics"][spec.metric]["mean"], entry["metrics"][spec.metric]["ci"]
+                    entry["metrics"][metric] = _summary(metric, [r["attacks"][attack][metric] for r in have], have)
+                entry.update({k: entry["metrics"][spec.metric][k] for k in ("mean", "ci", "sd", "n")})
             for extra in ("train_accuracy", "test_accuracy", "accountant_epsilon"):
                 values = [r[extra] for r in ok if r.get(extra) is not None]
                 if values:
-                    mean, ci = t_interval(values, bounds=(0.0, math.inf if extra == "accountant_epsilon" else 1.0))
-                    entry[extra] = {"mean": mean, "ci": ci}
+                    entry[extra] = _summary(extra, values, ok)
             points.append(entry)
     return points
+
+
+def _summary(metric: str, values: list[float], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """summarize() of one metric over seeds, its SD floored at the resolution of the smallest run."""
+    sizes = [(r.get("members"), r.get("non_members")) for r in runs]
+    members = min((m for m, _ in sizes if m), default=None) or _setting(runs, "members")
+    non_members = min((n for _, n in sizes if n), default=None) or _setting(runs, "non_members") or members
+    upper = math.inf if metric in ("epsilon_lower_bound", "accountant_epsilon") else 1.0
+    return summarize(values, bounds=(0.0, upper), resolution=resolution(metric, members, non_members)).to_dict()
+
+
+def _setting(runs: list[dict[str, Any]], key: str) -> int | None:
+    """The smallest ``key`` in the runs' settings (runs saved before their sizes were recorded)."""
+    values = [r["settings"][key] for r in runs if isinstance(r.get("settings", {}).get(key), int)]
+    return min(values, default=None)
 
 
 def document(spec: SweepSpec, runs: list[dict[str, Any]], overrides: dict[str, Any] | None,
              complete: bool) -> dict[str, Any]:
     """The sweep.json document (design.md: experiment, points, finding, supported; plus runs)."""
     points = aggregate(spec, runs)
-    sentence, supported = finding(spec, points) if complete else ("(sweep in progress)", None)
+    verdict = finding(spec, points) if complete else {"finding": "(sweep in progress)", "supported": None,
+                                                       "outcome": None, "margin": spec.equivalence_margin}
     return {"experiment": spec.experiment, "description": spec.description, "miaudit_version": miaudit.__version__,
             "metric": spec.metric, "claim": spec.claim, "claim_text": spec.claim_text,
             "finding_attack": spec.finding_attack or next((p["attack"] for p in points if p["attack"]), None),
             "confidence": CONFIDENCE, "seeds": spec.seeds, "base": spec.base, "overrides": overrides or {},
-            "x_label": spec.x_label, "points": points, "finding": sentence, "supported": supported,
-            "complete": complete, "runs": runs}
+            "x_label": spec.x_label, "points": points, **verdict, "complete": complete, "runs": runs}
 
 
 def finite(o: Any) -> Any:

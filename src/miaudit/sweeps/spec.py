@@ -8,6 +8,7 @@ A built-in experiment (experiments.py) or a user's ``sweep.toml``:
     claim = "decreasing"               # increasing | decreasing | flat | highest:LABEL | lowest:LABEL
                                        # | best-attack:ATTACK@LABEL
     finding_attack = "lira-online"     # the attack the claim is about (default: the first)
+    margin = 0.02                      # equivalence margin in the metric's units (default: MARGINS)
     [base]                             # audit settings of every point (miaudit.audit keywords)
     dataset = "digits"
     attacks = ["threshold-loss", "lira-online"]
@@ -29,6 +30,11 @@ from miaudit.config import read_config_file, validation_message
 from miaudit.errors import InputError
 
 METRICS = ("auc", "tpr_at_0.001", "tpr_at_0.01", "accuracy", "advantage", "epsilon_lower_bound")
+# The default equivalence margin of each metric, in its own units: the smallest difference between two
+# points that a finding treats as a change. "No effect" / "flat" needs the seeds to show the difference
+# is inside (-margin, margin) (TOST); a sweep's ``margin`` replaces it.
+MARGINS = {"auc": 0.02, "tpr_at_0.001": 0.005, "tpr_at_0.01": 0.01, "accuracy": 0.02, "advantage": 0.02,
+           "epsilon_lower_bound": 0.25}
 _CLAIM = re.compile(r"^(increasing|decreasing|flat|(highest|lowest):.+|best-attack:[^@]+@.+)$")
 
 
@@ -57,6 +63,8 @@ class SweepSpec(BaseModel):
     claim_text: str = ""
     finding_attack: str | None = None
     x_label: str = "setting"
+    margin: float | None = Field(None, gt=0, description="equivalence margin in the metric's units: a difference "
+                                 "smaller than this counts as no effect (default: MARGINS[metric])")
 
     @field_validator("metric")
     @classmethod
@@ -95,6 +103,11 @@ class SweepSpec(BaseModel):
         if kind in ("highest", "lowest", "best-attack") and label not in labels:
             raise ValueError(f"claim {self.claim!r} names no point; points are {labels}")
         return self
+
+    @property
+    def equivalence_margin(self) -> float:
+        """``margin``, or the metric's default from MARGINS."""
+        return self.margin if self.margin is not None else MARGINS[self.metric]
 
     @property
     def attacks(self) -> list[str]:

@@ -1,24 +1,25 @@
-"""A sweep's finding: one sentence on what the data show about its claim, and whether they support it.
+"""A sweep's finding: one sentence on what the seeds show about its claim, its outcome and whether they
+support the claim.
 
-Supported means the observed direction (or winner) is the claimed one AND the 95% intervals of the
-compared points separate; a right direction with overlapping intervals is "not supported
-(inconclusive)". For "flat", supported means the highest and lowest points' intervals overlap.
+Two points are compared on their per-seed means and SDs (seed_stats.compare) at the sweep's
+confidence: the outcome is "effect" when Welch's t-test rejects "no difference", "no effect" when TOST
+rejects "a difference of the margin or more" (margin: spec.equivalence_margin, in the metric's units),
+"inconclusive" otherwise. A direction / winner claim is supported by an effect the claimed way; "flat"
+is supported only by "no effect" between every pair of points (an intersection-union test, valid at the
+same level); it is an effect there when some pair differs at level alpha / pairs (Bonferroni).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
+from miaudit.sweeps.seed_stats import CONFIDENCE, compare
+
 NAMES = {"auc": "AUC", "accuracy": "attack accuracy", "tpr_at_0.001": "TPR@0.1% FPR", "tpr_at_0.01": "TPR@1% FPR",
          "advantage": "advantage", "epsilon_lower_bound": "ε lower bound"}
-
-
-def separate(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """True when the intervals of two aggregated points are known and do not overlap."""
-    (alo, ahi), (blo, bhi) = a["ci"], b["ci"]
-    if None in (alo, ahi, blo, bhi):
-        return False
-    return ahi < blo or bhi < alo
+TEST = "Welch t-test (effect) and TOST equivalence within ±margin (no effect) over seeds"
+OUTCOMES = ("effect", "no effect", "inconclusive")
 
 
 def _show(p: dict[str, Any]) -> str:
@@ -31,53 +32,89 @@ def _valid(p: dict[str, Any]) -> bool:
     return p.get("mean") is not None and math.isfinite(p["mean"])
 
 
-def finding(spec, points: list[dict[str, Any]]) -> tuple[str, bool]:
-    """(sentence, supported) for spec.claim on the aggregated points (run.aggregate)."""
+def _tests(c, margin: float) -> str:
+    if c is None:
+        return "fewer than two seeds, no test"
+    lo, hi = c.tost_ci
+    return (f"difference {c.difference:+.3f} (90% [{lo:+.3f}, {hi:+.3f}], margin ±{margin:g}), "
+            f"Welch p = {c.p_effect:.3g}, TOST p = {c.p_equivalent:.3g}")
+
+
+def finding(spec, points: list[dict[str, Any]], confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """{"finding": sentence, "supported": bool, "outcome": effect | no effect | inconclusive, "test",
+    "margin"} for spec.claim on the aggregated points (run.aggregate: mean, ci, sd, n per point)."""
+    alpha = 1.0 - confidence
+    margin = spec.equivalence_margin
     metric = NAMES.get(spec.metric, spec.metric)
     kind, _, arg = spec.claim.partition(":")
     claim = spec.claim_text or spec.claim
+
+    def result(sentence: str, supported: bool, outcome: str) -> dict[str, Any]:
+        return {"finding": sentence, "supported": supported, "outcome": outcome, "test": TEST, "margin": margin}
+
     if kind == "best-attack":
         attack, label = arg.split("@", 1)
         rows = sorted((p for p in points if p["setting"] == label and p["attack"] and _valid(p)),
                       key=lambda p: -p["mean"])
         if len(rows) < 2:
-            return f"too few attacks ran at {label} to compare them", False
+            return result(f"too few attacks ran at {label} to compare them", False, "inconclusive")
         best, second = rows[0], rows[1]
-        sep = separate(best, second)
-        ok = best["attack"] == attack and sep
-        return (f"at {label} the best attack by {metric} is {best['attack']} with {_show(best)}, ahead of "
-                f"{second['attack']} with {_show(second)}; intervals {'separate' if sep else 'overlap'}: "
-                f"'{claim}' is {_verdict(ok, best['attack'] == attack)}."), ok
+        c = compare(second, best, margin, alpha)
+        outcome = c.outcome(alpha) if c else "inconclusive"
+        right = best["attack"] == attack
+        return result(f"at {label} the best attack by {metric} is {best['attack']} with {_show(best)}, ahead of "
+                      f"{second['attack']} with {_show(second)}; {_tests(c, margin)}: {outcome}: "
+                      f"'{claim}' is {_verdict(outcome, right)}.", right and outcome == "effect", outcome)
     attack = spec.finding_attack or next((p["attack"] for p in points if p["attack"]), None)
     rows = [p for p in points if p["attack"] == attack and _valid(p)]
     if len(rows) < 2:
-        return f"{attack}: fewer than two points ran, nothing to compare", False
+        return result(f"{attack}: fewer than two points ran, nothing to compare", False, "inconclusive")
     if kind in ("increasing", "decreasing"):
         first, last = rows[0], rows[-1]
+        c = compare(first, last, margin, alpha)
+        outcome = c.outcome(alpha) if c else "inconclusive"
         rises = last["mean"] > first["mean"]
-        sep = separate(first, last)
         right = rises == (kind == "increasing")
-        ok = right and sep
-        return (f"{attack} {metric} {'rises' if rises else 'falls'} from {_show(first)} to {_show(last)}; "
-                f"intervals {'separate' if sep else 'overlap'}: '{claim}' is {_verdict(ok, right)}."), ok
+        return result(f"{attack} {metric} {'rises' if rises else 'falls'} from {_show(first)} to {_show(last)}; "
+                      f"{_tests(c, margin)}: {outcome}: '{claim}' is {_verdict(outcome, right)}.",
+                      right and outcome == "effect", outcome)
     ranked = sorted(rows, key=lambda p: -p["mean"])
     if kind == "flat":
-        top, bottom = ranked[0], ranked[-1]
-        sep = separate(top, bottom)
-        return (f"{attack} {metric} ranges from {_show(bottom)} to {_show(top)}; the extremes' intervals "
-                f"{'separate' if sep else 'overlap'}: '{claim}' is {'supported' if not sep else 'not supported'}."), \
-            not sep
+        return _flat(ranked, margin, alpha, attack, metric, claim, result)
     order = ranked if kind == "highest" else ranked[::-1]
     best, second = order[0], order[1]
-    sep = separate(best, second)
+    c = compare(second, best, margin, alpha)
+    outcome = c.outcome(alpha) if c else "inconclusive"
     right = best["setting"] == arg
-    ok = right and sep
     word = "highest" if kind == "highest" else "lowest"
-    return (f"the {word} {attack} {metric} is {_show(best)}, next {_show(second)}; intervals "
-            f"{'separate' if sep else 'overlap'}: '{claim}' is {_verdict(ok, right)}."), ok
+    return result(f"the {word} {attack} {metric} is {_show(best)}, next {_show(second)}; {_tests(c, margin)}: "
+                  f"{outcome}: '{claim}' is {_verdict(outcome, right)}.", right and outcome == "effect", outcome)
 
 
-def _verdict(ok: bool, right_direction: bool) -> str:
-    if ok:
-        return "supported"
-    return "not supported (inconclusive: the intervals overlap)" if right_direction else "not supported (contradicted)"
+def _flat(ranked, margin: float, alpha: float, attack, metric: str, claim: str, result) -> dict[str, Any]:
+    """"flat": no effect between every pair (TOST each at alpha), effect when a pair differs at
+    alpha / pairs; the sentence reports the extremes' comparison."""
+    top, bottom = ranked[0], ranked[-1]
+    pairs = [compare(a, b, margin, alpha) for a, b in itertools.combinations(ranked, 2)]
+    if any(c is None for c in pairs):
+        outcome = "inconclusive"
+    elif all(c.p_equivalent < alpha for c in pairs):
+        outcome = "no effect"
+    elif any(c.p_effect < alpha / len(pairs) for c in pairs):
+        outcome = "effect"
+    else:
+        outcome = "inconclusive"
+    extremes = compare(bottom, top, margin, alpha)
+    verdict = {"no effect": "supported", "effect": "not supported (contradicted: the points differ)",
+               "inconclusive": f"not supported (inconclusive: {len(ranked)} points not shown within ±{margin:g})"}
+    return result(f"{attack} {metric} ranges from {_show(bottom)} to {_show(top)}; extremes: "
+                  f"{_tests(extremes, margin)}: {outcome}: '{claim}' is {verdict[outcome]}.",
+                  outcome == "no effect", outcome)
+
+
+def _verdict(outcome: str, right_direction: bool) -> str:
+    if outcome == "effect":
+        return "supported" if right_direction else "not supported (contradicted)"
+    if outcome == "no effect":
+        return "not supported (no effect larger than the margin)"
+    return "not supported (inconclusive)" if right_direction else "not supported (inconclusive; the other way)"
