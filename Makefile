@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 OUT ?= runs/demo
 
-.PHONY: demo test bench bench-cnn bench-scale lint install install-dev clean
+.PHONY: demo test bench bench-cnn bench-scale bench-stats lint install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench-cnn: $(VENV)/.installed-bench
 
 bench-scale: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/scale_fmnist.py | tee benchmarks/results/scale_fmnist.log
+
+bench-stats: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/statistics_coverage.py --quick | tee benchmarks/results/statistics_coverage.log
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
