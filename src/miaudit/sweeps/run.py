@@ -180,7 +180,8 @@ def _setting(runs: list[dict[str, Any]], key: str) -> int | None:
 
 def document(spec: SweepSpec, runs: list[dict[str, Any]], overrides: dict[str, Any] | None,
              complete: bool) -> dict[str, Any]:
-    """The sweep.json document (design.md: experiment, points, finding, supported; plus runs)."""
+    """The sweep.json document (design.md: experiment, points, finding, supported; plus outcome, test,
+    margin and runs)."""
     points = aggregate(spec, runs)
     verdict = finding(spec, points) if complete else {"finding": "(sweep in progress)", "supported": None,
                                                        "outcome": None, "margin": spec.equivalence_margin}
