@@ -131,9 +131,10 @@ def audit(
     paths = result.save(out)
     out_console.print(results_table(result))
     if result.headline is not None:
-        from miaudit.report.findings import headline_line
+        from miaudit.report.findings import headline_lines
 
-        out_console.print(headline_line(result), markup=False, highlight=False)
+        for line in headline_lines(result):
+            out_console.print(line, markup=False, highlight=False)
     for note in result.notes:
         out_console.print(f"note: {note}")
     out_console.print(f"total {result.timing['total_s']:.1f} s; report: {paths['report.html']}")

@@ -159,9 +159,9 @@ class AuditResult:
             )
         lines.extend(table_legend([a.metrics for a in self.attacks]))
         if self.headline is not None:
-            from miaudit.report.findings import headline_line
+            from miaudit.report.findings import headline_lines
 
-            lines.extend([EPSILON_LEGEND, headline_line(self)])
+            lines.extend([EPSILON_LEGEND, *headline_lines(self)])
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -200,8 +200,8 @@ class AuditResult:
 
 
 BELOW_RESOLUTION_MARK = "\u2020"
-EPSILON_LEGEND = ("ε per attack holds for that attack alone: the largest ε of the table is not a bound (the "
-                  "maximum after seeing the results overstates ε); the verdict line's is its headline attack's")
+EPSILON_LEGEND = ("ε per attack: for that attack alone; the table's largest ε is not a bound (picked after seeing "
+                  "the results)")
 TABLE_LEVELS = (0.001, 0.01)
 
 

@@ -149,18 +149,17 @@ def verdict_section(result: AuditResult) -> dict:
             "candidates": {k: dict(x) for k, x in choice.candidates.items()}}
 
 
-def headline_line(result: AuditResult) -> str:
-    """One plain line for the console and summary(): the verdict, its test and the headline attack's ε."""
+def headline_lines(result: AuditResult) -> list[str]:
+    """Two plain lines for the console and summary(): the verdict with its test, the headline attack and its ε."""
     a = result.headline
     v = outcome_verdict(a, result.membership)
     m = a.metrics
-    line = (f"verdict: {v.title} (leakage test p = {v.test.p_value:.2g}); headline attack {a.name}, "
-            f"chosen by {result.choice.chosen_by}")
+    attack = f"headline attack: {a.name}, chosen by {result.choice.chosen_by} (without the membership labels)"
     if m.epsilon_valid:
-        line += f"; ε ≥ {m.epsilon_lower_bound:.2f} at δ = {m.delta:g} ({m.epsilon_confidence:.0%} confidence)"
+        attack += f"; ε ≥ {m.epsilon_lower_bound:.2f} at δ = {m.delta:g} ({m.epsilon_confidence:.0%} confidence)"
     elif headline_epsilon(m):
-        line += f"; ε estimate {m.epsilon_lower_bound:.2f} (not a bound)"
-    return line
+        attack += f"; ε estimate {m.epsilon_lower_bound:.2f} (not a bound)"
+    return [f"verdict: {v.title} (leakage test p = {v.test.p_value:.2g}, {v.test.name})", attack]
 
 
 def headline_epsilon(m: AttackMetrics) -> bool:
