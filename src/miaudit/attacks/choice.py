@@ -162,14 +162,21 @@ def choose_attack(specs: list[AttackSpec], inputs: AttackInputs | None, seed: in
         table[spec.name] = {"tpr_at_fpr_0.001": float(tpr), "auc": float(auc)}
     if not table:
         return rule_choice(names, "no attack could be scored on the reference models")
-    rank = {name: i for i, name in enumerate(PRIORITY)}
-    chosen = max(table, key=lambda n: (table[n]["tpr_at_fpr_0.001"], table[n]["auc"],
-                                       -rank.get(n, len(PRIORITY))))
+    chosen = best_candidate(table)
     best = table[chosen]
     why = (f"{chosen} has the highest mean TPR at 0.1% FPR ({best['tpr_at_fpr_0.001']:.1%}, AUC "
            f"{best['auc']:.3f}) of {len(table)} attacks scored on {len(picks)} reference models playing the "
            f"target, whose membership is known, without the audited records' labels.")
     return AttackChoice(chosen, PSEUDO, why, table, tuple(picks))
+
+
+def best_candidate(table: dict[str, dict[str, float]]) -> str:
+    """The name with the highest mean "tpr_at_fpr_0.001", then "auc", then first in PRIORITY (unlisted
+    names: first in the table's order)."""
+    rank = {name: i for i, name in enumerate(PRIORITY)}
+    order = list(table)
+    return max(order, key=lambda n: (table[n]["tpr_at_fpr_0.001"], table[n]["auc"],
+                                     -rank.get(n, len(PRIORITY)), -order.index(n)))
 
 
 def _rates(scores: np.ndarray, membership: np.ndarray) -> tuple[float, float]:
