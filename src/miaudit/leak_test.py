@@ -51,9 +51,10 @@ class LeakTest:
 
     def describe(self) -> str:
         """One plain sentence: what was tested and the p-value."""
-        return (f"exchangeability of member and non-member scores, tail rank test ({self.tail_hits} members "
-                f"above the {_ordinal(self.tail_false_positives + 1)} highest non-member, p = {_p(self.tail_p)}) "
-                f"and Mann-Whitney AUC test (p = {_p(self.auc_p)}), Bonferroni: p = {_p(self.p_value)}")
+        k = self.tail_false_positives
+        where = "every non-member" if k == 0 else f"the {_ordinal(k + 1)} highest non-member"
+        return (f"tail rank test: {self.tail_hits} members above {where}, p = {_p(self.tail_p)}; Mann-Whitney "
+                f"AUC test: p = {_p(self.auc_p)}; the smaller doubled (Bonferroni), at the {self.alpha:.0%} level")
 
 
 def tail_rank_test(member_scores: np.ndarray, non_member_scores: np.ndarray,
