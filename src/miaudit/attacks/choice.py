@@ -19,7 +19,6 @@ and this keeps the choice to a fraction of the attacks' own time.
 """
 from __future__ import annotations
 
-import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -72,20 +71,22 @@ class AttackChoice:
 def pseudo_target(inputs: AttackInputs, k: int) -> tuple[AttackInputs, np.ndarray]:
     """(inputs where reference model k is the target and the other K-1 the references, its
     membership bool [N] = reference_in[k]). Shadow arrays lose row k too (in pool mode they stay the
-    reference arrays). The audited model itself is dropped (no model queries on a pseudo-target)."""
+    reference arrays). Signals only: the audited records and the models themselves are dropped (no
+    model is queried on a pseudo-target)."""
     n_refs = inputs.n_reference
     if not 0 <= k < n_refs:
         raise ValueError(f"pseudo_target: k = {k} for {n_refs} reference models")
     others = np.delete(np.arange(n_refs), k)
-    pool = inputs.shadow_records_are_audited
-    rest = inputs.select_references(others)
-    changes = dict(target_logits=inputs.reference_logits[k],
-                   population_target_logits=inputs.population_reference_logits[k],
-                   target_model=None, records=None)
-    if pool:  # keep the shadow arrays the reference arrays themselves (fast path of attacks)
-        changes.update(shadow_logits=rest.reference_logits, shadow_in=rest.reference_in, shadow_labels=rest.labels,
-                       shadow_ids=rest.record_ids)
-    return dataclasses.replace(rest, **changes), inputs.reference_in[k].copy()
+    refs, ref_in = inputs.reference_logits[others], inputs.reference_in[others]
+    if inputs.shadow_records_are_audited:  # the shadow arrays are the reference arrays (attacks' fast path)
+        shadow, shadow_in, shadow_labels, shadow_ids = refs, ref_in, inputs.labels, inputs.record_ids
+    else:
+        shadow, shadow_in = inputs.shadow_logits[others], inputs.shadow_in[others]
+        shadow_labels, shadow_ids = inputs.shadow_labels, inputs.shadow_ids
+    view = AttackInputs(inputs.reference_logits[k], inputs.labels, refs, ref_in, shadow, shadow_in, shadow_labels,
+                        inputs.population_reference_logits[k], inputs.population_reference_logits[others],
+                        inputs.population_labels, inputs.record_ids, shadow_ids)
+    return view, inputs.reference_in[k].copy()
 
 
 def pseudo_target_indices(inputs: AttackInputs, count: int = PSEUDO_TARGETS) -> list[int]:
