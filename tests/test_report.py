@@ -20,6 +20,7 @@ import miaudit
 from miaudit import report
 from miaudit.data.registry import load_dataset
 from miaudit.errors import InputError
+from miaudit.leak_test import LeakTest
 from miaudit.metrics import compute_metrics
 from miaudit.report import findings
 from miaudit.report.files import parquet_available, scores_table
@@ -168,15 +169,17 @@ def test_page_order_headline_first_and_configuration_folded(written):
     assert page.rindex("<details") > page.index("Score distributions")
 
 
-def test_headline_states_the_strongest_attack_as_in_results_json(tmp_path):
-    # "tail" is strongest at 0.1% FPR but weaker in AUC than "shift": the headline must pick "tail"
+def test_headline_states_the_chosen_attack_as_in_results_json(tmp_path):
+    # "tail" is strongest at 0.1% FPR on the audited labels, but the headline states the attack chosen
+    # without them (here by rule: "shift"), as results.json's verdict says
     result = fake_result(strengths=(("shift", 1.5), ("tail", 0.0), ("weak", 0.3)), n=2400, tail=("tail",))
     report.write_report(result, tmp_path)
     doc = json.loads((tmp_path / "results.json").read_text())
     by_name = {a["name"]: a for a in doc["attacks"]}
     assert by_name["shift"]["auc"] > by_name["tail"]["auc"]
     assert by_name["tail"]["tpr_at_fpr"]["0.001"] > by_name["shift"]["tpr_at_fpr"]["0.001"]
-    best = max(doc["attacks"], key=lambda a: (a["tpr_at_fpr"]["0.001"], a["auc"]))
+    assert doc["verdict"]["attack"] == "shift" and doc["verdict"]["chosen_by"] == "rule"
+    best = by_name[doc["verdict"]["attack"]]
     m = result.attack(best["name"]).metrics
     page = (tmp_path / "report.html").read_text()
     head = " ".join(section(page, 'class="verdict', "</section>").split())
@@ -188,7 +191,7 @@ def test_headline_states_the_strongest_attack_as_in_results_json(tmp_path):
     shown_lo = "0" if lo == 0 else f"{100 * lo:.1f}"
     assert f"{shown_lo}–{100 * hi:.1f}%" in head
     assert f"{best['auc']:.3f}" in head and "{:.3f}–{:.3f}".format(*m.auc_ci) in head
-    assert f"Strongest attack:</b> {best['name']}" in head
+    assert f"Headline attack:</b> {best['name']}" in head
     assert "random identifies 0.1%" in head and "AUC 0.5" in head
     assert len(exposed_table(page)[0]) == findings.TOP_RECORDS
     assert f"Most exposed records ({best['name']})" in page
@@ -236,30 +239,31 @@ def test_tied_top_scores_are_listed_by_record_index_not_membership():
     assert f"{len(tied) - findings.TOP_RECORDS} more records share the last score shown" in page
 
 
-@pytest.mark.parametrize("auc, auc_ci, tpr, tpr_ci, band", [
-    (0.51, (0.48, 0.54), 0.002, (0.0, 0.006), "none"),
-    (0.45, (0.42, 0.48), 0.0, (0.0, 0.0007), "none"),     # below chance is no leakage either
-    (0.53, (0.51, 0.55), 0.002, (0.0, 0.006), "low"),      # AUC interval excludes 0.5
-    (0.51, (0.48, 0.54), 0.004, (0.0011, 0.01), "low"),    # TPR interval excludes 0.1%
-    (0.55, (0.48, 0.62), 0.02, (0.002, 0.07), "low"),      # large points, wide intervals: few records
-    (0.63, (0.61, 0.65), 0.004, (0.0011, 0.01), "moderate"),
-    (0.55, (0.53, 0.57), 0.02, (0.012, 0.03), "moderate"),
-    (0.77, (0.755, 0.785), 0.004, (0.0011, 0.01), "high"),
-    (0.74, (0.70, 0.78), 0.06, (0.051, 0.07), "high"),
+@pytest.mark.parametrize("auc, tpr, rejects, band", [
+    (0.51, 0.002, False, "none"),
+    (0.80, 0.10, False, "none"),       # large point estimates that the test cannot tell from chance
+    (0.53, 0.002, True, "low"),
+    (0.63, 0.004, True, "moderate"),
+    (0.55, 0.02, True, "moderate"),
+    (0.77, 0.004, True, "high"),
+    (0.70, 0.06, True, "high"),
 ])
-def test_verdict_bands(auc, auc_ci, tpr, tpr_ci, band):
+def test_verdict_bands(auc, tpr, rejects, band):
     base = fake_result(strengths=(("a", 1.0),)).attacks[0].metrics
-    m = dataclasses.replace(base, auc=auc, auc_ci=auc_ci, tpr_at_fpr={**base.tpr_at_fpr, 0.001: tpr},
-                            tpr_at_fpr_ci={**base.tpr_at_fpr_ci, 0.001: tpr_ci},
-                            tpr_at_fpr_joint_ci={**base.tpr_at_fpr_joint_ci, 0.001: tpr_ci})
-    assert findings.verdict(m).band == band
+    m = dataclasses.replace(base, auc=auc, auc_ci=(0.0, 1.0), tpr_at_fpr={**base.tpr_at_fpr, 0.001: tpr},
+                            tpr_at_fpr_ci={**base.tpr_at_fpr_ci, 0.001: (0.0, 1.0)},
+                            tpr_at_fpr_joint_ci={**base.tpr_at_fpr_joint_ci, 0.001: (0.0, 1.0)})
+    test = LeakTest(0.001 if rejects else 0.5, rejects, 0.01, 0.001, 3, 0, 0.5)
+    assert findings.verdict(m, test).band == band
 
 
 def test_verdict_is_on_the_page():
     assert "High leakage" in render_html(fake_result(strengths=(("strong", 3.0),), n=2000), b"png", b"png")
     blind = fake_result(strengths=(("blind", 0.0),), n=2000)
-    expected = findings.verdict(blind.attacks[0].metrics).title
-    assert f'<span class="badge">{expected}</span>' in render_html(blind, b"png", b"png")
+    expected = findings.outcome_verdict(blind.attacks[0], blind.membership)
+    page = render_html(blind, b"png", b"png")
+    assert f'<span class="badge">{expected.title}</span>' in page
+    assert ("no better than random guessing" in page) == (expected.band == "none")
 
 
 def test_epsilon_sentence_says_bound_or_estimate():

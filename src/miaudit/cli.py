@@ -130,6 +130,11 @@ def audit(
     result = run_audit(cfg, progress=not quiet)
     paths = result.save(out)
     out_console.print(results_table(result))
+    if result.headline is not None:
+        from miaudit.report.findings import headline_lines
+
+        for line in headline_lines(result):
+            out_console.print(line, markup=False, highlight=False)
     for note in result.notes:
         out_console.print(f"note: {note}")
     out_console.print(f"total {result.timing['total_s']:.1f} s; report: {paths['report.html']}")
@@ -286,13 +291,14 @@ def check_exportable(target: str, path: Path) -> None:
 
 def results_table(result) -> Table:
     """A rich table of the attacks, best AUC first, AUC and TPRs with their intervals (legend below)."""
-    from miaudit.results import format_auc, format_tpr, table_legend
+    from miaudit.results import EPSILON_LEGEND, format_auc, format_tpr, table_legend
 
     t = result.target
     metrics = [a.metrics for a in result.attacks]
     table = Table(title=f"{result.config['dataset']} / {t.model}: train acc {t.train_accuracy:.3f}, "
                         f"test acc {t.test_accuracy:.3f}, {t.members} members, {t.non_members} non-members",
-                  caption="\n".join(table_legend(metrics)) or None, caption_justify="left",
+                  caption="\n".join([*table_legend(metrics), EPSILON_LEGEND] if metrics else []) or None,
+                  caption_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True, pad_edge=False)
     bound = all(a.metrics.epsilon_valid for a in result.attacks)
     for col in ("attack", "AUC", "TPR@0.1%", "TPR@1%", "acc", "prec", "recall", "adv", "ε ≥" if bound else "ε est", "s"):

@@ -82,6 +82,7 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
         t = time.perf_counter()
         outcomes = run_attacks(plan, inputs, board)
         timing["attacks_s"] = time.perf_counter() - t
+    choice = choose_headline(cfg, outcomes, inputs, timing)
     train_acc = float(correct[plan.membership].mean())
     test_acc = (float(correct[~plan.membership].mean()) if not cfg.nonmember_dataset
                 else float((target.logits(plan.test_x).argmax(1) == plan.test_y).mean()))
@@ -112,7 +113,7 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
                        plan.membership, plan.pool_y, notes=notes, inputs=inputs,
                        model=target if plan.outside is None else None, records=plan.pool_x, sections=sections,
-                       scaler=plan.scaler, privacy=privacy)
+                       scaler=plan.scaler, privacy=privacy, choice=choice)
 
 
 def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = None,
@@ -260,6 +261,22 @@ def run_attack_specs(cfg: AuditConfig, specs, inputs: AttackInputs, membership: 
         for done, _ in enumerate(as_completed(futures.values()), start=1):
             update(done)
         return [futures[i].result() for i in range(len(specs))]
+
+
+def choose_headline(cfg: AuditConfig, outcomes: list[AttackOutcome], inputs: AttackInputs | None,
+                    timing: dict[str, Any]):
+    """The headline attack of the outcomes, chosen without the membership labels
+    (:func:`miaudit.attacks.choice.choose_attack`; inputs None: by rule); seconds into timing["choice_s"]."""
+    from miaudit.attacks.choice import choose_attack
+    from miaudit.attacks.registry import ATTACKS
+
+    if not outcomes or any(o.name not in ATTACKS for o in outcomes):
+        return None
+    t = time.perf_counter()
+    choice = choose_attack([ATTACKS[o.name] for o in outcomes], inputs, cfg.seed,
+                           workers=usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs)
+    timing["choice_s"] = time.perf_counter() - t
+    return choice
 
 
 def usable_cores() -> int:

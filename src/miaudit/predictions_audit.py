@@ -20,7 +20,7 @@ def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
     Attacks that need what the file lacks (reference outputs, IN/OUT masks, population records) are
     skipped with a note, or are an InputError when named explicitly in ``cfg.attacks``.
     """
-    from miaudit.pipeline import run_attack_specs
+    from miaudit.pipeline import choose_headline, run_attack_specs
 
     started = time.perf_counter() if started is None else started
     predictions = load_predictions(cfg.predictions)
@@ -40,9 +40,11 @@ def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
     timing = {"attacks_s": time.perf_counter() - t, "total_s": time.perf_counter() - started,
               "train_target_s": 0.0, "train_reference_s": 0.0, "reference_models": predictions.n_reference,
               "train_gflop": 0.0, "train_gflops_per_s": 0.0}
+    choice = choose_headline(cfg, outcomes, inputs, timing)
+    timing["total_s"] = time.perf_counter() - started
     ids = predictions.record_ids if predictions.record_ids is not None else np.arange(predictions.n_records)
     notes = [f"signals from {cfg.predictions}: {predictions.n_records} audited records, "
              f"{predictions.n_reference} reference models, {predictions.n_population} population records"]
     notes += [f"skipped {why}" for why in skipped]
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, ids, m, predictions.labels,
-                       notes=notes, inputs=inputs)
+                       notes=notes, inputs=inputs, choice=choice)

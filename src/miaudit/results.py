@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from miaudit.attacks.choice import AttackChoice
     from miaudit.attacks.inputs import AttackInputs
     from miaudit.metrics import AttackMetrics
 
@@ -68,7 +69,8 @@ class AuditResult:
     """Everything one audit found.
 
     record_index: int [N] dataset indices of the audited records; membership: bool [N] true
-    membership in the target's training set; labels: int [N].
+    membership in the target's training set; labels: int [N]. choice: the headline attack and how it
+    was chosen without the membership labels (:mod:`miaudit.attacks.choice`; None: by its fixed rule).
     """
 
     miaudit_version: str
@@ -86,6 +88,7 @@ class AuditResult:
     sections: dict[str, Any] = field(default_factory=dict)  # more top-level results.json blocks ("data", ...)
     scaler: Any = field(default=None, repr=False)  # the InputScaler every miaudit model saw the records through
     privacy: dict[str, Any] | None = None  # DP-SGD targets: the accountant's (ε, δ), σ and C (design.md)
+    choice: AttackChoice | None = None
 
     def __post_init__(self) -> None:
         n = len(self.record_index)
@@ -97,6 +100,17 @@ class AuditResult:
         for a in self.attacks:
             if a.scores.shape != (n,):
                 raise ValueError(f"attack {a.name}: {a.scores.shape[0]} scores for {n} records")
+        if self.choice is None and names:
+            from miaudit.attacks.choice import rule_choice
+
+            self.choice = rule_choice(names)
+        if self.choice is not None and self.choice.chosen not in names:
+            raise ValueError(f"headline attack {self.choice.chosen} is not among {names}")
+
+    @property
+    def headline(self) -> AttackOutcome | None:
+        """The attack the headline, verdict and ε line speak for (``choice``), None without attacks."""
+        return self.attack(self.choice.chosen) if self.choice is not None else None
 
     def attack(self, name: str) -> AttackOutcome:
         for a in self.attacks:
@@ -117,6 +131,10 @@ class AuditResult:
         }
         if self.privacy is not None:
             doc["privacy"] = dict(self.privacy)
+        if self.headline is not None:
+            from miaudit.report.findings import verdict_section
+
+            doc["verdict"] = verdict_section(self)
         return doc
 
     def to_json(self, indent: int = 2) -> str:
@@ -140,6 +158,10 @@ class AuditResult:
                 f"{m.epsilon_lower_bound:8.3f}{a.seconds:8.2f}"
             )
         lines.extend(table_legend([a.metrics for a in self.attacks]))
+        if self.headline is not None:
+            from miaudit.report.findings import headline_lines
+
+            lines.extend([EPSILON_LEGEND, *headline_lines(self)])
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -178,6 +200,8 @@ class AuditResult:
 
 
 BELOW_RESOLUTION_MARK = "\u2020"
+EPSILON_LEGEND = ("ε per attack: for that attack alone; the table's largest ε is not a bound (picked after seeing "
+                  "the results)")
 TABLE_LEVELS = (0.001, 0.01)
 
 

@@ -1,15 +1,16 @@
-"""What the report says: the strongest attack, its headline rates, a verdict band, the most exposed
+"""What the report says: the headline attack, its headline rates, a verdict band, the most exposed
 records and the per-class exposure, computed from an AuditResult (pure functions, no HTML).
 
-Strongest attack: highest TPR at 0.1% FPR, AUC as tie-break (the low-FPR criterion of Carlini et
-al. 2022). Verdict bands, from the strongest attack, first rule that applies (VERDICT_RULES says the
-same in words). Bands use the lower end of each 95% interval, the leakage the audit is confident of,
-so that a chance result on few records does not raise the band:
-- none: neither interval lies above chance: the AUC interval reaches 0.5 and the TPR@0.1% interval
-  reaches 0.1% (both contain it, or lie below it);
-- high: TPR@0.1% lower end >= 5% or AUC lower end >= 0.75;
-- moderate: TPR@0.1% lower end >= 1% or AUC lower end >= 0.60;
-- low: every other result (measurably better than chance, but small).
+Headline attack: ``AuditResult.choice``, chosen without the audited records' membership labels
+(:mod:`miaudit.attacks.choice`); never the best of the table on those labels, which overstates it.
+Verdict, from the headline attack, first rule that applies (VERDICT_RULES says the same in words):
+- none: the leakage test fixed in advance (:mod:`miaudit.leak_test`) does not reject "no better than
+  random guessing" at its level;
+- high: TPR@0.1% >= 5% or AUC >= 0.75;
+- moderate: TPR@0.1% >= 1% or AUC >= 0.60;
+- low: every other result (measurable, but small).
+Bands read the point estimates, the estimated leak: how many records the audit has decides whether
+the test can tell a leak from chance, not how large the leak is called.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from miaudit.leak_test import ALPHA, LeakTest, leak_test
 
 if TYPE_CHECKING:
     from miaudit.metrics import AttackMetrics
@@ -29,12 +32,12 @@ HIGH_TPR, HIGH_AUC = 0.05, 0.75
 MODERATE_TPR, MODERATE_AUC = 0.01, 0.60
 
 VERDICT_RULES = (
-    ("none", "No measurable leakage", "the AUC interval reaches down to 0.5 and the TPR@0.1% FPR interval "
-     "down to 0.1% (what random guessing achieves)"),
-    ("high", "High leakage", f"the TPR@0.1% FPR interval starts at {HIGH_TPR:.0%} or more, or the AUC "
-     f"interval at {HIGH_AUC:.2f} or more"),
-    ("moderate", "Moderate leakage", f"the TPR@0.1% FPR interval starts at {MODERATE_TPR:.0%} or more, or "
-     f"the AUC interval at {MODERATE_AUC:.2f} or more"),
+    ("none", "No measurable leakage", "the leakage test (exact tail rank test at 0.1% FPR and Mann-Whitney "
+     f"AUC test, Bonferroni) does not reject \"no better than random guessing\" at the {ALPHA:.0%} level"),
+    ("high", "High leakage", f"measurable, and a TPR@0.1% FPR of {HIGH_TPR:.0%} or more or an AUC of "
+     f"{HIGH_AUC:.2f} or more"),
+    ("moderate", "Moderate leakage", f"measurable, and a TPR@0.1% FPR of {MODERATE_TPR:.0%} or more or an AUC "
+     f"of {MODERATE_AUC:.2f} or more"),
     ("low", "Low leakage", "measurably better than random guessing, below the moderate thresholds"),
 )
 
@@ -62,9 +65,12 @@ class Rate:
 
 @dataclass(frozen=True)
 class Verdict:
+    """band: none / low / moderate / high; title, rule: in words (VERDICT_RULES); test: the leakage test."""
+
     band: str
     title: str
     rule: str
+    test: LeakTest
 
 
 @dataclass(frozen=True)
@@ -113,21 +119,55 @@ def rate_at(m: AttackMetrics, level: float) -> Rate:
                 int(m.tpr_at_fpr_false_positives[level]), m.n_non_members, bool(m.tpr_at_fpr_below_resolution[level]))
 
 
-def verdict(m: AttackMetrics) -> Verdict:
-    """The verdict band of an attack's metrics (rules in VERDICT_RULES; a missing interval counts as
-    the point estimate alone)."""
-    auc_lo = m.auc_ci[0]
-    tpr_lo = m.tpr_at_fpr_joint_ci[HEADLINE_FPR][0]
-    if auc_lo <= 0.5 and tpr_lo <= HEADLINE_FPR:
+def verdict(m: AttackMetrics, test: LeakTest) -> Verdict:
+    """The verdict band of an attack from its leakage test and its point estimates (VERDICT_RULES)."""
+    tpr, auc = m.tpr_at_fpr[HEADLINE_FPR], m.auc
+    if not test.rejects:
         band = "none"
-    elif tpr_lo >= HIGH_TPR or auc_lo >= HIGH_AUC:
+    elif tpr >= HIGH_TPR or auc >= HIGH_AUC:
         band = "high"
-    elif tpr_lo >= MODERATE_TPR or auc_lo >= MODERATE_AUC:
+    elif tpr >= MODERATE_TPR or auc >= MODERATE_AUC:
         band = "moderate"
     else:
         band = "low"
     _, title, rule = next(r for r in VERDICT_RULES if r[0] == band)
-    return Verdict(band, title, rule)
+    return Verdict(band, title, rule, test)
+
+
+def outcome_verdict(outcome: AttackOutcome, membership: np.ndarray) -> Verdict:
+    """:func:`verdict` of one attack, its leakage test run on its scores and ``membership`` bool [N]."""
+    return verdict(outcome.metrics, leak_test(outcome.scores, membership))
+
+
+def verdict_section(result: AuditResult) -> dict:
+    """results.json "verdict": the badge and headline as data, and how the headline attack was chosen."""
+    v = outcome_verdict(result.headline, result.membership)
+    choice = result.choice
+    return {"band": v.band, "title": v.title, "test": v.test.name, "p_value": v.test.p_value,
+            "alpha": v.test.alpha, "tail_p_value": v.test.tail_p, "auc_p_value": v.test.auc_p,
+            "attack": choice.chosen, "chosen_by": choice.chosen_by, "why": choice.why,
+            "candidates": {k: dict(x) for k, x in choice.candidates.items()}}
+
+
+def headline_lines(result: AuditResult) -> list[str]:
+    """Two plain lines for the console and summary(): the verdict with its test, the headline attack and its ε."""
+    a = result.headline
+    v = outcome_verdict(a, result.membership)
+    m = a.metrics
+    attack = f"headline attack: {a.name}, chosen by {result.choice.chosen_by} (without the membership labels)"
+    if m.epsilon_valid:
+        attack += f"; ε ≥ {m.epsilon_lower_bound:.2f} at δ = {m.delta:g} ({m.epsilon_confidence:.0%} confidence)"
+    elif headline_epsilon(m):
+        attack += f"; ε estimate {m.epsilon_lower_bound:.2f} (not a bound)"
+    return [f"verdict: {v.title} (leakage test p = {v.test.p_value:.2g}, {v.test.name})", attack]
+
+
+def headline_epsilon(m: AttackMetrics) -> bool:
+    """Whether the ε of an attack may stand in a headline: not the GDP form, which is an estimate that
+    exceeds the true ε of mechanisms whose trade-off curve is not Gaussian (randomized response)."""
+    from miaudit.dp_audit import GDP
+
+    return m.epsilon_method != GDP
 
 
 def epsilon_audit(m: AttackMetrics) -> EpsilonAudit:

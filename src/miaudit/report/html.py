@@ -1,6 +1,6 @@
 """report.html: one self-contained page (inline CSS, base64 PNG images, no scripts, no external URLs).
 
-The page opens with the verdict and the strongest attack's headline (report/findings.py), then the most
+The page opens with the verdict and the headline attack's rates (report/findings.py), then the most
 exposed records and per-class exposure, the attacks table, the figures; configuration, timing and notes
 come last, folded. The markup is report/template.html.j2.
 """
@@ -67,7 +67,8 @@ def _signed_points(value: float) -> str:
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
 _ENV.filters.update(num=_num, pct=_pct, pct_interval=_pct_interval, num_interval=_num_interval, one_in=_one_in,
                     signed=_signed, signed_points=_signed_points, count=lambda n: f"{int(n):,}",
-                    g=lambda v: f"{v:g}", confidence=lambda c: f"{100.0 * c:g}%")
+                    g=lambda v: f"{v:g}", confidence=lambda c: f"{100.0 * c:g}%",
+                    p=lambda v: f"{v:.2g}" if v >= 1e-4 else f"{v:.1e}")
 _TEMPLATE = _ENV.from_string(resources.files("miaudit.report").joinpath("template.html.j2").read_text("utf-8"))
 
 
@@ -75,7 +76,7 @@ def render_html(result: AuditResult, roc_png: bytes | None = None,
                 histograms_png: bytes | None = None) -> str:
     """The whole report as one HTML string; figures are rendered unless their PNG bytes are given."""
     ranked = findings.rank_attacks(result.attacks)
-    best = ranked[0] if ranked else None
+    best = result.headline
     roc_png = roc_png if roc_png is not None else figure_png(roc_figure(result))
     histograms_png = histograms_png if histograms_png is not None else figure_png(histogram_figure(result))
     context: dict[str, Any] = {"best": best}
@@ -85,7 +86,8 @@ def render_html(result: AuditResult, roc_png: bytes | None = None,
         records = result.records if result.records is not None and len(result.records) == len(result.labels) else None
         about, needs = findings.attack_needs(best, result.config.get("reference_models"))
         context.update(
-            verdict=findings.verdict(m), rules=findings.VERDICT_RULES,
+            verdict=findings.outcome_verdict(best, result.membership), rules=findings.VERDICT_RULES,
+            choice=result.choice, eps_in_headline=findings.headline_epsilon(m),
             head=findings.rate_at(m, findings.HEADLINE_FPR), second=findings.rate_at(m, findings.SECOND_FPR),
             auc_ci=m.auc_ci, eps=findings.epsilon_audit(m), about=about, needs=needs,
             exposed=exposed, tied=findings.tied_beyond(best, exposed),
