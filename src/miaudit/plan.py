@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from miaudit.attacks.registry import AttackSpec, attack_specs
+from miaudit.attacks.registry import AttackSpec, attack_specs, left_out_by_auto
 from miaudit.config import AuditConfig
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
 from miaudit.data.scaling import InputScaler, fit_scaler
@@ -213,7 +213,12 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
         pop_index = pop_index[np.sort(rng.permutation(len(pop_index))[: cfg.population])]
     pop_x, pop_y = ds.x[pop_index], ds.y[pop_index]
 
-    specs = attack_specs(cfg.attacks)
+    labels_only = _releases_labels_only(cfg, outside)
+    specs = attack_specs(cfg.attacks, labels_only)
+    left_out = left_out_by_auto(cfg.attacks, labels_only)
+    if left_out:
+        notes.append(f"--attacks auto (the default) ran the attacks that read the target's scores; the "
+                     f"label-only ones ({', '.join(left_out)}) run when named or with --attacks all")
     if cfg.signal_chunk:  # signals on disk: only attacks that stream over record chunks ("all" -> those)
         from miaudit.attacks.streamed import STREAMED
 
@@ -271,6 +276,16 @@ def within_query_budget(plan: AuditPlan, budget: int | None) -> AuditPlan:
 
 _TORCH_TARGETS = ("mlp", "cnn", "small-cnn", "mnist-cnn")
 """models.registry.TORCH_NAMES, spelled out here: importing it loads torch (white-box attacks need them)."""
+
+
+def _releases_labels_only(cfg: AuditConfig, outside: OutsideTarget | None) -> bool:
+    """Whether the audited target releases labels only (the label output defense, a label API)."""
+    from miaudit.targets.defenses import LabelRelease
+
+    target = getattr(outside, "target", None)
+    while target is not None and not isinstance(target, LabelRelease):
+        target = target.__dict__.get("target")  # RawInputs and other wrappers keep the wrapped target here
+    return cfg.output_defense == "label" or target is not None
 
 
 def _trained_by_torch(target: str) -> bool:
