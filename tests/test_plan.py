@@ -63,3 +63,20 @@ def test_reference_seeds_are_valid_random_states_for_every_seed():
     for seed in (0, 83_175, 2**32 - 1):  # 83,175 * 100,003 passed 2**32 and crashed sklearn models
         seeds = reference_seeds(make_config(seed=seed, reference_models=8))
         assert all(0 <= s < 2**32 for s in seeds) and len(set(seeds)) == 8
+
+
+def _threat_models(**settings):
+    plan = make_plan(make_config(dataset="digits", target="logreg", reference_models=2, population=100, **settings))
+    return {s.threat_model for s in plan.attacks}, plan
+
+
+def test_the_default_attacks_read_scores_and_leave_label_only_searches_to_be_asked_for():
+    models, plan = _threat_models()
+    assert plan.config.attacks == ["auto"]
+    assert "black-box" in models and "label-only" not in models
+    assert any("label-only-boundary" in n and "--attacks all" in n for n in plan.notes)
+    assert "label-only" in _threat_models(attacks="all")[0]  # 'all' keeps its meaning
+    named, _ = _threat_models(attacks="auto,label-only-gap")
+    assert "label-only" in named
+    labels, _ = _threat_models(output_defense="label")  # a target that releases only labels
+    assert "label-only" in labels

@@ -58,6 +58,8 @@ def audit(config: AuditConfig | None = None, *, progress: bool = True, data: Any
     plan = make_plan(cfg, data, model, train_fn)
     if plan.outside is not None:  # a prediction API answers a limited number of queries
         plan = within_query_budget(plan, getattr(plan.outside.target, "remaining", None))
+    if progress:
+        print_runtime_notice(plan)
     with ProgressBoard(progress) as board:
         return _run(plan, board, started)
 
@@ -260,6 +262,20 @@ def run_attack_specs(cfg: AuditConfig, specs, inputs: AttackInputs, membership: 
         for done, _ in enumerate(as_completed(futures.values()), start=1):
             update(done)
         return [futures[i].result() for i in range(len(specs))]
+
+
+def print_runtime_notice(plan: AuditPlan) -> None:
+    """Before attacks that will take minutes: their estimated time and how to cut it, on stderr."""
+    from rich.console import Console
+
+    from miaudit.estimate import runtime_notice
+
+    cfg = plan.config
+    cores = usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs
+    notice = runtime_notice(plan.attacks, len(plan.pool_x), cfg.reference_models, cfg.queries, cfg.target,
+                            cores, cfg.attacks)
+    if notice:
+        Console(stderr=True).print(f"note: {notice}", markup=False, highlight=False)
 
 
 def usable_cores() -> int:
