@@ -66,7 +66,8 @@ def runtime_notice(specs: list[AttackSpec], n_records: int, n_references: int, q
         hints.append("leave out the label-only attacks (--attacks auto, the default)" if "auto" not in named
                      else "leave out the label-only attacks you named")
     hints.append("fewer --members or --reference-models")
-    return (f"estimated attack time about {_duration(est.wall_s)} on {cores} core{"s" * (cores > 1)} for {n_records} audited records "
+    where = f"{cores} core" + "s" * (cores > 1)
+    return (f"estimated attack time about {_duration(est.wall_s)} on {where} for {n_records} audited records "
             f"and {n_references} reference models, before training (slowest: {shown}); faster: "
             + "; ".join(hints))
 
