@@ -80,3 +80,24 @@ def test_the_default_attacks_read_scores_and_leave_label_only_searches_to_be_ask
     assert "label-only" in named
     labels, _ = _threat_models(output_defense="label")  # a target that releases only labels
     assert "label-only" in labels
+
+
+def _half_members_table(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["a,b,label,is_member"] + [f"{x:.3f},{z:.3f},{i % 3},{i % 2}"
+                                      for i, (x, z) in enumerate(rng.standard_normal((300, 2)))]
+    (tmp_path / "half.csv").write_text("\n".join(rows) + "\n")
+    return dict(dataset=str(tmp_path / "half.csv"), member_column="is_member", target="logreg", reference_models=2)
+
+
+def test_a_50_50_member_file_says_how_to_supply_a_population(tmp_path):
+    table = _half_members_table(tmp_path)
+    plan = make_plan(make_config(**table))
+    assert len(plan.population_x) == 0
+    note = next(n for n in plan.notes if n.startswith("no population records"))
+    assert "--non-members N" in note and "skipped rmia, rmia-tempered-offsets, population" in note
+    assert "ran without local offsets: lira-online-moderated-offsets, lira-offline-moderated-offsets" in note
+    with pytest.raises(InputError, match=r"^rmia: needs population records .*--non-members N"):
+        make_plan(make_config(**table, attacks="rmia,lira-online"))  # named: refused before any training
+    fewer = make_plan(make_config(**table, attacks="rmia", non_members=100))  # the hint works
+    assert len(fewer.population_x) == 50 and [s.name for s in fewer.attacks] == ["rmia"]

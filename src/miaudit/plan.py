@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from miaudit.attacks.registry import AttackSpec, attack_specs, left_out_by_auto
+from miaudit.attacks.registry import AUTO, AttackSpec, attack_specs, left_out_by_auto
 from miaudit.config import AuditConfig
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
 from miaudit.data.scaling import InputScaler, fit_scaler
@@ -225,18 +225,28 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
         if any(s.name not in STREAMED for s in specs):
             notes.append(f"signals streamed from disk (--signal-chunk): only {', '.join(STREAMED)} can run")
         specs = [s for s in specs if s.name in STREAMED]
-    runnable = []
+    runnable, no_population = [], []
+    hint = "" if len(pop_x) else _population_hint(cfg, given is not None, len(out_index))
     for spec in specs:
-        why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x), has_model=True,
-                              has_white_box=_trained_by_torch(cfg.target) and not outside)
+        needs = dict(has_model=True, has_white_box=_trained_by_torch(cfg.target) and not outside)
+        why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x), **needs)
+        if why is not None and hint and spec.unmet_need(k, mode == "pool" and k >= 1, 1, **needs) is None:
+            why += f" ({hint})"  # the population is all it lacks: say how to supply one
+            no_population.append(spec.name)
         if why is None:
             runnable.append(spec)
-        elif spec.name in cfg.attacks:  # named explicitly, not through "all"
+        elif spec.name in cfg.attacks:  # named explicitly, not through "all" / "auto": refused before any work
             raise InputError(why)
-        else:
-            notes.append(f"skipped {why}")
+        elif spec.name not in no_population and not (spec.needs_white_box and AUTO in cfg.attacks):
+            notes.append(f"skipped {why}")  # ("auto": white-box attacks only for a white-box target)
     if not runnable:
         raise InputError("--attacks: none of the requested attacks can run with these settings")
+    offsets = [s.name for s in runnable if s.uses_population]
+    if hint and (no_population or offsets):
+        notes.append(f"no population records (attacker data no model trained on): {hint}. "
+                     + "; ".join(part for part in (no_population and f"skipped {', '.join(no_population)}",
+                                                   offsets and f"ran without local offsets: {', '.join(offsets)}")
+                                 if part))
     architecture = cfg.reference_architecture or (None if outside else cfg.target)
     check_audit_size(_audit_size(cfg, ds, len(pool_x) + len(pop_x) + (len(ref_x) if mode != "pool" else 0),
                                  architecture), ds.name)
@@ -276,6 +286,16 @@ def within_query_budget(plan: AuditPlan, budget: int | None) -> AuditPlan:
 
 _TORCH_TARGETS = ("mlp", "cnn", "small-cnn", "mnist-cnn")
 """models.registry.TORCH_NAMES, spelled out here: importing it loads torch (white-box attacks need them)."""
+
+
+def _population_hint(cfg: AuditConfig, users_split: bool, audited_non_members: int) -> str:
+    """How to supply population records (attacker data no model trained on) when there are none."""
+    if cfg.population == 0:
+        return "--population is 0"
+    if users_split:
+        return (f"the user's split audits all {audited_non_members} of its non-members; add non-member rows beyond "
+                "as many as the members, or audit fewer with --non-members N: the rest become population records")
+    return "every record of the dataset is audited; fewer --members or --non-members leave some as population"
 
 
 def _releases_labels_only(cfg: AuditConfig, outside: OutsideTarget | None) -> bool:
