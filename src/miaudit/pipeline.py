@@ -107,6 +107,8 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
         sections["data"] = plan.table.public()
     if plan.shadow_data:
         sections["shadow_data"] = dict(plan.shadow_data)
+    if plan.attack_choice:
+        sections["attack_choice"] = dict(plan.attack_choice)
     if plan.outside is not None:
         sections["target_source"] = {"kind": plan.outside.kind, "source": plan.outside.source,
                                      "input": cfg.target_input, "reference_models": plan.reference_architecture
