@@ -277,7 +277,7 @@ def print_runtime_notice(plan: AuditPlan) -> None:
     notice = runtime_notice(plan.attacks, len(plan.pool_x), cfg.reference_models, cfg.queries, cfg.target,
                             cores, cfg.attacks)
     if notice:
-        Console(stderr=True).print(f"note: {notice}", markup=False, highlight=False)
+        Console(stderr=True).print(f"note: {notice}", markup=False, highlight=False, soft_wrap=True)
 
 
 def usable_cores() -> int:
