@@ -74,7 +74,7 @@ def test_the_default_attacks_read_scores_and_leave_label_only_searches_to_be_ask
     models, plan = _threat_models()
     assert plan.config.attacks == ["auto"]
     assert "black-box" in models and "label-only" not in models
-    assert any("label-only-boundary" in n and "--attacks all" in n for n in plan.notes)
+    assert any("7 label-only ones" in n and "--attacks all" in n for n in plan.notes)
     choice = plan.attack_choice  # results.json's attack_choice block
     assert choice["chosen"] == [s.name for s in plan.attacks] and "label-only-boundary" in choice["candidates"]
     assert "label-only searches" in choice["why"]

@@ -218,8 +218,8 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     specs = attack_specs(cfg.attacks, labels_only)
     left_out = left_out_by_auto(cfg.attacks, labels_only)
     if left_out:
-        notes.append(f"--attacks auto (the default) ran the attacks that read the target's scores; the "
-                     f"label-only ones ({', '.join(left_out)}) run when named or with --attacks all")
+        notes.append(f"--attacks auto (the default): the attacks that read the target's scores; the {len(left_out)} "
+                     "label-only ones run when named or with --attacks all (`miaudit attacks` lists them)")
     if cfg.signal_chunk:  # signals on disk: only attacks that stream over record chunks ("all" -> those)
         from miaudit.attacks.streamed import STREAMED
 
