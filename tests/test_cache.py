@@ -264,3 +264,29 @@ def test_an_audit_over_damaged_entries_gives_a_fresh_runs_numbers(tmp_path):
     for before, after in zip(fresh.attacks, again.attacks):
         np.testing.assert_allclose(after.scores, before.scores, rtol=1e-5, atol=1e-6)
         assert after.metrics.auc == pytest.approx(before.metrics.auc)
+
+
+def test_a_killed_save_leaves_no_temporary_file_after_the_next_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    key = cache_key(name="killed")
+    killed = ("import os, sys; from miaudit.models.cache import ModelCache; "
+              "os.fsync = lambda fd: os.kill(os.getpid(), 9); "
+              f"ModelCache(sys.argv[1]).save({key!r}, list(range(1000)))")
+    run = subprocess.run([sys.executable, "-c", killed, str(tmp_path)], env={**os.environ})
+    assert run.returncode == -9
+    left = list(tmp_path.glob("*/.*.tmp"))
+    assert len(left) == 1  # the killed write's file
+    old = tmp_path / key[:2] / ".0123456789ab.tmpXYZ.tmp"  # an old-style name, two days old
+    old.write_bytes(b"x")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    fresh = tmp_path / key[:2] / ".0123456789ab.otherhost.1.abc.tmp"  # maybe another host's live write
+    fresh.write_bytes(b"x")
+    cache = ModelCache(tmp_path)
+    assert not left[0].exists() and not old.exists() and fresh.exists()
+    assert cache.load(key) is None
+    cache.save(key, "saved")
+    assert cache.load(key) == "saved"

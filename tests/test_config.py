@@ -104,3 +104,26 @@ def test_diverged_models_are_named_with_the_likely_cause():
     with pytest.raises(InputError, match=r"^training diverged: 1 of 3 reference models' outputs are not finite "
                                          r"\(NaN\) — lower --lr \(now 3\) or --weight-decay \(now 0.1\)$"):
         check_outputs_finite(cfg, "reference models'", logits, per_model=True)
+
+
+def test_flat_training_keys_in_a_file_set_the_recipe(tmp_path):
+    f = tmp_path / "a.json"
+    f.write_text('{"epochs": 2, "lr": 0.01, "members": 40}')
+    cfg = make_config(f)
+    assert cfg.recipe.epochs == 2 and cfg.recipe.lr == 0.01 and cfg.members == 40
+    assert make_config(f, epochs=5).recipe.epochs == 5  # a flag still wins
+    f.write_text('{"epochs": "two"}')
+    with pytest.raises(InputError, match="^--config a.json: epochs: .*valid integer.*'two'"):
+        make_config(f)
+    f.write_text('{"epochs": 2, "recipe": {"epochs": 3}}')
+    with pytest.raises(InputError, match="epochs: given twice"):
+        make_config(f)
+
+
+@pytest.mark.parametrize("name, text", [("a.yaml", "seed: true\n"), ("a.json", '{"seed": true}'),
+                                        ("b.json", '{"recipe": {"seed": false}}')])
+def test_a_bool_is_not_a_seed(tmp_path, name, text):
+    f = tmp_path / name
+    f.write_text(text)
+    with pytest.raises(InputError, match="seed: Input should be a valid integer"):
+        make_config(f)

@@ -346,3 +346,25 @@ def test_failure_leaves_no_partial_output(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         report.write_report(fake_result(strengths=(("rmia", 1.0),)), out)
     assert list(out.iterdir()) == []
+
+
+def test_exposed_table_records_show_class_names_and_original_values(tmp_path):
+    import html
+
+    from tests.fixtures.census import census_frame, write_census_csv
+
+    import miaudit
+    from miaudit.report import findings
+
+    path = write_census_csv(tmp_path / "adult.csv", n=400)
+    result = miaudit.audit(dataset=str(path), label_column="income", target="tree", reference_models=0,
+                           attacks=["threshold-loss"], progress=False)
+    page = html.unescape(render_html(result, roc_png=b"", histograms_png=b""))
+    frame = census_frame(400)
+    for r in findings.exposed_records(result, result.attack("threshold-loss"))[:3]:
+        row = frame.iloc[r.record_index]
+        values = (f"age={row['age']}, workclass={row['workclass'].strip()}, fnlwgt={row['fnlwgt']}, "
+                  f"education={row['education'].strip()}")
+        assert values in page
+        label = row["income"].strip()
+        assert f"<td>{r.record_index}</td><td>{label}</td>" in page

@@ -316,3 +316,21 @@ def test_schemathesis_finds_no_failure(tmp_path, digits):
                 case.call_and_validate(base_url=base, headers=AUTH)
 
             check()
+
+
+def test_a_corrupt_file_or_a_regressor_is_named_before_any_shape_is_asked_for(tmp_path):
+    from sklearn.linear_model import LinearRegression
+    from skops.io import dump
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"garbage")
+    with pytest.raises(InputError, match="garbage.onnx: not an ONNX model .*corrupt"):
+        load_served_model(garbage)
+    broken = tmp_path / "broken.pt2"
+    broken.write_bytes(b"garbage")
+    with pytest.raises(InputError, match="broken.pt2: .*corrupt"):
+        load_served_model(broken)
+    regressor = tmp_path / "regressor.skops"
+    dump(LinearRegression().fit(np.arange(20.0).reshape(10, 2), np.arange(10.0)), regressor)
+    with pytest.raises(InputError, match="regressor.skops: LinearRegression has no predict_proba"):
+        load_served_model(regressor)

@@ -157,3 +157,17 @@ def test_store_never_overwrites_a_foreign_directory(tmp_path, small):
     assert store_inputs(inputs, tmp_path / "again", chunk=300).chunk == 300  # an earlier store: rewritten
     with pytest.raises(InputError, match="holds no signal store"):
         SignalStore.open(tmp_path / "mine")
+
+
+def test_rewriting_a_store_keeps_the_users_other_files(tmp_path, small):
+    inputs, _ = small
+    store_inputs(inputs, tmp_path / "signals", chunk=100)
+    (tmp_path / "signals" / "notes.txt").write_text("keep me")
+    (tmp_path / "signals" / "mine").mkdir()
+    (tmp_path / "signals" / "mine" / "data.csv").write_text("a,b\n")
+    again = store_inputs(inputs, tmp_path / "signals", chunk=300)
+    assert again.chunk == 300
+    np.testing.assert_array_equal(again.to_inputs().target_logits, store_inputs(inputs, tmp_path / "s2", 300)
+                                  .to_inputs().target_logits)
+    assert (tmp_path / "signals" / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "signals" / "mine" / "data.csv").read_text() == "a,b\n"

@@ -248,3 +248,35 @@ def test_missing_extras_name_the_pip_extra(tmp_path, monkeypatch):
     with pytest.raises(InputError) as err:
         load_target(tmp_path / "f.skops", (14,), 2)
     assert _message(err) == "f.skops: needs skops: pip install miaudit[sklearn-io]"
+
+
+class _SmallBatches(nn.Module):
+    """An MLP whose forward raises on batches of more than ``most`` records, or on a record above ``limit``."""
+
+    def __init__(self, most: int, limit: float = 1e9) -> None:
+        super().__init__()
+        self.net, self.most, self.limit = _mlp(), most, limit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.most:
+            raise RuntimeError("batch too large for this model")
+        if bool((x > self.limit).any()):
+            raise RuntimeError("value out of range")
+        return self.net(x)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_torchscript_model_failing_on_large_batches_is_sent_smaller_ones_or_named(tmp_path):
+    module = _SmallBatches(most=100).eval()
+    _script(module, tmp_path / "small.pt")
+    target = load_target(tmp_path / "small.pt", (14,), 3)
+    x = np.random.default_rng(0).standard_normal((1000, 14)).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="small.pt: the model fails on batches of 1000 records .*batches of 62"):
+        got = target.logits(x)
+    np.testing.assert_allclose(got, _torch_out(module.net, x), atol=1e-5)
+    np.testing.assert_allclose(target.logits(x[:300]), got[:300], atol=1e-6)  # the smaller size is kept
+    _script(_SmallBatches(most=10_000, limit=5.0).eval(), tmp_path / "picky.pt")
+    picky = load_target(tmp_path / "picky.pt", (14,), 3)
+    with pytest.raises(InputError) as err:
+        picky.logits(np.full((20, 14), 9.0, np.float32))
+    assert _message(err).startswith("picky.pt: the model fails on 20 records, in batches of any size down to one (")

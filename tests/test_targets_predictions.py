@@ -198,3 +198,17 @@ def test_runnable_attacks_follow_what_the_file_holds(tmp_path):
     assert [s.name for s in runnable] == ["lira-offline"]
     assert skipped == ["lira-online: needs reference models trained on the audited records (--reference-data pool)",
                        "shokri-lr: needs reference masks with IN records (1s) to train its attack model"]
+
+
+def test_a_predictions_audit_is_titled_by_its_file(tmp_path):
+    from miaudit import audit
+    from miaudit.cli import results_table
+
+    path = _npz(tmp_path, _arrays(), name="my-signals.npz")
+    result = audit(predictions=str(path), attacks=["threshold-loss", "lira-offline"], progress=False)
+    assert result.config["dataset"] == "my-signals.npz"
+    assert "my-signals.npz /" in str(results_table(result).title)
+    paths = result.save(tmp_path / "out")
+    report = paths["report.html"].read_text()
+    assert "audit &middot; my-signals.npz /" in report and "digits" not in report
+    assert '"dataset": "my-signals.npz"' in paths["results.json"].read_text()

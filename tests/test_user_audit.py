@@ -192,3 +192,23 @@ def test_bad_membership_is_one_line():
         miaudit.audit(target="tree", data=(x, y), membership=membership[:-1], progress=False)
     with pytest.raises(InputError, match="every record is a member"):
         miaudit.audit(target="tree", data=(x, y), membership=np.ones(len(y), bool), progress=False)
+
+
+def test_record_scores_come_back_in_the_users_record_order():
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((400, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * rng.standard_normal(400) > 0).astype(int)
+    membership = np.arange(400) < 150  # members first: the user's order carries membership
+    model = RandomForestClassifier(n_estimators=30, random_state=0).fit(x[membership], y[membership])
+    result = miaudit.audit(target=model, data=(x, y), membership=membership, reference_models=2,
+                           attacks=["threshold-loss"], progress=False)
+    scores = result.record_scores("threshold-loss", len(x))
+    audited = ~np.isnan(scores)
+    assert audited.sum() == 300 and audited[:150].all()  # every member, 150 of the 250 non-members
+    auc = roc_auc_score(membership[audited], scores[audited])
+    assert auc == pytest.approx(result.attack("threshold-loss").metrics.auc) and auc > 0.7
+    with pytest.raises(ValueError, match="n_records"):
+        result.record_scores("threshold-loss", 10)

@@ -70,8 +70,8 @@ class AuditConfig(BaseModel):
     non_members: int | None = Field(None, ge=1)
     reference_models: int = Field(8, ge=0)
     reference_data: Literal["pool", "attacker"] = "pool"
-    attacks: list[str] = ["all"]
-    seed: int = Field(0, ge=0, le=MAX_SEED)
+    attacks: list[str] = ["auto"]
+    seed: int = Field(0, ge=0, le=MAX_SEED, strict=True)  # strict: a bool (YAML `seed: true`) is not a seed
     recipe: TrainingRecipe = TrainingRecipe()
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -139,7 +139,7 @@ class AuditConfig(BaseModel):
             return v
         names = [a for a in v if a]
         if not names:
-            raise ValueError("give attack names separated by commas, or 'all' (see `miaudit attacks`)")
+            raise ValueError("give attack names separated by commas, 'auto' or 'all' (see `miaudit attacks`)")
         return names
 
     @field_validator("na_values", "columns", mode="before")
@@ -220,7 +220,7 @@ class AuditConfig(BaseModel):
             if bad:
                 raise ValueError(f"--signal-chunk: streamed signals {why}")
         require("zarr", "zarr", "--signal-chunk")
-        streamable_names(self.attacks)  # a named attack that cannot stream: InputError; "all" stays
+        streamable_names(self.attacks)  # a named attack that cannot stream: InputError; "all" / "auto" stay
         return self
 
     def public(self) -> dict[str, Any]:
@@ -288,12 +288,13 @@ def make_config(file: str | Path | None = None, base: AuditConfig | None = None,
     Overrides may name AuditConfig fields or TrainingRecipe fields (epochs=5); None values are ignored.
     """
     data: dict[str, Any] = read_config_file(file) if file else {}
+    where = f"--config {Path(file).name}: " if file else ""
+    _nest_recipe_keys(data, where)
     file_data = set(data)
     file_recipe = set(data["recipe"]) if isinstance(data.get("recipe"), dict) else set()
     given = {k for k, v in overrides.items() if v is not None}
     if base is not None:
         data = {**base.model_dump(), **data}
-    where = f"--config {Path(file).name}: " if file else ""
     recipe = data.pop("recipe", None) or {}
     if isinstance(recipe, TrainingRecipe):
         recipe = recipe.model_dump()
@@ -315,6 +316,23 @@ def make_config(file: str | Path | None = None, base: AuditConfig | None = None,
         return AuditConfig(**data, recipe=training)
     except ValidationError as e:
         raise InputError(validation_message(e, where if _first_field(e) in file_data - given else "")) from None
+
+
+def _nest_recipe_keys(data: dict[str, Any], where: str) -> None:
+    """Move a settings file's top-level training keys ({"epochs": 2}) into its recipe table, in place,
+    so a file takes every option by its flag's name; a key given both ways is an InputError."""
+    flat = [k for k in data if k in TrainingRecipe.model_fields and k not in AuditConfig.model_fields]
+    if not flat:
+        return
+    recipe = data.get("recipe")
+    if recipe is None:
+        recipe = data["recipe"] = {}
+    if not isinstance(recipe, dict):
+        return  # make_config names the bad recipe table
+    for key in flat:
+        if key in recipe:
+            raise InputError(f"{where}{key}: given twice, at the top level and in the recipe table")
+        recipe[key] = data.pop(key)
 
 
 def _first_field(err: ValidationError) -> str:

@@ -58,6 +58,8 @@ def audit(config: AuditConfig | None = None, *, progress: bool = True, data: Any
     plan = make_plan(cfg, data, model, train_fn)
     if plan.outside is not None:  # a prediction API answers a limited number of queries
         plan = within_query_budget(plan, getattr(plan.outside.target, "remaining", None))
+    if progress:
+        print_runtime_notice(plan)
     with ProgressBoard(progress) as board:
         return _run(plan, board, started)
 
@@ -106,6 +108,8 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
         sections["data"] = plan.table.public()
     if plan.shadow_data:
         sections["shadow_data"] = dict(plan.shadow_data)
+    if plan.attack_choice:
+        sections["attack_choice"] = dict(plan.attack_choice)
     if plan.outside is not None:
         sections["target_source"] = {"kind": plan.outside.kind, "source": plan.outside.source,
                                      "input": cfg.target_input, "reference_models": plan.reference_architecture
@@ -277,6 +281,20 @@ def choose_headline(cfg: AuditConfig, outcomes: list[AttackOutcome], inputs: Att
                            workers=usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs)
     timing["choice_s"] = time.perf_counter() - t
     return choice
+
+
+def print_runtime_notice(plan: AuditPlan) -> None:
+    """Before attacks that will take minutes: their estimated time and how to cut it, on stderr."""
+    from rich.console import Console
+
+    from miaudit.estimate import runtime_notice
+
+    cfg = plan.config
+    cores = usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs
+    notice = runtime_notice(plan.attacks, len(plan.pool_x), cfg.reference_models, cfg.queries, cfg.target,
+                            cores, cfg.attacks)
+    if notice:
+        Console(stderr=True).print(f"note: {notice}", markup=False, highlight=False, soft_wrap=True)
 
 
 def usable_cores() -> int:

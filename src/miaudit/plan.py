@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from miaudit.attacks.registry import AttackSpec, attack_specs
+from miaudit.attacks.registry import ATTACKS, AUTO, AttackSpec, attack_specs, left_out_by_auto
 from miaudit.config import AuditConfig
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
 from miaudit.data.scaling import InputScaler, fit_scaler
@@ -64,6 +64,7 @@ class AuditPlan:
     outside: OutsideTarget | None = None
     table: UserTable | None = None
     shadow_data: dict = field(default_factory=dict)  # results.json's shadow_data block (attacker mode)
+    attack_choice: dict = field(default_factory=dict)  # results.json's attack_choice block (--attacks auto)
 
     @property
     def reference_architecture(self) -> str | None:
@@ -213,31 +214,51 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
         pop_index = pop_index[np.sort(rng.permutation(len(pop_index))[: cfg.population])]
     pop_x, pop_y = ds.x[pop_index], ds.y[pop_index]
 
-    specs = attack_specs(cfg.attacks)
+    labels_only = _releases_labels_only(cfg, outside)
+    specs = attack_specs(cfg.attacks, labels_only)
+    left_out = left_out_by_auto(cfg.attacks, labels_only)
+    if left_out:
+        notes.append(f"--attacks auto (the default): the attacks that read the target's scores; the {len(left_out)} "
+                     "label-only ones run when named or with --attacks all (`miaudit attacks` lists them)")
     if cfg.signal_chunk:  # signals on disk: only attacks that stream over record chunks ("all" -> those)
         from miaudit.attacks.streamed import STREAMED
 
         if any(s.name not in STREAMED for s in specs):
             notes.append(f"signals streamed from disk (--signal-chunk): only {', '.join(STREAMED)} can run")
         specs = [s for s in specs if s.name in STREAMED]
-    runnable = []
+    runnable, no_population = [], []
+    hint = "" if len(pop_x) else _population_hint(cfg, given is not None, len(out_index))
     for spec in specs:
-        why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x), has_model=True,
-                              has_white_box=_trained_by_torch(cfg.target) and not outside)
+        needs = dict(has_model=True, has_white_box=_trained_by_torch(cfg.target) and not outside)
+        why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x), **needs)
+        if why is not None and hint and spec.unmet_need(k, mode == "pool" and k >= 1, 1, **needs) is None:
+            why += f" ({hint})"  # the population is all it lacks: say how to supply one
+            no_population.append(spec.name)
         if why is None:
             runnable.append(spec)
-        elif spec.name in cfg.attacks:  # named explicitly, not through "all"
+        elif spec.name in cfg.attacks:  # named explicitly, not through "all" / "auto": refused before any work
             raise InputError(why)
-        else:
-            notes.append(f"skipped {why}")
+        elif spec.name not in no_population and not (spec.needs_white_box and AUTO in cfg.attacks):
+            notes.append(f"skipped {why}")  # ("auto": white-box attacks only for a white-box target)
     if not runnable:
         raise InputError("--attacks: none of the requested attacks can run with these settings")
+    offsets = [s.name for s in runnable if s.uses_population]
+    if hint and (no_population or offsets):
+        notes.append(f"no population records (attacker data no model trained on): {hint}. "
+                     + "; ".join(part for part in (no_population and f"skipped {', '.join(no_population)}",
+                                                   offsets and f"ran without local offsets: {', '.join(offsets)}")
+                                 if part))
     architecture = cfg.reference_architecture or (None if outside else cfg.target)
     check_audit_size(_audit_size(cfg, ds, len(pool_x) + len(pop_x) + (len(ref_x) if mode != "pool" else 0),
                                  architecture), ds.name)
+    choice = {} if AUTO not in cfg.attacks else {
+        "candidates": list(ATTACKS), "chosen": [s.name for s in runnable],
+        "why": ("the target releases labels only: the label-only attacks and the score attacks on one-hot outputs"
+                if labels_only else "the target releases scores: the attacks that read them; label-only searches "
+                "run only when named or with --attacks all") + "; then what these settings can run"}
     return AuditPlan(cfg, ds, pool_x, pool_y, membership, record_index, source, test_x, test_y, mode,
                      ref_x, ref_y, masks, pop_x, pop_y, runnable, scaler, notes, outside, data.table,
-                     shadow_data)
+                     shadow_data, choice)
 
 
 def within_query_budget(plan: AuditPlan, budget: int | None) -> AuditPlan:
@@ -271,6 +292,26 @@ def within_query_budget(plan: AuditPlan, budget: int | None) -> AuditPlan:
 
 _TORCH_TARGETS = ("mlp", "cnn", "small-cnn", "mnist-cnn")
 """models.registry.TORCH_NAMES, spelled out here: importing it loads torch (white-box attacks need them)."""
+
+
+def _population_hint(cfg: AuditConfig, users_split: bool, audited_non_members: int) -> str:
+    """How to supply population records (attacker data no model trained on) when there are none."""
+    if cfg.population == 0:
+        return "--population is 0"
+    if users_split:
+        return (f"the user's split audits all {audited_non_members} of its non-members; add non-member rows beyond "
+                "as many as the members, or audit fewer with --non-members N: the rest become population records")
+    return "every record of the dataset is audited; fewer --members or --non-members leave some as population"
+
+
+def _releases_labels_only(cfg: AuditConfig, outside: OutsideTarget | None) -> bool:
+    """Whether the audited target releases labels only (the label output defense, a label API)."""
+    from miaudit.targets.defenses import LabelRelease
+
+    target = getattr(outside, "target", None)
+    while target is not None and not isinstance(target, LabelRelease):
+        target = target.__dict__.get("target")  # RawInputs and other wrappers keep the wrapped target here
+    return cfg.output_defense == "label" or target is not None
 
 
 def _trained_by_torch(target: str) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -46,5 +47,8 @@ def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
     notes = [f"signals from {cfg.predictions}: {predictions.n_records} audited records, "
              f"{predictions.n_reference} reference models, {predictions.n_population} population records"]
     notes += [f"skipped {why}" for why in skipped]
-    return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, ids, m, predictions.labels,
+    public = cfg.public()
+    if "dataset" not in cfg.model_fields_set:  # the audited records are the file's, not the default dataset's
+        public["dataset"] = Path(cfg.predictions).name
+    return AuditResult(miaudit.__version__, public, summary, outcomes, timing, ids, m, predictions.labels,
                        notes=notes, inputs=inputs, choice=choice)

@@ -118,6 +118,21 @@ class AuditResult:
                 return a
         raise KeyError(name)
 
+    def record_scores(self, name: str, n_records: int | None = None) -> np.ndarray:
+        """float64 [n_records]: attack ``name``'s score of every record in the order of the data given to
+        the audit (entry i is record i: a row of the user's (x, y) arrays, DataFrame or table file, as
+        ``record_index`` counts them), NaN for records not audited (attacker data). ``n_records``:
+        the data's record count (default: the highest audited index + 1). ``attack(name).scores`` are
+        in the audit's own shuffled order, aligned with ``record_index``."""
+        scores = self.attack(name).scores
+        index = np.asarray(self.record_index, np.int64)
+        size = int(index.max(initial=-1)) + 1 if n_records is None else int(n_records)
+        if size <= index.max(initial=-1):
+            raise ValueError(f"n_records: {size}, but record {int(index.max())} was audited")
+        out = np.full(size, np.nan)
+        out[index] = scores
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """The results.json document (contract in design.md; keys may be added, never removed)."""
         doc = {

@@ -13,6 +13,7 @@ written on its own (:meth:`SignalStore.write_models`), a block of records for al
 """
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,17 @@ def _check_writable(path: Path) -> None:
                          "directory")
 
 
+def _remove_store(path: Path) -> None:
+    """Delete an earlier store at ``path``: its group metadata and its arrays (sub-directories with a
+    zarr.json), nothing else; files the user keeps beside it stay (Zarr's "w" mode would empty the folder)."""
+    if not (path / "zarr.json").is_file():
+        return
+    for entry in path.iterdir():
+        if entry.is_dir() and (entry / "zarr.json").is_file():
+            shutil.rmtree(entry)
+    (path / "zarr.json").unlink()
+
+
 class SignalStore:
     """A signal matrix in a Zarr group at ``path`` (see the module docstring for its arrays)."""
 
@@ -70,7 +82,8 @@ class SignalStore:
         check_layout(chunk, dtype)
         zarr = _zarr()
         _check_writable(Path(path))
-        group = zarr.open_group(str(path), mode="w")
+        _remove_store(Path(path))
+        group = zarr.open_group(str(path), mode="a")
         k, n, z, c = n_models, n_records, n_population, n_classes
         mk, rc = max(1, min(MODEL_CHUNK, k)), max(1, min(chunk, n))
         arrays = {"reference_logits": ((k, n, c), (mk, rc, c), dtype),

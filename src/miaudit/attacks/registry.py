@@ -171,17 +171,33 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
 ]}
 
 
-def attack_specs(names: list[str]) -> list[AttackSpec]:
-    """Specs for a list of names; "all" expands to every attack. Unknown name -> InputError."""
+AUTO = "auto"
+"""The default attack set: what the threat model makes sensible (:func:`attack_specs`)."""
+
+
+def attack_specs(names: list[str], labels_only: bool = False) -> list[AttackSpec]:
+    """Specs for a list of names; "all" expands to every attack, "auto" to the attacks that read the
+    target's scores (black-box and white-box), or, when the target releases only labels
+    (``labels_only``), to those plus the label-only attacks. Unknown name -> InputError."""
     out: list[AttackSpec] = []
     for name in names:
-        if name == "all":
-            out.extend(s for s in ATTACKS.values() if s not in out)
+        if name in ("all", AUTO):
+            chosen = [s for s in ATTACKS.values()
+                      if name == "all" or labels_only or s.threat_model != "label-only"]
+            out.extend(s for s in chosen if s not in out)
         elif name in ATTACKS:
             if ATTACKS[name] not in out:
                 out.append(ATTACKS[name])
         else:
-            raise InputError(f"--attacks: unknown attack {name!r} (known: {', '.join(ATTACKS)}, all)")
+            raise InputError(f"--attacks: unknown attack {name!r} (known: {', '.join(ATTACKS)}, auto, all)")
     if not out:
         raise InputError("--attacks: no attack named")
     return out
+
+
+def left_out_by_auto(names: list[str], labels_only: bool = False) -> list[str]:
+    """The attacks that "all" would add to ``names`` but "auto" leaves out (label-only searches)."""
+    if AUTO not in names or labels_only:
+        return []
+    chosen = {s.name for s in attack_specs(names, labels_only)}
+    return [s.name for s in ATTACKS.values() if s.name not in chosen]

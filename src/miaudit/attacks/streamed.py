@@ -206,11 +206,11 @@ STREAMED: dict[str, Callable[..., AttackScores]] = {
 
 
 def streamable_names(names: list[str]) -> list[str]:
-    """The attack names to run streamed: "all" becomes every streamable attack; a name that cannot
+    """The attack names to run streamed: "all" / "auto" become every streamable attack; a name that cannot
     stream is an InputError naming the ones that can."""
     out: list[str] = []
     for name in names:
-        chosen = list(STREAMED) if name == "all" else [name]
+        chosen = list(STREAMED) if name in ("all", "auto") else [name]
         for n in chosen:
             if n not in STREAMED:
                 raise InputError(f"--attacks: {n} cannot stream over signal chunks (--signal-chunk); "

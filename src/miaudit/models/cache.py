@@ -6,7 +6,10 @@ import hashlib
 import json
 import os
 import pickle
+import re
+import socket
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -89,6 +92,7 @@ class ModelCache:
     def __init__(self, root: str | Path) -> None:
         self.root = check_cache_dir(root)
         self.discarded: list[Path] = []
+        remove_stale_writes(self.root)
 
     def path(self, key: str) -> Path:
         if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
@@ -124,7 +128,7 @@ class ModelCache:
         payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         header = _MAGIC + key.encode() + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n"
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{key[:12]}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{key[:12]}.{_HOST}.{os.getpid()}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(header)
@@ -139,6 +143,37 @@ class ModelCache:
 
     def __contains__(self, key: str) -> bool:
         return self.path(key).exists()
+
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+STALE_AFTER_S = 24 * 3600  # a temporary file this old is a dead write, whoever wrote it
+
+
+def remove_stale_writes(root: Path) -> list[Path]:
+    """Delete the temporary files of saves that were killed before their rename (``.<key>.<host>.<pid>.
+    <random>.tmp``): those of a process of this host that no longer runs, and any older than a day
+    (another host's, or one named before the pid was part of the name). Returns what was deleted."""
+    removed = []
+    for tmp in root.glob("??/.*.tmp"):
+        parts = tmp.name.split(".")
+        try:
+            dead = len(parts) == 6 and parts[2] == _HOST and not _running(int(parts[3]))
+            if dead or time.time() - tmp.stat().st_mtime > STALE_AFTER_S:
+                tmp.unlink()
+                removed.append(tmp)
+        except (OSError, ValueError):  # gone meanwhile, or not ours to read: leave it
+            continue
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _entry_problem(blob: bytes, key: str) -> str | None:

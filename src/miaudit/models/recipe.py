@@ -38,7 +38,7 @@ class TrainingRecipe(BaseModel):
     patience: int = Field(0, ge=0)
     validation_fraction: float = Field(0.1, gt=0, lt=1)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
-    seed: int = Field(0, ge=0, le=MAX_SEED)
+    seed: int = Field(0, ge=0, le=MAX_SEED, strict=True)  # a bool is not a seed
     dp_noise_multiplier: float | None = Field(None, ge=0)
     dp_epsilon: float | None = Field(None, gt=0)
     dp_delta: float = Field(1e-5, gt=0, lt=1)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from miaudit.report import findings
+from miaudit.report import records as tabular
 from miaudit.report.plots import figure_png, histogram_figure, roc_figure
 from miaudit.report.thumbnails import thumbnails
 
@@ -92,6 +93,8 @@ def render_html(result: AuditResult, roc_png: bytes | None = None,
             auc_ci=m.auc_ci, eps=findings.epsilon_audit(m), about=about, needs=needs,
             exposed=exposed, tied=findings.tied_beyond(best, exposed),
             thumbs=thumbnails(records, [r.position for r in exposed]),
+            class_names=tabular.class_names(result),
+            values=tabular.original_values(result, [r.position for r in exposed]),
             per_class=findings.class_exposure(m),
         )
     table = [{"outcome": a, "auc_ci": a.metrics.auc_ci, "eps": findings.epsilon_audit(a.metrics),

@@ -56,8 +56,9 @@ def _onnx_declared(path: Path) -> tuple[tuple[int, ...] | None, int | None]:
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception:  # unreadable: load_target names the problem
-        return None, None
+    except Exception as err:  # onnxruntime's own exception types for a corrupt or foreign file
+        raise InputError(f"{path.name}: not an ONNX model onnxruntime can load: the file is corrupt or not "
+                         f"ONNX ({one_line(err)})") from None
     meta = session.get_modelmeta().custom_metadata_map
     shape = classes = None
     if FEATURE_SHAPE_KEY in meta and N_CLASSES_KEY in meta:
@@ -84,8 +85,9 @@ def _export_declared(path: Path) -> tuple[tuple[int, ...] | None, int | None]:
         value = nodes[inputs[0]].meta.get("val") if len(inputs) == 1 else None
         output = next(n for n in program.graph.nodes if n.op == "output").args[0]
         out_value = output[0].meta.get("val") if isinstance(output, (tuple, list)) and len(output) == 1 else None
-    except Exception:  # unreadable: load_target names the problem
-        return None, None
+    except Exception as err:  # torch's own exception types for a corrupt or foreign file
+        raise InputError(f"{path.name}: not a torch.export program torch can load: the file is corrupt or "
+                         f"not a .pt2 program ({one_line(err)})") from None
     shape = tuple(value.shape[1:]) if isinstance(value, torch.Tensor) else ()
     classes = out_value.shape[-1] if isinstance(out_value, torch.Tensor) and out_value.dim() == 2 else None
     shape = shape if shape and all(isinstance(d, int) for d in shape) else None
@@ -96,6 +98,9 @@ def _sklearn_declared(path: Path, trust_pickle: bool) -> tuple[tuple[int, ...] |
     from miaudit.targets.sklearn_file import read_estimator
 
     estimator = read_estimator(path, trust_pickle)
+    if not callable(getattr(estimator, "predict_proba", None)):
+        raise InputError(f"{path.name}: {type(estimator).__name__} has no predict_proba; a served model must "
+                         "give class probabilities (a classifier, not a regressor)")
     n_features = getattr(estimator, "n_features_in_", None)
     classes = getattr(estimator, "classes_", None)
     shape = (int(n_features),) if n_features is not None else None

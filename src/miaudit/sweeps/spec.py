@@ -114,7 +114,7 @@ class SweepSpec(BaseModel):
         """The attacks named in base (in order); [] when base leaves them to the audit ("all")."""
         attacks = self.base.get("attacks", [])
         names = [a.strip() for a in attacks.split(",")] if isinstance(attacks, str) else list(attacks)
-        return [] if names == ["all"] else names
+        return [] if names in (["all"], ["auto"]) else names
 
 
 def _show(value: Any) -> str:
