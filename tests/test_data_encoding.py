@@ -231,12 +231,15 @@ def test_impute_fills_median_and_most_frequent_and_drop_counts_rows(census):
     assert len(encode(frame, dropped)[2]) == drop_report.kept
 
 
-def test_every_row_missing_and_every_value_missing_are_errors():
+def test_an_empty_column_is_left_out_unless_kept_then_every_row_missing_is_an_error():
     frame = pd.DataFrame({"a": ["?", "?"], "b": [1, 2], "label": [0, 1]})
-    with pytest.raises(InputError, match=r"^a: every row has a missing value"):
-        fit_encoding(frame, "label")
+    encoding, report = fit_encoding(frame, "label")
+    assert [c.name for c in encoding.columns] == ["b"] and encoding.dropped == ("a",)
+    assert report.dropped_columns[0]["column"] == "a" and report.dropped_columns[0]["reason"].startswith("empty")
+    with pytest.raises(InputError, match=r"^a: no row is complete: every row has a missing value .*--drop a"):
+        fit_encoding(frame, "label", keep=["a"])
     with pytest.raises(InputError, match=r"^a: every value is missing"):
-        fit_encoding(frame, "label", missing="impute")
+        fit_encoding(frame, "label", missing="impute", keep=["a"])
 
 
 def test_numeric_scaling_is_left_to_the_input_scaler_which_keeps_one_hot_columns_raw(census):
