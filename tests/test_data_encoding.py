@@ -156,11 +156,14 @@ def test_headerless_csv_with_and_without_column_names(tmp_path):
         read_table(with_header, columns=HEADER)
 
 
-def test_duplicate_column_names_are_refused_naming_the_column(tmp_path):
+def test_duplicate_column_names_in_a_file_are_made_unique_with_a_note(tmp_path):
     path = tmp_path / "dup.csv"
-    path.write_text("age,sex,age,label\n1,m,2,0\n")
-    with pytest.raises(InputError, match=r"dup.csv: duplicate column name 'age' \(columns 0 and 2\)"):
-        read_table(path)
+    path.write_text("age,sex,age,label,age.1\n1,m,2,0,3\n")
+    notes: list[str] = []
+    frame = read_table(path, notes=notes)
+    assert list(frame.columns) == ["age", "sex", "age.2", "label", "age.1"]
+    assert frame["age.2"].tolist() == [2] and frame["age.1"].tolist() == [3]
+    assert notes == ["%s: column 'age' appears 2 times (columns 0, 2): the repeats are named age.2" % path]
     path.write_text("1,m,2,0\n")
     with pytest.raises(InputError, match=r"--columns: duplicate column name 'x'"):
         read_table(path, columns=["x", "sex", "x", "label"])
