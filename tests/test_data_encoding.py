@@ -163,7 +163,7 @@ def test_duplicate_column_names_in_a_file_are_made_unique_with_a_note(tmp_path):
     frame = read_table(path, notes=notes)
     assert list(frame.columns) == ["age", "sex", "age.2", "label", "age.1"]
     assert frame["age.2"].tolist() == [2] and frame["age.1"].tolist() == [3]
-    assert notes == ["%s: column 'age' appears 2 times (columns 0, 2): the repeats are named age.2" % path]
+    assert notes == [f"{path}: column 'age' appears 2 times (columns 0, 2): the repeats are named age.2"]
     path.write_text("1,m,2,0\n")
     with pytest.raises(InputError, match=r"--columns: duplicate column name 'x'"):
         read_table(path, columns=["x", "sex", "x", "label"])

@@ -13,6 +13,10 @@ values, or without one the row positions 0..n-1 (the header line not counted).
 """
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
+import lzma
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -32,12 +36,13 @@ MEMBER_WORDS = {"1": True, "0": False, "true": True, "false": False, "yes": True
 
 def read_table(path: str | Path, columns: Sequence[str] | None = None, no_header: bool = False,
                na_values: Sequence[str] = DEFAULT_NA_VALUES, sep: str | None = None,
-               notes: list[str] | None = None) -> pd.DataFrame:
+               notes: list[str] | None = None, max_columns: int | None = None) -> pd.DataFrame:
     """The table in ``path`` (CSV, TSV, or Parquet by suffix; CSV may be compressed, e.g. .csv.gz).
 
     columns: names of the columns of a header-less CSV (its first line is a record), or new names of
     a Parquet file's columns (as many as it has); no_header: a header-less CSV named col0..colN-1;
-    sep: the CSV separator (see the module's rules); notes: gets a line per renamed column or guess.
+    sep: the CSV separator (see the module's rules); notes: gets a line per renamed column or guess;
+    max_columns: a CSV with more columns is refused after reading its first line (InputError).
     """
     notes = [] if notes is None else notes
     path = Path(path)
@@ -60,7 +65,7 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None, no_header
         frame = _read_parquet(path, source, columns, no_header, notes)
     else:
         separator = _separator(path, source, suffix, sep, notes)
-        frame = _read_csv(path, source, separator, columns, no_header, na_values, notes)
+        frame = _read_csv(path, source, separator, columns, no_header, na_values, notes, max_columns)
     if len(frame) == 0:
         raise InputError(f"{source}: no records")
     return mark_missing(frame, na_values)
@@ -69,13 +74,19 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None, no_header
 def mark_missing(frame: pd.DataFrame, na_values: Sequence[str] = DEFAULT_NA_VALUES) -> pd.DataFrame:
     """A copy of frame whose text columns are stripped and hold NaN where a value is one of na_values."""
     tokens = [str(v).strip() for v in na_values]
-    columns = [frame.iloc[:, j] for j in range(frame.shape[1])]
-    text = [j for j, c in enumerate(columns) if not (pd.api.types.is_numeric_dtype(c) or pd.api.types.is_bool_dtype(c))]
+    text = [j for j, dtype in enumerate(frame.dtypes)
+            if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))]
     if not text:
         return frame.copy()
-    for j in text:  # one new frame at the end: assigning column by column is quadratic in wide tables
+    if len(text) <= 100:
+        out = frame.copy()
+        for j in text:
+            out.isetitem(j, pd.Series(cell_values(frame.iloc[:, j], tokens)[0], index=frame.index, dtype=object))
+        return out
+    columns = dict(enumerate(column for _, column in frame.items()))  # one new frame: column by column is quadratic
+    for j in text:
         columns[j] = pd.Series(cell_values(columns[j], tokens)[0], index=frame.index, dtype=object)
-    return pd.concat(columns, axis=1, keys=range(len(columns))).set_axis(frame.columns, axis=1)
+    return pd.DataFrame(columns, index=frame.index).set_axis(frame.columns, axis=1)
 
 
 def _separator(path: Path, source: str, suffix: str, sep: str | None, notes: list[str]) -> str:
@@ -87,11 +98,9 @@ def _separator(path: Path, source: str, suffix: str, sep: str | None, notes: lis
     if suffix == ".tsv":
         return "\t"
     try:
-        first = pd.read_csv(path, header=None, nrows=1, dtype=str, sep="\x1f", keep_default_na=False, quoting=3,
-                            engine="python").iloc[0, 0]
+        line = _first_line(path).strip()
     except (ValueError, OSError, UnicodeDecodeError, IndexError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return ","  # the reader below names the problem
-    line = str(first).strip()
     if "," in line or not line:
         return ","
     if "\t" in line:
@@ -103,17 +112,40 @@ def _separator(path: Path, source: str, suffix: str, sep: str | None, notes: lis
     return ","
 
 
+def _first_line(path: Path) -> str:
+    """The file's first line (decompressed), without reading the rest: pandas takes seconds on a
+    line of 80,000 fields."""
+    suffix = path.suffix.lower()
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    if suffix in (".zip", ".zst"):
+        return str(pd.read_csv(path, header=None, nrows=1, dtype=str, sep="\x1f", keep_default_na=False,
+                               quoting=csv.QUOTE_NONE, engine="python").iloc[0, 0])
+    with openers.get(suffix, open)(path, "rt", encoding="utf-8-sig", newline="") as handle:
+        return handle.readline().rstrip("\r\n")
+
+
+def _header_fields(path: Path, sep: str, options: dict) -> list:
+    """The fields of the first line, split as pandas would split them."""
+    if sep == r"\s+":
+        return _first_line(path).split()
+    if len(sep) == 1:
+        return next(csv.reader([_first_line(path)], delimiter=sep, skipinitialspace=True), [])
+    return pd.read_csv(path, header=None, nrows=1, dtype=str, **{**options, "na_values": []}).iloc[0].tolist()
+
+
 def _read_csv(path: Path, source: str, sep: str, columns: list[str] | None, no_header: bool,
-              na_values: Sequence[str], notes: list[str]) -> pd.DataFrame:
+              na_values: Sequence[str], notes: list[str], max_columns: int | None = None) -> pd.DataFrame:
     options = {"sep": sep, "skipinitialspace": True, "na_values": list(na_values), "keep_default_na": False,
                "index_col": False}
     if len(sep) == 1:
         options["low_memory"] = False
     try:
+        head = _header_fields(path, sep, options)
+        if max_columns is not None and len(head) > max_columns:
+            raise InputError(f"{source}: {len(head)} columns, more than the {max_columns} that --max-features "
+                             "allows (with the label, member, id and --drop columns); raise --max-features")
         if columns is None and not no_header:
-            head = pd.read_csv(path, header=None, nrows=1, dtype=str, **{**options, "na_values": []})
-            names = [str(v).strip() if isinstance(v, str) and v.strip() else f"col{i}"
-                     for i, v in enumerate(head.iloc[0])]
+            names = [str(v).strip() if isinstance(v, str) and v.strip() else f"col{i}" for i, v in enumerate(head)]
             return pd.read_csv(path, header=0, names=unique_names(names, source, notes), **options)
         frame = pd.read_csv(path, header=None, **options)
     except pd.errors.EmptyDataError:

@@ -149,7 +149,8 @@ def load_user_table(path: str | Path, options: TableOptions = TableOptions()) ->
         raise InputError("--members-file: give the split once, as --member-column or --members-file")
     path = Path(path)
     read_notes: list[str] = []
-    frame = read_table(path, options.columns, options.no_header, options.na_values, options.sep, read_notes)
+    frame = read_table(path, options.columns, options.no_header, options.na_values, options.sep, read_notes,
+                       max_columns=options.max_features + len(options.drop) + 3)
     encoding, report = fit_encoding(frame, options.label_column, **options.encoding_options())
     x, y, rows = encode(frame, encoding)
     ids = record_ids(frame, options.id_column)
