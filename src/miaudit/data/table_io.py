@@ -36,13 +36,15 @@ MEMBER_WORDS = {"1": True, "0": False, "true": True, "false": False, "yes": True
 
 def read_table(path: str | Path, columns: Sequence[str] | None = None, no_header: bool = False,
                na_values: Sequence[str] = DEFAULT_NA_VALUES, sep: str | None = None,
-               notes: list[str] | None = None, max_columns: int | None = None) -> pd.DataFrame:
+               notes: list[str] | None = None, max_columns: int | None = None,
+               single: Sequence[str] = ()) -> pd.DataFrame:
     """The table in ``path`` (CSV, TSV, or Parquet by suffix; CSV may be compressed, e.g. .csv.gz).
 
     columns: names of the columns of a header-less CSV (its first line is a record), or new names of
     a Parquet file's columns (as many as it has); no_header: a header-less CSV named col0..colN-1;
     sep: the CSV separator (see the module's rules); notes: gets a line per renamed column or guess;
-    max_columns: a CSV with more columns is refused after reading its first line (InputError).
+    max_columns: a CSV with more columns is refused after reading its first line (InputError);
+    single: names that must not repeat (the label, member and id columns: which one would it be?).
     """
     notes = [] if notes is None else notes
     path = Path(path)
@@ -62,10 +64,10 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None, no_header
     if suffix in PARQUET_SUFFIXES:
         if sep is not None:
             raise InputError(f"{source}: --sep applies to CSV files (Parquet files have columns)")
-        frame = _read_parquet(path, source, columns, no_header, notes)
+        frame = _read_parquet(path, source, columns, no_header, notes, single)
     else:
         separator = _separator(path, source, suffix, sep, notes)
-        frame = _read_csv(path, source, separator, columns, no_header, na_values, notes, max_columns)
+        frame = _read_csv(path, source, separator, columns, no_header, na_values, notes, max_columns, single)
     if len(frame) == 0:
         raise InputError(f"{source}: no records")
     return mark_missing(frame, na_values)
@@ -134,7 +136,8 @@ def _header_fields(path: Path, sep: str, options: dict) -> list:
 
 
 def _read_csv(path: Path, source: str, sep: str, columns: list[str] | None, no_header: bool,
-              na_values: Sequence[str], notes: list[str], max_columns: int | None = None) -> pd.DataFrame:
+              na_values: Sequence[str], notes: list[str], max_columns: int | None = None,
+              single: Sequence[str] = ()) -> pd.DataFrame:
     options = {"sep": sep, "skipinitialspace": True, "na_values": list(na_values), "keep_default_na": False,
                "index_col": False}
     if len(sep) == 1:
@@ -146,7 +149,7 @@ def _read_csv(path: Path, source: str, sep: str, columns: list[str] | None, no_h
                              "allows (with the label, member, id and --drop columns); raise --max-features")
         if columns is None and not no_header:
             names = [str(v).strip() if isinstance(v, str) and v.strip() else f"col{i}" for i, v in enumerate(head)]
-            return pd.read_csv(path, header=0, names=unique_names(names, source, notes), **options)
+            return pd.read_csv(path, header=0, names=unique_names(names, source, notes, single), **options)
         frame = pd.read_csv(path, header=None, **options)
     except pd.errors.EmptyDataError:
         raise InputError(f"{source}: empty file") from None
@@ -184,7 +187,7 @@ def _header_as_record(frame: pd.DataFrame, source: str, flag: str) -> None:
 
 
 def _read_parquet(path: Path, source: str, columns: list[str] | None, no_header: bool,
-                  notes: list[str]) -> pd.DataFrame:
+                  notes: list[str], single: Sequence[str] = ()) -> pd.DataFrame:
     if no_header:
         raise InputError(f"{source}: --no-header applies to CSV files (Parquet files name their columns)")
     try:
@@ -200,7 +203,7 @@ def _read_parquet(path: Path, source: str, columns: list[str] | None, no_header:
         if len(columns) != len(names):
             raise InputError(f"{source}: --columns names {len(columns)} columns, the file has {len(names)}")
         names = columns
-    return table.rename_columns(unique_names(names, source, notes)).to_pandas()
+    return table.rename_columns(unique_names(names, source, notes, single)).to_pandas()
 
 
 def _unique(names: Sequence[str], source: str) -> None:
@@ -211,8 +214,9 @@ def _unique(names: Sequence[str], source: str) -> None:
         seen[name] = i
 
 
-def unique_names(names: Sequence[str], source: str, notes: list[str]) -> list[str]:
-    """names with each repeat renamed name.1, name.2, ... (skipping names taken), one note per name."""
+def unique_names(names: Sequence[str], source: str, notes: list[str], single: Sequence[str] = ()) -> list[str]:
+    """names with each repeat renamed name.1, name.2, ... (skipping names taken), one note per name;
+    InputError when a name in ``single`` repeats."""
     taken = set(names)
     out: list[str] = []
     seen: dict[str, list[int]] = {}
@@ -227,6 +231,9 @@ def unique_names(names: Sequence[str], source: str, notes: list[str]) -> list[st
             out.append(name)
         seen.setdefault(name, []).append(i)
     for name, where in seen.items():
+        if len(where) > 1 and name in single:
+            raise InputError(f"{source}: duplicate column name {name!r} (columns {', '.join(map(str, where))}): "
+                             "the label, member and id columns must be named once")
         if len(where) > 1:
             renamed = ", ".join(out[i] for i in where[1:])
             notes.append(f"{source}: column {name!r} appears {len(where)} times (columns "
