@@ -112,6 +112,9 @@ def test_german_credit_data_file_reads_space_separated_without_a_header(tmp_path
     assert table.read_notes and "whitespace-separated" in table.read_notes[0]
     explicit = load_user_table(path, TableOptions(label_column="col20", no_header=True, sep="whitespace"))
     assert np.array_equal(explicit.dataset.x, table.dataset.x) and not explicit.read_notes
+    guessed = load_user_table(path, TableOptions(label_column="col20"))  # .data: the first line is a record
+    assert np.array_equal(guessed.dataset.x, table.dataset.x)
+    assert "the first line holds numbers (A11, 62, A32, A40, ...): read as a record" in guessed.read_notes[1]
 
 
 def test_sep_option_reads_semicolons(tmp_path):

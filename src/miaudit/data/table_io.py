@@ -8,7 +8,8 @@ header unless ``no_header`` or ``columns`` is given; header-less columns are nam
 col0..colN-1, and a first line that looks like a header (text over columns of numbers, or equal to
 ``columns``) is an error. The separator: ``sep`` when given ("whitespace" = runs of spaces / tabs);
 else a tab for .tsv, and a comma, unless the first line has none: then a tab if it has one, else
-runs of whitespace (UCI's space-separated .data files), with a note. Record ids are an id column's
+runs of whitespace (UCI's space-separated .data files), with a note; a .data file whose first line
+holds a number is read without a header (col0..), with a note. Record ids are an id column's
 values, or without one the row positions 0..n-1 (the header line not counted).
 """
 from __future__ import annotations
@@ -147,6 +148,10 @@ def _read_csv(path: Path, source: str, sep: str, columns: list[str] | None, no_h
         if max_columns is not None and len(head) > max_columns:
             raise InputError(f"{source}: {len(head)} columns, more than the {max_columns} that --max-features "
                              "allows (with the label, member, id and --drop columns); raise --max-features")
+        if columns is None and not no_header and path.suffix.lower() == ".data" and _has_number(head):
+            no_header = True  # UCI's .data files have no header line
+            notes.append(f"{source}: the first line holds numbers ({', '.join(head[:4])}, ...): read as a record, "
+                         f"columns named col0..col{len(head) - 1} (--columns to name them)")
         if columns is None and not no_header:
             names = [str(v).strip() if isinstance(v, str) and v.strip() else f"col{i}" for i, v in enumerate(head)]
             return pd.read_csv(path, header=0, names=unique_names(names, source, notes, single), **options)
@@ -167,6 +172,10 @@ def _read_csv(path: Path, source: str, sep: str, columns: list[str] | None, no_h
         raise InputError(f"{source}: the first line repeats --columns (the file has a header: leave out --columns)")
     _header_as_record(frame, source, "--columns")
     return frame.set_axis(columns, axis=1)
+
+
+def _has_number(fields: Sequence) -> bool:
+    return any(pd.notna(pd.to_numeric(str(v).strip(), errors="coerce")) for v in fields if str(v).strip())
 
 
 def _header_as_record(frame: pd.DataFrame, source: str, flag: str) -> None:
