@@ -86,6 +86,8 @@ def test_a_unique_id_column_is_left_out_unless_kept():
     baseline, _ = fit_encoding(frame.drop(columns=["uid", "row_id"]), "income")
     assert encoding.feature_names == baseline.feature_names and encoding.dropped == ("uid", "row_id")
     assert report.dropped_columns[0]["reason"].startswith("id-like (3000 distinct values")
+    sorted_measure = frame.drop(columns=["uid", "row_id"]).assign(grams=np.arange(3000) * 7 + 1000)
+    assert "grams" in {c.name for c in fit_encoding(sorted_measure, "income")[0].columns}  # rising, not a counter
     kept, kept_report = fit_encoding(frame, "income", keep=["uid"])
     assert kept.width == baseline.width + kept_report.kept  # one one-hot column per kept row
 

@@ -11,8 +11,9 @@ named in ``--keep`` is exempt and encoded as it is):
   more than ``ID_RATIO`` of its present values are distinct (ids, names, case numbers, free text);
 - a text column with more than ``MAX_CATEGORIES`` distinct values is dropped (one-hot would give a
   feature per value);
-- a numeric column of distinct integers is dropped as "id-like" when its name says id (``id``,
-  ``uid``, ``*_id``, ``index``, ...) or its values rise in file order (a row counter).
+- a numeric column of at least ``MIN_DISTINCT`` distinct integers is dropped as "id-like" when its
+  name says id (``id``, ``uid``, ``*_id``, ``index``, ...) or its values rise in file order and span
+  less than 3 x the rows (a row counter, not a sorted measurement).
 Then the encoded width (numeric and date columns 1 each, a categorical column its distinct count
 with one-hot, 1 with ordinal) is checked against ``max_features`` before anything is allocated.
 """
@@ -107,7 +108,8 @@ def _numeric_id(name: str, present: np.ndarray) -> bool:
         return False
     if len(np.unique(present)) != present.size:
         return False
-    return bool(ID_NAME.search(name.strip())) or bool(np.all(np.diff(present) > 0))
+    counter = np.all(np.diff(present) > 0) and np.ptp(present) < 3 * present.size  # 1, 2, 4, 5, ...: a row counter
+    return bool(ID_NAME.search(name.strip())) or bool(counter)
 
 
 def looks_like_dates(present: np.ndarray) -> bool:
