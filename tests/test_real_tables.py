@@ -203,3 +203,15 @@ def test_cli_counts_dropped_rows_and_columns_on_the_console_and_in_results(tmp_p
     assert [(d["column"], d["by"]) for d in data["dropped_columns"]] == [("fnlwgt", "user"), ("name", "auto")]
     assert "column &#39;name&#39; not used" in (out / "report.html").read_text() or \
         "column 'name' not used" in (out / "report.html").read_text()
+
+
+def test_table_options_flow_from_config_and_are_refused_for_a_named_dataset(monkeypatch, capsys, tmp_path):
+    from miaudit.config import make_config
+    from miaudit.plan import table_options
+
+    cfg = make_config(dataset="t.csv", drop="a, b", keep="c", sep=";", max_features=50)
+    options = table_options(cfg)
+    assert (options.drop, options.keep, options.sep, options.max_features) == (("a", "b"), ("c",), ";", 50)
+    code, _, err = run_cli(["audit", "--quiet", "--dataset", "digits", "--drop", "a", "--out", str(tmp_path / "o")],
+                           monkeypatch, capsys)
+    assert code == 2 and "--drop: applies to a CSV / Parquet dataset, not digits" in err
