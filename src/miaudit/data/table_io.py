@@ -129,10 +129,11 @@ def _first_line(path: Path) -> str:
 
 def _header_fields(path: Path, sep: str, options: dict) -> list:
     """The fields of the first line, split as pandas would split them."""
-    if sep == r"\s+":
-        return _first_line(path).split()
-    if len(sep) == 1:
-        return next(csv.reader([_first_line(path)], delimiter=sep, skipinitialspace=True), [])
+    line = _first_line(path) if sep == r"\s+" or len(sep) == 1 else ""
+    if line.strip() and sep == r"\s+":
+        return line.split()
+    if line.strip():
+        return next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
     return pd.read_csv(path, header=None, nrows=1, dtype=str, **{**options, "na_values": []}).iloc[0].tolist()
 
 
