@@ -156,11 +156,14 @@ def test_headerless_csv_with_and_without_column_names(tmp_path):
         read_table(with_header, columns=HEADER)
 
 
-def test_duplicate_column_names_are_refused_naming_the_column(tmp_path):
+def test_duplicate_column_names_in_a_file_are_made_unique_with_a_note(tmp_path):
     path = tmp_path / "dup.csv"
-    path.write_text("age,sex,age,label\n1,m,2,0\n")
-    with pytest.raises(InputError, match=r"dup.csv: duplicate column name 'age' \(columns 0 and 2\)"):
-        read_table(path)
+    path.write_text("age,sex,age,label,age.1\n1,m,2,0,3\n")
+    notes: list[str] = []
+    frame = read_table(path, notes=notes)
+    assert list(frame.columns) == ["age", "sex", "age.2", "label", "age.1"]
+    assert frame["age.2"].tolist() == [2] and frame["age.1"].tolist() == [3]
+    assert notes == [f"{path}: column 'age' appears 2 times (columns 0, 2): the repeats are named age.2"]
     path.write_text("1,m,2,0\n")
     with pytest.raises(InputError, match=r"--columns: duplicate column name 'x'"):
         read_table(path, columns=["x", "sex", "x", "label"])
@@ -231,12 +234,15 @@ def test_impute_fills_median_and_most_frequent_and_drop_counts_rows(census):
     assert len(encode(frame, dropped)[2]) == drop_report.kept
 
 
-def test_every_row_missing_and_every_value_missing_are_errors():
+def test_an_empty_column_is_left_out_unless_kept_then_every_row_missing_is_an_error():
     frame = pd.DataFrame({"a": ["?", "?"], "b": [1, 2], "label": [0, 1]})
-    with pytest.raises(InputError, match=r"^a: every row has a missing value"):
-        fit_encoding(frame, "label")
+    encoding, report = fit_encoding(frame, "label")
+    assert [c.name for c in encoding.columns] == ["b"] and encoding.dropped == ("a",)
+    assert report.dropped_columns[0]["column"] == "a" and report.dropped_columns[0]["reason"].startswith("empty")
+    with pytest.raises(InputError, match=r"^a: no row is complete: every row has a missing value .*--drop a"):
+        fit_encoding(frame, "label", keep=["a"])
     with pytest.raises(InputError, match=r"^a: every value is missing"):
-        fit_encoding(frame, "label", missing="impute")
+        fit_encoding(frame, "label", missing="impute", keep=["a"])
 
 
 def test_numeric_scaling_is_left_to_the_input_scaler_which_keeps_one_hot_columns_raw(census):

@@ -97,6 +97,10 @@ class AuditConfig(BaseModel):
     na_values: list[str] | None = None
     columns: list[str] | None = None
     no_header: bool = False
+    sep: str | None = None  # CSV separator: a character, "tab" or "whitespace" (default: guessed, see data/table_io.py)
+    drop: list[str] | None = None  # table columns left out
+    keep: list[str] | None = None  # table columns encoded although the default screening leaves them out
+    max_features: int = Field(20_000, ge=1)  # cap on a table's encoded width (data/column_screen.MAX_FEATURES)
     member_column: str | None = None
     members_file: str | None = None
     id_column: str | None = None
@@ -142,7 +146,7 @@ class AuditConfig(BaseModel):
             raise ValueError("give attack names separated by commas, 'auto' or 'all' (see `miaudit attacks`)")
         return names
 
-    @field_validator("na_values", "columns", mode="before")
+    @field_validator("na_values", "columns", "drop", "keep", mode="before")
     @classmethod
     def _split_names(cls, v: Any) -> Any:
         if isinstance(v, str):

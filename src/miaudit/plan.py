@@ -115,6 +115,9 @@ def load_audited(cfg: AuditConfig) -> AuditData:
         return AuditData(table.dataset, table.membership, table)
     if cfg.member_column:
         raise InputError("--member-column: needs a CSV / Parquet dataset (use --members-file with record indices)")
+    for flag, value in (("--drop", cfg.drop), ("--keep", cfg.keep), ("--sep", cfg.sep)):
+        if value:
+            raise InputError(f"{flag}: applies to a CSV / Parquet dataset, not {cfg.dataset}")
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, label_column=cfg.label_column)
     given = split_from_ids([str(i) for i in range(len(ds))], cfg.members_file, len(ds)) if cfg.members_file else None
     return AuditData(ds, given)
@@ -124,7 +127,8 @@ def table_options(cfg: AuditConfig) -> TableOptions:
     na = {} if cfg.na_values is None else {"na_values": tuple(cfg.na_values)}
     return TableOptions(cfg.label_column, cfg.member_column, cfg.members_file, cfg.id_column, cfg.categorical,
                         cfg.missing, columns=tuple(cfg.columns) if cfg.columns else None, no_header=cfg.no_header,
-                        **na)
+                        sep=cfg.sep, drop=tuple(cfg.drop or ()), keep=tuple(cfg.keep or ()),
+                        max_features=cfg.max_features, **na)
 
 
 def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None,
@@ -134,6 +138,8 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     notes: list[str] = []
     from_caller = data is not None
     data = data or load_audited(cfg)
+    if data.table is not None:  # columns left out or converted, rows dropped: on the console and in the report
+        notes.extend(data.table.notes())
     raw, given = data.dataset, data.membership
     if cfg.keep_classes:
         kept = np.isin(raw.y, cfg.keep_classes)

@@ -6,6 +6,10 @@ results.json can hold it and a repeated audit encodes the same way.
 
 - Column kinds: numeric dtypes, and text whose every present value (whitespace stripped) parses as a
   number, are numeric; every other column is categorical (values stripped of whitespace).
+- Which columns are features: every column but the label / member / id columns, less those named in
+  ``drop`` and those the default screening leaves out (ids, names, free text, empty columns; dates
+  become numbers: days since 1970-01-01), unless named in ``keep``; see data/column_screen.py. The
+  encoded width is checked against ``max_features`` before anything is encoded.
 - Categorical columns: one-hot (default; one 0/1 column per category, categories sorted) or
   ordinal (one column of codes 0..k-1 in sorted order). A category unseen at fit time is, with
   ``unknown="ignore"`` (default), an all-zero one-hot block or ordinal code -1; with
@@ -18,7 +22,8 @@ results.json can hold it and a repeated audit encodes the same way.
 - Missing values: None / NaN, and any text equal (after stripping) to one of ``na_values``.
   ``missing="drop"`` drops rows with a missing feature; ``"impute"`` fills the fitted median
   (numeric) or most frequent value (categorical). A row with a missing label is always dropped.
-  Counts are in ``EncodingReport``.
+  Counts are in ``EncodingReport``; an error for "every row has a missing value" names the columns
+  missing most often.
 - Labels: stripped; integer-valued numbers (ints, whole floats, numeric text) or text; mapped to
   0..C-1 in sorted order (or the order of an explicit ``classes`` list). A number that is not an
   integer is an InputError.
@@ -28,17 +33,17 @@ Parsing of cells (missing values, numeric text, labels): data/table_cells.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, model_validator
-from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from miaudit.data.column_screen import MAX_FEATURES, check_names, check_width, date_days, screen_columns
+from miaudit.data.encoding_report import EncodingReport, all_rows_missing
 from miaudit.data.table_cells import (
     DEFAULT_NA_VALUES,
     as_numbers,
@@ -57,16 +62,17 @@ CATEGORICAL = ("onehot", "ordinal")
 MISSING = ("drop", "impute")
 UNKNOWN = ("ignore", "error")
 NEAR_UNIQUE = 0.5  # a categorical column with more categories than this fraction of rows gets a note
+MOSTLY_MISSING = 0.5  # a column missing in more than this fraction of labelled rows gets a note (missing="drop")
 
 
 class ColumnEncoding(BaseModel):
-    """One feature column: numeric (mean, std) or categorical (sorted categories); ``fill`` is the
-    imputed value (missing="impute") or None."""
+    """One feature column: numeric (mean, std), date (a number: days since 1970-01-01; mean, std) or
+    categorical (sorted categories); ``fill`` is the imputed value (missing="impute") or None."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    kind: Literal["numeric", "categorical"]
+    kind: Literal["numeric", "categorical", "date"]
     categories: tuple[str, ...] = ()
     mean: float | None = None
     std: float | None = None
@@ -98,6 +104,7 @@ class TableEncoding(BaseModel):
     scale_numeric: bool = False
     member_column: str | None = None
     id_column: str | None = None
+    dropped: tuple[str, ...] = ()  # columns of the table that are not features (--drop, the screening)
 
     @model_validator(mode="after")
     def _consistent(self) -> TableEncoding:
@@ -148,46 +155,15 @@ class TableEncoding(BaseModel):
         return cls.model_validate_json(text)
 
 
-@dataclass(frozen=True)
-class EncodingReport:
-    """What fitting found: row counts (dropped rows by cause), missing values per feature column
-    (among rows with a label), the columns by kind, the output width and the label mapping."""
-
-    rows: int
-    kept: int
-    dropped_missing_label: int
-    dropped_missing_feature: int
-    missing_values: dict[str, int]
-    missing: str
-    numeric_columns: tuple[str, ...]
-    categorical_columns: tuple[str, ...]
-    width: int
-    label_mapping: dict[str, int]
-    notes: tuple[str, ...] = field(default=())
-
-    def to_dict(self) -> dict:
-        return {"rows": self.rows, "kept": self.kept, "dropped_missing_label": self.dropped_missing_label,
-                "dropped_missing_feature": self.dropped_missing_feature, "missing_values": self.missing_values,
-                "missing": self.missing, "numeric_columns": list(self.numeric_columns),
-                "categorical_columns": list(self.categorical_columns), "width": self.width,
-                "label_mapping": self.label_mapping, "notes": list(self.notes)}
-
-    def summary(self) -> str:
-        counts = ", ".join(f"{c} {n}" for c, n in self.missing_values.items() if n)
-        verb = "imputed" if self.missing == "impute" else "rows dropped"
-        return (f"{self.rows} rows, {self.kept} kept ({self.dropped_missing_label} without a label, "
-                f"{self.dropped_missing_feature} with a missing feature); missing values {verb}: "
-                f"{counts or 'none'}; {len(self.numeric_columns)} numeric + {len(self.categorical_columns)} "
-                f"categorical columns -> {self.width} features; labels {self.label_mapping}")
-
-
 def fit_encoding(frame: pd.DataFrame, label_column: str = "label", *,
                  categorical: str = "onehot", na_values: Sequence[str] = DEFAULT_NA_VALUES,
                  missing: str = "drop", unknown: str = "ignore", scale_numeric: bool = False,
                  member_column: str | None = None, id_column: str | None = None,
-                 classes: Sequence[bool | int | str] | None = None) -> tuple[TableEncoding, EncodingReport]:
-    """The encoding of ``frame`` (every column but the label, member and id columns is a feature)
-    and a report of what it found. classes: the label values in class-id order (default: sorted)."""
+                 classes: Sequence[bool | int | str] | None = None, drop: Sequence[str] = (),
+                 keep: Sequence[str] = (), max_features: int = MAX_FEATURES) -> tuple[TableEncoding, EncodingReport]:
+    """The encoding of ``frame`` (every column but the label, member and id columns, less ``drop`` and
+    the screened ones not in ``keep``, is a feature) and a report of what it found.
+    classes: the label values in class-id order (default: sorted)."""
     for name, value, allowed in (("categorical", categorical, CATEGORICAL), ("missing", missing, MISSING),
                                  ("unknown", unknown, UNKNOWN)):
         if value not in allowed:
@@ -199,128 +175,158 @@ def fit_encoding(frame: pd.DataFrame, label_column: str = "label", *,
         if column is not None and column not in names:
             raise InputError(f"{flag}: {column!r} not found (columns: {', '.join(names)})")
     special = {label_column, member_column, id_column} - {None}
-    features = [c for c in names if c not in special]
-    if not features:
-        raise InputError(f"{label_column}: no feature columns besides the label, member and id columns")
+    check_names(names, drop, "--drop", sorted(special))
+    check_names(names, keep, "--keep", sorted(special))
+    candidates = [c for c in names if c not in special and c not in set(drop)]
+    if not candidates:
+        raise InputError(f"{label_column}: no feature columns besides the label, member and id columns"
+                         + (" and --drop" if drop else ""))
+    if len(candidates) > max_features:  # every column is at least one feature: refuse before reading cells
+        raise InputError(f"table: {len(candidates)} feature columns, more than --max-features {max_features}; "
+                         "leave columns out with --drop, or raise --max-features")
     if len(frame) == 0:
         raise InputError("table: no rows")
 
     label_cells, label_missing = cell_values(frame[label_column], na_tokens)
     kind = label_kind(frame[label_column], label_cells, label_missing, classes)
-    parsed = {c: cell_values(frame[c], na_tokens) for c in features}
-    kinds = {c: feature_kind(*parsed[c]) for c in features}
+    parsed = {c: cell_values(frame[c], na_tokens) for c in candidates}
+    kinds = {c: feature_kind(*parsed[c]) for c in candidates}
+    screen = screen_columns(parsed, kinds, ~label_missing, drop, keep)
+    for name in screen.dates:
+        parsed[name], kinds[name] = _as_dates(*parsed[name]), "date"
+    features = [c for c in candidates if c not in screen.dropped]
+    if not features:
+        raise InputError(f"{label_column}: no feature columns left ({len(screen.dropped)} left out: "
+                         f"{', '.join(screen.dropped)}); keep one with --keep")
+    check_width(parsed, kinds, features, ~label_missing, categorical, max_features)
     feature_missing = np.column_stack([parsed[c][1] for c in features])
     drop_feature = feature_missing.any(axis=1) & ~label_missing if missing == "drop" else np.zeros(len(frame), bool)
-    keep = ~label_missing & ~drop_feature
-    rows = np.flatnonzero(keep)
+    keep_rows = ~label_missing & ~drop_feature
+    rows = np.flatnonzero(keep_rows)
     if not rows.size:
-        worst = label_column if label_missing.all() else features[int(feature_missing.sum(axis=0).argmax())]
-        raise InputError(f"{worst}: every row has a missing value (None, NaN or one of {list(na_tokens)})")
-    kept_labels = label_values(label_cells[keep], kind, label_column, rows)
+        raise InputError(all_rows_missing(label_column, label_missing, features, feature_missing, na_tokens))
+    kept_labels = label_values(label_cells[keep_rows], kind, label_column, rows)
     for name in features:
         if kinds[name] == "numeric":
-            finite_numbers(parsed[name][0][keep], parsed[name][1][keep], name, rows)
+            finite_numbers(parsed[name][0][keep_rows], parsed[name][1][keep_rows], name, rows)
     class_list = _classes(kept_labels, classes, kind, label_column)
-    clean = _clean_frame(parsed, kinds, keep)
+    clean = _clean_frame({c: parsed[c] for c in features}, kinds, keep_rows)
     fitted = _fit_columns(clean, kinds, missing)
 
     encoding = TableEncoding(columns=tuple(fitted), label_column=label_column, label_kind=kind,
                              classes=tuple(class_list), categorical=categorical, unknown=unknown, missing=missing,
                              na_values=na_tokens, scale_numeric=scale_numeric, member_column=member_column,
-                             id_column=id_column)
+                             id_column=id_column, dropped=tuple(screen.dropped))
     labelled = ~label_missing
-    notes = tuple(f"column {c.name!r}: {len(c.categories)} categories in {int(keep.sum())} rows "
-                  f"(an id? pass it as the id column)" for c in fitted
-                  if c.kind == "categorical" and len(c.categories) > NEAR_UNIQUE * keep.sum() > 1)
+    missing_values = {c: int((parsed[c][1] & labelled).sum()) for c in features}
+    notes = screen.notes() + [f"column {c.name!r}: {len(c.categories)} categories in {int(keep_rows.sum())} rows "
+                              f"(an id? pass it as the id column)" for c in fitted
+                              if c.kind == "categorical" and len(c.categories) > NEAR_UNIQUE * keep_rows.sum() > 1]
+    if missing == "drop":
+        notes += [f"column {c!r} is missing in {n} of {int(labelled.sum())} rows ({n / labelled.sum():.0%}), "
+                  f"all dropped: --drop {c} keeps them" for c, n in missing_values.items()
+                  if n > MOSTLY_MISSING * labelled.sum()]
     report = EncodingReport(
-        rows=len(frame), kept=int(keep.sum()), dropped_missing_label=int(label_missing.sum()),
-        dropped_missing_feature=int(drop_feature.sum()),
-        missing_values={c: int((parsed[c][1] & labelled).sum()) for c in features}, missing=missing,
+        rows=len(frame), kept=int(keep_rows.sum()), dropped_missing_label=int(label_missing.sum()),
+        dropped_missing_feature=int(drop_feature.sum()), missing_values=missing_values, missing=missing,
         numeric_columns=tuple(c for c in features if kinds[c] == "numeric"),
         categorical_columns=tuple(c for c in features if kinds[c] == "categorical"), width=encoding.width,
-        label_mapping={str(k): v for k, v in encoding.label_mapping.items()}, notes=notes)
+        label_mapping={str(k): v for k, v in encoding.label_mapping.items()}, notes=tuple(notes),
+        dropped_columns=tuple(screen.records()), date_columns=tuple(screen.dates))
     return encoding, report
+
+
+def _as_dates(values: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(days since 1970-01-01 float64 [n], missing [n]: as given, or the value is not a date)."""
+    days = np.full(len(values), np.nan)
+    days[~missing] = date_days(values[~missing])
+    return days, np.isnan(days)
 
 
 def encode(frame: pd.DataFrame, encoding: TableEncoding) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(x float32 [n, encoding.width], y int64 [n] or None when the frame has no label column,
     kept_rows int64 [n]: the frame positions of the encoded rows, in order).
 
-    The frame needs every feature column; its member and id columns are ignored; any other column is
-    an error. Rows without a label are dropped, and with missing="drop" rows with a missing feature.
+    The frame needs every feature column; its member and id columns, and the columns the encoding
+    leaves out, are ignored; any other column is an error. Rows without a label are dropped, and
+    with missing="drop" rows with a missing feature. Linear in the number of columns.
     """
     frame, names = named_columns(frame)
     features = [c.name for c in encoding.columns]
-    absent = [c for c in features if c not in names]
+    present = set(names)
+    absent = [c for c in features if c not in present]
     if absent:
         raise InputError(f"{absent[0]}: column missing (the audited table's features: {', '.join(features)})")
-    known = set(features) | {encoding.label_column, encoding.member_column, encoding.id_column}
+    known = set(features) | {encoding.label_column, encoding.member_column, encoding.id_column} | set(encoding.dropped)
     extra = [c for c in names if c not in known]
     if extra:
         raise InputError(f"{extra[0]}: column not in the audited table (its features: {', '.join(features)})")
     keep = np.ones(len(frame), bool)
     y = None
-    if encoding.label_column in names:
+    if encoding.label_column in present:
         label_cells, label_missing = cell_values(frame[encoding.label_column], encoding.na_values)
         keep &= ~label_missing
     parsed = {c: cell_values(frame[c], encoding.na_values) for c in features}
     kinds = {c.name: c.kind for c in encoding.columns}
+    for name in features:
+        if kinds[name] == "date":
+            parsed[name] = _as_dates(*parsed[name])
     if encoding.missing == "drop":
         for _, missing in parsed.values():
             keep &= ~missing
     rows = np.flatnonzero(keep)
-    if encoding.label_column in names:
+    if encoding.label_column in present:
         raw = label_values(label_cells[keep], encoding.label_kind, encoding.label_column, rows)
         y = _label_ids(raw, encoding, rows)
     for col in encoding.columns:
         values, missing = parsed[col.name]
         if col.kind == "numeric":
             finite_numbers(values[keep], missing[keep], col.name, rows)
-        elif encoding.unknown == "error":
-            present = values[keep][~missing[keep]]
-            unseen = np.flatnonzero(~np.isin(present, np.asarray(col.categories, dtype=object)))
+        elif col.kind == "categorical" and encoding.unknown == "error":
+            present_values = values[keep][~missing[keep]]
+            unseen = np.flatnonzero(~np.isin(present_values, np.asarray(col.categories, dtype=object)))
             if unseen.size:
                 row = rows[~missing[keep]][unseen[0]]
-                raise InputError(f"{col.name}: value {shown(present[unseen[0]])} in row {row} is not a category "
-                                 f"of the audited table")
-    if not rows.size:
-        x = np.zeros((0, encoding.width), np.float32)
-    else:
-        x = build_transformer(encoding).fit_transform(_clean_frame(parsed, kinds, keep)).astype(np.float32)
-    return x, y, rows.astype(np.int64)
+                raise InputError(f"{col.name}: value {shown(present_values[unseen[0]])} in row {row} is not a "
+                                 f"category of the audited table")
+    return _matrix(parsed, encoding, keep), y, rows.astype(np.int64)
 
 
-def build_transformer(encoding: TableEncoding) -> ColumnTransformer:
-    """An unfitted sklearn ColumnTransformer that applies ``encoding`` to a cleaned frame (numeric
-    columns float, categorical ones stripped str, missing values NaN); every parameter is fixed by the
-    encoding, so fitting it learns nothing from the data."""
-    steps = []
-    for i, col in enumerate(encoding.columns):
-        parts: list = []
+def _matrix(parsed: dict, encoding: TableEncoding, keep: np.ndarray) -> np.ndarray:
+    """float32 [kept rows, encoding.width]: each column's block written in place, in output order
+    (one-hot: 1 at the category's position, none for an unknown one; ordinal: the code, -1 unknown)."""
+    rows = int(keep.sum())
+    x = np.zeros((rows, encoding.width), np.float32)
+    offset = 0
+    for col in encoding.columns:
+        values, missing = parsed[col.name]
+        values, missing = values[keep], missing[keep]
+        if col.kind != "categorical":
+            numbers = as_numbers(values, missing)
+            if col.fill is not None:
+                numbers = np.where(missing, col.fill, numbers)
+            x[:, offset] = (numbers - col.mean) / col.std if encoding.scale_numeric else numbers
+            offset += 1
+            continue
+        text = values.astype(object) if values.dtype == object else number_text(values)
         if col.fill is not None:
-            parts.append(SimpleImputer(strategy="constant", fill_value=col.fill))
-        if col.kind == "categorical" and encoding.categorical == "onehot":
-            parts.append(OneHotEncoder(categories=[list(col.categories)], handle_unknown=encoding.unknown,
-                                       sparse_output=False, dtype=np.float32))
-        elif col.kind == "categorical":
-            parts.append(OrdinalEncoder(categories=[list(col.categories)], dtype=np.float32, unknown_value=(
-                -1 if encoding.unknown == "ignore" else None), handle_unknown=(
-                "use_encoded_value" if encoding.unknown == "ignore" else "error")))
-        elif encoding.scale_numeric:
-            parts.append(FunctionTransformer(_standardize, kw_args={"mean": col.mean, "std": col.std}))
-        steps.append((f"c{i}", make_pipeline(*parts) if parts else "passthrough", [col.name]))
-    return ColumnTransformer(steps, sparse_threshold=0.0)
-
-
-def _standardize(x, mean: float, std: float):
-    return (np.asarray(x, np.float64) - mean) / std
+            text = np.where(missing, col.fill, text)
+        codes = pd.Index(list(col.categories), dtype=object).get_indexer(text)
+        if encoding.categorical == "ordinal":
+            x[:, offset] = codes
+            offset += 1
+        else:
+            hit = np.flatnonzero(codes >= 0)
+            x[hit, offset + codes[hit]] = 1
+            offset += len(col.categories)
+    return x
 
 
 def _clean_frame(parsed: dict, kinds: dict, keep: np.ndarray) -> pd.DataFrame:
     """The kept rows: numeric columns float64, categorical columns object (str, NaN where missing)."""
     data = {}
     for name, (values, missing) in parsed.items():
-        if kinds[name] == "numeric":
+        if kinds[name] != "categorical":
             data[name] = as_numbers(values[keep], missing[keep])
         else:
             text = values[keep].astype(object) if values.dtype == object else number_text(values[keep])
@@ -330,20 +336,19 @@ def _clean_frame(parsed: dict, kinds: dict, keep: np.ndarray) -> pd.DataFrame:
 
 def _fit_columns(clean: pd.DataFrame, kinds: dict, missing: str) -> list[ColumnEncoding]:
     """ColumnEncoding per feature (frame order) from the kept rows, fitted with sklearn."""
-    numeric = [c for c in clean.columns if kinds[c] == "numeric"]
+    numeric = [c for c in clean.columns if kinds[c] != "categorical"]
     categorical = [c for c in clean.columns if kinds[c] == "categorical"]
     for name in clean.columns:
         if clean[name].isna().all():
             raise InputError(f"{name}: every value is missing")
-    steps = []
     impute = missing == "impute"
+    fitted = {}  # each block as one array: fitting by column name would be quadratic in the columns
     if numeric:
         parts = ([SimpleImputer(strategy="median")] if impute else []) + [StandardScaler()]
-        steps.append(("numeric", make_pipeline(*parts), numeric))
+        fitted["numeric"] = make_pipeline(*parts).fit(clean[numeric].to_numpy(np.float64))
     if categorical:
         parts = ([SimpleImputer(strategy="most_frequent")] if impute else []) + [OneHotEncoder()]
-        steps.append(("categorical", make_pipeline(*parts), categorical))
-    fitted = ColumnTransformer(steps).fit(clean).named_transformers_
+        fitted["categorical"] = make_pipeline(*parts).fit(clean[categorical].to_numpy(object))
     columns: dict[str, ColumnEncoding] = {}
     if numeric:
         pipe = fitted["numeric"]
@@ -351,7 +356,7 @@ def _fit_columns(clean: pd.DataFrame, kinds: dict, missing: str) -> list[ColumnE
         fills = pipe[0].statistics_ if impute else [None] * len(numeric)
         for j, name in enumerate(numeric):
             fill = None if fills[j] is None else float(fills[j])
-            columns[name] = ColumnEncoding(name=name, kind="numeric", mean=float(scaler.mean_[j]),
+            columns[name] = ColumnEncoding(name=name, kind=kinds[name], mean=float(scaler.mean_[j]),
                                            std=float(scaler.scale_[j]), fill=fill)
     if categorical:
         pipe = fitted["categorical"]

@@ -5,6 +5,7 @@ Rows are counted from 0 in messages (the frame's positions; a CSV's header line 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -38,13 +39,18 @@ def cell_values(column: pd.Series, na_tokens: Sequence[str]) -> tuple[np.ndarray
     missing = column.isna().to_numpy()
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(np.float64, na_value=np.nan)
-        numeric_tokens = pd.to_numeric(pd.Series(list(na_tokens), dtype=object), errors="coerce").dropna()
-        return values, missing | np.isin(values, numeric_tokens.to_numpy(np.float64))
+        return values, missing | np.isin(values, _numeric_tokens(tuple(na_tokens)))
     values = np.full(len(column), np.nan, dtype=object)
     values[~missing] = column[~missing].astype(str).str.strip().to_numpy(object)
     missing = missing | np.isin(values, np.asarray(na_tokens, dtype=object))
     values[missing] = np.nan
     return values, missing
+
+
+@lru_cache(maxsize=8)
+def _numeric_tokens(na_tokens: tuple[str, ...]) -> np.ndarray:
+    """The missing-value texts that are numbers, as float64 (e.g. "-999")."""
+    return pd.to_numeric(pd.Series(list(na_tokens), dtype=object), errors="coerce").dropna().to_numpy(np.float64)
 
 
 def as_numbers(values: np.ndarray, missing: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from miaudit.data.column_screen import MAX_FEATURES
 from miaudit.data.dataset import Dataset
 from miaudit.data.encoding import EncodingReport, TableEncoding, encode, fit_encoding
 from miaudit.data.table_cells import DEFAULT_NA_VALUES
@@ -34,7 +35,8 @@ TABLE_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
 class TableOptions:
     """How to read and encode a table: label / member / id columns, categorical encoding
     ("onehot" | "ordinal"), missing values ("drop" | "impute") and the texts that mean missing,
-    column names of a header-less file (or no_header: col0, col1, ...)."""
+    column names of a header-less file (or no_header: col0, col1, ...), the CSV separator, columns
+    to leave out (drop) and to encode whatever the screening says (keep), the cap on encoded width."""
 
     label_column: str = "label"
     member_column: str | None = None
@@ -45,6 +47,16 @@ class TableOptions:
     na_values: tuple[str, ...] = DEFAULT_NA_VALUES
     columns: tuple[str, ...] | None = None
     no_header: bool = False
+    sep: str | None = None
+    drop: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    max_features: int = MAX_FEATURES
+
+    def encoding_options(self) -> dict:
+        """The keyword arguments of fit_encoding these options give."""
+        return {"categorical": self.categorical, "na_values": self.na_values, "missing": self.missing,
+                "member_column": self.member_column, "id_column": self.id_column, "drop": self.drop,
+                "keep": self.keep, "max_features": self.max_features}
 
 
 @dataclass(frozen=True)
@@ -59,11 +71,18 @@ class UserTable:
     record_ids: list[str]
     membership: np.ndarray | None
     rows: np.ndarray
+    read_notes: tuple[str, ...] = ()  # what reading the file noted (renamed columns, a guessed separator)
 
     def public(self) -> dict:
-        """The results.json "data" block: the encoding (to repeat the audit) and what fitting found."""
+        """The results.json "data" block: the encoding (to repeat the audit), what fitting found, and
+        the rows and columns left out, with reasons."""
         return {"source": self.dataset.name, "encoding": self.encoding.model_dump(mode="json"),
-                "report": self.report.to_dict()}
+                "report": self.report.to_dict(), "dropped_rows": self.report.dropped_rows,
+                "dropped_columns": list(self.report.dropped_columns), "notes": self.notes()}
+
+    def notes(self) -> list[str]:
+        """The console / report lines: reading, columns left out or converted, rows dropped."""
+        return [*self.read_notes, *self.report.notes, self.report.row_note()]
 
 
 @dataclass(frozen=True)
@@ -87,9 +106,7 @@ def as_audit_data(data, membership=None, options: TableOptions = TableOptions(),
     elif isinstance(data, Dataset):
         out = AuditData(data)
     elif isinstance(data, pd.DataFrame):
-        encoding, report = fit_encoding(data, options.label_column, categorical=options.categorical,
-                                        na_values=options.na_values, missing=options.missing,
-                                        member_column=options.member_column, id_column=options.id_column)
+        encoding, report = fit_encoding(data, options.label_column, **options.encoding_options())
         x, y, rows = encode(data, encoding)
         given = membership_from_column(data, options.member_column)[rows] if options.member_column else None
         if membership is not None:
@@ -131,10 +148,11 @@ def load_user_table(path: str | Path, options: TableOptions = TableOptions()) ->
     if options.member_column and options.members_file:
         raise InputError("--members-file: give the split once, as --member-column or --members-file")
     path = Path(path)
-    frame = read_table(path, options.columns, options.no_header, options.na_values)
-    encoding, report = fit_encoding(frame, options.label_column, categorical=options.categorical,
-                                    na_values=options.na_values, missing=options.missing,
-                                    member_column=options.member_column, id_column=options.id_column)
+    read_notes: list[str] = []
+    frame = read_table(path, options.columns, options.no_header, options.na_values, options.sep, read_notes,
+                       max_columns=options.max_features + len(options.drop) + 3,
+                       single=[c for c in (options.label_column, options.member_column, options.id_column) if c])
+    encoding, report = fit_encoding(frame, options.label_column, **options.encoding_options())
     x, y, rows = encode(frame, encoding)
     ids = record_ids(frame, options.id_column)
     kept_ids = [ids[r] for r in rows]
@@ -148,7 +166,7 @@ def load_user_table(path: str | Path, options: TableOptions = TableOptions()) ->
         raise InputError(f"{options.member_column or '--members-file'}: every kept row is a {which}; "
                          "an audit compares members with non-members")
     dataset = Dataset(path.name, x, y, encoding.n_classes, tuple(str(c) for c in encoding.class_names))
-    return UserTable(dataset, encoding, report, kept_ids, membership, rows)
+    return UserTable(dataset, encoding, report, kept_ids, membership, rows, tuple(read_notes))
 
 
 def split_from_ids(ids: Sequence[str], members_file: str, n: int) -> np.ndarray:
