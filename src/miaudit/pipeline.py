@@ -199,7 +199,7 @@ def train_outside_references(plan: AuditPlan, board: ProgressBoard | None = None
                                      train_fn=outside.train_fn, cache=cache, key_parts=key_parts, progress=update,
                                      n_jobs=cfg.n_jobs)
     if raw:
-        refs.models = [RawInputs(m, plan.scaler, outside.target.grid) for m in refs.models]
+        refs.models = [RawInputs(m, outside.target.scaler, outside.target.grid) for m in refs.models]
     return refs
 
 

@@ -151,7 +151,10 @@ class AuditResult:
 
         if self.model is None or self.records is None:
             raise InputError("--save-target: this audit has no target model miaudit trained")
-        return save_target(self.model, path, self.scaler, self.records.shape[1:])
+        from miaudit.data.builtin import published_units
+
+        units = published_units(str(self.config.get("dataset", "")))
+        return save_target(self.model, path, self.scaler, self.records.shape[1:], units=units)
 
     def predictions(self):
         """The audit's signals as Predictions (``save_predictions`` writes them for ``--predictions``):

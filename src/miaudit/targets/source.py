@@ -11,7 +11,8 @@ import numpy as np
 
 from miaudit.config import AuditConfig
 from miaudit.data.dataset import Dataset
-from miaudit.data.scaling import InputScaler, value_grid
+from miaudit.data.builtin import published_units
+from miaudit.data.scaling import InputScaler, compose, value_grid
 from miaudit.errors import InputError
 from miaudit.targets.load import MODEL_SUFFIXES
 
@@ -193,7 +194,10 @@ def open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any
                              "pass the target model too (audit(target=model, train_fn=...))")
         return None
     raw_input = cfg.target_input == "raw"
-    probe = np.array(raw.x[:8] if raw_input else scaler.transform(raw.x[:8]), np.float32)
+    units = published_units(raw.name) if raw_input and table is None else None
+    feed = scaler if units is None else compose(units, scaler)  # scaled records <- the data as published
+    probe = np.array(feed.inverse_transform(scaler.transform(raw.x[:8])) if raw_input else
+                     scaler.transform(raw.x[:8]), np.float32)
     if model is not None:
         outside = wrap_model_object(model, raw.n_classes, train_fn, output=cfg.target_output, probe=probe,
                                     table=table if raw_input else None)
@@ -212,9 +216,13 @@ def open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any
         outside.target = LabelRelease(outside.target)
         notes.append("the target answers labels only: every attack sees labels (one-hot log-probabilities), "
                      "and the reference models are queried the same way")
-    if raw_input and not scaler.is_identity:
+    if raw_input and not feed.is_identity:
         sample = raw.x[:5000] if raw.is_image else raw.x  # every pixel level; every category of a table
-        outside.target = RawInputs(outside.target, scaler, value_grid(sample))
+        if units is not None:
+            sample = units.inverse_transform(sample)
+            notes.append(f"the target is fed {raw.name} in the units scikit-learn publishes it in"
+                         + (" (pixel counts 0..16)" if raw.name == "digits" else " (unstandardised features)"))
+        outside.target = RawInputs(outside.target, feed, value_grid(sample))
     how = (f"{cfg.reference_architecture} models trained with the recipe" if cfg.reference_architecture
            else outside.reference_source)
     if cfg.reference_models:
