@@ -148,8 +148,9 @@ class OnnxColumnsTarget(FileTarget):
 
 def _graph_attributes(path: Path) -> tuple[list | None, list[str]]:
     """(the classifier's class labels, every category string of its encoders) from the ONNX graph."""
-    import onnx
+    from miaudit.targets.extras import require
 
+    onnx = require("onnx", "onnx", field=path.name)
     model = onnx.load(str(path), load_external_data=False)
     classes, categories = None, []
 

@@ -10,8 +10,8 @@ from typing import Any, Literal
 import numpy as np
 
 from miaudit.config import AuditConfig
-from miaudit.data.dataset import Dataset
 from miaudit.data.builtin import published_units
+from miaudit.data.dataset import Dataset
 from miaudit.data.scaling import InputScaler, compose, value_grid
 from miaudit.errors import InputError
 from miaudit.targets.load import MODEL_SUFFIXES
