@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 import miaudit
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.config import AuditConfig, make_config
+from miaudit.data.builtin import published_units
 from miaudit.data.user_table import as_audit_data
 from miaudit.metrics import compute_metrics
 from miaudit.models.cache import ModelCache, default_cache_dir
@@ -112,7 +113,7 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
                        plan.membership, plan.pool_y, notes=notes, inputs=inputs,
                        model=target if plan.outside is None else None, records=plan.pool_x, sections=sections,
-                       scaler=plan.scaler, privacy=privacy)
+                       scaler=plan.scaler, privacy=privacy, units=published_units(plan.dataset.name))
 
 
 def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = None,

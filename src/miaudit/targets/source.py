@@ -196,8 +196,8 @@ def open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any
     raw_input = cfg.target_input == "raw"
     units = published_units(raw.name) if raw_input and table is None else None
     feed = scaler if units is None else compose(units, scaler)  # scaled records <- the data as published
-    probe = np.array(feed.inverse_transform(scaler.transform(raw.x[:8])) if raw_input else
-                     scaler.transform(raw.x[:8]), np.float32)
+    first = raw.x[:8] if units is None else units.inverse_transform(raw.x[:8])
+    probe = np.array(first if raw_input else scaler.transform(raw.x[:8]), np.float32)
     if model is not None:
         outside = wrap_model_object(model, raw.n_classes, train_fn, output=cfg.target_output, probe=probe,
                                     table=table if raw_input else None)
