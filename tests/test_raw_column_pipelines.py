@@ -152,3 +152,20 @@ def test_boosting_estimators_on_numeric_columns_are_fed_by_name(census, library)
     target = result.to_dict()["target"]
     assert target["train_accuracy"] == pytest.approx(correct[result.membership].mean(), abs=1e-12)
     assert target["test_accuracy"] == pytest.approx(correct[~result.membership].mean(), abs=1e-12)
+
+
+def test_a_pipeline_fitted_on_the_tables_values_without_names_is_fed_them_by_position(census):
+    _, frame, features, strings = census
+    positions = [features.index(c) for c in strings]
+    pipe = Pipeline([("prep", ColumnTransformer([("text", OneHotEncoder(), positions)], remainder="passthrough")),
+                     ("forest", RandomForestClassifier(n_estimators=25, random_state=0))])
+    clean = frame[~frame[features].isin([" ?"]).any(axis=1)]
+    members = clean[clean.is_member == 1]
+    pipe.fit(members[features].to_numpy(object), members["income"].to_numpy())  # categories " Private", ...
+    result = miaudit.audit(target=pipe, data=frame, label_column="income", member_column="is_member",
+                           attacks=ATTACKS, **SMALL)
+    rows = frame.iloc[result.record_index]
+    for subset, accuracy in ((result.membership, result.target.train_accuracy),
+                             (~result.membership, result.target.test_accuracy)):
+        assert accuracy == pytest.approx(pipe.score(rows[features][subset].to_numpy(object),
+                                                    rows["income"][subset].to_numpy()), abs=1e-12)

@@ -42,13 +42,13 @@ class RawColumnsClassifier(ClassifierMixin, BaseEstimator):
         return model
 
     def fit(self, x, y):
-        self.estimator.fit(self.feed.frame(x), self.feed.labels(y))
+        self.estimator.fit(self.feed.rows(x), self.feed.labels(y))
         self.classes_ = np.arange(self.feed.n_classes)
         self.n_features_in_ = np.asarray(x).reshape(len(x), -1).shape[1]
         return self
 
     def predict_proba(self, x) -> np.ndarray:
-        proba = self.estimator.predict_proba(self.feed.frame(x))
+        proba = self.estimator.predict_proba(self.feed.rows(x))
         return self.feed.probabilities(proba, self.estimator.classes_)
 
     def predict(self, x) -> np.ndarray:
@@ -66,52 +66,72 @@ def _parts(obj, depth: int = 0) -> Iterator:
         yield from _parts(entry[1], depth + 1)
 
 
-def sklearn_categories(estimator) -> dict[str, list]:
-    """column -> categories, from every fitted encoder inside ``estimator`` that names its columns."""
+def sklearn_categories(estimator, columns: Sequence[str] = ()) -> dict[str, list]:
+    """column -> categories, from every fitted encoder inside ``estimator``: those naming their columns,
+    and those a ColumnTransformer gives columns by position (``columns``: the table's, in order)."""
     out: dict[str, list] = {}
-    for part in _parts(estimator):
-        categories, names = getattr(part, "categories_", None), getattr(part, "feature_names_in_", None)
+
+    def add(encoder, names) -> None:
+        categories = getattr(encoder, "categories_", None)
         if categories is not None and names is not None and len(categories) == len(names):
             for name, values in zip(names, categories):
                 out.setdefault(str(name), []).extend(np.asarray(values).tolist())
+
+    for part in _parts(estimator):
+        add(part, getattr(part, "feature_names_in_", None))
+        for entry in getattr(part, "transformers_", None) or ():
+            where = np.asarray(entry[2]) if not isinstance(entry[2], (str, slice)) else np.zeros(0)
+            if where.dtype.kind not in "iu" or not len(columns) or where.max(initial=-1) >= len(columns):
+                continue
+            for inner in _parts(entry[1]):
+                if getattr(inner, "feature_names_in_", None) is None:
+                    add(inner, [columns[i] for i in where])
     return out
 
 
-def column_names(estimator, table) -> list[str] | None:
-    """The table columns ``estimator`` takes (its feature_names_in_), or None when it takes the
-    audit's encoded records (no names, or the encoded feature names themselves)."""
+def column_names(estimator, table) -> tuple[list[str], bool] | None:
+    """(the table columns ``estimator`` takes, whether by position), or None when it takes the audit's
+    encoded records. By name: its feature_names_in_ (unless they are the encoded feature names); by
+    position: no names and n_features_in_ equal to the table's feature columns, not its encoded width."""
+    if table is None:
+        return None
     names = getattr(estimator, "feature_names_in_", None)
-    if names is None or table is None:
+    if names is None:
+        declared, columns = getattr(estimator, "n_features_in_", None), [c.name for c in table.encoding.columns]
+        if declared is not None and int(declared) == len(columns) != table.encoding.width:
+            return columns, True
         return None
     names = [str(n) for n in names]
     if names == list(table.encoding.feature_names):
         known = {c.name for c in table.encoding.columns}
         if not set(names) <= known:  # e.g. "workclass=Private": trained on miaudit's own encoding
             return None
-    return names
+    return names, False
 
 
 def raw_columns_estimator(estimator, table, name: str):
     """``estimator`` behind a RawColumnsClassifier when it takes the table's raw columns, else itself."""
-    names = column_names(estimator, table)
-    if names is None or isinstance(estimator, RawColumnsClassifier):
+    found = column_names(estimator, table)
+    if found is None or isinstance(estimator, RawColumnsClassifier):
         return estimator
     if not callable(getattr(estimator, "predict_proba", None)):
         raise InputError(f"{name}: {type(estimator).__name__} has no predict_proba; an audit needs class probabilities")
     classes = getattr(estimator, "classes_", None)
     if classes is None:
         raise InputError(f"{name}: {type(estimator).__name__} is not fitted (no classes_); fit it first")
-    feed = make_feed(table, names, sklearn_categories(estimator), classes, name)
+    categories = sklearn_categories(estimator, found[0] if found[1] else ())
+    feed = make_feed(table, found[0], categories, classes, name, positional=found[1])
     return RawColumnsClassifier.around(estimator, feed)
 
 
-def make_feed(table, names: Sequence[str], categories: dict[str, Sequence], classes, name: str) -> TableFeed:
+def make_feed(table, names: Sequence[str], categories: dict[str, Sequence], classes, name: str,
+              positional: bool = False) -> TableFeed:
     """The TableFeed of a model of ``names`` columns knowing ``categories`` and ``classes`` (InputError
     prefixed with ``name``: the model)."""
     encoding = table.encoding
     try:
         return TableFeed(encoding, names, table_dtypes(getattr(table, "frame", None), names),
-                         align_spellings(encoding, categories), classes)
+                         align_spellings(encoding, categories), classes, positional)
     except InputError as err:
         raise InputError(f"{name}: {err}") from None
 

@@ -37,17 +37,20 @@ class TableFeed:
     encoding: the audit's table encoding; names: the columns the model takes, in its order (each a
     feature column of the table); dtypes: column -> numpy dtype text of the user's table ("int64",
     "float64", "bool", "object"); spellings: column -> {category: the model's spelling};
-    model_classes: the model's class values (``classes_``), or None to take the table's own.
+    model_classes: the model's class values (``classes_``), or None to take the table's own;
+    positional: the model was fitted on the table's values without column names (``rows`` gives an
+    object array [n, len(names)] instead of a DataFrame).
     """
 
     def __init__(self, encoding: TableEncoding, names: Sequence[str], dtypes: dict[str, str] | None = None,
-                 spellings: dict[str, dict[str, str]] | None = None, model_classes: Sequence | None = None) -> None:
+                 spellings: dict[str, dict[str, str]] | None = None, model_classes: Sequence | None = None,
+                 positional: bool = False) -> None:
         known = [c.name for c in encoding.columns]
         absent = [n for n in names if n not in known]
         if absent:
             raise InputError(f"takes column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} that the "
                              f"table lacks (its feature columns: {', '.join(known)})")
-        self.names = [str(n) for n in names]
+        self.names, self.positional = [str(n) for n in names], bool(positional)
         self.encoding_json, self.onehot = encoding.to_json(), encoding.categorical == "onehot"
         self.dtypes = {n: str((dtypes or {}).get(n, "object")) for n in self.names}
         self.spellings = {n: dict(v) for n, v in (spellings or {}).items() if n in self.names}
@@ -121,6 +124,11 @@ class TableFeed:
         x = np.asarray(x).reshape(len(x), -1)
         return pd.DataFrame({name: self.column(x, name) for name in self.names})
 
+    def rows(self, x: np.ndarray):
+        """What the model takes: ``frame(x)``, or its values as an object array when positional."""
+        frame = self.frame(x)
+        return frame.to_numpy(object) if self.positional else frame
+
     def labels(self, y: np.ndarray) -> np.ndarray:
         """The model's class values for class ids y int [n] (what a clone of it is trained on)."""
         return np.asarray(self.label_values, dtype=object)[np.asarray(y, np.int64)]
@@ -134,7 +142,7 @@ class TableFeed:
         return out
 
     def digest(self) -> str:
-        text = json.dumps([self.names, self.encoding_json, self.dtypes, self.spellings,
+        text = json.dumps([self.names, self.positional, self.encoding_json, self.dtypes, self.spellings,
                            [repr(v) for v in self.label_values], self.class_ids.tolist()], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
