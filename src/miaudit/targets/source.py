@@ -154,15 +154,16 @@ def wrap_model_object(model: Any, n_classes: int, train_fn: Callable | None = No
     user's ``table``, an estimator fitted on its raw columns is fed them (targets/raw_columns.py)."""
     from miaudit.models.user_models import as_target, is_sklearn_estimator, is_torch_module
 
+    source = type(model).__name__
     if table is not None and is_sklearn_estimator(model):
         from miaudit.targets.raw_columns import raw_columns_estimator
 
-        model = raw_columns_estimator(model, table, type(model).__name__)
+        model = raw_columns_estimator(model, table, source)
     target = as_target(model, n_classes, output=output, probe=probe)
     sklearn, torch = is_sklearn_estimator(model), is_torch_module(model)
     template = model if sklearn or torch else None
     kind = "scikit-learn" if sklearn else "torch" if torch else "library"
-    return OutsideTarget(target, template, kind, type(model).__name__, train_fn)
+    return OutsideTarget(target, template, kind, source, train_fn)
 
 
 def raw_columns_of(target) -> list[str]:
