@@ -76,3 +76,18 @@ def test_every_way_in_gives_the_same_per_record_outputs(trained, way):
     gap = max(float(np.abs(got[i] - expected[i]).max()) for i in expected)
     print(f"{model} / {way}: max per-record probability difference {gap:.2e}")
     assert gap < 1e-5, (model, way, gap)
+
+
+@pytest.mark.parametrize("name", ["breast-cancer", "digits"])
+def test_a_users_model_of_a_bundled_dataset_is_fed_scikit_learns_copy_of_it(name):
+    import sklearn.datasets
+    from sklearn.linear_model import LogisticRegression
+
+    from miaudit.data.builtin import SKLEARN_LOADERS
+
+    x, y = getattr(sklearn.datasets, SKLEARN_LOADERS[name])(return_X_y=True)  # as published, not standardised
+    model = LogisticRegression(max_iter=5000).fit(x, y)
+    result = miaudit.audit(dataset=name, target=model, reference_models=0, **SETTINGS)
+    records = result.record_index
+    assert result.target.train_accuracy == model.score(x[records][result.membership], y[records][result.membership])
+    assert result.target.test_accuracy == model.score(x[records][~result.membership], y[records][~result.membership])
