@@ -68,10 +68,10 @@ def test_bad_user_file_is_one_line(case, tmp_path, monkeypatch, capsys):
 
 
 def test_trusted_pickle_audits(tmp_path, monkeypatch, capsys):
-    from miaudit.data import load_dataset
+    from sklearn.datasets import load_digits
 
-    digits = load_dataset("digits")
-    tree = DecisionTreeClassifier(random_state=0).fit(digits.x[:400].reshape(400, -1), digits.y[:400])
+    x, y = load_digits(return_X_y=True)  # a user's model of digits takes them as published: pixel counts 0..16
+    tree = DecisionTreeClassifier(random_state=0).fit(x[:400], y[:400])
     (tmp_path / "tree.pkl").write_bytes(pickle.dumps(tree))
     code, stdout, err = run_cli(["audit", "--quiet", "--dataset", "digits", "--target", str(tmp_path / "tree.pkl"),
                                  "--trust-pickle", "--reference-models", "2",

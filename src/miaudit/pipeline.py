@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 import miaudit
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.config import AuditConfig, make_config
+from miaudit.data.builtin import published_units
 from miaudit.data.user_table import as_audit_data
 from miaudit.metrics import compute_metrics
 from miaudit.models.cache import ModelCache, default_cache_dir
@@ -117,7 +118,7 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
                        plan.membership, plan.pool_y, notes=notes, inputs=inputs,
                        model=target if plan.outside is None else None, records=plan.pool_x, sections=sections,
-                       scaler=plan.scaler, privacy=privacy, choice=choice)
+                       scaler=plan.scaler, privacy=privacy, choice=choice, units=published_units(plan.dataset.name))
 
 
 def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = None,
@@ -204,7 +205,7 @@ def train_outside_references(plan: AuditPlan, board: ProgressBoard | None = None
                                      train_fn=outside.train_fn, cache=cache, key_parts=key_parts, progress=update,
                                      n_jobs=cfg.n_jobs)
     if raw:
-        refs.models = [RawInputs(m, plan.scaler, outside.target.grid) for m in refs.models]
+        refs.models = [RawInputs(m, outside.target.scaler, outside.target.grid) for m in refs.models]
     return refs
 
 

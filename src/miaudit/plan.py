@@ -148,7 +148,8 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     elif from_caller:
         raw = Dataset(raw.name, raw.x.copy(), raw.y, raw.n_classes, raw.class_names)  # the caller's arrays stay
     scaler = fit_scaler(raw.x, cfg.input_scaling)
-    outside = open_outside(cfg, raw, scaler, model, train_fn, notes)
+    outside = open_outside(cfg, raw, scaler, model, train_fn, notes,
+                           table=data.table if not cfg.keep_classes else None)
     ds = scaler.apply(raw, in_place=True)  # raw is this call's own copy (cached loaders give read-only arrays)
     del raw
     n = len(ds)

@@ -87,6 +87,7 @@ class AuditResult:
     records: np.ndarray | None = field(default=None, repr=False)  # [N, *feature_shape] as the models saw them
     sections: dict[str, Any] = field(default_factory=dict)  # more top-level results.json blocks ("data", ...)
     scaler: Any = field(default=None, repr=False)  # the InputScaler every miaudit model saw the records through
+    units: Any = field(default=None, repr=False)  # a bundled dataset's published units -> miaudit's (InputScaler)
     privacy: dict[str, Any] | None = None  # DP-SGD targets: the accountant's (ε, δ), σ and C (design.md)
     choice: AttackChoice | None = None
 
@@ -188,7 +189,7 @@ class AuditResult:
 
         if self.model is None or self.records is None:
             raise InputError("--save-target: this audit has no target model miaudit trained")
-        return save_target(self.model, path, self.scaler, self.records.shape[1:])
+        return save_target(self.model, path, self.scaler, self.records.shape[1:], units=self.units)
 
     def predictions(self):
         """The audit's signals as Predictions (``save_predictions`` writes them for ``--predictions``):

@@ -29,3 +29,22 @@ def load_sklearn_dataset(name: str) -> Dataset:
     else:
         x = StandardScaler().fit_transform(bunch.data).astype(np.float32)
     return Dataset(name, x, y, len(class_names), class_names)
+
+
+def published_units(name: str):
+    """The InputScaler from the units scikit-learn publishes a bundled dataset in (what a user's own
+    copy and the models trained on it take) to the units miaudit loads it in, or None for any other
+    dataset: digits' pixel counts 0..16 are divided by 16, the tabular sets' features standardised.
+    A model file or object audited on such a dataset is fed its records in the published units, and
+    ``--save-target`` writes a model taking them."""
+    if name not in SKLEARN_LOADERS:
+        return None
+    from miaudit.data.scaling import InputScaler
+
+    if name == "digits":
+        return InputScaler(np.zeros((1, 1, 1), np.float32), np.full((1, 1, 1), 16.0, np.float32))
+    import sklearn.datasets
+
+    data = getattr(sklearn.datasets, SKLEARN_LOADERS[name])().data
+    std = data.std(axis=0)
+    return InputScaler(data.mean(axis=0).astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32))

@@ -72,6 +72,14 @@ class InputScaler:
         return Dataset(ds.name, self.transform(ds.x, in_place=own), ds.y, ds.n_classes, ds.class_names)
 
 
+def compose(first: InputScaler, then: InputScaler) -> InputScaler:
+    """One scaler for ``then.transform(first.transform(x))``: mean m1 + m2 * s1, scale s1 * s2
+    (equal to float32 rounding; used to map scaled records back to a dataset's published units)."""
+    mean = np.asarray(first.mean, np.float64) + np.asarray(then.mean, np.float64) * first.scale
+    scale = np.asarray(first.scale, np.float64) * then.scale
+    return InputScaler(mean.astype(np.float32), scale.astype(np.float32))
+
+
 def value_grid(x: np.ndarray, max_values: int = 4096) -> list[np.ndarray | None]:
     """Per tabular feature (x [n, d]) or image channel (x [n, c, h, w]) its sorted distinct values,
     or None where there are more than ``max_values`` (a continuous feature)."""

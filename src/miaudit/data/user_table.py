@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,8 @@ class TableOptions:
 class UserTable:
     """The encoded table: dataset (x, y of the kept rows), membership bool [n] or None when the user
     gave no split, record ids [n] (the id column's values, or the file's row numbers from 0), rows
-    int64 [n]: each kept record's row in the file (0 = the first record)."""
+    int64 [n]: each kept record's row in the file (0 = the first record); frame: the table as read
+    (its column dtypes and spellings, for a model that takes the raw columns), or None."""
 
     dataset: Dataset
     encoding: TableEncoding
@@ -72,6 +74,7 @@ class UserTable:
     membership: np.ndarray | None
     rows: np.ndarray
     read_notes: tuple[str, ...] = ()  # what reading the file noted (renamed columns, a guessed separator)
+    frame: Any = None
 
     def public(self) -> dict:
         """The results.json "data" block: the encoding (to repeat the audit), what fitting found, and
@@ -113,7 +116,8 @@ def as_audit_data(data, membership=None, options: TableOptions = TableOptions(),
             membership = np.asarray(membership, bool)[rows]
         ids = record_ids(data, options.id_column)
         dataset = Dataset(name, x, y, encoding.n_classes, tuple(str(c) for c in encoding.class_names))
-        out = AuditData(dataset, given, UserTable(dataset, encoding, report, [ids[r] for r in rows], given, rows))
+        out = AuditData(dataset, given, UserTable(dataset, encoding, report, [ids[r] for r in rows], given, rows,
+                                                  data))
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = (np.asarray(a) for a in data)
         from miaudit.data.tabular import encode_labels
@@ -166,7 +170,7 @@ def load_user_table(path: str | Path, options: TableOptions = TableOptions()) ->
         raise InputError(f"{options.member_column or '--members-file'}: every kept row is a {which}; "
                          "an audit compares members with non-members")
     dataset = Dataset(path.name, x, y, encoding.n_classes, tuple(str(c) for c in encoding.class_names))
-    return UserTable(dataset, encoding, report, kept_ids, membership, rows, tuple(read_notes))
+    return UserTable(dataset, encoding, report, kept_ids, membership, rows, tuple(read_notes), frame)
 
 
 def split_from_ids(ids: Sequence[str], members_file: str, n: int) -> np.ndarray:

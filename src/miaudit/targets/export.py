@@ -57,8 +57,10 @@ def mlp_module(stack: MLPStack) -> nn.Sequential:
     return nn.Sequential(*layers).eval()
 
 
-def _torch_model(target, feature_shape: Sequence[int] | None, scaler: InputScaler | None):
-    """(module on raw records, record shape) for a TorchTarget or StackTarget."""
+def _torch_model(target, feature_shape: Sequence[int] | None, scaler: InputScaler | None,
+                 units: InputScaler | None = None):
+    """(module on raw records, record shape) for a TorchTarget or StackTarget; ``units`` (the dataset's
+    published units -> miaudit's) goes before the scaler."""
     if isinstance(target, StackTarget):
         shape = tuple(feature_shape) if feature_shape is not None else (target.stack.n_features,)
         if prod(shape) != target.stack.n_features:
@@ -73,6 +75,8 @@ def _torch_model(target, feature_shape: Sequence[int] | None, scaler: InputScale
         shape, body = tuple(feature_shape), target.module.eval()
     if scaler is not None and not scaler.is_identity:
         body = nn.Sequential(Standardize(scaler), body)
+    if units is not None and not units.is_identity:
+        body = nn.Sequential(Standardize(units), body)
     return body.eval(), tuple(int(d) for d in shape)
 
 
@@ -95,17 +99,11 @@ def onnx_metadata(record_shape: Sequence[int], n_classes: int) -> dict[str, str]
     return {FEATURE_SHAPE_KEY: ",".join(str(int(d)) for d in record_shape), N_CLASSES_KEY: str(int(n_classes))}
 
 
-def scaled_estimator(estimator, scaler: InputScaler | None, record_shape: Sequence[int]):
-    """``estimator`` behind ``scaler`` on records of ``record_shape`` flattened to [n, d], as a
-    Pipeline of a StandardScaler that only centres (x - mean, float32) and a MinMaxScaler that only
-    multiplies (by 1 / scale, float32): bit for bit InputScaler.transform, and types skops trusts.
-    The estimator itself when there is no scaling."""
-    if scaler is None or scaler.is_identity:
-        return estimator
-    from sklearn.pipeline import Pipeline
+def _affine(scaler: InputScaler, record_shape: tuple[int, ...]):
+    """(StandardScaler centring by the mean, MinMaxScaler multiplying by 1 / scale), both float32 like
+    InputScaler.transform, over records of record_shape flattened."""
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-    record_shape = tuple(int(d) for d in record_shape)
     try:
         mean = np.broadcast_to(np.asarray(scaler.mean, np.float32), record_shape).ravel().astype(np.float64)
         inverse = np.broadcast_to(np.float32(1.0) / scaler.scale, record_shape).ravel().astype(np.float64)
@@ -120,20 +118,38 @@ def scaled_estimator(estimator, scaler: InputScaler | None, record_shape: Sequen
     multiply.data_min_, multiply.data_max_ = np.zeros(d), 1.0 / inverse
     multiply.data_range_ = multiply.data_max_.copy()
     multiply.n_features_in_, multiply.n_samples_seen_ = d, 1
-    return Pipeline([("centre", centre), ("scale", multiply), ("model", estimator)])
+    return centre, multiply
+
+
+def scaled_estimator(estimator, scaler: InputScaler | None, record_shape: Sequence[int],
+                     units: InputScaler | None = None):
+    """``estimator`` behind ``scaler`` on records of ``record_shape`` flattened to [n, d], as a
+    Pipeline of a StandardScaler that only centres (x - mean, float32) and a MinMaxScaler that only
+    multiplies (by 1 / scale, float32): bit for bit InputScaler.transform, and types skops trusts.
+    The estimator itself when there is no scaling."""
+    from sklearn.pipeline import Pipeline
+
+    record_shape = tuple(int(d) for d in record_shape)
+    steps = []
+    if units is not None and not units.is_identity:  # the dataset's published units -> miaudit's
+        steps += list(zip(("units_centre", "units_scale"), _affine(units, record_shape)))
+    if scaler is not None and not scaler.is_identity:
+        steps += list(zip(("centre", "scale"), _affine(scaler, record_shape)))
+    return Pipeline([*steps, ("model", estimator)]) if steps else estimator
 
 
 def save_target(target, path: str | Path, scaler: InputScaler | None = None,
-                feature_shape: Sequence[int] | None = None) -> Path:
+                feature_shape: Sequence[int] | None = None, units: InputScaler | None = None) -> Path:
     """Write ``target`` to ``path`` (.onnx for TorchTarget / StackTarget, .skops for SklearnTarget)
-    as a model of raw records: ``scaler`` (the audit's input scaling) becomes its first step.
+    as a model of raw records: ``scaler`` (the audit's input scaling) becomes its first step, after
+    ``units`` (data.builtin.published_units: a bundled dataset's published units -> miaudit's).
     feature_shape, one record's shape, is needed for a TorchTarget (and for an MLP on images).
     Returns the path written."""
     path = Path(path)
     if isinstance(target, (TorchTarget, StackTarget)):
         if path.suffix.lower() != ".onnx":
             raise InputError(f"{path.name}: a torch target exports to ONNX, name the file *.onnx")
-        module, record_shape = _torch_model(target, feature_shape, scaler)
+        module, record_shape = _torch_model(target, feature_shape, scaler, units)
         _save_onnx(module, record_shape, target.n_classes, path)
         return path
     if isinstance(target, SklearnTarget):
@@ -146,6 +162,6 @@ def save_target(target, path: str | Path, scaler: InputScaler | None = None,
         if scaler is not None and declared is not None and prod(record_shape) != int(declared):
             raise InputError(f"feature_shape: records {tuple(record_shape)} have {prod(record_shape)} values, "
                              f"the estimator takes {int(declared)} (pass feature_shape for image data)")
-        sio.dump(scaled_estimator(target.estimator, scaler, record_shape), path)
+        sio.dump(scaled_estimator(target.estimator, scaler, record_shape, units), path)
         return path
     raise InputError(f"target: {type(target).__name__} cannot be exported (TorchTarget, StackTarget or SklearnTarget)")

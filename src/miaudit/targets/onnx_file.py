@@ -24,7 +24,11 @@ class OnnxTarget(FileTarget):
         self.session, self.input_name, self.input_dtype = session, input_name, input_dtype
         self.output_name = output_name
 
+    record_shape: tuple[int, ...] | None = None  # flat table records reshaped to the model's record shape
+
     def _run(self, x: np.ndarray) -> np.ndarray:
+        if self.record_shape is not None:
+            x = x.reshape(len(x), *self.record_shape)
         feed = {self.input_name: x.astype(self.input_dtype, copy=False)}
         return self.session.run([self.output_name], feed)[0]
 
@@ -63,11 +67,17 @@ def load_onnx(path: str | Path, feature_shape: Sequence[int], n_classes: int, ou
     inp = inputs[0]
     if inp.type not in _FLOAT_TYPES:
         raise InputError(f"{name}: input {inp.name!r} is {inp.type}, expected a float tensor of records")
-    flatten, fixed_batch = match_input_shape(inp.shape or [], feature_shape, f"{name}: input {inp.name!r}")
+    declared = list(inp.shape or [])
+    record_shape = None
+    if len(feature_shape) == 1 and len(declared) > 2 and all(isinstance(d, int) and d > 0 for d in declared[1:]) \
+            and int(np.prod(declared[1:])) == int(feature_shape[0]):  # e.g. a CSV of an image model's pixels
+        record_shape = tuple(int(d) for d in declared[1:])
+    flatten, fixed_batch = match_input_shape(declared, record_shape or feature_shape, f"{name}: input {inp.name!r}")
     output_name = _output_name(session, name)
     target = OnnxTarget(name, session, inp.name, _FLOAT_TYPES[inp.type], output_name, n_classes,
                         flatten=flatten, fixed_batch=fixed_batch,
                         reload=(load_onnx, (str(path), tuple(feature_shape), int(n_classes))))
+    target.record_shape = record_shape
     try:
         target.check(feature_shape, output, f"{name}: output {output_name!r}", probe)
     except InputError:

@@ -10,8 +10,9 @@ from typing import Any, Literal
 import numpy as np
 
 from miaudit.config import AuditConfig
+from miaudit.data.builtin import published_units
 from miaudit.data.dataset import Dataset
-from miaudit.data.scaling import InputScaler, value_grid
+from miaudit.data.scaling import InputScaler, compose, value_grid
 from miaudit.errors import InputError
 from miaudit.targets.load import MODEL_SUFFIXES
 
@@ -93,11 +94,16 @@ class RawInputs:
 
 def open_model_file(path: str, feature_shape: Sequence[int], n_classes: int, *, trust_pickle: bool,
                     output: str, probe: np.ndarray | None = None, token_file: str | None = None,
-                    query_budget: int | None = None) -> OutsideTarget:
+                    query_budget: int | None = None, table=None) -> OutsideTarget:
     """The model file (or prediction API) at ``path`` loaded and checked against records of
-    ``feature_shape`` (on the ``probe`` records when given)."""
+    ``feature_shape`` (on the ``probe`` records when given); with the user's ``table`` (UserTable), a
+    model taking its raw columns is fed them (targets/raw_columns.py)."""
     from miaudit.targets.load import load_target
 
+    if table is not None and target_kind(path) == "file":
+        outside = _open_raw_columns_file(path, feature_shape, n_classes, trust_pickle, probe, table)
+        if outside is not None:
+            return outside
     target = load_target(path, feature_shape, n_classes, trust_pickle=trust_pickle, output=output, probe=probe,
                          token_file=token_file, query_budget=query_budget)
     if target_kind(path) == "url":
@@ -106,18 +112,64 @@ def open_model_file(path: str, feature_shape: Sequence[int], n_classes: int, *, 
     return OutsideTarget(target, None if kind == "ONNX" else target, kind, str(path))
 
 
+def _open_raw_columns_file(path: str, feature_shape, n_classes: int, trust_pickle: bool, probe, table):
+    """An OutsideTarget for a .skops / pickle / .onnx model that takes the table's raw columns, or None."""
+    from miaudit.targets import raw_columns
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx" and Path(path).is_file():
+        from miaudit.targets.extras import require
+
+        ort = require("onnxruntime", "onnx", field=Path(path).name)
+        try:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception:  # load_target names the problem
+            return None
+        if not raw_columns.onnx_takes_columns(session):
+            return None
+        target = raw_columns.load_onnx_columns(path, table, n_classes, probe=probe)
+        return OutsideTarget(target, None, "ONNX", str(path))
+    if suffix not in (".skops", ".pkl", ".pickle", ".joblib"):
+        return None
+    from miaudit.models.wrappers import SklearnTarget
+    from miaudit.targets.sklearn_file import check_estimator, read_estimator
+
+    name = Path(path).name
+    estimator = read_estimator(path, trust_pickle)
+    wrapped = raw_columns.raw_columns_estimator(estimator, table, name)
+    if wrapped is estimator:
+        return None
+    check_estimator(wrapped, name, feature_shape, n_classes)
+    target = SklearnTarget(name, wrapped, n_classes)
+    if probe is not None:
+        target.logits(probe)
+    return OutsideTarget(target, target, "scikit-learn", str(path))
+
+
 def wrap_model_object(model: Any, n_classes: int, train_fn: Callable | None = None, *, output: str = "auto",
-                      probe: np.ndarray | None = None) -> OutsideTarget:
+                      probe: np.ndarray | None = None, table=None) -> OutsideTarget:
     """A model object handed to ``miaudit.audit``: a fitted scikit-learn estimator, a torch module,
     a ``predict(x) -> probabilities or logits`` function, or anything with ``logits(x)``; checked on
-    the ``probe`` records (a few real ones: noise would trip a pipeline's category encoder)."""
+    the ``probe`` records (a few real ones: noise would trip a pipeline's category encoder). With the
+    user's ``table``, an estimator fitted on its raw columns is fed them (targets/raw_columns.py)."""
     from miaudit.models.user_models import as_target, is_sklearn_estimator, is_torch_module
 
+    source = type(model).__name__
+    if table is not None and is_sklearn_estimator(model):
+        from miaudit.targets.raw_columns import raw_columns_estimator
+
+        model = raw_columns_estimator(model, table, source)
     target = as_target(model, n_classes, output=output, probe=probe)
     sklearn, torch = is_sklearn_estimator(model), is_torch_module(model)
     template = model if sklearn or torch else None
     kind = "scikit-learn" if sklearn else "torch" if torch else "library"
-    return OutsideTarget(target, template, kind, type(model).__name__, train_fn)
+    return OutsideTarget(target, template, kind, source, train_fn)
+
+
+def raw_columns_of(target) -> list[str]:
+    """The table columns a target fed raw columns takes, or [] for one fed encoded records."""
+    feed = getattr(target, "feed", None) or getattr(getattr(target, "estimator", None), "feed", None)
+    return list(feed.names) if feed is not None and hasattr(feed, "names") else []
 
 
 def check_reference_plan(outside: OutsideTarget, reference_architecture: str | None, k: int) -> None:
@@ -129,7 +181,7 @@ def check_reference_plan(outside: OutsideTarget, reference_architecture: str | N
 
 
 def open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any, train_fn: Callable | None,
-                  notes: list[str]) -> OutsideTarget | None:
+                  notes: list[str], table=None) -> OutsideTarget | None:
     """The outside target (a model file, a URL, or ``model``) checked against the raw records, or None
     when miaudit trains the target. Fed the audit's scaled records, it sees them as ``target_input`` says."""
     if cfg.reference_architecture is not None:
@@ -143,13 +195,21 @@ def open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any
                              "pass the target model too (audit(target=model, train_fn=...))")
         return None
     raw_input = cfg.target_input == "raw"
-    probe = np.array(raw.x[:8] if raw_input else scaler.transform(raw.x[:8]), np.float32)
+    units = published_units(raw.name) if raw_input and table is None else None
+    feed = scaler if units is None else compose(units, scaler)  # scaled records <- the data as published
+    first = raw.x[:8] if units is None else units.inverse_transform(raw.x[:8])
+    probe = np.array(first if raw_input else scaler.transform(raw.x[:8]), np.float32)
     if model is not None:
-        outside = wrap_model_object(model, raw.n_classes, train_fn, output=cfg.target_output, probe=probe)
+        outside = wrap_model_object(model, raw.n_classes, train_fn, output=cfg.target_output, probe=probe,
+                                    table=table if raw_input else None)
     else:
         outside = open_model_file(cfg.target, raw.feature_shape, raw.n_classes, trust_pickle=cfg.trust_pickle,
                                   output=cfg.target_output, probe=probe, token_file=cfg.token_file,
-                                  query_budget=cfg.query_budget)
+                                  query_budget=cfg.query_budget, table=table if raw_input else None)
+    columns = raw_columns_of(outside.target)
+    if columns:
+        notes.append(f"the target takes the table's raw columns ({', '.join(columns)}): records are fed to it "
+                     "as those columns, its classes mapped through the table's label mapping")
     check_reference_plan(outside, cfg.reference_architecture, cfg.reference_models)
     if getattr(outside.target, "label_only", False):
         from miaudit.targets.defenses import LabelRelease
@@ -157,9 +217,13 @@ def open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any
         outside.target = LabelRelease(outside.target)
         notes.append("the target answers labels only: every attack sees labels (one-hot log-probabilities), "
                      "and the reference models are queried the same way")
-    if raw_input and not scaler.is_identity:
+    if raw_input and not feed.is_identity:
         sample = raw.x[:5000] if raw.is_image else raw.x  # every pixel level; every category of a table
-        outside.target = RawInputs(outside.target, scaler, value_grid(sample))
+        if units is not None:
+            sample = units.inverse_transform(sample)
+            notes.append(f"the target is fed {raw.name} in the units scikit-learn publishes it in"
+                         + (" (pixel counts 0..16)" if raw.name == "digits" else " (unstandardised features)"))
+        outside.target = RawInputs(outside.target, feed, value_grid(sample))
     how = (f"{cfg.reference_architecture} models trained with the recipe" if cfg.reference_architecture
            else outside.reference_source)
     if cfg.reference_models:
