@@ -1,7 +1,8 @@
 """Structure facts of a Python package (issue 23), measured with the standard library's ``ast`` only.
 
-Usage: python benchmarks/structure.py [PACKAGE_DIR] [--out FILE] [--quiet]
-(default src/miaudit and benchmarks/results/structure.json).
+Usage: python benchmarks/structure.py [PACKAGE_DIR] [--out FILE] [--commit SHA] [--quiet]
+(default src/miaudit and benchmarks/results/structure.json; --commit names the tree measured when PACKAGE_DIR
+is not in a git checkout, e.g. one written by ``git archive``).
 
 What is counted (nothing is imported or run):
 - top level: the modules directly in the package folder (``__init__.py`` not counted) and its sub-packages;
@@ -31,7 +32,7 @@ import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 LONG_MODULE = 400
@@ -331,7 +332,7 @@ def analyse(root: str | Path) -> dict:
         "string_resolved_functions": {"count": len(strings), "sites": strings},
         "dynamic_imports": {"count": sum(len(w.dynamic) for w in walkers.values()),
                             "sites": [_site(n, ln) for n, w in walkers.items() for ln in w.dynamic]},
-        "import_list": [asdict(imp) for imp in internal],
+        "import_list": [f"{imp.importer}:{imp.line} {imp.scope} -> {', '.join(imp.targets)}" for imp in internal],
     }
 
 
@@ -380,13 +381,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", nargs="?", default=str(here.parent / "src" / "miaudit"), help="the package folder")
     ap.add_argument("--out", default=str(here / "results" / "structure.json"), help="JSON file to write")
+    ap.add_argument("--commit", default=None, help="the commit measured (default: git rev-parse HEAD there)")
     ap.add_argument("--quiet", action="store_true", help="print nothing")
     args = ap.parse_args(argv)
     root = Path(args.root)
     if not root.is_dir():
         print(f"structure: {root} is not a folder", file=sys.stderr)
         return 2
-    facts = {"commit": _commit(root), **analyse(root)}
+    facts = {"commit": args.commit or _commit(root), **analyse(root)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
     if not args.quiet:
