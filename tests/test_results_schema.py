@@ -13,6 +13,8 @@ import pytest
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the dev extra: pip install miaudit[dev]")
 
 from miaudit import audit  # noqa: E402
+from miaudit.models.recipe import TrainingRecipe  # noqa: E402
+from miaudit.report.files import json_safe  # noqa: E402
 from miaudit.targets.predictions import save_predictions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,9 +172,6 @@ EXTENSIONS = {
                  {"reason": "missing value", "rows": 10, "columns": {"workclass": 7, "occupation": 10}}]},
              "dropped_columns": [{"column": "fnlwgt", "reason": "--drop", "by": "user"},
                                  {"column": "name", "reason": "id-like", "by": "auto", "keep_with": "--keep name"}]},
-    "privacy": {"dp_sgd": True, "accountant_epsilon": 7.9, "accountant_delta": 1e-5, "noise_multiplier": 1.1,
-                "max_grad_norm": 1.0, "accountant": "opacus-rdp", "sample_rate": 0.03, "steps": 900,
-                "training_records": 1800, "sampling": "shuffled fixed-size batches"},
 }
 BROKEN_EXTENSIONS = {
     "verdict band not a band": _set("severe", "verdict", "band"),
@@ -188,15 +187,24 @@ BROKEN_EXTENSIONS = {
 }
 
 
-def _extended(results) -> dict:
+def _extended(results, noise_multiplier: float = 1.1) -> dict:
+    """The in-memory results with every optional block: the chunked audit's signals, a DP-SGD privacy block
+    from the code that writes it (through results.json's NaN / inf -> null), the others as the code shapes them."""
+    pytest.importorskip("opacus", reason="the DP-SGD accountant is the dp extra: pip install miaudit[dp]")
+    from miaudit.models.dp_sgd import privacy_block
+
     doc = strict_load(results["memory"])
     doc.update(copy.deepcopy(EXTENSIONS))
     doc["signals"] = strict_load(results["chunked"])["signals"]
-    return doc
+    doc["privacy"] = privacy_block(TrainingRecipe(dp_noise_multiplier=noise_multiplier, epochs=3), 1800)
+    return json.loads(json.dumps(json_safe(doc), allow_nan=False))
 
 
-def test_optional_blocks_validate(validator, results):
-    assert errors(validator, _extended(results)) == []
+@pytest.mark.parametrize("noise_multiplier", [1.1, 0.0])  # sigma = 0: an unbounded accountant epsilon, null
+def test_optional_blocks_validate(validator, results, noise_multiplier):
+    doc = _extended(results, noise_multiplier)
+    assert errors(validator, doc) == []
+    assert (doc["privacy"]["accountant_epsilon"] is None) == (noise_multiplier == 0)
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN_EXTENSIONS))
