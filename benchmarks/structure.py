@@ -15,7 +15,8 @@ What is counted (nothing is imported or run):
   cycles are its strongly connected components of two or more modules (and the mutual pairs a <-> b among them),
   over module-scope edges alone, over module + function-scope edges, and over all edges (TYPE_CHECKING too);
   ``stages`` collapses every module to its top-level entry (``p.models.x`` -> ``models``), runtime edges;
-- heavy imports: function-scope imports of the optional / heavy packages in HEAVY;
+- heavy imports: function-scope imports of the optional / heavy packages in HEAVY; on-demand imports: calls of
+  ``require``, ``import_module`` or ``__import__`` whose first argument is a string naming a module (by package);
 - isinstance on model classes: ``isinstance(x, C)`` outside ``p.models`` where C names a class defined in
   ``p.models`` (imported by name, or reached through an imported module);
 - private imports: ``from q import _name`` (not dunder) where q or ``q._name`` is another module of the package;
@@ -38,6 +39,7 @@ from pathlib import Path
 LONG_MODULE = 400
 HEAVY = ("torch", "torchvision", "onnxruntime", "onnx", "ray", "zarr", "skops", "fastapi", "uvicorn", "httpx",
          "opacus", "pyarrow", "pandas", "matplotlib", "jinja2", "art", "skl2onnx")
+ON_DEMAND = ("require", "import_module", "__import__")
 MODULE_FUNCTION = re.compile(r"^([A-Za-z_][\w.]*):([A-Za-z_]\w*)$")
 
 
@@ -93,6 +95,7 @@ class _Walker(ast.NodeVisitor):
         self.isinstance_calls: list[tuple[int, ast.expr]] = []
         self.strings: list[tuple[int, str]] = []
         self.dynamic: list[int] = []
+        self.on_demand: list[tuple[int, str]] = []
 
     @property
     def scope(self) -> str:
@@ -153,6 +156,9 @@ class _Walker(ast.NodeVisitor):
                 self.isinstance_calls.append((node.lineno, c))
         if name in ("import_module", "__import__"):
             self.dynamic.append(node.lineno)
+        first = node.args[0] if node.args else None
+        if name in ON_DEMAND and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            self.on_demand.append((node.lineno, first.value))
         self.generic_visit(node)
 
     def visit_Constant(self, node: ast.Constant) -> None:
@@ -291,6 +297,7 @@ def analyse(root: str | Path) -> dict:
                 strings.append(_site(name, line, resolves_to=f"{found}:{fn}"))
 
     function_local = [imp for imp in imports if imp.scope == "function"]
+    on_demand = [(n, ln, m) for n, w in walkers.items() for ln, m in w.on_demand]
     heavy = Counter(imp.base.split(".")[0] for imp in function_local if imp.base.split(".")[0] in HEAVY)
     module_edges = _graph(internal, ("module",))
     runtime_edges = _graph(internal, ("module", "function"))
@@ -325,6 +332,10 @@ def analyse(root: str | Path) -> dict:
             "total": len(function_local), "internal": sum(1 for imp in function_local if imp.targets),
             "heavy": sum(heavy.values()), "heavy_by_package": dict(sorted(heavy.items())),
             "other": sum(1 for imp in function_local if not imp.targets and imp.base.split(".")[0] not in HEAVY)},
+        "on_demand_imports": {
+            "count": len(on_demand),
+            "by_package": dict(sorted(Counter(m.split(".")[0] for _, _, m in on_demand).items())),
+            "sites": [_site(n, ln, imports=m) for n, ln, m in on_demand]},
         "isinstance_on_model_classes": {"count": len(isinstance_sites),
                                         "by_class": dict(sorted(Counter(s["cls"] for s in isinstance_sites).items())),
                                         "sites": isinstance_sites},
@@ -359,6 +370,8 @@ def summary(facts: dict) -> str:
         f"cycles between top-level entries (module + function scope): {circles(cyc['stages'])}",
         f"function-local imports: {fl['total']} ({fl['internal']} internal, {fl['heavy']} heavy "
         f"{fl['heavy_by_package']}, {fl['other']} other)",
+        f"on-demand imports (require / import_module with a module name): {facts['on_demand_imports']['count']} "
+        f"{facts['on_demand_imports']['by_package']}",
         f"isinstance on model classes outside models/: {facts['isinstance_on_model_classes']['count']} "
         f"{facts['isinstance_on_model_classes']['by_class']}",
         f"private names imported across modules: {facts['private_imports']['count']}",

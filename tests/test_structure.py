@@ -26,7 +26,9 @@ FILES = {
     "b.py": "import pkg.a\n",
     # g -> h at module scope, h -> g only inside a function: a cycle once function-scope imports count
     "g.py": "from pkg.h import helper\n",
-    "h.py": "def helper():\n    from pkg import g\n    import torch\n    return g, torch\n",
+    "h.py": ("from pkg.extras import require\n\n\ndef helper():\n    from pkg import g\n    import torch\n"
+             "    return g, torch, require('onnxruntime.capi', 'onnx')\n"),
+    "extras.py": "import importlib\n\n\ndef require(name, extra):\n    return importlib.import_module(name)\n",
     # the one private name imported across modules; a dunder does not count
     "c.py": "from pkg.a import _secret\nfrom pkg import __doc__ as doc\n",
     # a type-checking-only import back to c: no runtime cycle, one in the all-scopes graph
@@ -55,9 +57,9 @@ def package(tmp_path):
 
 def test_structure_reports_exactly_the_known_facts(structure, package):
     facts = structure.analyse(package)
-    assert facts["modules"] == 14  # __pycache__ left out
-    assert facts["top_level"] == {"modules": ["a", "b", "c", "d", "e", "g", "h", "long"],
-                                  "folders": ["attacks", "models"], "n_modules": 8, "n_folders": 2}
+    assert facts["modules"] == 15  # __pycache__ left out
+    assert facts["top_level"] == {"modules": ["a", "b", "c", "d", "e", "extras", "g", "h", "long"],
+                                  "folders": ["attacks", "models"], "n_modules": 9, "n_folders": 2}
     assert facts["long_modules"] == [{"module": "pkg.long", "lines": 401}]
     cyc = facts["cycles"]
     assert cyc["module_scope"] == {"components": [["pkg.a", "pkg.b"]], "pairs": [["pkg.a", "pkg.b"]]}
@@ -68,6 +70,8 @@ def test_structure_reports_exactly_the_known_facts(structure, package):
     assert facts["imports"]["internal_function_scope"] == 1
     fl = facts["function_local_imports"]
     assert (fl["total"], fl["internal"], fl["heavy"], fl["heavy_by_package"]) == (2, 1, 1, {"torch": 1})
+    assert facts["on_demand_imports"]["by_package"] == {"onnxruntime": 1}
+    assert facts["dynamic_imports"]["sites"] == [{"module": "pkg.extras", "line": 5}]
     assert facts["private_imports"]["count"] == 1
     assert facts["private_imports"]["sites"] == [{"module": "pkg.c", "line": 1, "source": "pkg.a",
                                                   "name": "_secret", "scope": "module"}]
@@ -80,6 +84,6 @@ def test_structure_cli_writes_json_and_refuses_a_missing_folder(structure, packa
     out = tmp_path / "facts.json"
     assert structure.main([str(package), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "top level: 8 modules beside 2 folders" in printed and "pkg.a <-> pkg.b" in printed
+    assert "top level: 9 modules beside 2 folders" in printed and "pkg.a <-> pkg.b" in printed
     assert json.loads(out.read_text())["private_imports"]["count"] == 1
     assert structure.main([str(tmp_path / "nope"), "--out", str(out)]) == 2
