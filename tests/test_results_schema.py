@@ -219,6 +219,11 @@ def test_added_keys_are_allowed(validator, results):
     doc["something_new"] = {"any": "shape"}
     doc["attacks"][0]["new_metric"] = [1, 2, 3]
     doc["timing"]["new_stage_s"] = 0.5
+    row = next(iter(doc["attacks"][0]["per_class"].values()))
+    row["tpr_at_fpr_0.001_below_resolution"] = True  # a flag beside a per-class rate is no rate
     assert errors(validator, doc) == []
+    row["tpr_at_fpr_0.001"] = "0.1"
+    assert errors(validator, doc)
+    row["tpr_at_fpr_0.001"] = 0.1
     doc["timing"]["new_stage_s"] = -0.5  # a new *_s key is seconds all the same
     assert errors(validator, doc)
