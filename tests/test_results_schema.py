@@ -8,14 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema  # the dev extra
 import pytest
 
-jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the dev extra: pip install miaudit[dev]")
-
-from miaudit import audit  # noqa: E402
-from miaudit.models.recipe import TrainingRecipe  # noqa: E402
-from miaudit.report.files import json_safe  # noqa: E402
-from miaudit.targets.predictions import save_predictions  # noqa: E402
+from miaudit import audit
+from miaudit.models.recipe import TrainingRecipe
+from miaudit.report.files import json_safe
+from miaudit.targets.predictions import save_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "docs" / "results.schema.json"
