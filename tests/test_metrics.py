@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from miaudit.errors import InputError
+from miaudit.intervals import tpr_at_fpr_mixture_intervals
 from miaudit.metrics import (
     AttackMetrics,
     compute_metrics,
@@ -119,7 +120,8 @@ def test_per_class_counts_and_empty_group():
     assert m.per_class[1]["accuracy"] == 1.0 and m.per_class[0]["accuracy"] == 1.0
     assert m.per_class[2]["accuracy"] == 1.0
     assert m.per_class[1]["auc_ci"] is None
-    assert m.per_class[0]["auc_ci"] == (1.0, 1.0)  # perfectly separated: DeLong has zero width
+    lo, hi = m.per_class[0]["auc_ci"]  # perfectly separated, 2 per side: a score interval, not zero width
+    assert 0.0 < lo < 0.9 and hi == 1.0
     assert compute_metrics(scores, members).per_class == {}
 
 
@@ -203,19 +205,19 @@ def test_level_whose_product_rounds_down_still_gets_its_false_positives():
     assert m.tpr_at_fpr[0.29] == np.mean(scores[members] > thirtieth)
 
 
-def test_tpr_interval_rests_on_the_members_above_the_levels_threshold():
-    """Successes: members above the (k+1)-th highest non-member (k false positives allowed); trials:
-    the members. (The coverage of this exact interval is tested on 2000 simulations in test_intervals.)"""
+def test_tpr_interval_is_the_threshold_mixture_interval_holding_the_point():
+    """tpr_at_fpr_ci: the interval on the TPR at a true FPR of the level (threshold error included),
+    widened only to hold the empirical TPR. (Its coverage is simulated in test_intervals.)"""
     rng = np.random.default_rng(12)
     for n_in, n_out, shift in ((150, 400, 0.3), (2500, 449, 1.5), (700, 2500, 1.0)):
         members = np.r_[np.ones(n_in, bool), np.zeros(n_out, bool)]
         scores = rng.normal(size=members.size) + shift * members
         m = compute_metrics(scores, members)
-        for level in (0.001, 0.01):
-            k = m.tpr_at_fpr_false_positives[level]
-            found = int(np.sum(scores[members] > np.sort(scores[~members])[-(k + 1)]))
-            want = stats.binomtest(found, n_in).proportion_ci(0.95, method="exact")
-            assert m.tpr_at_fpr_ci[level] == pytest.approx((want.low, want.high), abs=1e-12)
+        want = tpr_at_fpr_mixture_intervals(scores[members], scores[~members], (0.001, 0.01))
+        for level, (lo, hi) in zip((0.001, 0.01), want):
+            value = m.tpr_at_fpr[level]
+            assert m.tpr_at_fpr_ci[level] == pytest.approx((min(lo, value), max(hi, value)), abs=1e-12)
+            assert m.tpr_at_fpr_ci_below_resolution[level] is (n_out * np.log1p(-level) > np.log(0.025))
 
 
 def test_intervals_contain_the_estimates_and_are_json_lists():
@@ -240,9 +242,10 @@ def test_intervals_contain_the_estimates_and_are_json_lists():
         assert d["tpr_at_fpr_below_resolution"]["0.001"] is bool(members.size - members.sum() < 1000)
     one_member = compute_metrics(cases[2][0], cases[2][1])
     assert one_member.auc_ci == (0.0, 1.0)  # no variance estimate from one member
-    # the member (score 1.0) is below the top non-member: 0 of 1 found, exact upper end 1 - 0.025
+    # the member (score 1.0) is below the top non-member: 0 of 1 found at every plausible threshold, a
+    # half-half mixture of a mass at 0 and Beta(1, 1): upper end at its 97.5% point, 0.95
     assert one_member.tpr_at_fpr[0.01] == 0.0
-    assert one_member.tpr_at_fpr_ci[0.01] == pytest.approx((0.0, 0.975))
+    assert one_member.tpr_at_fpr_ci[0.01] == pytest.approx((0.0, 0.95))
 
 
 def test_permuting_the_records_leaves_every_metric_unchanged():
