@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from miaudit.errors import InputError
 from miaudit.intervals import tpr_at_fpr_mixture_intervals
@@ -217,7 +216,7 @@ def test_tpr_interval_is_the_threshold_mixture_interval_holding_the_point():
         for level, (lo, hi) in zip((0.001, 0.01), want):
             value = m.tpr_at_fpr[level]
             assert m.tpr_at_fpr_ci[level] == pytest.approx((min(lo, value), max(hi, value)), abs=1e-12)
-            assert m.tpr_at_fpr_ci_below_resolution[level] is (n_out * np.log1p(-level) > np.log(0.025))
+            assert m.tpr_at_fpr_ci_below_resolution[level] is bool(n_out * np.log1p(-level) > np.log(0.025))
 
 
 def test_intervals_contain_the_estimates_and_are_json_lists():
