@@ -41,10 +41,13 @@ def test_intervals_and_the_resolution_mark(render):
         m = a.metrics
         line = next(row for row in text.splitlines() if row.lstrip().startswith(a.name))
         assert f"{m.auc:.3f} [{m.auc_ci[0]:.3f}, {m.auc_ci[1]:.3f}]" in line
-        lo, hi = m.tpr_at_fpr_ci[0.001]
-        assert f"{100 * m.tpr_at_fpr[0.001]:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]{BELOW_RESOLUTION_MARK}" in line
+        # 449 non-members cannot bound the TPR at 0.1% FPR from below: no interval printed
+        assert f"{100 * m.tpr_at_fpr[0.001]:.1f}% [below res.]{BELOW_RESOLUTION_MARK}" in line
+        lo, hi = m.tpr_at_fpr_ci[0.01]
+        assert f"{100 * m.tpr_at_fpr[0.01]:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]" in line
         assert line.count(BELOW_RESOLUTION_MARK) == 1  # 1% of 449 allows 4 false positives: not marked
     assert f"{BELOW_RESOLUTION_MARK} fewer than 1/FPR non-members (449): TPR at zero false positives" in text
+    assert "[below res.] fewer than 3.7/FPR non-members (449)" in text
     assert "95% intervals" in text
     assert all(len(row) <= 150 for row in text.splitlines())
     assert "\u2026" not in text  # nothing cut short
@@ -55,11 +58,11 @@ def test_intervals_and_the_resolution_mark(render):
 def test_small_rates_keep_two_decimals():
     rng = np.random.default_rng(1)
     membership = np.r_[np.ones(2500, bool), np.zeros(449, bool)]
-    m = compute_metrics(rng.normal(size=membership.size) - 0.5 * membership, membership)
-    lo, hi = m.tpr_at_fpr_ci[0.001]
+    m = compute_metrics(rng.normal(size=membership.size) - 1.0 * membership, membership)
+    lo, hi = m.tpr_at_fpr_ci[0.01]
     assert hi < 0.01
-    assert format_tpr(m, 0.001) == (f"{100 * m.tpr_at_fpr[0.001]:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]"
-                                    f"{BELOW_RESOLUTION_MARK}")
+    assert format_tpr(m, 0.01) == f"{100 * m.tpr_at_fpr[0.01]:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]"
+    assert format_tpr(m, 0.001) == f"{100 * m.tpr_at_fpr[0.001]:.2f}% [below res.]{BELOW_RESOLUTION_MARK}"
 
 
 def test_results_json_has_the_interval_keys():
