@@ -13,6 +13,7 @@ from miaudit.metrics import (
     compute_metrics,
     downsample_roc,
 )
+from miaudit.report.findings import class_exposure
 
 # Ranked high to low; members (1) at ranks 1, 2, 4, 7.
 TINY_SCORES = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
@@ -288,3 +289,60 @@ def test_post_init_rejects_inconsistent_intervals_and_flags():
                       ("ci_confidence", 1.5)):
         with pytest.raises(ValueError):
             AttackMetrics(**{**fields, name: bad})
+
+
+def test_accuracy_comes_with_its_baseline_and_balanced_accuracy():
+    """2 members, 6 non-members; the decision calls records 0 (member) and 2 (non-member) members:
+    accuracy 6/8, baseline 6/8 (calling everyone a non-member), TPR 1/2, TNR 5/6, balanced 2/3."""
+    membership = np.array([1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
+    scores = np.array([0.9, 0.1, 0.8, 0.3, 0.2, 0.4, 0.5, 0.6])
+    decision = np.array([1, 0, 1, 0, 0, 0, 0, 0], dtype=bool)
+    m = compute_metrics(scores, membership, decision=decision)
+    assert m.accuracy == pytest.approx(0.75) and m.accuracy_baseline == pytest.approx(0.75)
+    assert m.balanced_accuracy == pytest.approx((0.5 + 5 / 6) / 2)
+    assert m.advantage_null_95 == pytest.approx(np.sqrt(np.log(20) / 2 * 8 / 12))
+    d = m.to_dict()
+    assert d["accuracy_baseline"] == pytest.approx(0.75) and d["balanced_accuracy"] == pytest.approx(2 / 3)
+    assert d["advantage_null_95"] == pytest.approx(m.advantage_null_95)
+
+
+def test_random_scores_with_few_members_are_within_chance():
+    """The issue's case: 500 members, 5,000 non-members, scores without information: accuracy 0.835
+    looks high, but its baseline is 0.909, the balanced accuracy about 0.5 and the advantage below its
+    null 95th percentile."""
+    rng = np.random.default_rng(31)
+    membership = np.r_[np.ones(500, bool), np.zeros(5000, bool)]
+    m = compute_metrics(rng.normal(size=membership.size), membership)
+    assert m.accuracy_baseline == pytest.approx(5000 / 5500)
+    assert m.accuracy < m.accuracy_baseline and abs(m.balanced_accuracy - 0.5) < 0.03
+    assert m.advantage <= m.advantage_null_95
+
+
+def test_zero_false_positive_mark_per_class_reaches_results_json():
+    rng = np.random.default_rng(32)
+    labels = np.r_[np.zeros(400, int), np.ones(100, int)]  # class 0: 200 non-members; class 1: 50
+    membership = np.tile([True, False], 250)
+    m = compute_metrics(rng.normal(size=500) + membership, membership, labels=labels)
+    d = json.loads(json.dumps(m.to_dict()))
+    assert d["per_class"]["0"]["tpr_at_fpr_0.01_below_resolution"] is False  # 1% of 200: 2 allowed
+    assert d["per_class"]["1"]["tpr_at_fpr_0.01_below_resolution"] is True  # 1% of 50: none
+    assert d["per_class"]["0"]["tpr_at_fpr_0.001_below_resolution"] is True
+    assert d["tpr_at_fpr_ci_below_resolution"] == {"0.001": True, "0.01": True}  # 250 non-members
+    rows = class_exposure(m)
+    assert [r["tpr_below_resolution"] for r in sorted(rows, key=lambda r: r["label"])] == [False, True]
+
+
+def test_class_exposure_marks_classes_not_told_apart_from_the_top():
+    """400 records per class, class 0 leaking far more (shift 3 against 0.3): first and no class marked
+    as like it. 20 records per class, all three leaking alike (shift 1): the order is noise, so the
+    second and third are marked (intervals overlapping the first's)."""
+    rng = np.random.default_rng(33)
+    for per_class, top_shift, rest_shift, marks in ((400, 3.0, 0.3, [False, False, False]),
+                                                    (20, 1.0, 1.0, [False, True, True])):
+        labels = np.repeat([0, 1, 2], per_class)
+        membership = np.tile([True, False], 3 * per_class // 2)
+        shift = np.where(labels == 0, top_shift, rest_shift)
+        m = compute_metrics(rng.normal(size=labels.size) + shift * membership, membership, labels=labels)
+        rows = class_exposure(m)
+        assert [r["like_top"] for r in rows] == marks
+    assert rows[0]["auc"] >= rows[1]["auc"] >= rows[2]["auc"]
