@@ -345,3 +345,20 @@ def test_failure_leaves_no_partial_output(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         report.write_report(fake_result(strengths=(("rmia", 1.0),)), out)
     assert list(out.iterdir()) == []
+
+
+def test_report_greys_numbers_within_chance_and_marks_classes_not_told_apart(tmp_path):
+    """An attack without information (strength 0): its advantage and accuracy say "within chance";
+    the strong attack's do not. Per-class rows overlapping the first class's interval carry the mark."""
+    result = fake_result(strengths=(("lira-online", 2.0), ("threshold-loss", 0.0)))
+    report.write_report(result, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    table = section(page, "<h2>All attacks", "</table>")
+    rows = {name: table[table.index(f'<td class="name">{name}</td>'):] for name in ("lira-online", "threshold-loss")}
+    noise_row = rows["threshold-loss"][:rows["threshold-loss"].index("</tr>")]
+    strong_row = rows["lira-online"][:rows["lira-online"].index("</tr>")]
+    assert noise_row.count("within chance") == 2 and 'class="chance"' in noise_row
+    assert "within chance" not in strong_row and "chance &lt;" in strong_row
+    per_class = findings.class_exposure(result.attack("lira-online").metrics)
+    shown = section(page, "<h2>Exposure per class", "</table>")
+    assert shown.count("&asymp;") == sum(r["like_top"] for r in per_class) >= 1  # 4 classes alike
