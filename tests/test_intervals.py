@@ -158,7 +158,7 @@ def test_reported_tpr_interval_covers_the_tpr_at_the_true_fpr():
 
 
 def test_mixture_interval_covers_at_low_fpr_and_is_narrower_than_the_joint_one():
-    """AUC 0.98, 0.1% FPR, 4000 per side (just above the 3,689 non-members the level needs): coverage
+    """AUC 0.98, 0.1% FPR, 4000 per side (just above the 3,688 non-members the level needs): coverage
     and a median width below the Bonferroni joint interval's."""
     rng = np.random.default_rng(22)
     level, auc, sims = 0.001, 0.98, 150

@@ -117,7 +117,7 @@ def tpr_at_fpr_intervals(member_scores: np.ndarray, non_member_scores: np.ndarra
 def tpr_ci_below_resolution(level: float, n_non_members: int, confidence: float = 0.95) -> bool:
     """True when the audit has too few non-members to bound the TPR at FPR ``level`` from below:
     the chance that no non-member scores above the level's true threshold, (1 - level)^n, exceeds
-    (1 - confidence) / 2, so the interval's lower end is 0 whatever the scores (e.g. fewer than 3,689
+    (1 - confidence) / 2, so the interval's lower end is 0 whatever the scores (e.g. fewer than 3,688
     non-members at 0.1% FPR and 95%)."""
     return n_non_members * math.log1p(-level) > math.log((1.0 - confidence) / 2.0) if level < 1.0 else False
 
