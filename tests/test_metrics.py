@@ -234,7 +234,7 @@ def test_intervals_contain_the_estimates_and_are_json_lists():
             lo, hi = m.tpr_at_fpr_ci[level]
             assert 0 <= lo <= value <= hi <= 1
             joint_lo, joint_hi = m.tpr_at_fpr_joint_ci[level]
-            assert 0 <= joint_lo <= lo and hi <= joint_hi <= 1
+            assert 0 <= joint_lo <= value <= joint_hi <= 1
         d = json.loads(json.dumps(m.to_dict(), allow_nan=False))
         assert d["auc_ci"] == list(m.auc_ci) and d["ci_confidence"] == 0.95
         assert (set(d["tpr_at_fpr_ci"]) == set(d["tpr_at_fpr_joint_ci"]) == set(d["tpr_at_fpr_false_positives"])
