@@ -286,6 +286,8 @@ def test_post_init_rejects_inconsistent_intervals_and_flags():
                       ("tpr_at_fpr_joint_ci", {0.001: (0.0, 1.0), 0.01: (tpr + 0.01, 1.0)}),
                       ("tpr_at_fpr_false_positives", {0.001: 0, 0.01: 5}),
                       ("tpr_at_fpr_below_resolution", {0.001: False, 0.01: True}),
+                      ("tpr_at_fpr_ci_below_resolution", {0.001: True}),
+                      ("accuracy_baseline", 1.2), ("balanced_accuracy", -0.1), ("advantage_null_95", float("nan")),
                       ("ci_confidence", 1.5)):
         with pytest.raises(ValueError):
             AttackMetrics(**{**fields, name: bad})
