@@ -5,14 +5,15 @@ import json
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from miaudit.errors import InputError
+from miaudit.intervals import tpr_at_fpr_mixture_intervals
 from miaudit.metrics import (
     AttackMetrics,
     compute_metrics,
     downsample_roc,
 )
+from miaudit.report.findings import class_exposure
 
 # Ranked high to low; members (1) at ranks 1, 2, 4, 7.
 TINY_SCORES = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
@@ -119,7 +120,8 @@ def test_per_class_counts_and_empty_group():
     assert m.per_class[1]["accuracy"] == 1.0 and m.per_class[0]["accuracy"] == 1.0
     assert m.per_class[2]["accuracy"] == 1.0
     assert m.per_class[1]["auc_ci"] is None
-    assert m.per_class[0]["auc_ci"] == (1.0, 1.0)  # perfectly separated: DeLong has zero width
+    lo, hi = m.per_class[0]["auc_ci"]  # perfectly separated, 2 per side: a score interval, not zero width
+    assert 0.0 < lo < 0.9 and hi == 1.0
     assert compute_metrics(scores, members).per_class == {}
 
 
@@ -203,19 +205,19 @@ def test_level_whose_product_rounds_down_still_gets_its_false_positives():
     assert m.tpr_at_fpr[0.29] == np.mean(scores[members] > thirtieth)
 
 
-def test_tpr_interval_rests_on_the_members_above_the_levels_threshold():
-    """Successes: members above the (k+1)-th highest non-member (k false positives allowed); trials:
-    the members. (The coverage of this exact interval is tested on 2000 simulations in test_intervals.)"""
+def test_tpr_interval_is_the_threshold_mixture_interval_holding_the_point():
+    """tpr_at_fpr_ci: the interval on the TPR at a true FPR of the level (threshold error included),
+    widened only to hold the empirical TPR. (Its coverage is simulated in test_intervals.)"""
     rng = np.random.default_rng(12)
     for n_in, n_out, shift in ((150, 400, 0.3), (2500, 449, 1.5), (700, 2500, 1.0)):
         members = np.r_[np.ones(n_in, bool), np.zeros(n_out, bool)]
         scores = rng.normal(size=members.size) + shift * members
         m = compute_metrics(scores, members)
-        for level in (0.001, 0.01):
-            k = m.tpr_at_fpr_false_positives[level]
-            found = int(np.sum(scores[members] > np.sort(scores[~members])[-(k + 1)]))
-            want = stats.binomtest(found, n_in).proportion_ci(0.95, method="exact")
-            assert m.tpr_at_fpr_ci[level] == pytest.approx((want.low, want.high), abs=1e-12)
+        want = tpr_at_fpr_mixture_intervals(scores[members], scores[~members], (0.001, 0.01))
+        for level, (lo, hi) in zip((0.001, 0.01), want):
+            value = m.tpr_at_fpr[level]
+            assert m.tpr_at_fpr_ci[level] == pytest.approx((min(lo, value), max(hi, value)), abs=1e-12)
+            assert m.tpr_at_fpr_ci_below_resolution[level] is bool(n_out * np.log1p(-level) > np.log(0.025))
 
 
 def test_intervals_contain_the_estimates_and_are_json_lists():
@@ -232,7 +234,7 @@ def test_intervals_contain_the_estimates_and_are_json_lists():
             lo, hi = m.tpr_at_fpr_ci[level]
             assert 0 <= lo <= value <= hi <= 1
             joint_lo, joint_hi = m.tpr_at_fpr_joint_ci[level]
-            assert 0 <= joint_lo <= lo and hi <= joint_hi <= 1
+            assert 0 <= joint_lo <= value <= joint_hi <= 1
         d = json.loads(json.dumps(m.to_dict(), allow_nan=False))
         assert d["auc_ci"] == list(m.auc_ci) and d["ci_confidence"] == 0.95
         assert (set(d["tpr_at_fpr_ci"]) == set(d["tpr_at_fpr_joint_ci"]) == set(d["tpr_at_fpr_false_positives"])
@@ -240,9 +242,10 @@ def test_intervals_contain_the_estimates_and_are_json_lists():
         assert d["tpr_at_fpr_below_resolution"]["0.001"] is bool(members.size - members.sum() < 1000)
     one_member = compute_metrics(cases[2][0], cases[2][1])
     assert one_member.auc_ci == (0.0, 1.0)  # no variance estimate from one member
-    # the member (score 1.0) is below the top non-member: 0 of 1 found, exact upper end 1 - 0.025
+    # the member (score 1.0) is below the top non-member: 0 of 1 found at every plausible threshold, a
+    # half-half mixture of a mass at 0 and Beta(1, 1): upper end at its 97.5% point, 0.95
     assert one_member.tpr_at_fpr[0.01] == 0.0
-    assert one_member.tpr_at_fpr_ci[0.01] == pytest.approx((0.0, 0.975))
+    assert one_member.tpr_at_fpr_ci[0.01] == pytest.approx((0.0, 0.95))
 
 
 def test_permuting_the_records_leaves_every_metric_unchanged():
@@ -283,6 +286,65 @@ def test_post_init_rejects_inconsistent_intervals_and_flags():
                       ("tpr_at_fpr_joint_ci", {0.001: (0.0, 1.0), 0.01: (tpr + 0.01, 1.0)}),
                       ("tpr_at_fpr_false_positives", {0.001: 0, 0.01: 5}),
                       ("tpr_at_fpr_below_resolution", {0.001: False, 0.01: True}),
+                      ("tpr_at_fpr_ci_below_resolution", {0.001: True}),
+                      ("accuracy_baseline", 1.2), ("balanced_accuracy", -0.1), ("advantage_null_95", float("nan")),
                       ("ci_confidence", 1.5)):
         with pytest.raises(ValueError):
             AttackMetrics(**{**fields, name: bad})
+
+
+def test_accuracy_comes_with_its_baseline_and_balanced_accuracy():
+    """2 members, 6 non-members; the decision calls records 0 (member) and 2 (non-member) members:
+    accuracy 6/8, baseline 6/8 (calling everyone a non-member), TPR 1/2, TNR 5/6, balanced 2/3."""
+    membership = np.array([1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
+    scores = np.array([0.9, 0.1, 0.8, 0.3, 0.2, 0.4, 0.5, 0.6])
+    decision = np.array([1, 0, 1, 0, 0, 0, 0, 0], dtype=bool)
+    m = compute_metrics(scores, membership, decision=decision)
+    assert m.accuracy == pytest.approx(0.75) and m.accuracy_baseline == pytest.approx(0.75)
+    assert m.balanced_accuracy == pytest.approx((0.5 + 5 / 6) / 2)
+    assert m.advantage_null_95 == pytest.approx(np.sqrt(np.log(20) / 2 * 8 / 12))
+    d = m.to_dict()
+    assert d["accuracy_baseline"] == pytest.approx(0.75) and d["balanced_accuracy"] == pytest.approx(2 / 3)
+    assert d["advantage_null_95"] == pytest.approx(m.advantage_null_95)
+
+
+def test_random_scores_with_few_members_are_within_chance():
+    """The issue's case: 500 members, 5,000 non-members, scores without information: accuracy 0.835
+    looks high, but its baseline is 0.909, the balanced accuracy about 0.5 and the advantage below its
+    null 95th percentile."""
+    rng = np.random.default_rng(31)
+    membership = np.r_[np.ones(500, bool), np.zeros(5000, bool)]
+    m = compute_metrics(rng.normal(size=membership.size), membership)
+    assert m.accuracy_baseline == pytest.approx(5000 / 5500)
+    assert m.accuracy < m.accuracy_baseline and abs(m.balanced_accuracy - 0.5) < 0.03
+    assert m.advantage <= m.advantage_null_95
+
+
+def test_zero_false_positive_mark_per_class_reaches_results_json():
+    rng = np.random.default_rng(32)
+    labels = np.r_[np.zeros(400, int), np.ones(100, int)]  # class 0: 200 non-members; class 1: 50
+    membership = np.tile([True, False], 250)
+    m = compute_metrics(rng.normal(size=500) + membership, membership, labels=labels)
+    d = json.loads(json.dumps(m.to_dict()))
+    assert d["per_class"]["0"]["tpr_at_fpr_0.01_below_resolution"] is False  # 1% of 200: 2 allowed
+    assert d["per_class"]["1"]["tpr_at_fpr_0.01_below_resolution"] is True  # 1% of 50: none
+    assert d["per_class"]["0"]["tpr_at_fpr_0.001_below_resolution"] is True
+    assert d["tpr_at_fpr_ci_below_resolution"] == {"0.001": True, "0.01": True}  # 250 non-members
+    rows = class_exposure(m)
+    assert [r["tpr_below_resolution"] for r in sorted(rows, key=lambda r: r["label"])] == [False, True]
+
+
+def test_class_exposure_marks_classes_not_told_apart_from_the_top():
+    """400 records per class, class 0 leaking far more (shift 3 against 0.3): first and no class marked
+    as like it. 20 records per class, all three leaking alike (shift 1): the order is noise, so the
+    second and third are marked (intervals overlapping the first's)."""
+    rng = np.random.default_rng(33)
+    for per_class, top_shift, rest_shift, marks in ((400, 3.0, 0.3, [False, False, False]),
+                                                    (20, 1.0, 1.0, [False, True, True])):
+        labels = np.repeat([0, 1, 2], per_class)
+        membership = np.tile([True, False], 3 * per_class // 2)
+        shift = np.where(labels == 0, top_shift, rest_shift)
+        m = compute_metrics(rng.normal(size=labels.size) + shift * membership, membership, labels=labels)
+        rows = class_exposure(m)
+        assert [r["like_top"] for r in rows] == marks
+    assert rows[0]["auc"] >= rows[1]["auc"] >= rows[2]["auc"]

@@ -187,9 +187,12 @@ def test_headline_states_the_chosen_attack_as_in_results_json(tmp_path):
     assert "At 1 in 1,000 false accusations" in head and "below this audit" not in head
     assert f"({round(tpr * members):,} of {members:,}; 95% interval" in head
     assert f"{100 * tpr:.1f}%" in head
-    lo, hi = m.tpr_at_fpr_joint_ci[0.001]
-    shown_lo = "0" if lo == 0 else f"{100 * lo:.1f}"
-    assert f"{shown_lo}–{100 * hi:.1f}%" in head
+    lo, hi = m.tpr_at_fpr_ci[0.001]  # the interval the CLI prints, too
+    if m.tpr_at_fpr_ci_below_resolution[0.001]:  # under 3,688 non-members: no lower end to show
+        assert f"95% interval below resolution (&le; {100 * hi:.1f}%)" in head
+    else:
+        shown_lo = "0" if lo == 0 else f"{100 * lo:.1f}"
+        assert f"{shown_lo}–{100 * hi:.1f}%" in head
     assert f"{best['auc']:.3f}" in head and "{:.3f}–{:.3f}".format(*m.auc_ci) in head
     assert f"Headline attack:</b> {best['name']}" in head
     assert "random identifies 0.1%" in head and "AUC 0.5" in head
@@ -368,3 +371,20 @@ def test_exposed_table_records_show_class_names_and_original_values(tmp_path):
         assert values in page
         label = row["income"].strip()
         assert f"<td>{r.record_index}</td><td>{label}</td>" in page
+
+
+def test_report_greys_numbers_within_chance_and_marks_classes_not_told_apart(tmp_path):
+    """An attack without information (strength 0): its advantage and accuracy say "within chance";
+    the strong attack's do not. Per-class rows overlapping the first class's interval carry the mark."""
+    result = fake_result(strengths=(("lira-online", 2.0), ("threshold-loss", 0.0)))
+    report.write_report(result, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    table = section(page, "<h2>All attacks", "</table>")
+    rows = {name: table[table.index(f'<td class="name">{name}</td>'):] for name in ("lira-online", "threshold-loss")}
+    noise_row = rows["threshold-loss"][:rows["threshold-loss"].index("</tr>")]
+    strong_row = rows["lira-online"][:rows["lira-online"].index("</tr>")]
+    assert noise_row.count("within chance") == 2 and 'class="chance"' in noise_row
+    assert "within chance" not in strong_row and "chance &lt;" in strong_row
+    per_class = findings.class_exposure(result.attack("lira-online").metrics)
+    shown = section(page, "<h2>Exposure per class", "</table>")
+    assert shown.count("&asymp;") == sum(r["like_top"] for r in per_class) >= 1  # 4 classes alike

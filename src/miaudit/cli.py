@@ -295,13 +295,19 @@ def check_exportable(target: str, path: Path) -> None:
 
 def results_table(result) -> Table:
     """A rich table of the attacks, best AUC first, AUC and TPRs with their intervals (legend below)."""
-    from miaudit.results import EPSILON_LEGEND, format_auc, format_tpr, table_legend
+    from rich.markup import escape
+    from rich.text import Text
+
+    from miaudit.results import EPSILON_LEGEND, format_auc, format_chance, format_tpr, table_legend, within_chance
+
+    def chance(m, name: str) -> Text:  # greyed when within chance
+        return Text(format_chance(m, name), style="dim" if within_chance(m, name) else "")
 
     t = result.target
     metrics = [a.metrics for a in result.attacks]
     table = Table(title=f"{result.config['dataset']} / {t.model}: train acc {t.train_accuracy:.3f}, "
                         f"test acc {t.test_accuracy:.3f}, {t.members} members, {t.non_members} non-members",
-                  caption="\n".join([*table_legend(metrics), EPSILON_LEGEND] if metrics else []) or None,
+                  caption=escape("\n".join([*table_legend(metrics), EPSILON_LEGEND] if metrics else [])) or None,
                   caption_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True, pad_edge=False)
     bound = all(a.metrics.epsilon_valid for a in result.attacks)
@@ -309,8 +315,8 @@ def results_table(result) -> Table:
         table.add_column(col, justify="left" if col == "attack" else "right", no_wrap=True)
     for a in sorted(result.attacks, key=lambda a: -a.metrics.auc):
         m = a.metrics
-        table.add_row(a.name, format_auc(m), format_tpr(m, 0.001, True), format_tpr(m, 0.01, True),
-                      f"{m.accuracy:.3f}", f"{m.precision:.3f}", f"{m.recall:.3f}", f"{m.advantage:.3f}",
+        table.add_row(a.name, format_auc(m), Text(format_tpr(m, 0.001, True)), Text(format_tpr(m, 0.01, True)),
+                      chance(m, "accuracy"), f"{m.precision:.3f}", f"{m.recall:.3f}", chance(m, "advantage"),
                       f"{m.epsilon_lower_bound:.2f}", f"{a.seconds:.2f}")
     return table
 

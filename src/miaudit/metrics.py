@@ -17,11 +17,14 @@ from miaudit.attacks.calibration import decide, prior_threshold
 from miaudit.dp_audit import STEINKE, EpsilonAudit, one_run_epsilon
 from miaudit.errors import InputError
 from miaudit.intervals import (
+    advantage_null_quantile,
     allowed_false_positives,
-    clopper_pearson_interval,
+    auc_score_interval,
     delong_auc_se,
     normal_interval,
     tpr_at_fpr_intervals,
+    tpr_at_fpr_mixture_intervals,
+    tpr_ci_below_resolution,
 )
 
 DEFAULT_FPR_LEVELS = (0.001, 0.01)
@@ -37,23 +40,30 @@ class AttackMetrics:
     with k / n_non_members <= level}: the number of non-members the TPR at that level rests on.
     tpr_at_fpr_below_resolution: {level: level < 1 / n_non_members}, i.e. the TPR is at zero false
     positives, whatever the level says.
-    tpr_at_fpr_ci: {level: (lo, hi)} Clopper-Pearson interval at ``ci_confidence`` of the TPR, with
-    successes = members scored above the level's threshold and trials = n_members. The threshold is
-    set by the non-members' scores, so the interval covers the true TPR at that threshold; it does not
-    add the uncertainty of the FPR the threshold really has (about (k + 1) / (n_non_members + 1)).
-    tpr_at_fpr_joint_ci: {level: (lo, hi)} interval at ``ci_confidence`` on the TPR at a true FPR of
-    exactly the level, threshold error included (:func:`miaudit.intervals.tpr_at_fpr_intervals`):
-    wider, and the one that answers "what share of members does this attack find at this FPR".
+    tpr_at_fpr_ci: {level: (lo, hi)} interval at ``ci_confidence`` on the TPR at a true FPR of exactly
+    the level, threshold error included (:func:`miaudit.intervals.tpr_at_fpr_mixture_intervals`,
+    widened to hold the point TPR): the interval every table and the report show.
+    tpr_at_fpr_ci_below_resolution: {level: too few non-members to bound that TPR from below
+    (:func:`miaudit.intervals.tpr_ci_below_resolution`); the lower end is then 0 whatever the scores}.
+    tpr_at_fpr_joint_ci: {level: (lo, hi)} the conservative Bonferroni interval on the same TPR
+    (:func:`miaudit.intervals.tpr_at_fpr_intervals`): coverage >= ``ci_confidence`` guaranteed, about
+    1.5x wider; kept in results.json, not shown.
     auc_ci: (lo, hi) DeLong interval at ``ci_confidence`` of the AUC (normal, clipped to [0, 1]; (0, 1)
     with fewer than 2 members or non-members; zero width when the groups are perfectly separated).
     accuracy / precision / recall / f1 / decision_advantage: at the attack's hard decision.
-    advantage: max over the ROC of TPR - FPR (membership advantage, Yeom et al.).
+    accuracy_baseline: max(n_members, n_non_members) / N, the accuracy of calling every record the
+    majority group; balanced_accuracy: (TPR + TNR) / 2 at the decision, 0.5 by chance.
+    advantage: max over the ROC of TPR - FPR (membership advantage, Yeom et al.); advantage_null_95:
+    its 95th percentile for scores without membership information (one-sided KS null).
     epsilon_lower_bound: empirical DP epsilon (nats) from the one-run audit ``epsilon_audit``
     (:mod:`miaudit.dp_audit`) at ``epsilon_confidence``, ``delta``: a lower bound when
     ``epsilon_valid`` (membership drawn by fair coins), else an estimate.
     roc_fpr, roc_tpr: float64 [T] the full ROC curve, FPR ascending.
     per_class: {class label: {"n_members", "n_non_members", "auc", "auc_ci", "accuracy", "advantage",
-    "tpr_at_fpr_<level>"...}}; auc / auc_ci / tpr / advantage are None when one group is empty.
+    "advantage_null_95", "tpr_at_fpr_<level>", "tpr_at_fpr_<level>_below_resolution"...}}; auc_ci is
+    Newcombe's score interval (:func:`miaudit.intervals.auc_score_interval`, for few records per class);
+    auc / auc_ci / tpr / advantage are None when one group is empty; below_resolution: the level allows
+    no false positive among the class's non-members (the TPR is at zero false positives).
     """
 
     auc: float
@@ -76,6 +86,10 @@ class AttackMetrics:
     tpr_at_fpr_joint_ci: dict[float, tuple[float, float]]
     tpr_at_fpr_false_positives: dict[float, int]
     tpr_at_fpr_below_resolution: dict[float, bool]
+    tpr_at_fpr_ci_below_resolution: dict[float, bool]
+    accuracy_baseline: float
+    balanced_accuracy: float
+    advantage_null_95: float
     ci_confidence: float
     epsilon_audit: EpsilonAudit
     per_class: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -94,7 +108,9 @@ class AttackMetrics:
 
     def __post_init__(self) -> None:
         unit = {"auc": self.auc, "accuracy": self.accuracy, "precision": self.precision,
-                "recall": self.recall, "f1": self.f1, "advantage": self.advantage}
+                "recall": self.recall, "f1": self.f1, "advantage": self.advantage,
+                "accuracy_baseline": self.accuracy_baseline, "balanced_accuracy": self.balanced_accuracy,
+                "advantage_null_95": self.advantage_null_95}
         unit.update({f"tpr_at_fpr[{k}]": v for k, v in self.tpr_at_fpr.items()})
         for name, value in unit.items():
             _check_range(name, value, 0.0, 1.0)
@@ -117,7 +133,8 @@ class AttackMetrics:
         _check_interval("auc_ci", self.auc_ci, self.auc)
         for name, d in (("tpr_at_fpr_ci", self.tpr_at_fpr_ci), ("tpr_at_fpr_joint_ci", self.tpr_at_fpr_joint_ci),
                         ("tpr_at_fpr_false_positives", self.tpr_at_fpr_false_positives),
-                        ("tpr_at_fpr_below_resolution", self.tpr_at_fpr_below_resolution)):
+                        ("tpr_at_fpr_below_resolution", self.tpr_at_fpr_below_resolution),
+                        ("tpr_at_fpr_ci_below_resolution", self.tpr_at_fpr_ci_below_resolution)):
             if set(d) != set(self.tpr_at_fpr):
                 raise ValueError(f"AttackMetrics.{name} levels {sorted(d)} differ from tpr_at_fpr's")
         for level, value in self.tpr_at_fpr.items():
@@ -144,12 +161,17 @@ class AttackMetrics:
                                            sorted(self.tpr_at_fpr_false_positives.items())},
             "tpr_at_fpr_below_resolution": {_level_key(k): bool(v) for k, v in
                                             sorted(self.tpr_at_fpr_below_resolution.items())},
+            "tpr_at_fpr_ci_below_resolution": {_level_key(k): bool(v) for k, v in
+                                               sorted(self.tpr_at_fpr_ci_below_resolution.items())},
             "ci_confidence": _plain(self.ci_confidence),
             "accuracy": _plain(self.accuracy),
+            "accuracy_baseline": _plain(self.accuracy_baseline),
+            "balanced_accuracy": _plain(self.balanced_accuracy),
             "precision": _plain(self.precision),
             "recall": _plain(self.recall),
             "f1": _plain(self.f1),
             "advantage": _plain(self.advantage),
+            "advantage_null_95": _plain(self.advantage_null_95),
             "decision_advantage": _plain(self.decision_advantage),
             "epsilon_lower_bound": _plain(self.epsilon_lower_bound),
             "epsilon_confidence": _plain(self.epsilon_confidence),
@@ -213,7 +235,9 @@ def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.nda
     n_non = n - n_members
     allowed = {level: allowed_false_positives(level, n_non) for level in levels}
     found = {level: true_positives_at(fpr, tpr, n_members, n_non, k) for level, k in allowed.items()}
-    tpr_lo, tpr_hi = clopper_pearson_interval([found[level] for level in levels], n_members, ci_confidence)
+    pos, neg = scores[membership], scores[~membership]
+    tpr_ci = {level: (min(lo, found[level] / n_members), max(hi, found[level] / n_members))
+              for level, (lo, hi) in zip(levels, tpr_at_fpr_mixture_intervals(pos, neg, levels, ci_confidence))}
     auc = float(skm.roc_auc_score(membership, scores))
     eps = one_run_epsilon(scores, membership, delta, confidence, coin_flips=coin_flips, method=epsilon_method)
     tp_d, fp_d = int((decision & membership).sum()), int((decision & ~membership).sum())
@@ -228,6 +252,9 @@ def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.nda
         f1=float(f1),
         advantage=float(np.max(tpr - fpr)),
         decision_advantage=tp_d / n_members - fp_d / n_non,
+        accuracy_baseline=max(n_members, n_non) / n,
+        balanced_accuracy=0.5 * (1.0 + tp_d / n_members - fp_d / n_non),
+        advantage_null_95=advantage_null_quantile(n_members, n_non, 0.95),
         epsilon_lower_bound=eps.epsilon,
         epsilon_audit=eps,
         epsilon_confidence=float(confidence),
@@ -237,11 +264,11 @@ def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.nda
         roc_fpr=_frozen(fpr),
         roc_tpr=_frozen(tpr),
         auc_ci=normal_interval(auc, delong_auc_se(scores, membership), ci_confidence),
-        tpr_at_fpr_ci={level: (float(lo), float(hi)) for level, lo, hi in zip(levels, tpr_lo, tpr_hi)},
-        tpr_at_fpr_joint_ci=dict(zip(levels, tpr_at_fpr_intervals(scores[membership], scores[~membership], levels,
-                                                                  ci_confidence))),
+        tpr_at_fpr_ci=tpr_ci,
+        tpr_at_fpr_joint_ci=dict(zip(levels, tpr_at_fpr_intervals(pos, neg, levels, ci_confidence))),
         tpr_at_fpr_false_positives=allowed,
         tpr_at_fpr_below_resolution={level: k == 0 for level, k in allowed.items()},
+        tpr_at_fpr_ci_below_resolution={lv: tpr_ci_below_resolution(lv, n_non, ci_confidence) for lv in levels},
         ci_confidence=float(ci_confidence),
         per_class={} if labels is None else per_class_metrics(scores, membership, decision, labels, levels,
                                                               ci_confidence),
@@ -266,20 +293,24 @@ def per_class_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.n
                       labels: np.ndarray, levels=DEFAULT_FPR_LEVELS,
                       ci_confidence: float = 0.95) -> dict[int, dict[str, Any]]:
     """{class label: metrics on that class's records}; arrays are [N] as in compute_metrics."""
+    conf = ci_confidence
     out: dict[int, dict[str, Any]] = {}
     for c in np.unique(labels):
         sel = labels == c
         s, m, d = scores[sel], membership[sel], decision[sel]
-        n_in = int(m.sum())
-        row: dict[str, Any] = {"n_members": n_in, "n_non_members": int(sel.sum()) - n_in,
+        n_in, n_out = int(m.sum()), int(sel.sum()) - int(m.sum())
+        row: dict[str, Any] = {"n_members": n_in, "n_non_members": n_out,
                                "accuracy": float(skm.accuracy_score(m, d))}
         both = 0 < n_in < m.size
         fpr, tpr = skm.roc_curve(m, s)[:2] if both else (None, None)
         row["auc"] = float(skm.roc_auc_score(m, s)) if both else None
-        row["auc_ci"] = normal_interval(row["auc"], delong_auc_se(s, m), ci_confidence) if both else None
+        row["auc_ci"] = auc_score_interval(row["auc"], n_in, n_out, conf) if both else None
         row["advantage"] = float(np.max(tpr - fpr)) if both else None
+        row["advantage_null_95"] = advantage_null_quantile(n_in, n_out) if both else None
         for level in levels:
             row[f"tpr_at_fpr_{_level_key(level)}"] = tpr_at_fpr(fpr, tpr, level) if both else None
+            row[f"tpr_at_fpr_{_level_key(level)}_below_resolution"] = (
+                allowed_false_positives(level, n_out) == 0 if both else None)
         out[int(c)] = row
     return out
 

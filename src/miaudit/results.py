@@ -170,7 +170,7 @@ class AuditResult:
             m = a.metrics
             lines.append(
                 f"{a.name:<{w}}{format_auc(m):>22}{format_tpr(m, 0.001, True):>23}{format_tpr(m, 0.01, True):>23}"
-                f"{m.accuracy:7.3f}{m.precision:7.3f}{m.recall:8.3f}{m.advantage:7.3f}"
+                f"{format_chance(m, 'accuracy'):>7}{m.precision:7.3f}{m.recall:8.3f}{format_chance(m, 'advantage'):>7}"
                 f"{m.epsilon_lower_bound:8.3f}{a.seconds:8.2f}"
             )
         lines.extend(table_legend([a.metrics for a in self.attacks]))
@@ -218,6 +218,7 @@ class AuditResult:
 BELOW_RESOLUTION_MARK = "\u2020"
 EPSILON_LEGEND = ("ε per attack: for that attack alone; the table's largest ε is not a bound (picked after seeing "
                   "the results)")
+CHANCE_MARK = "~"
 TABLE_LEVELS = (0.001, 0.01)
 
 
@@ -229,12 +230,29 @@ def format_auc(m: AttackMetrics) -> str:
 
 def format_tpr(m: AttackMetrics, level: float, align: bool = False) -> str:
     """TPR at an FPR level in percent with its interval, e.g. "10.3% [9.1, 11.6]"; two decimals when
-    the interval ends below 1%; marked with BELOW_RESOLUTION_MARK when the level allows no false
-    positive on this audit (align: a space in place of the mark otherwise, for right-aligned columns)."""
+    the interval ends below 1%; "[below res.]" in place of the interval when the audit has too few
+    non-members to bound the TPR from below; marked with BELOW_RESOLUTION_MARK when the level allows
+    no false positive on this audit (align: a space in place of the mark otherwise, for right-aligned columns)."""
     lo, hi = m.tpr_at_fpr_ci[level]
     digits = 2 if hi < 0.01 else 1
     mark = BELOW_RESOLUTION_MARK if m.tpr_at_fpr_below_resolution[level] else " " if align else ""
-    return f"{m.tpr_at_fpr[level]:.{digits}%} [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]{mark}"
+    ci = f"[{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
+    ci = "[below res.]" if m.tpr_at_fpr_ci_below_resolution[level] else ci
+    return f"{m.tpr_at_fpr[level]:.{digits}%} {ci}{mark}"
+
+
+def within_chance(m: AttackMetrics, name: str) -> bool:
+    """Whether the attack's ``name`` ("accuracy" or "advantage") is no more than an attack without
+    information reaches 95% of the time: advantage <= advantage_null_95; accuracy: its balanced
+    accuracy within advantage_null_95 / 2 of 0.5."""
+    if name == "advantage":
+        return m.advantage <= m.advantage_null_95
+    return m.balanced_accuracy <= 0.5 + m.advantage_null_95 / 2.0
+
+
+def format_chance(m: AttackMetrics, name: str) -> str:
+    """The accuracy or advantage to 3 decimals, CHANCE_MARK appended when it is within chance."""
+    return f"{getattr(m, name):.3f}{CHANCE_MARK if within_chance(m, name) else ''}"
 
 
 def table_legend(metrics: list[AttackMetrics], levels=TABLE_LEVELS) -> list[str]:
@@ -242,10 +260,18 @@ def table_legend(metrics: list[AttackMetrics], levels=TABLE_LEVELS) -> list[str]
     if not metrics:
         return []
     m = metrics[0]
-    lines = [f"[{100 * m.ci_confidence:.0f}% intervals: DeLong for the AUC, Clopper-Pearson for the TPRs]"]
+    lines = [f"[{100 * m.ci_confidence:.0f}% intervals: DeLong for the AUC; for the TPRs, on the TPR at that "
+             f"true FPR, threshold error included]"]
     if any(x.tpr_at_fpr_below_resolution[level] for x in metrics for level in levels):
         lines.append(f"{BELOW_RESOLUTION_MARK} fewer than 1/FPR non-members ({m.n_non_members}): "
                      f"TPR at zero false positives")
+    if any(x.tpr_at_fpr_ci_below_resolution[level] for x in metrics for level in levels):
+        lines.append(f"[below res.] fewer than 3.7/FPR non-members ({m.n_non_members}): nothing bounds that TPR "
+                     f"from below (upper ends in results.json)")
+    lines += [f"{CHANCE_MARK} within chance: advantage below {m.advantage_null_95:.3f} (95% of attacks without "
+              f"information stay below), balanced accuracy within half that of 0.5",
+              f"accuracy of calling every record a {'member' if m.n_members > m.n_non_members else 'non-member'}: "
+              f"{m.accuracy_baseline:.3f}"]
     return lines
 
 

@@ -51,7 +51,9 @@ _THREAT_MODELS = {
 
 @dataclass(frozen=True)
 class Rate:
-    """TPR at one FPR level: ``hits`` of ``n_members`` members identified; ci: 95% interval or None."""
+    """TPR at one FPR level: ``hits`` of ``n_members`` members identified; ci: 95% interval or None;
+    ci_below_resolution: too few non-members to bound the TPR from below (the interval's lower end is
+    0 whatever the scores): shown as "below resolution" with the upper end only."""
 
     level: float
     tpr: float
@@ -61,6 +63,7 @@ class Rate:
     false_positives: int
     n_non_members: int
     below_resolution: bool
+    ci_below_resolution: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,10 +116,11 @@ def rank_attacks(attacks: list[AttackOutcome]) -> list[AttackOutcome]:
 
 def rate_at(m: AttackMetrics, level: float) -> Rate:
     """The attack's TPR at FPR ``level`` with its count, resolution and the interval on the TPR at a
-    true FPR of ``level`` (threshold error included: what the headline claims)."""
+    true FPR of ``level`` (threshold error included: what the headline claims; the one the CLI shows)."""
     tpr = float(m.tpr_at_fpr[level])
-    return Rate(level, tpr, int(round(tpr * m.n_members)), m.n_members, tuple(m.tpr_at_fpr_joint_ci[level]),
-                int(m.tpr_at_fpr_false_positives[level]), m.n_non_members, bool(m.tpr_at_fpr_below_resolution[level]))
+    return Rate(level, tpr, int(round(tpr * m.n_members)), m.n_members, tuple(m.tpr_at_fpr_ci[level]),
+                int(m.tpr_at_fpr_false_positives[level]), m.n_non_members, bool(m.tpr_at_fpr_below_resolution[level]),
+                bool(m.tpr_at_fpr_ci_below_resolution[level]))
 
 
 def verdict(m: AttackMetrics, test: LeakTest) -> Verdict:
@@ -200,21 +204,30 @@ def class_exposure(m: AttackMetrics) -> list[dict]:
     """Per-class rows, most exposed first (AUC, then TPR@1% FPR; classes without an AUC last).
 
     Each row: label, n_members, n_non_members, auc, auc_ci (or None), tpr (at 1% FPR, or None),
-    tpr_below_resolution (fewer than 100 non-members in the class).
+    tpr_below_resolution (fewer than 100 non-members in the class: TPR at zero false positives),
+    like_top: the class's AUC interval overlaps the first class's, so the data do not tell their
+    exposure apart (False for the first class itself and for classes without an interval).
     """
     rows = []
     for label, row in m.per_class.items():
         ci = row.get("auc_ci")
+        below = row.get(f"tpr_at_fpr_{SECOND_FPR}_below_resolution")
         rows.append({"label": int(label), "n_members": int(row["n_members"]),
                      "n_non_members": int(row["n_non_members"]), "auc": row.get("auc"),
                      "auc_ci": None if ci is None else (float(ci[0]), float(ci[1])),
                      "tpr": row.get(f"tpr_at_fpr_{SECOND_FPR}"),
-                     "tpr_below_resolution": SECOND_FPR * int(row["n_non_members"]) < 1.0})
+                     "tpr_below_resolution": bool(SECOND_FPR * int(row["n_non_members"]) < 1.0
+                                                  if below is None else below)})
 
     def exposure(row: dict) -> tuple:
         return (row["auc"] is not None, row["auc"] or 0.0, row["tpr"] or 0.0)
 
-    return sorted(rows, key=exposure, reverse=True)
+    rows.sort(key=exposure, reverse=True)
+    top = rows[0]["auc_ci"] if rows else None
+    for i, row in enumerate(rows):
+        ci = row["auc_ci"]
+        row["like_top"] = bool(i > 0 and top is not None and ci is not None and ci[1] >= top[0])
+    return rows
 
 
 def attack_needs(outcome: AttackOutcome, reference_models: int | None) -> tuple[str, str]:
