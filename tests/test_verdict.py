@@ -140,3 +140,14 @@ def test_choice_falls_back_to_the_rule_without_in_models():
     assert choose_attack(specs, offline).chosen_by == "rule"
     assert rule_choice(["threshold-loss", "label-only-gap", "population"]).chosen == "population"
     assert choose_attack(specs, None).chosen == "population"
+
+
+def test_a_p_value_that_underflows_is_not_printed_as_zero():
+    """A total leak's p-value underflows to 0.0 in float64: the page and console say "< 1e-300", never "p = 0"."""
+    from miaudit.leak_test import leak_test, p_phrase
+
+    scores = np.arange(6000.0)
+    test = leak_test(scores, scores >= 3000)
+    assert test.p_value == 0.0 and test.rejects
+    assert p_phrase(test.p_value) == "< 1e-300" and "p = 0" not in test.describe()
+    assert p_phrase(0.0123) == "= 0.012" and p_phrase(3.4e-9) == "= 3.4e-09"

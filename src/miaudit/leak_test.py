@@ -53,8 +53,8 @@ class LeakTest:
         """One plain sentence: what was tested and the p-value."""
         k = self.tail_false_positives
         where = "every non-member" if k == 0 else f"the {_ordinal(k + 1)} highest non-member"
-        return (f"tail rank test: {self.tail_hits} members above {where}, p = {_p(self.tail_p)}; Mann-Whitney "
-                f"AUC test: p = {_p(self.auc_p)}; the smaller doubled (Bonferroni), at the {self.alpha:.0%} level")
+        return (f"tail rank test: {self.tail_hits} members above {where}, p {p_phrase(self.tail_p)}; Mann-Whitney "
+                f"AUC test: p {p_phrase(self.auc_p)}; the smaller doubled (Bonferroni), at the {self.alpha:.0%} level")
 
 
 def tail_rank_test(member_scores: np.ndarray, non_member_scores: np.ndarray,
@@ -100,8 +100,11 @@ def leak_test(scores: np.ndarray, membership: np.ndarray, alpha: float = ALPHA,
     return LeakTest(p, p <= alpha, alpha, tail_p, hits, k, auc_p)
 
 
-def _p(p: float) -> str:
-    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+def p_phrase(p: float) -> str:
+    """"= 0.012", "= 3.4e-09", or "< 1e-300" where the p-value underflows to 0 (2 significant digits)."""
+    if p < 1e-300:
+        return "< 1e-300"
+    return f"= {p:.2g}" if p >= 1e-4 else f"= {p:.1e}"
 
 
 def _ordinal(n: int) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from miaudit.leak_test import ALPHA, LeakTest, leak_test
+from miaudit.leak_test import ALPHA, LeakTest, leak_test, p_phrase
 
 if TYPE_CHECKING:
     from miaudit.metrics import AttackMetrics
@@ -163,7 +163,7 @@ def headline_lines(result: AuditResult) -> list[str]:
         attack += f"; ε ≥ {m.epsilon_lower_bound:.2f} at δ = {m.delta:g} ({m.epsilon_confidence:.0%} confidence)"
     elif headline_epsilon(m):
         attack += f"; ε estimate {m.epsilon_lower_bound:.2f} (not a bound)"
-    return [f"verdict: {v.title} (leakage test p = {v.test.p_value:.2g}, {v.test.name})", attack]
+    return [f"verdict: {v.title} (leakage test p {p_phrase(v.test.p_value)}, {v.test.name})", attack]
 
 
 def headline_epsilon(m: AttackMetrics) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
+from miaudit.leak_test import p_phrase
 from miaudit.report import findings
 from miaudit.report import records as tabular
 from miaudit.report.plots import figure_png, histogram_figure, roc_figure
@@ -69,7 +70,7 @@ _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, tri
 _ENV.filters.update(num=_num, pct=_pct, pct_interval=_pct_interval, num_interval=_num_interval, one_in=_one_in,
                     signed=_signed, signed_points=_signed_points, count=lambda n: f"{int(n):,}",
                     g=lambda v: f"{v:g}", confidence=lambda c: f"{100.0 * c:g}%",
-                    p=lambda v: f"{v:.2g}" if v >= 1e-4 else f"{v:.1e}")
+                    p=p_phrase)
 _TEMPLATE = _ENV.from_string(resources.files("miaudit.report").joinpath("template.html.j2").read_text("utf-8"))
 
 
