@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit.attacks import lira, population, rmia
+from miaudit.attacks import base, lira, population, rmia
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.streamed import STREAMED, run_streamed, side_stats, streamable_names
 from miaudit.data.splits import balanced_masks
@@ -12,7 +12,7 @@ from miaudit.errors import InputError
 from miaudit.signal_store import SignalStore, check_layout, store_inputs
 
 IN_MEMORY = {"lira-online": lira.lira_online, "lira-offline": lira.lira_offline, "rmia": rmia.rmia,
-             "population": population.population}
+             "population": population.population, "base-online": base.base_online, "base-offline": base.base_offline}
 
 
 def synthetic_inputs(k: int, n: int, z: int = 300, c: int = 5, seed: int = 0) -> tuple[AttackInputs, np.ndarray]:
@@ -157,3 +157,12 @@ def test_store_never_overwrites_a_foreign_directory(tmp_path, small):
     assert store_inputs(inputs, tmp_path / "again", chunk=300).chunk == 300  # an earlier store: rewritten
     with pytest.raises(InputError, match="holds no signal store"):
         SignalStore.open(tmp_path / "mine")
+
+
+def test_streamed_base_offline_refuses_records_without_out_model(tmp_path):
+    inputs, _ = synthetic_inputs(k=1, n=200)  # one model: half the records have no OUT model
+    store = store_inputs(inputs, tmp_path / "s", chunk=64)
+    with pytest.raises(InputError, match="base-offline: streamed only when every record has an OUT"):
+        run_streamed("base-offline", store)
+    np.testing.assert_allclose(run_streamed("base-online", store).scores, base.base_online(inputs).scores,
+                               rtol=1e-9, atol=1e-12)

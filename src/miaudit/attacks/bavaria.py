@@ -142,7 +142,7 @@ def _setup(inputs: AttackInputs, kind: str, name: str) -> tuple[np.ndarray, np.n
 
 def bavaria_online(inputs: AttackInputs, predictive: str = "t") -> AttackScores:
     """BaVarIA online: float64 [N] log likelihood ratios IN vs OUT; member when > 0 (threshold 0)."""
-    phi_t, phi_r = _setup(inputs, predictive)
+    phi_t, phi_r = _setup(inputs, predictive, "bavaria-online")
     pred_in = _side(phi_r, inputs.reference_in, predictive)
     pred_out = _side(phi_r, ~inputs.reference_in, predictive)
     if pred_in is None or pred_out is None:
@@ -153,7 +153,7 @@ def bavaria_online(inputs: AttackInputs, predictive: str = "t") -> AttackScores:
 
 def bavaria_offline(inputs: AttackInputs, predictive: str = "t") -> AttackScores:
     """BaVarIA offline: float64 [N] one-sided scores against the OUT predictive; no decision."""
-    phi_t, phi_r = _setup(inputs, predictive)
+    phi_t, phi_r = _setup(inputs, predictive, "bavaria-offline")
     pred_out = _side(phi_r, ~inputs.reference_in, predictive)
     if pred_out is None:
         raise InputError("bavaria-offline: needs reference models not trained on the audited records")
