@@ -11,8 +11,14 @@ near alpha for every kind of record (easy and hard ones alike), not only on aver
 
 The regressor reads the records' features (flattened, as the models see them) and the one-hot
 label: scikit-learn's HistGradientBoostingRegressor(loss="quantile") where the paper trains a
-network; seeded, no early stopping (deterministic). Needs ``AttackInputs.records`` and
-``population_records`` (None for an audit of precomputed predictions).
+network; seeded, no early stopping (deterministic). Boosted trees fitted to a 99% quantile are
+optimistic on records they did not see (on a synthetic check, 1.75-2% of fresh non-members above
+the predicted 99% quantile), so the fit is cross-fitted: FOLDS regressors, each on the other folds
+of the population; the quantile of a record is their mean prediction plus c, the (1 - alpha)
+quantile of the population's out-of-fold residuals (conformalized quantile regression, Romano et
+al. 2019), which brings the false-positive rate on fresh non-members back to alpha. Folds are drawn
+from the seed over the population's positions, so the audited records' order does not matter.
+Needs ``AttackInputs.records`` and ``population_records`` (None for an audit of precomputed predictions).
 """
 from __future__ import annotations
 
@@ -24,8 +30,10 @@ from miaudit.errors import InputError
 
 ALPHA = 0.01
 """Default target false-positive rate: the regressor predicts the (1 - ALPHA) quantile."""
-MAX_ITER = 200
-"""Boosting rounds of the quantile regressor."""
+MAX_ITER = 100
+"""Boosting rounds of each quantile regressor."""
+FOLDS = 5
+"""Cross-fitting folds of the population."""
 
 
 def hinge_score(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -47,8 +55,26 @@ def fit_quantile_regressor(x: np.ndarray, score: np.ndarray, alpha: float, seed:
                            max_iter: int = MAX_ITER) -> HistGradientBoostingRegressor:
     """Pinball-loss regressor of the (1 - alpha) quantile of ``score`` [M] given ``x`` [M, F]."""
     model = HistGradientBoostingRegressor(loss="quantile", quantile=1.0 - alpha, max_iter=max_iter,
+                                          learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=100,
                                           early_stopping=False, random_state=seed)
     return model.fit(x, score)
+
+
+def cross_fitted_quantile(x_pop: np.ndarray, score_pop: np.ndarray, x: np.ndarray, alpha: float, seed: int,
+                          max_iter: int = MAX_ITER, folds: int = FOLDS) -> tuple[np.ndarray, float]:
+    """(the (1 - alpha) quantile predicted for each row of x [M], the conformal shift c): module docstring.
+    x_pop [Z, F], score_pop [Z]; fewer than ``folds`` population records: one fold each."""
+    z = len(score_pop)
+    folds = min(folds, z)
+    fold = np.random.default_rng(seed).permutation(z) % folds
+    out_of_fold = np.empty(z)
+    prediction = np.zeros(len(x))
+    for f in range(folds):
+        model = fit_quantile_regressor(x_pop[fold != f], score_pop[fold != f], alpha, seed, max_iter)
+        out_of_fold[fold == f] = model.predict(x_pop[fold == f])
+        prediction += model.predict(x) / folds
+    shift = float(np.quantile(score_pop - out_of_fold, 1.0 - alpha))
+    return prediction + shift, shift
 
 
 def qmia(inputs: AttackInputs, alpha: float = ALPHA, seed: int = 0, max_iter: int = MAX_ITER) -> AttackScores:
@@ -57,14 +83,15 @@ def qmia(inputs: AttackInputs, alpha: float = ALPHA, seed: int = 0, max_iter: in
     if not 0.0 < alpha < 1.0:
         raise InputError(f"qmia: alpha must lie in (0, 1), got {alpha}")
     z = int(inputs.population_labels.shape[0])
-    if z < 2:
-        raise InputError(f"qmia: needs population records (attacker data no model trained on), got {z}")
+    if z < FOLDS:
+        raise InputError(f"qmia: needs at least {FOLDS} population records (attacker data no model trained on), "
+                         f"got {z}")
     if inputs.records is None or inputs.population_records is None:
         raise InputError("qmia: needs the audited and population records themselves (not only predictions)")
     c = inputs.n_classes
     pop_score = hinge_score(inputs.population_target_logits, inputs.population_labels)
-    model = fit_quantile_regressor(features(inputs.population_records, inputs.population_labels, c),
-                                   pop_score, alpha, seed, max_iter)
-    quantile = model.predict(features(inputs.records, inputs.labels, c))
+    quantile, shift = cross_fitted_quantile(features(inputs.population_records, inputs.population_labels, c),
+                                            pop_score, features(inputs.records, inputs.labels, c), alpha, seed,
+                                            max_iter)
     scores = hinge_score(inputs.target_logits, inputs.labels) - quantile
-    return AttackScores(scores, scores > 0.0, 0.0, params={"alpha": float(alpha), "regressor": "hist-gradient-boosting"})
+    return AttackScores(scores, scores > 0.0, 0.0, params={"alpha": float(alpha), "conformal_shift": shift})

@@ -3,7 +3,8 @@ chunk of records (all K models) in memory at a time, the same scores as in memor
 
 Streamable (STREAMED): lira-online, lira-offline (the paper's variances, with the leave-one-model-out
 threshold), rmia (the paper's), population, base-online and base-offline (per-record functions of
-the models' outputs; base-offline only when every record has an OUT model, its fallback needing all records). Their scores are per-record functions over models;
+the models' outputs; base-offline only when every record has an OUT model, its fallback needing all
+records). Their scores are per-record functions over models;
 what they need from all records is computed once and cached on the store:
 - LiRA's global scale per side (the std of all phi of that side; also the fallback of per-example
   variances) and, for lira-offline's threshold, the same with each held-out model left out: a first
