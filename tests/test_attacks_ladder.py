@@ -14,7 +14,7 @@ from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
 from miaudit.metrics import compute_metrics
 
-NEW = ("qmia", "base-online", "base-offline", "bavaria-online", "bavaria-offline", "bavaria-n-online",
+NEW = ("qmia", "qmia-pinball", "base-online", "base-offline", "bavaria-online", "bavaria-offline", "bavaria-n-online",
        "bavaria-n-offline", "rmia-offline")
 
 
@@ -130,12 +130,13 @@ def test_bavaria_is_stronger_than_lira_with_few_models():
         assert compute_metrics(ATTACKS[name].run(inputs).scores, member).auc > lira_auc - 0.002, name
 
 
-def test_qmia_false_positive_rate_on_fresh_non_members_is_alpha():
+@pytest.mark.parametrize("regressor", qmia.REGRESSORS)
+def test_qmia_false_positive_rate_on_fresh_non_members_is_alpha(regressor):
     """Population-only data: every record a non-member; the target's margin on a record of features
     x (3 uniform) and label c is normal with mean 2 x0 + c and standard deviation 0.3 + 2 x1
-    (heteroscedastic). Fitted on 6,000 population records, the per-record (1 - alpha) quantile calls
-    about alpha of 6,000 fresh non-members members, in the noisy half and the quiet half alike (a single
-    global threshold would put most of its false positives in the noisy half)."""
+    (heteroscedastic). Fitted on 8,000 population records, the decision calls about alpha of 6,000
+    fresh non-members members, in the noisy half and the quiet half alike (a single global threshold
+    would put most of its false positives in the noisy half)."""
     rng = np.random.default_rng(0)
     alpha = 0.05
 
@@ -147,18 +148,19 @@ def test_qmia_false_positive_rate_on_fresh_non_members_is_alpha():
         logits[np.arange(m), y] = margin  # the other classes at 0: hinge = margin
         return x, y, logits
 
-    px, py, pl = draw(6000)
+    px, py, pl = draw(8000)
     fx, fy, fl = draw(6000)
     inputs = AttackInputs.target_only(fl, fy, pl, py, records=fx, population_records=px)
-    out = qmia.qmia(inputs, alpha=alpha, seed=1)
+    out = qmia.qmia(inputs, alpha=alpha, seed=1, regressor=regressor)
     assert out.threshold == 0.0 and np.array_equal(out.decision, out.scores > 0)
-    fpr = out.decision.mean()
-    assert abs(fpr - alpha) < 0.015
+    assert abs(out.decision.mean() - alpha) < 0.015
     noisy = fx[:, 1] > 0.5
     for half in (noisy, ~noisy):
         assert abs(out.decision[half].mean() - alpha) < 0.025
-    again = qmia.qmia(inputs, alpha=alpha, seed=1)
-    np.testing.assert_array_equal(again.scores, out.scores)
+    np.testing.assert_array_equal(qmia.qmia(inputs, alpha=alpha, seed=1, regressor=regressor).scores, out.scores)
+    global_threshold = np.quantile(qmia.hinge_score(pl[:, None], py), 1 - alpha)
+    calls = qmia.hinge_score(fl[:, None], fy) > global_threshold
+    assert calls[noisy].mean() > 2 * calls[~noisy].mean()  # what the per-record quantile avoids
 
 
 def test_qmia_bad_settings_are_input_errors():
@@ -167,6 +169,8 @@ def test_qmia_bad_settings_are_input_errors():
         qmia.qmia(inputs)
     with pytest.raises(InputError, match="alpha"):
         qmia.qmia(inputs, alpha=1.5)
+    with pytest.raises(InputError, match="regressor"):
+        qmia.qmia(inputs, regressor="forest")
 
 
 def test_rmia_offline_at_a_one_ranks_by_the_out_ratio():

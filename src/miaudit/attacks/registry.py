@@ -149,9 +149,13 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
                "(one reference model as the target, the a of highest AUC)",
                needs_references=True, needs_population=True, cost=0.5),
     AttackSpec("qmia", "qmia:qmia", "black-box",
-               "QMIA (Bertran et al. 2023): quantile regression of the target's logit margin on population "
-               "records, no reference models; member above the record's predicted 99% quantile",
-               needs_population=True, seeded=True, cost=3.0, needs_records=True),
+               "QMIA (Bertran et al. 2023): an MLP fitted on population records predicts the mean and spread "
+               "of the target's logit margin per record (the authors' Gaussian form), no reference models",
+               needs_population=True, seeded=True, cost=1.0, needs_records=True),
+    AttackSpec("qmia-pinball", "qmia:qmia", "black-box",
+               "QMIA with the paper's pinball loss: gradient-boosted trees predict each record's 99% quantile "
+               "of the target's logit margin among population records", needs_population=True, seeded=True,
+               cost=3.0, needs_records=True, kwargs=(("regressor", "pinball-trees"),)),
     AttackSpec("base-online", "base:base_online", "black-box",
                "BASE (Lassila et al. 2025) online: log true-class probability (T=2) less the log mean over "
                "all reference models", needs_references=True, needs_in_models=True, cost=0.1),
