@@ -46,7 +46,8 @@ def attacks_at(k: int, n_population: int, k_min: int) -> list[str]:
     """The ladder's candidates at K, then the paper attacks not among them whose needs K meets; attacks
     without reference models (their figures do not depend on K) only at the smallest K, ``k_min``."""
     names = ladder_candidates(k, k > 0, n_population)
-    extra = [n for n in PAPER if n not in names and ATTACKS[n].unmet_need(k, k > 0, n_population) is None]
+    extra = [n for n in PAPER if n not in names
+             and ATTACKS[n].unmet_need(k, k > 0, n_population, has_model=True) is None]
     return [n for n in names + extra if k == k_min or ATTACKS[n].needs_references]
 
 

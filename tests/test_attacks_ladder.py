@@ -50,8 +50,9 @@ def pool_inputs(k: int, n: int, z: int = 400, c: int = 5, seed: int = 0) -> tupl
 def test_new_attacks_are_registered_with_their_needs():
     for name in NEW:
         assert name in ATTACKS and ATTACKS[name].threat_model == "black-box"
-    assert ATTACKS["qmia"].unmet_need(0, False, 100) is None  # no reference model needed
-    assert ATTACKS["qmia"].unmet_need(0, False, 0) is not None
+    assert ATTACKS["qmia"].unmet_need(0, False, 100, has_model=True) is None  # no reference model needed
+    assert ATTACKS["qmia"].unmet_need(0, False, 0, has_model=True) is not None
+    assert "records themselves" in ATTACKS["qmia"].unmet_need(0, False, 100)  # predictions only
     assert ATTACKS["base-online"].unmet_need(4, False, 100) is not None  # online: IN models needed
     assert ATTACKS["bavaria-offline"].unmet_need(1, False, 0) is None
     no_records, _ = pool_inputs(4, 50)

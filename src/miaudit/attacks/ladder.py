@@ -38,4 +38,5 @@ def ladder_candidates(n_references: int, has_in_models: bool, n_population: int)
     else:
         rung = MANY_REFERENCE
     return [name for name in rung
-            if ATTACKS[name].unmet_need(n_references, has_in_models and n_references > 0, n_population) is None]
+            if ATTACKS[name].unmet_need(n_references, has_in_models and n_references > 0, n_population,
+                                        has_model=True) is None]

@@ -45,6 +45,9 @@ CALIBRATION_SHARE = 0.2
 MIN_POPULATION = 10
 EPOCHS, HIDDEN, BATCH = 30, 256, 256
 """The Gaussian MLP: epochs over the fitted population, width of its two hidden layers, batch size."""
+LOG_SIGMA_RANGE = (-7.0, 7.0)
+"""The predicted log standard deviation is clipped to this range (a margin predicted almost exactly
+would otherwise overflow z)."""
 
 
 def hinge_score(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -84,7 +87,8 @@ def gaussian_mlp(x: np.ndarray, score: np.ndarray, alpha: float, seed: int):
         for _ in range(EPOCHS):
             for batch in torch.randperm(len(inputs)).split(BATCH):
                 out = net(inputs[batch])
-                loss = (out[:, 1] + 0.5 * ((target[batch] - out[:, 0]) * torch.exp(-out[:, 1])) ** 2).mean()
+                log_sigma = out[:, 1].clamp(*LOG_SIGMA_RANGE)
+                loss = (log_sigma + 0.5 * ((target[batch] - out[:, 0]) * torch.exp(-log_sigma)) ** 2).mean()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -92,7 +96,7 @@ def gaussian_mlp(x: np.ndarray, score: np.ndarray, alpha: float, seed: int):
     def z(rows: np.ndarray, s: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             out = net(torch.from_numpy((rows - mean) / std).float()).double().numpy()
-        return (s - out[:, 0]) * np.exp(-out[:, 1])
+        return (s - out[:, 0]) * np.exp(-np.clip(out[:, 1], *LOG_SIGMA_RANGE))
 
     return z
 

@@ -66,6 +66,8 @@ class AttackSpec:
             return f"{self.name}: needs the audited model itself to query (not only its predictions)"
         if self.needs_white_box and not has_white_box:
             return f"{self.name}: needs a torch target whose parameters it can read (white-box)"
+        if self.needs_records and not has_model:  # an audit with the model has the records too
+            return f"{self.name}: needs the audited and population records themselves (not only predictions)"
         if self.needs_references and n_references < 1:
             return f"{self.name}: needs at least 1 reference (shadow) model (--reference-models)"
         if self.needs_in_models and not has_in_models:
