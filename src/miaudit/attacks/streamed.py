@@ -16,7 +16,7 @@ Not streamable: the threshold attacks (their thresholds are calibrated on all K 
 scores), Shokri (attack models trained on all of them), the moderated / tempered-offset variants
 (a variance prior fitted to all records, population neighbours and temperatures picked on all of
 them), label-only and white-box attacks (they query models), bavaria-* (NIG priors fitted to all records),
-rmia-offline (a chosen on all shadow records) and qmia (its regressor reads the population records'
+rmia-offline (a chosen on all shadow records) and qmia, qmia-pinball (their regressor reads the population records'
 features, which the store does not hold).
 """
 from __future__ import annotations
