@@ -122,13 +122,14 @@ def test_bavaria_approaches_lira_per_example_with_many_models():
     assert spearmanr(ours, theirs).statistic > 0.99
 
 
-def test_bavaria_is_stronger_than_lira_with_few_models():
-    """The paper's claim where BaVarIA gains most: few reference models, per-record variances that
-    differ. On these synthetic signals (4 models) both predictives beat the paper's LiRA offline."""
+def test_bavaria_offline_beats_lira_offline_in_auc_with_few_models():
+    """Where the paper says BaVarIA gains most: few reference models, records whose variances differ
+    (here by a log-normal factor). With 4 models, both predictives beat the paper's LiRA offline (its
+    global variance) in AUC (0.715 vs 0.701 on these signals; at TPR@0.1% they tie)."""
     inputs, member = pool_inputs(k=4, n=3000, seed=2)
     lira_auc = compute_metrics(lira.lira_offline(inputs).scores, member).auc
     for name in ("bavaria-offline", "bavaria-n-offline"):
-        assert compute_metrics(ATTACKS[name].run(inputs).scores, member).auc > lira_auc - 0.002, name
+        assert compute_metrics(ATTACKS[name].run(inputs).scores, member).auc > lira_auc + 0.005, name
 
 
 @pytest.mark.parametrize("regressor", qmia.REGRESSORS)
