@@ -116,7 +116,8 @@ def no_information_inputs(kind: str, n: int = 400, k: int = 4, z: int = 200,
         target, refs = random_net(100, 5, c), [random_net(101 + j, 5, c) for j in range(k)]
     models = ReferenceModels(None, refs, 0, 0.0, 0.0)
     inputs = AttackInputs(draw(n), labels, reference, ref_in, reference, ref_in, labels, draw(z), draw(k, z),
-                          pop_labels, np.arange(n) * 7 + 3, np.arange(n) * 7 + 3, records, target, models)
+                          pop_labels, np.arange(n) * 7 + 3, np.arange(n) * 7 + 3, records, target, models,
+                          population_records=np.random.default_rng(29).normal(size=(z, 5)).astype(np.float32))
     return inputs, rng.permutation(n) < n // 2
 
 

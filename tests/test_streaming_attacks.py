@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit.attacks import lira, population, rmia
+from miaudit.attacks import base, lira, population, rmia
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.streamed import STREAMED, run_streamed, side_stats, streamable_names
 from miaudit.data.splits import balanced_masks
@@ -12,7 +12,7 @@ from miaudit.errors import InputError
 from miaudit.signal_store import SignalStore, check_layout, store_inputs
 
 IN_MEMORY = {"lira-online": lira.lira_online, "lira-offline": lira.lira_offline, "rmia": rmia.rmia,
-             "population": population.population}
+             "population": population.population, "base-online": base.base_online, "base-offline": base.base_offline}
 
 
 def synthetic_inputs(k: int, n: int, z: int = 300, c: int = 5, seed: int = 0) -> tuple[AttackInputs, np.ndarray]:
@@ -171,3 +171,12 @@ def test_rewriting_a_store_keeps_the_users_other_files(tmp_path, small):
                                   .to_inputs().target_logits)
     assert (tmp_path / "signals" / "notes.txt").read_text() == "keep me"
     assert (tmp_path / "signals" / "mine" / "data.csv").read_text() == "a,b\n"
+
+
+def test_streamed_base_offline_refuses_records_without_out_model(tmp_path):
+    inputs, _ = synthetic_inputs(k=1, n=200)  # one model: half the records have no OUT model
+    store = store_inputs(inputs, tmp_path / "s", chunk=64)
+    with pytest.raises(InputError, match="base-offline: streamed only when every record has an OUT"):
+        run_streamed("base-offline", store)
+    np.testing.assert_allclose(run_streamed("base-online", store).scores, base.base_online(inputs).scores,
+                               rtol=1e-9, atol=1e-12)

@@ -179,7 +179,8 @@ def test_unknown_names_and_unreadable_files(tmp_path):
 def test_runnable_attacks_follow_what_the_file_holds(tmp_path):
     full = Predictions.from_arrays(_arrays())
     runnable, skipped = runnable_attacks(full)
-    queries_model = [n for n, s in ATTACKS.items() if s.needs_model or s.needs_white_box]  # no model in a file
+    queries_model = [n for n, s in ATTACKS.items()  # no model (nor records, for qmia) in a file
+                     if s.needs_model or s.needs_white_box or s.needs_records]
     assert [s.name for s in runnable] == [n for n in ATTACKS if n not in queries_model]
     assert [w.split(":")[0] for w in skipped] == queries_model
     inputs = full.attack_inputs()

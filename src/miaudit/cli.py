@@ -246,7 +246,8 @@ def list_attacks() -> None:
     for spec in ATTACKS.values():
         needs = [n for n, flag in (("reference models", spec.needs_references),
                                    ("IN reference models", spec.needs_in_models),
-                                   ("population data", spec.needs_population)) if flag]
+                                   ("population data", spec.needs_population),
+                                   ("the records themselves", spec.needs_records)) if flag]
         table.add_row(spec.name, spec.threat_model, ", ".join(needs) or "-", spec.description)
     out_console.print(table)
 

@@ -75,7 +75,8 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
     check_outputs_finite(plan.config, "the target's", t_pool, t_pop)
     if refs is None:
         return AttackInputs.target_only(t_pool, plan.pool_y, t_pop, plan.population_y, record_ids=ids,
-                                        records=plan.pool_x, target_model=target)
+                                        records=plan.pool_x, target_model=target,
+                                        population_records=plan.population_x)
     kk = (refs.n_models,)
     r_pool = _logits_over_views(refs.logits, plan.pool_x, q, seed, 2, kk, c)
     r_pop = _logits_over_views(refs.logits, plan.population_x, q, seed, 2, kk, c)
@@ -88,7 +89,8 @@ def compute_signals(plan: AuditPlan, target, refs) -> AttackInputs:
         shadow_logits = _logits_over_views(refs.logits, plan.reference_x, q, seed, 2, kk, c)
         shadow_in, shadow_labels, shadow_ids = plan.reference_masks, plan.reference_y, None
     return AttackInputs(t_pool, plan.pool_y, r_pool, ref_in, shadow_logits, shadow_in, shadow_labels,
-                        t_pop, r_pop, plan.population_y, ids, shadow_ids, plan.pool_x, target, refs)
+                        t_pop, r_pop, plan.population_y, ids, shadow_ids, plan.pool_x, target, refs,
+                        population_records=plan.population_x)
 
 
 def defended(cfg: AuditConfig, target, refs):

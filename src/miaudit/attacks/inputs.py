@@ -49,6 +49,8 @@ class AttackInputs:
                        :class:`miaudit.attacks.label_oracle.LabelOracle`.
     reference_models:  the K reference models (a ReferenceModels: ``logits(x) -> [K, m, C]``), the
                        same models as ``reference_logits``; the attacker's own, queried freely.
+    population_records: [Z, *feature_shape] float32 the population records as the models see them
+                       (QMIA regresses the target's score on them), or None.
     """
 
     target_logits: np.ndarray
@@ -66,6 +68,7 @@ class AttackInputs:
     records: np.ndarray | None = None
     target_model: Any = field(default=None, repr=False, compare=False)
     reference_models: Any = field(default=None, repr=False, compare=False)
+    population_records: np.ndarray | None = field(default=None, repr=False, compare=False)
     _shared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     """What several attacks derive from these inputs alike (population neighbours), computed once."""
 
@@ -100,6 +103,9 @@ class AttackInputs:
             object.__setattr__(self, name, ids.astype(np.int64, copy=False))
         if self.records is not None and len(self.records) != n:
             raise InputError(f"attack inputs: records has {len(self.records)} rows for {n} audited records")
+        if self.population_records is not None and len(self.population_records) != len(self.population_labels):
+            raise InputError(f"attack inputs: population_records has {len(self.population_records)} rows for "
+                             f"{len(self.population_labels)} population records")
         if self.reference_models is not None and self.reference_models.n_models != k:
             raise InputError(f"attack inputs: {self.reference_models.n_models} reference models for "
                              f"{k} reference logits")
@@ -166,18 +172,20 @@ class AttackInputs:
                             self.reference_in[index], self.shadow_logits[index], self.shadow_in[index],
                             self.shadow_labels, self.population_target_logits,
                             self.population_reference_logits[index], self.population_labels,
-                            self.record_ids, self.shadow_ids, self.records, self.target_model, refs)
+                            self.record_ids, self.shadow_ids, self.records, self.target_model, refs,
+                            self.population_records)
 
     @classmethod
     def target_only(cls, target_logits: np.ndarray, labels: np.ndarray,
                     population_logits: np.ndarray | None = None,
                     population_labels: np.ndarray | None = None,
                     record_ids: np.ndarray | None = None, records: np.ndarray | None = None,
-                    target_model: Any = None) -> AttackInputs:
+                    target_model: Any = None, population_records: np.ndarray | None = None) -> AttackInputs:
         """Inputs with no reference models (K=0): for threshold, population, label-only and white-box
         attacks.
 
-        target_logits may be [N, C] or [N, Q, C]; record_ids, records, target_model as for the class.
+        target_logits may be [N, C] or [N, Q, C]; record_ids, records, target_model, population_records as
+        for the class.
         """
         t = target_logits if target_logits.ndim == 3 else target_logits[:, None, :]
         n, q, c = t.shape
@@ -190,7 +198,7 @@ class AttackInputs:
         return cls(t, labels, np.zeros((0, n, q, c), np.float32), np.zeros((0, n), bool),
                    np.zeros((0, 0, q, c), np.float32), np.zeros((0, 0), bool), np.zeros(0, np.int64),
                    p, np.zeros((0, len(p), q, c), np.float32), pl, record_ids, np.zeros(0, np.int64),
-                   records, target_model)
+                   records, target_model, population_records=population_records)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ class AttackSpec:
     needs_model: queries the audited model itself on the audited records (label-only attacks), so
     needs ``AttackInputs.records`` and ``target_model``; needs_white_box: reads the audited model's
     parameters (a torch target); neither is there for an audit of precomputed predictions.
+    needs_records: reads the audited and population records' features (``records``,
+    ``population_records``), not only the models' outputs on them.
     """
 
     name: str
@@ -39,6 +41,7 @@ class AttackSpec:
     uses_population: bool = False
     needs_model: bool = False
     needs_white_box: bool = False
+    needs_records: bool = False
 
     def target_queries(self, audited: int, population: int) -> int:
         """Target queries behind this attack's signals: the audited records' (N x Q), plus the
@@ -63,6 +66,8 @@ class AttackSpec:
             return f"{self.name}: needs the audited model itself to query (not only its predictions)"
         if self.needs_white_box and not has_white_box:
             return f"{self.name}: needs a torch target whose parameters it can read (white-box)"
+        if self.needs_records and not has_model:  # an audit with the model has the records too
+            return f"{self.name}: needs the audited and population records themselves (not only predictions)"
         if self.needs_references and n_references < 1:
             return f"{self.name}: needs at least 1 reference (shadow) model (--reference-models)"
         if self.needs_in_models and not has_in_models:
@@ -81,6 +86,8 @@ class AttackSpec:
         if why is None and self.needs_references and (self.needs_model or self.needs_white_box) \
                 and inputs.reference_models is None:
             why = f"{self.name}: needs the reference models themselves (not only their predictions)"
+        if why is None and self.needs_records and (inputs.records is None or inputs.population_records is None):
+            why = f"{self.name}: needs the audited and population records themselves (not only predictions)"
         return why
 
 
@@ -139,6 +146,37 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     AttackSpec("population", "population:population", "black-box",
                "Attack-P (Ye et al. 2022): loss percentile among population records, no reference models",
                needs_population=True, cost=0.01),
+    AttackSpec("rmia-offline", "rmia_offline:rmia_offline", "black-box",
+               "RMIA (Zarifzadeh et al. 2024) offline: OUT reference models only, a chosen as the paper does "
+               "(one reference model as the target, the a of highest AUC)",
+               needs_references=True, needs_population=True, cost=0.5),
+    AttackSpec("qmia", "qmia:qmia", "black-box",
+               "QMIA (Bertran et al. 2023): an MLP fitted on population records predicts the mean and spread "
+               "of the target's logit margin per record (the authors' Gaussian form), no reference models",
+               needs_population=True, seeded=True, cost=1.0, needs_records=True),
+    AttackSpec("qmia-pinball", "qmia:qmia", "black-box",
+               "QMIA with the paper's pinball loss: gradient-boosted trees predict each record's 99% quantile "
+               "of the target's logit margin among population records", needs_population=True, seeded=True,
+               cost=3.0, needs_records=True, kwargs=(("regressor", "pinball-trees"),)),
+    AttackSpec("base-online", "base:base_online", "black-box",
+               "BASE (Lassila et al. 2025) online: log true-class probability (T=2) less the log mean over "
+               "all reference models", needs_references=True, needs_in_models=True, cost=0.1),
+    AttackSpec("base-offline", "base:base_offline", "black-box",
+               "BASE (Lassila et al. 2025) offline: log true-class probability (T=2) less 0.33 x the log mean "
+               "over the OUT reference models", needs_references=True, cost=0.1),
+    AttackSpec("bavaria-online", "bavaria:bavaria_online", "black-box",
+               "BaVarIA-t (Brännvall 2026) online: LiRA with normal-inverse-gamma priors on each record's "
+               "IN / OUT mean and variance (Student-t predictives)",
+               needs_references=True, needs_in_models=True, cost=0.3),
+    AttackSpec("bavaria-offline", "bavaria:bavaria_offline", "black-box",
+               "BaVarIA-t (Brännvall 2026) offline: one-sided test against the OUT Student-t predictive",
+               needs_references=True, cost=0.3),
+    AttackSpec("bavaria-n-online", "bavaria:bavaria_online", "black-box",
+               "BaVarIA-n (Brännvall 2026) online: normal predictives with the posterior mean variance",
+               needs_references=True, needs_in_models=True, cost=0.3, kwargs=(("predictive", "n"),)),
+    AttackSpec("bavaria-n-offline", "bavaria:bavaria_offline", "black-box",
+               "BaVarIA-n (Brännvall 2026) offline: one-sided test against the OUT normal predictive",
+               needs_references=True, cost=0.3, kwargs=(("predictive", "n"),)),
     _label_only("label-only-gap", "label_only_gap:label_only_gap",
                 "gap attack (Yeom et al. 2018 / Choquette-Choo et al. 2021): member when the target's label "
                 "is correct; one label query per record", 0.01),

@@ -2,7 +2,9 @@
 chunk of records (all K models) in memory at a time, the same scores as in memory (to float rounding).
 
 Streamable (STREAMED): lira-online, lira-offline (the paper's variances, with the leave-one-model-out
-threshold), rmia (the paper's) and population. Their scores are per-record functions over models;
+threshold), rmia (the paper's), population, base-online and base-offline (per-record functions of
+the models' outputs; base-offline only when every record has an OUT model, its fallback needing all
+records). Their scores are per-record functions over models;
 what they need from all records is computed once and cached on the store:
 - LiRA's global scale per side (the std of all phi of that side; also the fallback of per-example
   variances) and, for lira-offline's threshold, the same with each held-out model left out: a first
@@ -13,7 +15,9 @@ what they need from all records is computed once and cached on the store:
 Not streamable: the threshold attacks (their thresholds are calibrated on all K x N reference
 scores), Shokri (attack models trained on all of them), the moderated / tempered-offset variants
 (a variance prior fitted to all records, population neighbours and temperatures picked on all of
-them), label-only and white-box attacks (they query models).
+them), label-only and white-box attacks (they query models), bavaria-* (NIG priors fitted to all records),
+rmia-offline (a chosen on all shadow records) and qmia, qmia-pinball (their regressor reads the population records'
+features, which the store does not hold).
 """
 from __future__ import annotations
 
@@ -22,6 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from miaudit.attacks.base import (
+    OFFLINE_SCALE,
+    TEMPERATURE,
+    base_scores,
+    log_mean_probability,
+)
 from miaudit.attacks.calibration import balanced_accuracy_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.attacks.lira import (
@@ -200,8 +210,37 @@ def population(store) -> AttackScores:
     return AttackScores(np.concatenate(parts))
 
 
+def _base(store, online: bool, temperature: float, offline_scale: float) -> np.ndarray:
+    """BASE scores [N] chunk by chunk (:mod:`miaudit.attacks.base`)."""
+    name = "base-online" if online else "base-offline"
+    _check_references(store, name)
+    parts = []
+    for _, _, x in store.chunks():
+        log_t = log_true_class_probability(x.target_logits / temperature, x.labels)
+        log_r = log_true_class_probability(x.reference_logits / temperature, x.labels)
+        use = np.ones(log_r.shape, bool) if online else ~x.reference_in
+        if not use.any(axis=0).all():
+            raise InputError(f"{name}: streamed only when every record has an OUT reference model; "
+                             "use more reference models or --signal-chunk 0 (in memory)")
+        parts.append(base_scores(log_t, log_mean_probability(log_r, use), 1.0 if online else offline_scale))
+    return np.concatenate(parts)
+
+
+def base_online(store, temperature: float = TEMPERATURE) -> AttackScores:
+    """:func:`miaudit.attacks.base.base_online` over the store's record chunks."""
+    scores = _base(store, True, temperature, 1.0)
+    return AttackScores(scores, scores > 0.0, 0.0, {"temperature": float(temperature)})
+
+
+def base_offline(store, temperature: float = TEMPERATURE, offline_scale: float = OFFLINE_SCALE) -> AttackScores:
+    """:func:`miaudit.attacks.base.base_offline` over the store's record chunks."""
+    scores = _base(store, False, temperature, offline_scale)
+    return AttackScores(scores, params={"temperature": float(temperature), "offline_scale": float(offline_scale)})
+
+
 STREAMED: dict[str, Callable[..., AttackScores]] = {
-    "lira-online": lira_online, "lira-offline": lira_offline, "rmia": rmia, "population": population}
+    "lira-online": lira_online, "lira-offline": lira_offline, "rmia": rmia, "population": population,
+    "base-online": base_online, "base-offline": base_offline}
 """Attack name -> its streamed function (store -> AttackScores)."""
 
 
