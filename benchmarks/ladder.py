@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from miaudit.attacks.choice import choose_attack
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.ladder import ladder_candidates
-from miaudit.attacks.registry import ATTACKS
+from miaudit.attacks.registry import ATTACKS, AUTO
 from miaudit.attacks.streamed import STREAMED
 from miaudit.config import make_config
 from miaudit.models.registry import fit_single, model_spec
@@ -71,6 +72,16 @@ def other_target(plan, cfg, inputs: AttackInputs, seed: int) -> tuple[AttackInpu
     return dataclasses.replace(inputs, target_logits=t_pool, population_target_logits=t_pop), member
 
 
+def auto_pick(row: dict, signals: AttackInputs, k: int, n_population: int) -> dict:
+    """What ``--attacks auto`` reports at K: the rung's candidate chosen on pseudo-targets (or by the
+    rule) without the target's membership, with that attack's figures on the target."""
+    t = time.perf_counter()
+    names = [n for n in ladder_candidates(k, k > 0, n_population) if n in row]
+    choice = choose_attack([ATTACKS[n] for n in names], signals, seed=0)
+    return {**{m: row[choice.chosen][m] for m in METRICS}, "seconds": time.perf_counter() - t,
+            "params": {"chosen": choice.chosen, "chosen_by": choice.chosen_by}}
+
+
 def summarise(per_target: list[dict]) -> dict:
     """{K: {attack: {metric: mean, metric_ci: [lo, hi], seconds}}} over the targets (95% Student t)."""
     out: dict = {}
@@ -90,13 +101,14 @@ def summarise(per_target: list[dict]) -> dict:
 
 
 def best(table: dict, k: int, metric: str = "tpr_at_0.001") -> tuple[str, float]:
-    name = max(table[k], key=lambda n: (table[k][n][metric], table[k][n]["auc"]))
+    """The best attack at K by ``metric`` (AUC breaks ties), the auto row left out."""
+    name = max((n for n in table[k] if n != AUTO), key=lambda n: (table[k][n][metric], table[k][n]["auc"]))
     return name, table[k][name][metric]
 
 
 def goals(table: dict, ks: list[int]) -> dict:
-    """The issue's goals that this run can judge, each [measured, target, met]; the `auto` goal needs
-    the lead's wiring of choice.py and is reported as not measured."""
+    """The issue's goals that this run can judge, each [measured, target, met]; the `auto` goal: its mean
+    TPR@0.1% minus the lower end of the best attack's interval, the smallest over K (>= 0: met)."""
     out: dict = {}
     if 0 in table and "qmia" in table[0] and "population" in table[0]:
         ratio = table[0]["qmia"]["tpr_at_0.01"] / max(table[0]["population"]["tpr_at_0.01"], 1e-12)
@@ -108,7 +120,12 @@ def goals(table: dict, ks: list[int]) -> dict:
     if top == 64:
         value = best(table, 64)[1]
         out["K=64: best TPR@0.1% >= 10% (mean of the targets)"] = [value, 0.10, value >= 0.10]
-    out["--attacks auto within one interval of the best at every K"] = [None, None, "not measured (auto not wired)"]
+    gaps = {}
+    for k in ks:
+        name, _ = best({k: {n: r for n, r in table[k].items() if n != AUTO}}, k)
+        gaps[k] = table[k][AUTO]["tpr_at_0.001"] - table[k][name]["tpr_at_0.001_ci"][0]  # >= 0: within
+    out["--attacks auto within the best attack's 95% interval (TPR@0.1%) at every K"] = [
+        min(gaps.values()), 0.0, all(g >= 0 for g in gaps.values())]
     return out
 
 
@@ -149,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             rows[k] = {o.name: {"tpr_at_0.001": o.metrics.tpr_at_fpr[0.001], "tpr_at_0.01": o.metrics.tpr_at_fpr[0.01],
                                 "auc": o.metrics.auc, "seconds": o.seconds, "params": o.params}
                        for o in run_attacks(target_plan, at_k(signals, k), specs=specs)}
+            rows[k][AUTO] = auto_pick(rows[k], at_k(signals, k), k, len(plan.population_y))
         per_target.append(rows)
         print(f"target {seed} done ({time.perf_counter() - started:.0f} s)", flush=True)
     table = summarise(per_target)

@@ -76,7 +76,8 @@ def test_the_default_attacks_read_scores_and_leave_label_only_searches_to_be_ask
     assert "black-box" in models and "label-only" not in models
     assert any("7 label-only ones" in n and "--attacks all" in n for n in plan.notes)
     choice = plan.attack_choice  # results.json's attack_choice block
-    assert choice["chosen"] == [s.name for s in plan.attacks] and "label-only-boundary" in choice["candidates"]
+    assert choice["ran"] == [s.name for s in plan.attacks] and choice["rung"] == "few-reference"
+    assert set(choice["candidates"]) <= set(choice["ran"]) and "label-only-boundary" not in choice["candidates"]
     assert "label-only searches" in choice["why"]
     assert "label-only" in _threat_models(attacks="all")[0]  # 'all' keeps its meaning
     named, _ = _threat_models(attacks="auto,label-only-gap")

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 
 import miaudit
 from miaudit.attacks.inputs import AttackInputs
+from miaudit.attacks.ladder import with_choice
 from miaudit.config import AuditConfig, make_config
 from miaudit.data.builtin import published_units
 from miaudit.data.user_table import as_audit_data
@@ -85,7 +86,7 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
         t = time.perf_counter()
         outcomes = run_attacks(plan, inputs, board)
         timing["attacks_s"] = time.perf_counter() - t
-    choice = choose_headline(cfg, outcomes, inputs, timing)
+    choice = choose_headline(cfg, outcomes, inputs, timing, plan.attack_choice.get("candidates"))
     train_acc = float(correct[plan.membership].mean())
     test_acc = (float(correct[~plan.membership].mean()) if not cfg.nonmember_dataset
                 else float((target.logits(plan.test_x).argmax(1) == plan.test_y).mean()))
@@ -110,7 +111,7 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     if plan.shadow_data:
         sections["shadow_data"] = dict(plan.shadow_data)
     if plan.attack_choice:
-        sections["attack_choice"] = dict(plan.attack_choice)
+        sections["attack_choice"] = with_choice(plan.attack_choice, choice) if choice else dict(plan.attack_choice)
     if plan.outside is not None:
         sections["target_source"] = {"kind": plan.outside.kind, "source": plan.outside.source,
                                      "input": cfg.target_input, "reference_models": plan.reference_architecture
@@ -269,16 +270,18 @@ def run_attack_specs(cfg: AuditConfig, specs, inputs: AttackInputs, membership: 
 
 
 def choose_headline(cfg: AuditConfig, outcomes: list[AttackOutcome], inputs: AttackInputs | None,
-                    timing: dict[str, Any]):
+                    timing: dict[str, Any], candidates: list[str] | None = None):
     """The headline attack of the outcomes, chosen without the membership labels
-    (:func:`miaudit.attacks.choice.choose_attack`; inputs None: by rule); seconds into timing["choice_s"]."""
+    (:func:`miaudit.attacks.choice.choose_attack`; inputs None: by rule) among ``candidates`` (the
+    ladder's, with --attacks auto; None: every outcome); seconds into timing["choice_s"]."""
     from miaudit.attacks.choice import choose_attack
     from miaudit.attacks.registry import ATTACKS
 
     if not outcomes or any(o.name not in ATTACKS for o in outcomes):
         return None
     t = time.perf_counter()
-    choice = choose_attack([ATTACKS[o.name] for o in outcomes], inputs, cfg.seed,
+    names = [o.name for o in outcomes if not candidates or o.name in candidates] or [o.name for o in outcomes]
+    choice = choose_attack([ATTACKS[n] for n in names], inputs, cfg.seed,
                            workers=usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs)
     timing["choice_s"] = time.perf_counter() - t
     return choice

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from miaudit.attacks.registry import ATTACKS, AUTO, AttackSpec, attack_specs, left_out_by_auto
+from miaudit.attacks.ladder import auto_block
+from miaudit.attacks.registry import AUTO, AttackSpec, attack_specs, left_out_by_auto
 from miaudit.config import AuditConfig
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
 from miaudit.data.scaling import InputScaler, fit_scaler
@@ -258,11 +259,8 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     architecture = cfg.reference_architecture or (None if outside else cfg.target)
     check_audit_size(_audit_size(cfg, ds, len(pool_x) + len(pop_x) + (len(ref_x) if mode != "pool" else 0),
                                  architecture), ds.name)
-    choice = {} if AUTO not in cfg.attacks else {
-        "candidates": list(ATTACKS), "chosen": [s.name for s in runnable],
-        "why": ("the target releases labels only: the label-only attacks and the score attacks on one-hot outputs"
-                if labels_only else "the target releases scores: the attacks that read them; label-only searches "
-                "run only when named or with --attacks all") + "; then what these settings can run"}
+    choice = {} if AUTO not in cfg.attacks else auto_block(
+        [s.name for s in runnable], k, mode == "pool" and k >= 1, len(pop_x), labels_only)
     return AuditPlan(cfg, ds, pool_x, pool_y, membership, record_index, source, test_x, test_y, mode,
                      ref_x, ref_y, masks, pop_x, pop_y, runnable, scaler, notes, outside, data.table,
                      shadow_data, choice)

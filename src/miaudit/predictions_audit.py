@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 import miaudit
+from miaudit.attacks.ladder import auto_block, with_choice
+from miaudit.attacks.registry import AUTO
 from miaudit.config import AuditConfig
 from miaudit.errors import InputError
 from miaudit.progress import ProgressBoard
@@ -41,7 +43,9 @@ def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
     timing = {"attacks_s": time.perf_counter() - t, "total_s": time.perf_counter() - started,
               "train_target_s": 0.0, "train_reference_s": 0.0, "reference_models": predictions.n_reference,
               "train_gflop": 0.0, "train_gflops_per_s": 0.0}
-    choice = choose_headline(cfg, outcomes, inputs, timing)
+    block = {} if AUTO not in cfg.attacks else auto_block(
+        [s.name for s in specs], predictions.n_reference, bool(inputs.has_in_models), predictions.n_population)
+    choice = choose_headline(cfg, outcomes, inputs, timing, block.get("candidates"))
     timing["total_s"] = time.perf_counter() - started
     ids = predictions.record_ids if predictions.record_ids is not None else np.arange(predictions.n_records)
     notes = [f"signals from {cfg.predictions}: {predictions.n_records} audited records, "
@@ -51,4 +55,5 @@ def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
     if "dataset" not in cfg.model_fields_set:  # the audited records are the file's, not the default dataset's
         public["dataset"] = Path(cfg.predictions).name
     return AuditResult(miaudit.__version__, public, summary, outcomes, timing, ids, m, predictions.labels,
-                       notes=notes, inputs=inputs, choice=choice)
+                       notes=notes, inputs=inputs, choice=choice,
+                       sections={"attack_choice": with_choice(block, choice)} if block and choice else {})

@@ -10,8 +10,11 @@ Two ways, in this order:
 - rule: for attacks that cannot be scored that way (label-only, white-box, an audit without such
   reference models or without the signal matrix in memory), the first attack of ``PRIORITY`` that
   ran; attacks not listed come after, in the audit's order. The order is fixed in advance: attacks
-  that compare the target with IN/OUT reference models first, then OUT-only and population-based
-  ones, then attack models and plain thresholds, label-only and white-box last.
+  that compare the target with IN/OUT reference models first, then OUT-only ones, then the
+  zero-reference ones (QMIA before Attack-P: stronger on the fmnist-mlp ladder benchmark), then attack
+  models and plain thresholds, label-only and white-box last. QMIA is never scored on pseudo-targets
+  (the population's features are not carried into them, and its regressor is the slow part): it is
+  chosen by this rule where it is the zero-reference rung's candidate.
 
 Shokri's attack-model variants (refitted per pseudo-target, the slowest part of a choice) are
 candidates only when no LiRA or RMIA attack ran: those dominate them at low FPR (Carlini et al. 2022),
@@ -37,8 +40,9 @@ HEADLINE_FPR = 0.001
 PSEUDO = "pseudo-targets"
 RULE = "rule"
 PRIORITY = (
-    "lira-online-moderated-offsets", "lira-online", "rmia-tempered-offsets", "rmia",
-    "lira-offline-moderated-offsets", "lira-offline", "population",
+    "lira-online-moderated-offsets", "lira-online", "rmia-tempered-offsets", "rmia", "base-online",
+    "bavaria-online", "bavaria-n-online", "lira-offline-moderated-offsets", "lira-offline", "base-offline",
+    "rmia-offline", "bavaria-offline", "bavaria-n-offline", "qmia", "qmia-pinball", "population",
     "shokri-mlp", "shokri-rf", "shokri-lr", "shokri-rbf-svm", "shokri-linear-svm", "shokri-dt",
     "threshold-loss", "threshold-modified-entropy", "threshold-confidence", "threshold-entropy",
     "label-only-boundary-lira", "label-only-augmentation-lira", "label-only-noise-lira",

@@ -40,3 +40,32 @@ def ladder_candidates(n_references: int, has_in_models: bool, n_population: int)
     return [name for name in rung
             if ATTACKS[name].unmet_need(n_references, has_in_models and n_references > 0, n_population,
                                         has_model=True) is None]
+
+
+def rung_of(n_references: int) -> str:
+    """The rung's name for K reference models: "zero-reference", "few-reference" or "many-reference"."""
+    if n_references == 0:
+        return "zero-reference"
+    return "few-reference" if n_references < FEW_MAX_EXCLUSIVE else "many-reference"
+
+
+def auto_block(ran: list[str], n_references: int, has_in_models: bool, n_population: int,
+               labels_only: bool = False) -> dict:
+    """results.json's ``attack_choice`` block of an ``--attacks auto`` audit before the choice: the
+    rung, its candidates among the attacks that run (``ran``), and why. A label-only target has no
+    score-based rung: every attack that ran is a candidate. :func:`with_choice` adds the choice."""
+    rung = rung_of(n_references)
+    ladder = [] if labels_only else [n for n in ladder_candidates(n_references, has_in_models, n_population)
+                                     if n in ran]
+    why = ("the target releases labels only: the label-only attacks and the score attacks on one-hot outputs "
+           "run, all of them candidates" if labels_only else
+           f"the target releases scores: the attacks that read them run (label-only searches only when named "
+           f"or with --attacks all); with {n_references} reference models the {rung} rung's attacks are the "
+           f"candidates for the headline")
+    return {"rung": rung, "candidates": ladder or list(ran), "ran": list(ran), "why": why}
+
+
+def with_choice(block: dict, choice) -> dict:
+    """The block with the headline choice (an :class:`miaudit.attacks.choice.AttackChoice`) filled in."""
+    return {**block, "chosen": choice.chosen, "chosen_by": choice.chosen_by,
+            "why": f"{block['why']}; {choice.why}", "scores": {k: dict(v) for k, v in choice.candidates.items()}}
