@@ -334,3 +334,13 @@ def test_a_corrupt_file_or_a_regressor_is_named_before_any_shape_is_asked_for(tm
     dump(LinearRegression().fit(np.arange(20.0).reshape(10, 2), np.arange(10.0)), regressor)
     with pytest.raises(InputError, match="regressor.skops: LinearRegression has no predict_proba"):
         load_served_model(regressor)
+
+
+def test_the_schema_states_the_batch_limit(model_path):
+    """The OpenAPI schema gives the records' maxItems = --max-batch: a schema-valid request is never
+    refused 413 for its size (what a schema-driven client or tester relies on)."""
+    with serve(load_served_model(model_path), max_batch=20) as running:
+        schema = httpx.get(running.url + "/openapi.json").json()
+    body = schema["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    records = body["properties"]["records"]
+    assert records["maxItems"] == 20 and records["minItems"] == 1

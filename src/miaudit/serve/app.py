@@ -59,13 +59,16 @@ class ModelInfo(BaseModel):
     remaining: int | None = Field(description="Records this token may still have answered (null: no limit).")
 
 
-def request_model(n_features: int) -> type[BaseModel]:
-    """The /v1/predict body: {"records": [[n_features finite numbers], ...]} with at least one record."""
+def request_model(n_features: int, max_batch: int | None = None) -> type[BaseModel]:
+    """The /v1/predict body: {"records": [[n_features finite numbers], ...]} with at least one record.
+    max_batch: stated in the schema as the records' maxItems (the handler answers 413 beyond it, so
+    clients and schema-driven testers know a request over it is not a valid one)."""
     value = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
     record = Annotated[list[value], Field(min_length=n_features, max_length=n_features)]
     return create_model(
         "PredictRequest", __config__=ConfigDict(extra="forbid"),
-        records=(Annotated[list[record], Field(min_length=1, description=(
+        records=(Annotated[list[record], Field(min_length=1, json_schema_extra=(
+            {"maxItems": max_batch} if max_batch else None), description=(
             f"Records, each its {n_features} feature values (one record's shape flattened in C order)."))], ...))
 
 
@@ -178,7 +181,7 @@ def create_app(model: ServedModel, settings: ServeSettings, tokens: Sequence[str
     limits = TokenLimits(settings.rate_limit, settings.query_budget)
     option = settings.output
     answer_model = LabelsAnswer if option.kind == "label" else ProbabilitiesAnswer
-    body_model = request_model(model.n_features)
+    body_model = request_model(model.n_features, settings.max_batch)
     app = FastAPI(title="miaudit serve", version=miaudit.__version__, docs_url=None, redoc_url=None,
                   openapi_url="/v1/openapi.json",
                   description=f"Black-box prediction API for {model.file}: {model.n_features} features per record, "
