@@ -58,7 +58,7 @@ def at_k(inputs: AttackInputs, k: int) -> AttackInputs:
         return inputs.select_references(slice(0, k))
     return AttackInputs.target_only(inputs.target_logits, inputs.labels, inputs.population_target_logits,
                                     inputs.population_labels, inputs.record_ids, inputs.records,
-                                    population_records=inputs.population_records)
+                                    inputs.target_model, population_records=inputs.population_records)
 
 
 def other_target(plan, cfg, inputs: AttackInputs, seed: int) -> tuple[AttackInputs, np.ndarray]:

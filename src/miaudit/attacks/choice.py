@@ -35,7 +35,7 @@ from miaudit.attacks.inputs import AttackInputs
 if TYPE_CHECKING:
     from miaudit.attacks.registry import AttackSpec
 
-PSEUDO_TARGETS = 4
+PSEUDO_TARGETS = 8
 HEADLINE_FPR = 0.001
 PSEUDO = "pseudo-targets"
 RULE = "rule"
