@@ -189,7 +189,7 @@ def test_headline_states_the_chosen_attack_as_in_results_json(tmp_path):
     assert f"{100 * tpr:.1f}%" in head
     lo, hi = m.tpr_at_fpr_ci[0.001]  # the interval the CLI prints, too
     if m.tpr_at_fpr_ci_below_resolution[0.001]:  # under 3,688 non-members: no lower end to show
-        assert f"95% interval below resolution (&le; {100 * hi:.1f}%)" in head
+        assert f"95% interval below resolution, at most {100 * hi:.1f}%" in head
     else:
         shown_lo = "0" if lo == 0 else f"{100 * lo:.1f}"
         assert f"{shown_lo}–{100 * hi:.1f}%" in head
