@@ -1,5 +1,6 @@
-"""The attack ladder on the fmnist-mlp protocol (design.md): every ladder candidate and paper attack at
-K = 0, 1, 2, 4, 16, 64 reference models, over several targets.
+"""The attack ladder on the fmnist-mlp protocol (design.md; ``--protocol mnist-cnn``: that protocol,
+K = 0, 4, 16 by default): every ladder candidate and paper attack at K = 0, 1, 2, 4, 16, 64 reference
+models, over several targets.
 
 The 64 reference models train once (cached: a rerun reads them back) and every smaller K takes the
 first K of the balanced stack (pairs are complementary, so an even prefix stays balanced). Target 0
@@ -8,10 +9,12 @@ same reference models. Per K and attack: TPR@0.1% / TPR@1% / AUC per target, the
 Student-t interval over targets, and the attack's seconds on target 0 (N = 5,000 records at K = 64 in
 the full run). Attacks without reference models run at the smallest K only (the same figures at
 every K). Prints the tables and the issue's goals (met / missed); writes
-benchmarks/results/ladder.json (``--quick``: ladder_smoke.json).
+benchmarks/results/ladder.json (``--quick``: ladder_smoke.json; mnist-cnn: ladder_mnist_cnn.json and
+ladder_mnist_cnn_smoke.json).
 
     python benchmarks/ladder.py --targets 5          # the full run
     python benchmarks/ladder.py --quick --targets 1  # a smoke run: 3 epochs, 500 members, K <= 4
+    python benchmarks/ladder.py --protocol mnist-cnn --ks 0,4,16 --targets 5
 """
 from __future__ import annotations
 
@@ -41,6 +44,14 @@ PAPER = ("population", "threshold-loss", "qmia", "rmia", "rmia-offline", "lira-o
          "base-online", "base-offline", "bavaria-online", "bavaria-offline", "bavaria-n-online", "bavaria-n-offline")
 """The published attacks, run at every K where their needs are met (beside the rung's candidates)."""
 METRICS = ("tpr_at_0.001", "tpr_at_0.01", "auc")
+PROTOCOLS = {
+    # name: (make_config keywords, full (epochs, members, population), --quick ones, default K, output stem)
+    "fmnist-mlp": ({"dataset": "fashion-mnist", "target": "mlp"}, (30, 2500, 10000), (3, 500, 2000),
+                   "0,1,2,4,16,64", "ladder"),
+    "mnist-cnn": ({"dataset": "mnist", "target": "mnist-cnn", "batch_size": 64, "lr": 1e-3}, (20, 2500, 10000),
+                  (2, 500, 2000), "0,4,16", "ladder_mnist_cnn"),
+}
+"""The design.md protocols the ladder runs on (mnist-cnn: the architecture and recipe of mnist_cnn.py)."""
 
 
 def attacks_at(k: int, n_population: int, k_min: int) -> list[str]:
@@ -141,14 +152,19 @@ def print_table(table: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="3 epochs, 500 members, 2,000 population, K <= 4")
+    ap.add_argument("--protocol", choices=sorted(PROTOCOLS), default="fmnist-mlp",
+                    help="design.md protocol (mnist-cnn: 20 epochs, default K 0,4,16)")
+    ap.add_argument("--quick", action="store_true",
+                    help="3 epochs (mnist-cnn 2), 500 members, 2,000 population, K <= 4")
     ap.add_argument("--targets", type=int, default=5, help="targets (seeds 0..n-1); 5 for the real run")
-    ap.add_argument("--ks", default=None, help="comma-separated K (default 0,1,2,4,16,64; --quick 0,1,2,4)")
+    ap.add_argument("--ks", default=None,
+                    help="comma-separated K (default 0,1,2,4,16,64, mnist-cnn 0,4,16; --quick those <= 4)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    ks = [int(k) for k in (args.ks or ("0,1,2,4" if args.quick else "0,1,2,4,16,64")).split(",")]
-    epochs, members, population = (3, 500, 2000) if args.quick else (30, 2500, 10000)
-    cfg = make_config(dataset="fashion-mnist", target="mlp", members=members, reference_models=max(max(ks), 1),
+    setting, full, quick, default_ks, stem = PROTOCOLS[args.protocol]
+    ks = [int(k) for k in (args.ks or default_ks).split(",") if not (args.quick and not args.ks and int(k) > 4)]
+    epochs, members, population = quick if args.quick else full
+    cfg = make_config(**setting, members=members, reference_models=max(max(ks), 1),
                       population=population, seed=0, epochs=epochs, cache=True)
     plan = make_plan(cfg)
     started = time.perf_counter()
@@ -171,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"target {seed} done ({time.perf_counter() - started:.0f} s)", flush=True)
     table = summarise(per_target)
     print_table(table)
-    report = {"protocol": "fmnist-mlp", "quick": args.quick, "ks": ks, "targets": args.targets,
+    report = {"protocol": args.protocol, "quick": args.quick, "ks": ks, "targets": args.targets,
               "members": members, "population": population, "epochs": epochs,
               "n_records": int(len(plan.pool_y)), "streams": sorted(STREAMED),
               "candidates": {k: ladder_candidates(k, k > 0, len(plan.population_y)) for k in ks},
@@ -180,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\ngoals:")
     for name, (value, want, met) in report["goals"].items():
         print(f"  {name}: {value if value is None else round(value, 4)} (target {want}) -> {met}")
-    out = args.out or HERE / "results" / ("ladder_smoke.json" if args.quick else "ladder.json")
+    out = args.out or HERE / "results" / (f"{stem}_smoke.json" if args.quick else f"{stem}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
     print(f"\nwritten {out} ({report['wall_s']:.0f} s)")
