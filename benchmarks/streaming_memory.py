@@ -63,7 +63,7 @@ def child(path: str, attack: str, mode: str) -> None:
     """One measured run: prints a JSON line {peak_mb, seconds, auc}."""
     from miaudit.attacks import lira, rmia
     from miaudit.attacks.streamed import run_streamed
-    from miaudit.metrics import compute_metrics
+    from miaudit.metrics.attack_metrics import compute_metrics
     from miaudit.signal_store import SignalStore, _zarr
 
     _zarr()  # imported before the baseline, like the attacks

@@ -104,7 +104,7 @@ def test_chunk_size_does_not_change_scores(tmp_path, small):
 
 
 def test_float16_store_is_close_to_float32(tmp_path, small):
-    from miaudit.metrics import compute_metrics
+    from miaudit.metrics.attack_metrics import compute_metrics
 
     inputs, member = small
     s32 = store_inputs(inputs, tmp_path / "f32", chunk=200)

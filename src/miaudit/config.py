@@ -40,7 +40,7 @@ class AuditConfig(BaseModel):
     leaves 0/1 indicator features as they are, "none" feeds features as loaded (images in [0, 1]);
     coin_flip_members: each of the members + non_members audited records is a member by its own fair
     coin (what makes the one-run epsilon lower bound valid) instead of exactly ``members`` of them;
-    epsilon_method: the one-run epsilon audit of :mod:`miaudit.dp_audit` (the GDP form is an estimate);
+    epsilon_method: the one-run epsilon audit of :mod:`miaudit.metrics.dp_audit` (the GDP form is an estimate);
     shadow_data: what attacker-mode shadow models train on (Shokri et al. 2017): the attacker's real
     records, "noisy" ones (shadow_noise of the features flipped / perturbed), "marginals" (features
     drawn independently per class), or records "synthesized" by climbing the trained target's

@@ -17,7 +17,7 @@ from miaudit.attacks.ladder import with_choice
 from miaudit.config import AuditConfig, make_config
 from miaudit.data.builtin import published_units
 from miaudit.data.user_table import as_audit_data
-from miaudit.metrics import compute_metrics
+from miaudit.metrics.attack_metrics import compute_metrics
 from miaudit.models.cache import ModelCache, default_cache_dir
 from miaudit.models.perf import matmul_gflops, resolve_device
 from miaudit.models.references import train_references

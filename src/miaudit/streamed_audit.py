@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from miaudit.attacks.streamed import run_streamed
-from miaudit.metrics import compute_metrics
+from miaudit.metrics.attack_metrics import compute_metrics
 from miaudit.models.ray_signals import write_on_ray
 from miaudit.models.references import ReferenceModels
 from miaudit.plan import AuditPlan
