@@ -31,7 +31,7 @@ from miaudit.models.perf import matmul_gflops
 from miaudit.models.registry import fit_single, model_spec
 from miaudit.pipeline import audit, run_attacks, train_reference_models
 from miaudit.plan import make_plan
-from miaudit.signal_matrix import compute_signals, target_signals
+from miaudit.signals.matrix import compute_signals, target_signals
 
 HERE = Path(__file__).resolve().parent
 PAIRS = tuple((spec.variant_of, spec.name) for spec in ATTACKS.values()

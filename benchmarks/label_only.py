@@ -39,7 +39,7 @@ from miaudit.attacks.registry import ATTACKS
 from miaudit.config import make_config
 from miaudit.pipeline import run_attacks, train_target_and_references
 from miaudit.plan import make_plan
-from miaudit.signal_matrix import compute_signals
+from miaudit.signals.matrix import compute_signals
 
 HERE = Path(__file__).resolve().parent
 CONFIDENCE = ["threshold-confidence", "threshold-loss", "lira-online", "lira-offline"]

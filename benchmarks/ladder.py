@@ -34,7 +34,7 @@ from miaudit.config import make_config
 from miaudit.models.registry import fit_single, model_spec
 from miaudit.pipeline import run_attacks, train_target_and_references
 from miaudit.plan import make_plan
-from miaudit.signal_matrix import compute_signals, target_signals
+from miaudit.signals.matrix import compute_signals, target_signals
 
 HERE = Path(__file__).resolve().parent
 PAPER = ("population", "threshold-loss", "qmia", "rmia", "rmia-offline", "lira-online", "lira-offline",

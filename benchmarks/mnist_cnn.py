@@ -36,7 +36,7 @@ from miaudit.models.perf import bf16_available, matmul_gflops
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.pipeline import audit, run_attacks, train_reference_models
 from miaudit.plan import make_plan
-from miaudit.signal_matrix import compute_signals
+from miaudit.signals.matrix import compute_signals
 
 HERE = Path(__file__).resolve().parent
 # the attacks on probability vectors: the label-only searches and white-box attacks have their own benchmarks

@@ -95,7 +95,7 @@ def test_reference_models_are_bounded_by_memory(monkeypatch):
 def test_diverged_models_are_named_with_the_likely_cause():
     import numpy as np
 
-    from miaudit.signal_matrix import check_outputs_finite
+    from miaudit.signals.matrix import check_outputs_finite
 
     cfg = make_config(lr=3.0, weight_decay=0.1)
     logits = np.zeros((3, 5, 1, 2), np.float32)

@@ -147,7 +147,7 @@ def test_attacks_run_concurrently_with_the_same_results_in_order():
     from miaudit.config import make_config
     from miaudit.pipeline import run_attacks, train_reference_models, train_target
     from miaudit.plan import make_plan
-    from miaudit.signal_matrix import compute_signals
+    from miaudit.signals.matrix import compute_signals
 
     cfg = make_config(target="forest", attacks=["all"], seed=5, **FAST)
     plan = make_plan(cfg)
@@ -165,7 +165,7 @@ def test_the_longest_attacks_start_first(monkeypatch):
     from miaudit.config import make_config
     from miaudit.pipeline import run_attacks, train_reference_models, train_target
     from miaudit.plan import make_plan
-    from miaudit.signal_matrix import compute_signals
+    from miaudit.signals.matrix import compute_signals
 
     plan = make_plan(make_config(target="forest", attacks=["threshold-loss", "shokri-rf", "rmia", "population"],
                                  seed=5, n_jobs=1, **FAST))

@@ -9,7 +9,7 @@ from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.streamed import STREAMED, run_streamed, side_stats, streamable_names
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
-from miaudit.signal_store import SignalStore, check_layout, store_inputs
+from miaudit.signals.store import SignalStore, check_layout, store_inputs
 
 IN_MEMORY = {"lira-online": lira.lira_online, "lira-offline": lira.lira_offline, "rmia": rmia.rmia,
              "population": population.population, "base-online": base.base_online, "base-offline": base.base_offline}

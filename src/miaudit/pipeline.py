@@ -25,7 +25,7 @@ from miaudit.models.registry import fit_single, model_spec, stack_target, trains
 from miaudit.plan import AuditPlan, load_audited, make_plan, table_options, within_query_budget
 from miaudit.progress import ProgressBoard
 from miaudit.results import AttackOutcome, AuditResult, TargetSummary
-from miaudit.signal_matrix import compute_signals
+from miaudit.signals.matrix import compute_signals
 
 
 def audit(config: AuditConfig | None = None, *, progress: bool = True, data: Any = None, membership: Any = None,
