@@ -25,7 +25,7 @@ from miaudit.metrics.leak_test import LeakTest
 from miaudit.report import findings
 from miaudit.report.files import parquet_available, scores_table
 from miaudit.report.html import render_html
-from miaudit.results import AttackOutcome, AuditResult, TargetSummary
+from miaudit.report.results import AttackOutcome, AuditResult, TargetSummary
 
 CHECKER = "/work/shared/tools/check-results"
 N = 300

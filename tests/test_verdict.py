@@ -14,7 +14,7 @@ from miaudit.metrics.attack_metrics import compute_metrics
 from miaudit.metrics.leak_test import leak_test, tail_rank_test
 from miaudit.pipeline import audit
 from miaudit.report.html import render_html
-from miaudit.results import AttackOutcome, AuditResult, TargetSummary
+from miaudit.report.results import AttackOutcome, AuditResult, TargetSummary
 
 BADGE = re.compile(r'<span class="badge">([^<]+)</span>')
 HEADLINE = re.compile(r"(?:Strongest|Headline) attack:</b> ([\w-]+)")

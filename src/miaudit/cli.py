@@ -299,7 +299,14 @@ def results_table(result) -> Table:
     from rich.markup import escape
     from rich.text import Text
 
-    from miaudit.results import EPSILON_LEGEND, format_auc, format_chance, format_tpr, table_legend, within_chance
+    from miaudit.report.results import (
+        EPSILON_LEGEND,
+        format_auc,
+        format_chance,
+        format_tpr,
+        table_legend,
+        within_chance,
+    )
 
     def chance(m, name: str) -> Text:  # greyed when within chance
         return Text(format_chance(m, name), style="dim" if within_chance(m, name) else "")

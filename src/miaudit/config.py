@@ -193,7 +193,7 @@ class AuditConfig(BaseModel):
             if self.target not in ("mlp", "cnn", "small-cnn"):
                 raise ValueError(f"DP-SGD (--dp-epsilon / --dp-noise-multiplier) trains torch models "
                                  f"(mlp, cnn, small-cnn), not --target {self.target}")
-            from miaudit.targets.extras import require
+            from miaudit.extras import require
 
             require("opacus", "dp", "dp")
         return self
@@ -203,7 +203,7 @@ class AuditConfig(BaseModel):
         if self.address is not None and self.backend != "ray":
             raise ValueError("--address joins a Ray cluster: use it with --backend ray")
         if self.backend == "ray":
-            from miaudit.targets.extras import require
+            from miaudit.extras import require
 
             require("ray", "ray", "backend")
         return self
@@ -215,7 +215,7 @@ class AuditConfig(BaseModel):
                 raise ValueError("--signal-store: needs --signal-chunk (signals on disk in chunks of that size)")
             return self
         from miaudit.attacks.streamed import streamable_names
-        from miaudit.targets.extras import require
+        from miaudit.extras import require
 
         for bad, why in ((self.queries != 1, f"need --queries 1, got {self.queries}"),
                          (self.reference_data != "pool" or self.shadow_dataset is not None,

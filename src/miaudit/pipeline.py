@@ -24,7 +24,7 @@ from miaudit.models.references import train_references
 from miaudit.models.registry import fit_single, model_spec, stack_target, trains_stacked
 from miaudit.plan import AuditPlan, load_audited, make_plan, table_options, within_query_budget
 from miaudit.progress import ProgressBoard
-from miaudit.results import AttackOutcome, AuditResult, TargetSummary
+from miaudit.report.results import AttackOutcome, AuditResult, TargetSummary
 from miaudit.signals.matrix import compute_signals
 
 

@@ -12,7 +12,7 @@ from miaudit.attacks.registry import AUTO
 from miaudit.config import AuditConfig
 from miaudit.errors import InputError
 from miaudit.progress import ProgressBoard
-from miaudit.results import AuditResult, TargetSummary
+from miaudit.report.results import AuditResult, TargetSummary
 from miaudit.targets.predictions import load_predictions, runnable_attacks
 
 

@@ -19,7 +19,7 @@ from miaudit.models.ray_signals import write_on_ray
 from miaudit.models.references import ReferenceModels
 from miaudit.plan import AuditPlan
 from miaudit.progress import ProgressBoard
-from miaudit.results import AttackOutcome
+from miaudit.report.results import AttackOutcome
 from miaudit.signals.matrix import (
     _logits_over_views,
     check_outputs_finite,

@@ -23,7 +23,7 @@ from miaudit.metrics.leak_test import ALPHA, LeakTest, leak_test, p_phrase
 
 if TYPE_CHECKING:
     from miaudit.metrics.attack_metrics import AttackMetrics
-    from miaudit.results import AttackOutcome, AuditResult
+    from miaudit.report.results import AttackOutcome, AuditResult
 
 HEADLINE_FPR = 0.001
 SECOND_FPR = 0.01

@@ -20,7 +20,7 @@ from miaudit.report.plots import figure_png, histogram_figure, roc_figure
 from miaudit.report.thumbnails import thumbnails
 
 if TYPE_CHECKING:
-    from miaudit.results import AuditResult
+    from miaudit.report.results import AuditResult
 
 
 def _finite(value: Any) -> bool:
