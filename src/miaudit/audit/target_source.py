@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from miaudit.config import AuditConfig
+from miaudit.audit.config import AuditConfig
 from miaudit.data.builtin import published_units
 from miaudit.data.dataset import Dataset
 from miaudit.data.scaling import InputScaler, compose, value_grid

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from miaudit.attacks.streamed import run_streamed
+from miaudit.audit.plan import AuditPlan
 from miaudit.metrics.attack_metrics import compute_metrics
 from miaudit.models.ray_signals import write_on_ray
 from miaudit.models.references import ReferenceModels
-from miaudit.plan import AuditPlan
 from miaudit.progress import ProgressBoard
 from miaudit.report.results import AttackOutcome
 from miaudit.signals.matrix import (

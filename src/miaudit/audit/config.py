@@ -15,7 +15,7 @@ from miaudit.models.recipe import MAX_SEED, TrainingRecipe
 
 # LiRA's and RMIA's gains level off well before this many reference models (Carlini et al. 2022 use
 # 256, Zarifzadeh et al. 2024 fewer); beyond it an audit is days of training and its signals
-# K x (N + Z) x Q x C float32 outgrow memory (checked against the data in miaudit.limits).
+# K x (N + Z) x Q x C float32 outgrow memory (checked against the data in miaudit.audit.limits).
 MAX_REFERENCE_MODELS = 1024
 _WIDTHS = re.compile(r"\s*\d+\s*([,-]\s*\d+\s*)*")
 Width = Annotated[int, Field(strict=True, gt=0)]
