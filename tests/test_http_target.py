@@ -109,7 +109,7 @@ def test_audit_signals_over_http_equal_in_process(server, onnx_path, token_file)
 
 
 def test_an_audit_over_budget_stops_before_any_query(onnx_path, token_file):
-    """compute_signals asks a budgeted target for the audit's whole count first (signal_matrix.target_queries)."""
+    """compute_signals asks a budgeted target for the audit's whole count first (signals.matrix.target_queries)."""
     from miaudit.audit.config import make_config
     from miaudit.audit.plan import make_plan
     from miaudit.signals.matrix import compute_signals, target_queries
