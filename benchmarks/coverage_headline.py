@@ -18,7 +18,7 @@ significantly above 5% at 99%) and the 99% upper Clopper-Pearson bound.
 Item 2, the verdict band. Members and non-members score N(0, 1); a leak moves a share of the members
 above every non-member. Old rule (as before issue 21, re-implemented below from today's metrics):
 "none" when the AUC interval reaches 0.5 and the joint TPR@0.1% interval reaches 0.1%, bands from the
-lower ends. New rule: miaudit.report.findings.verdict with miaudit.leak_test.
+lower ends. New rule: miaudit.report.findings.verdict with miaudit.metrics.leak_test.
 
 ``python benchmarks/coverage_headline.py [--quick]`` prints the tables and writes
 benchmarks/results/coverage_headline.json and .log (full run only).
@@ -35,10 +35,10 @@ import numpy as np
 from scipy import stats
 
 from miaudit.attacks.choice import PSEUDO_TARGETS, best_candidate
-from miaudit.dp_audit import one_run_epsilon
-from miaudit.intervals import allowed_false_positives
-from miaudit.leak_test import leak_test
-from miaudit.metrics import compute_metrics
+from miaudit.metrics.attack_metrics import compute_metrics
+from miaudit.metrics.dp_audit import one_run_epsilon
+from miaudit.metrics.intervals import allowed_false_positives
+from miaudit.metrics.leak_test import leak_test
 from miaudit.report import findings
 
 TRUE_EPSILON = 1.0

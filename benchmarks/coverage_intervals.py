@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from miaudit.intervals import (
+from miaudit.metrics.intervals import (
     advantage_null_quantile,
     allowed_false_positives,
     auc_score_interval,

@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from miaudit.attacks.registry import ATTACKS
-from miaudit.config import make_config
+from miaudit.audit.config import make_config
+from miaudit.audit.plan import make_plan
+from miaudit.audit.run import audit, run_attacks, train_reference_models
 from miaudit.models.perf import matmul_gflops
 from miaudit.models.registry import fit_single, model_spec
-from miaudit.pipeline import audit, run_attacks, train_reference_models
-from miaudit.plan import make_plan
-from miaudit.signal_matrix import compute_signals, target_signals
+from miaudit.signals.matrix import compute_signals, target_signals
 
 HERE = Path(__file__).resolve().parent
 PAIRS = tuple((spec.variant_of, spec.name) for spec in ATTACKS.values()

@@ -36,10 +36,10 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
 from miaudit.attacks.registry import ATTACKS
-from miaudit.config import make_config
-from miaudit.pipeline import run_attacks, train_target_and_references
-from miaudit.plan import make_plan
-from miaudit.signal_matrix import compute_signals
+from miaudit.audit.config import make_config
+from miaudit.audit.plan import make_plan
+from miaudit.audit.run import run_attacks, train_target_and_references
+from miaudit.signals.matrix import compute_signals
 
 HERE = Path(__file__).resolve().parent
 CONFIDENCE = ["threshold-confidence", "threshold-loss", "lira-online", "lira-offline"]

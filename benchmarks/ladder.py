@@ -33,11 +33,11 @@ from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.ladder import ladder_candidates
 from miaudit.attacks.registry import ATTACKS, AUTO
 from miaudit.attacks.streamed import STREAMED
-from miaudit.config import make_config
+from miaudit.audit.config import make_config
+from miaudit.audit.plan import make_plan
+from miaudit.audit.run import run_attacks, train_target_and_references
 from miaudit.models.registry import fit_single, model_spec
-from miaudit.pipeline import run_attacks, train_target_and_references
-from miaudit.plan import make_plan
-from miaudit.signal_matrix import compute_signals, target_signals
+from miaudit.signals.matrix import compute_signals, target_signals
 
 HERE = Path(__file__).resolve().parent
 PAPER = ("population", "threshold-loss", "qmia", "rmia", "rmia-offline", "lira-online", "lira-offline",

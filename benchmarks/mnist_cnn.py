@@ -28,15 +28,15 @@ import torch
 import torch.nn.functional as F
 
 from miaudit.attacks.registry import ATTACKS
-from miaudit.config import make_config
+from miaudit.audit.config import make_config
+from miaudit.audit.plan import make_plan
+from miaudit.audit.run import audit, run_attacks, train_reference_models
 from miaudit.models.cnn_spec import build_module
 from miaudit.models.cnn_stack import cnn_train_flops, train_cnn_stack
 from miaudit.models.denormals import flush_denormals
 from miaudit.models.perf import bf16_available, matmul_gflops
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.pipeline import audit, run_attacks, train_reference_models
-from miaudit.plan import make_plan
-from miaudit.signal_matrix import compute_signals
+from miaudit.signals.matrix import compute_signals
 
 HERE = Path(__file__).resolve().parent
 # the attacks on probability vectors: the label-only searches and white-box attacks have their own benchmarks

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import miaudit
-from miaudit.pipeline import usable_cores
+from miaudit.audit.run import usable_cores
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from miaudit.pipeline import audit
+from miaudit.audit.run import audit
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "shadow_data_location.json"
 KINDS = ("real", "noisy", "marginals", "synthesized")

@@ -20,8 +20,8 @@ import numpy as np
 
 from miaudit import audit
 from miaudit.attacks.streamed import STREAMED, run_streamed
-from miaudit.metrics import compute_metrics
-from miaudit.signal_store import store_inputs
+from miaudit.metrics.attack_metrics import compute_metrics
+from miaudit.signals.store import store_inputs
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ def maxrss_mb() -> float:
 def write_synthetic(path: Path, k: int, n: int, z: int, c: int, chunk: int, seed: int = 0) -> float:
     """A store of synthetic signals whose IN models are more confident on the true class; seconds."""
     from miaudit.data.splits import balanced_masks
-    from miaudit.signal_store import SignalStore
+    from miaudit.signals.store import SignalStore
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -63,8 +63,8 @@ def child(path: str, attack: str, mode: str) -> None:
     """One measured run: prints a JSON line {peak_mb, seconds, auc}."""
     from miaudit.attacks import lira, rmia
     from miaudit.attacks.streamed import run_streamed
-    from miaudit.metrics import compute_metrics
-    from miaudit.signal_store import SignalStore, _zarr
+    from miaudit.metrics.attack_metrics import compute_metrics
+    from miaudit.signals.store import SignalStore, _zarr
 
     _zarr()  # imported before the baseline, like the attacks
     base = maxrss_mb()
@@ -96,7 +96,7 @@ def main() -> None:
         for n in args.sizes:
             path = Path(tmp, f"n{n}")
             seconds = write_synthetic(path, args.k, n, args.population, args.classes, args.chunk)
-            from miaudit.signal_store import SignalStore
+            from miaudit.signals.store import SignalStore
 
             size = SignalStore.open(path).nbytes()
             print(f"N={n}: store {size / 1e6:.1f} MB written in {seconds:.1f} s "

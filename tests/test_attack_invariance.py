@@ -11,14 +11,14 @@ from torch import nn
 from miaudit.attacks import label_only_boundary, shokri
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import ATTACKS
-from miaudit.config import make_config
+from miaudit.audit.config import make_config
+from miaudit.audit.plan import make_plan
+from miaudit.audit.run import train_target_and_references
 from miaudit.data.splits import balanced_masks
 from miaudit.models.references import ReferenceModels
 from miaudit.models.wrappers import TorchTarget
-from miaudit.pipeline import train_target_and_references
-from miaudit.plan import make_plan
-from miaudit.signal_matrix import compute_signals
-from miaudit.signals import true_class_confidence
+from miaudit.signals.functions import true_class_confidence
+from miaudit.signals.matrix import compute_signals
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # label-only attacks make many small queries
 TARGETS = ("tree", "forest", "naive-bayes", "mlp")

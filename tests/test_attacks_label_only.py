@@ -15,12 +15,12 @@ from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.label_only_boundary import boundary_distances, minimum_budget
 from miaudit.attacks.label_oracle import LabelOnlyViolation, LabelOracle, QueryBudgetExceeded
 from miaudit.attacks.registry import ATTACKS
-from miaudit.config import make_config
+from miaudit.audit.config import make_config
+from miaudit.audit.plan import make_plan
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
 from miaudit.models.references import ReferenceModels
 from miaudit.models.wrappers import TorchTarget
-from miaudit.plan import make_plan
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 LABEL_ONLY = [name for name, spec in ATTACKS.items() if spec.threat_model == "label-only"]

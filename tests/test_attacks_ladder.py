@@ -12,7 +12,7 @@ from miaudit.attacks.ladder import ladder_candidates
 from miaudit.attacks.registry import ATTACKS
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
-from miaudit.metrics import compute_metrics
+from miaudit.metrics.attack_metrics import compute_metrics
 
 NEW = ("qmia", "qmia-pinball", "base-online", "base-offline", "bavaria-online", "bavaria-offline", "bavaria-n-online",
        "bavaria-n-offline", "rmia-offline")

@@ -80,7 +80,7 @@ def auc(member: np.ndarray, scores: np.ndarray) -> float:
 
 
 def tpr_at_fpr(member: np.ndarray, scores: np.ndarray, level: float) -> float:
-    """Highest TPR on the ROC with FPR <= level (as miaudit.metrics)."""
+    """Highest TPR on the ROC with FPR <= level (as miaudit.metrics.attack_metrics)."""
     fpr, tpr, _ = roc_curve(member, scores)
     return float(tpr[fpr <= level].max())
 

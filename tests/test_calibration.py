@@ -12,7 +12,7 @@ from miaudit.attacks.calibration import (
     prior_threshold,
 )
 from miaudit.errors import InputError
-from miaudit.metrics import compute_metrics
+from miaudit.metrics.attack_metrics import compute_metrics
 
 
 def test_separable_scores_cut_between_the_groups():

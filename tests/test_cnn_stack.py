@@ -174,7 +174,7 @@ def test_bad_specs_are_one_line_input_errors(bad, message):
 
 
 def test_cnn_audit_trains_stacked_reports_flops_and_caches(tmp_path):
-    from miaudit.pipeline import audit
+    from miaudit.audit.run import audit
 
     settings = dict(dataset="digits", target="cnn-spec:conv(4,3,1,same),maxpool(2,2),dense(10)", members=100,
                     reference_models=2, epochs=2, attacks=["lira-online"], population=50, cache_dir=str(tmp_path))
@@ -203,7 +203,7 @@ def test_bfloat16_training_follows_float32_closely(data):
 
 
 def test_attacks_that_query_each_reference_cnn_run_on_stacked_references():
-    from miaudit.pipeline import audit
+    from miaudit.audit.run import audit
 
     result = audit(progress=False, dataset="digits", target="cnn-spec:conv(4,3,1,same),maxpool(2,2),dense(10)",
                    members=40, reference_models=2, epochs=1, population=20, cache=False,

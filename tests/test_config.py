@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from miaudit.config import make_config
+from miaudit.audit.config import make_config
 from miaudit.errors import InputError
 
 
@@ -79,8 +79,8 @@ def test_the_config_file_is_named_only_for_its_own_values(tmp_path):
 
 
 def test_reference_models_are_bounded_by_memory(monkeypatch):
-    import miaudit.limits as limits
-    from miaudit.plan import make_plan
+    import miaudit.audit.limits as limits
+    from miaudit.audit.plan import make_plan
 
     monkeypatch.setattr(limits, "available_memory", lambda: 1_000_000)
     with pytest.raises(InputError, match=r"^--reference-models: 64 .* at most (\d+) reference models fit") as err:
@@ -95,7 +95,7 @@ def test_reference_models_are_bounded_by_memory(monkeypatch):
 def test_diverged_models_are_named_with_the_likely_cause():
     import numpy as np
 
-    from miaudit.signal_matrix import check_outputs_finite
+    from miaudit.signals.matrix import check_outputs_finite
 
     cfg = make_config(lr=3.0, weight_decay=0.1)
     logits = np.zeros((3, 5, 1, 2), np.float32)

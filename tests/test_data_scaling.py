@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit.config import make_config
+from miaudit.audit.config import make_config
+from miaudit.audit.plan import make_plan
 from miaudit.data import load_dataset
 from miaudit.data.dataset import Dataset
 from miaudit.data.queries import query_views
 from miaudit.data.scaling import fit_scaler
 from miaudit.errors import InputError
-from miaudit.plan import make_plan
 
 
 def test_images_are_standardized_per_channel():

@@ -81,7 +81,7 @@ def test_off_the_cpu_inference_tensors_are_on_the_device(data, precision):
 def test_an_audit_threads_its_device_through_and_cpu_changes_nothing(monkeypatch, tmp_path):
     """The audit's resolved device reaches every MLP training and inference call ("cpu:0" stands for a
     device other than the default, and is the CPU), with the same numbers as the default device."""
-    from miaudit import pipeline
+    from miaudit.audit import run as pipeline
     from miaudit.models import references
 
     settings = dict(dataset="digits", members=150, reference_models=2, epochs=2, attacks=["lira-offline", "rmia"],

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from miaudit import dp_audit
-from miaudit.dp_audit import FDP, GDP, METHODS, STEINKE, EpsilonAudit, one_run_epsilon
 from miaudit.errors import InputError
+from miaudit.metrics import dp_audit
+from miaudit.metrics.dp_audit import FDP, GDP, METHODS, STEINKE, EpsilonAudit, one_run_epsilon
 
 DELTA = 1e-5
 CONFIDENCE = 0.95

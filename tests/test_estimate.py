@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from miaudit.attacks.registry import attack_specs
-from miaudit.config import make_config
-from miaudit.estimate import estimate_attacks, runtime_notice
-from miaudit.pipeline import print_runtime_notice
-from miaudit.plan import make_plan
+from miaudit.audit.config import make_config
+from miaudit.audit.estimate import estimate_attacks, runtime_notice
+from miaudit.audit.plan import make_plan
+from miaudit.audit.run import print_runtime_notice
 
 
 def test_label_only_searches_dominate_a_forest_audit_of_10k_rows():

@@ -94,9 +94,9 @@ def test_logits_over_http_equal_the_file_in_process(server, onnx_path, digits, t
 
 def test_audit_signals_over_http_equal_in_process(server, onnx_path, token_file):
     """The same config and seed draw the same records; their signals agree through either target."""
-    from miaudit.config import make_config
-    from miaudit.plan import make_plan
-    from miaudit.signal_matrix import target_signals
+    from miaudit.audit.config import make_config
+    from miaudit.audit.plan import make_plan
+    from miaudit.signals.matrix import target_signals
 
     plan = make_plan(make_config(dataset="digits", members=60, reference_models=0, queries=2, population=40,
                                  attacks="threshold-loss", input_scaling="none"))
@@ -109,10 +109,10 @@ def test_audit_signals_over_http_equal_in_process(server, onnx_path, token_file)
 
 
 def test_an_audit_over_budget_stops_before_any_query(onnx_path, token_file):
-    """compute_signals asks a budgeted target for the audit's whole count first (signal_matrix.target_queries)."""
-    from miaudit.config import make_config
-    from miaudit.plan import make_plan
-    from miaudit.signal_matrix import compute_signals, target_queries
+    """compute_signals asks a budgeted target for the audit's whole count first (signals.matrix.target_queries)."""
+    from miaudit.audit.config import make_config
+    from miaudit.audit.plan import make_plan
+    from miaudit.signals.matrix import compute_signals, target_queries
 
     plan = make_plan(make_config(dataset="digits", members=30, reference_models=0, queries=2, population=20,
                                  attacks="threshold-loss", input_scaling="none"))

@@ -7,7 +7,8 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from miaudit.errors import InputError
-from miaudit.intervals import (
+from miaudit.metrics.attack_metrics import compute_metrics, per_class_metrics
+from miaudit.metrics.intervals import (
     advantage_null_quantile,
     allowed_false_positives,
     auc_score_interval,
@@ -18,7 +19,6 @@ from miaudit.intervals import (
     tpr_at_fpr_mixture_intervals,
     tpr_ci_below_resolution,
 )
-from miaudit.metrics import compute_metrics, per_class_metrics
 
 
 def test_clopper_pearson_matches_scipy_exact_interval():

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from miaudit.errors import InputError
-from miaudit.intervals import tpr_at_fpr_mixture_intervals
-from miaudit.metrics import (
+from miaudit.metrics.attack_metrics import (
     AttackMetrics,
     compute_metrics,
     downsample_roc,
 )
+from miaudit.metrics.intervals import tpr_at_fpr_mixture_intervals
 from miaudit.report.findings import class_exposure
 
 # Ranked high to low; members (1) at ranks 1, 2, 4, 7.

@@ -6,7 +6,7 @@ import pytest
 from scipy.special import softmax
 
 import miaudit
-from miaudit.config import make_config
+from miaudit.audit.config import make_config
 from miaudit.errors import InputError
 from miaudit.targets.defenses import OutputDefense, parse_output_defense
 

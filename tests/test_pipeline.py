@@ -144,10 +144,10 @@ def test_shadow_dataset_of_another_shape_is_rejected(tmp_path):
 
 
 def test_attacks_run_concurrently_with_the_same_results_in_order():
-    from miaudit.config import make_config
-    from miaudit.pipeline import run_attacks, train_reference_models, train_target
-    from miaudit.plan import make_plan
-    from miaudit.signal_matrix import compute_signals
+    from miaudit.audit.config import make_config
+    from miaudit.audit.plan import make_plan
+    from miaudit.audit.run import run_attacks, train_reference_models, train_target
+    from miaudit.signals.matrix import compute_signals
 
     cfg = make_config(target="forest", attacks=["all"], seed=5, **FAST)
     plan = make_plan(cfg)
@@ -162,10 +162,10 @@ def test_attacks_run_concurrently_with_the_same_results_in_order():
 
 def test_the_longest_attacks_start_first(monkeypatch):
     from miaudit.attacks.registry import AttackSpec
-    from miaudit.config import make_config
-    from miaudit.pipeline import run_attacks, train_reference_models, train_target
-    from miaudit.plan import make_plan
-    from miaudit.signal_matrix import compute_signals
+    from miaudit.audit.config import make_config
+    from miaudit.audit.plan import make_plan
+    from miaudit.audit.run import run_attacks, train_reference_models, train_target
+    from miaudit.signals.matrix import compute_signals
 
     plan = make_plan(make_config(target="forest", attacks=["threshold-loss", "shokri-rf", "rmia", "population"],
                                  seed=5, n_jobs=1, **FAST))

@@ -6,9 +6,9 @@ import pytest
 
 import miaudit
 import miaudit.models.references as references
-from miaudit.config import make_config
+from miaudit.audit.config import make_config
+from miaudit.audit.plan import make_plan
 from miaudit.models.registry import fit_single, model_spec
-from miaudit.plan import make_plan
 
 SMALL = dict(dataset="digits", target="mlp", members=200, population=300, epochs=3, seed=1,
              attacks=["threshold-loss", "lira-online", "rmia"], progress=False)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from miaudit.config import make_config
+from miaudit.audit.config import make_config
+from miaudit.audit.plan import make_plan
 from miaudit.errors import InputError
-from miaudit.plan import make_plan
 
 
 def _plan(**settings):
@@ -58,7 +58,7 @@ def test_coin_flips_refuse_out_of_domain_non_members():
 
 
 def test_reference_seeds_are_valid_random_states_for_every_seed():
-    from miaudit.pipeline import reference_seeds
+    from miaudit.audit.run import reference_seeds
 
     for seed in (0, 83_175, 2**32 - 1):  # 83,175 * 100,003 passed 2**32 and crashed sklearn models
         seeds = reference_seeds(make_config(seed=seed, reference_models=8))

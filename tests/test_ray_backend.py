@@ -16,7 +16,7 @@ from miaudit.models.ray_backend import run_chunks
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.references import train_references
 from miaudit.models.registry import model_spec
-from miaudit.signal_store import SignalStore
+from miaudit.signals.store import SignalStore
 
 SMALL = dict(dataset="digits", target="mlp", members=200, population=300, epochs=3, seed=1, reference_models=4,
              attacks=["threshold-loss", "lira-online", "rmia"], progress=False, precision="float32")

@@ -206,8 +206,8 @@ def test_cli_counts_dropped_rows_and_columns_on_the_console_and_in_results(tmp_p
 
 
 def test_table_options_flow_from_config_and_are_refused_for_a_named_dataset(monkeypatch, capsys, tmp_path):
-    from miaudit.config import make_config
-    from miaudit.plan import table_options
+    from miaudit.audit.config import make_config
+    from miaudit.audit.plan import table_options
 
     cfg = make_config(dataset="t.csv", drop="a, b", keep="c", sep=";", max_features=50)
     options = table_options(cfg)

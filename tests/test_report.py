@@ -20,12 +20,12 @@ import miaudit
 from miaudit import report
 from miaudit.data.registry import load_dataset
 from miaudit.errors import InputError
-from miaudit.leak_test import LeakTest
-from miaudit.metrics import compute_metrics
+from miaudit.metrics.attack_metrics import compute_metrics
+from miaudit.metrics.leak_test import LeakTest
 from miaudit.report import findings
 from miaudit.report.files import parquet_available, scores_table
 from miaudit.report.html import render_html
-from miaudit.results import AttackOutcome, AuditResult, TargetSummary
+from miaudit.report.results import AttackOutcome, AuditResult, TargetSummary
 
 CHECKER = "/work/shared/tools/check-results"
 N = 300

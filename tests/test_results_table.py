@@ -8,8 +8,15 @@ import pytest
 from rich.console import Console
 
 from miaudit.cli import results_table
-from miaudit.metrics import compute_metrics
-from miaudit.results import BELOW_RESOLUTION_MARK, CHANCE_MARK, AttackOutcome, AuditResult, TargetSummary, format_tpr
+from miaudit.metrics.attack_metrics import compute_metrics
+from miaudit.report.results import (
+    BELOW_RESOLUTION_MARK,
+    CHANCE_MARK,
+    AttackOutcome,
+    AuditResult,
+    TargetSummary,
+    format_tpr,
+)
 
 NAMES = ("lira-online-local-offsets-moderated", "threshold-modified-entropy", "rmia")
 

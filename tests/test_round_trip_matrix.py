@@ -14,7 +14,7 @@ from miaudit.serve.app import create_app
 from miaudit.serve.model_file import load_served_model
 from miaudit.serve.server import BackgroundServer
 from miaudit.serve.settings import ServeSettings
-from miaudit.signals import probabilities
+from miaudit.signals.functions import probabilities
 from miaudit.targets.predictions import save_predictions
 
 TOKEN = "round-trip-matrix-token-0001"

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from miaudit.config import make_config
+from miaudit.audit.config import make_config
+from miaudit.audit.plan import make_plan
 from miaudit.data.shadow_data import feature_domain, marginal_records, noisy_records
 from miaudit.data.synthesis import SynthesisSettings, synthesize_records
 from miaudit.errors import InputError
-from miaudit.plan import make_plan
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def test_plan_replaces_attacker_shadow_records_and_refuses_pool_mode():
 
 
 def test_audit_with_synthesized_shadow_data_reports_queries():
-    from miaudit.pipeline import audit
+    from miaudit.audit.run import audit
 
     result = audit(dataset="digits", target="naive-bayes", members=200, reference_models=2,
                    reference_data="attacker", attacks=["shokri-lr"], shadow_data="synthesized",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit import signals
+from miaudit.signals import functions as signals
 
 
 def test_hand_computed_three_class_case():

@@ -9,7 +9,7 @@ from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.streamed import STREAMED, run_streamed, side_stats, streamable_names
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
-from miaudit.signal_store import SignalStore, check_layout, store_inputs
+from miaudit.signals.store import SignalStore, check_layout, store_inputs
 
 IN_MEMORY = {"lira-online": lira.lira_online, "lira-offline": lira.lira_offline, "rmia": rmia.rmia,
              "population": population.population, "base-online": base.base_online, "base-offline": base.base_offline}
@@ -104,7 +104,7 @@ def test_chunk_size_does_not_change_scores(tmp_path, small):
 
 
 def test_float16_store_is_close_to_float32(tmp_path, small):
-    from miaudit.metrics import compute_metrics
+    from miaudit.metrics.attack_metrics import compute_metrics
 
     inputs, member = small
     s32 = store_inputs(inputs, tmp_path / "f32", chunk=200)

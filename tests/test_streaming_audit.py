@@ -10,8 +10,8 @@ import pytest
 
 from miaudit import audit
 from miaudit.attacks.streamed import STREAMED
+from miaudit.audit.config import make_config
 from miaudit.cli import main
-from miaudit.config import make_config
 from miaudit.errors import InputError
 
 FAST = dict(dataset="digits", target="logreg", members=250, reference_models=8, population=300, cache=False,
@@ -50,7 +50,7 @@ def test_signals_block_and_temporary_store_removed(both):
 
 
 def test_all_under_streaming_selects_the_streamable_attacks():
-    from miaudit.plan import make_plan
+    from miaudit.audit.plan import make_plan
 
     plan = make_plan(make_config(**{**FAST, "attacks": "all", "reference_models": 0}, signal_chunk=64))
     assert [s.name for s in plan.attacks] == ["population"]  # the others need reference models: skipped

@@ -10,7 +10,7 @@ from miaudit.models.recipe import TrainingRecipe, validation_split
 from miaudit.models.stack import train_mlp_stack
 from miaudit.models.stack_early_stopping import StackEarlyStopping
 from miaudit.models.train import seeded_module, torch_logits, train_torch_model
-from miaudit.signals import max_confidence
+from miaudit.signals.functions import max_confidence
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 NOISY = TrainingRecipe(epochs=40, batch_size=32, lr=1e-2)

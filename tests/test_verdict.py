@@ -10,11 +10,11 @@ import pytest
 from miaudit.attacks.choice import choose_attack, pseudo_target, pseudo_target_indices, rule_choice
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import attack_specs
-from miaudit.leak_test import leak_test, tail_rank_test
-from miaudit.metrics import compute_metrics
-from miaudit.pipeline import audit
+from miaudit.audit.run import audit
+from miaudit.metrics.attack_metrics import compute_metrics
+from miaudit.metrics.leak_test import leak_test, tail_rank_test
 from miaudit.report.html import render_html
-from miaudit.results import AttackOutcome, AuditResult, TargetSummary
+from miaudit.report.results import AttackOutcome, AuditResult, TargetSummary
 
 BADGE = re.compile(r'<span class="badge">([^<]+)</span>')
 HEADLINE = re.compile(r"(?:Strongest|Headline) attack:</b> ([\w-]+)")
@@ -144,7 +144,7 @@ def test_choice_falls_back_to_the_rule_without_in_models():
 
 def test_a_p_value_that_underflows_is_not_printed_as_zero():
     """A total leak's p-value underflows to 0.0 in float64: the page and console say "< 1e-300", never "p = 0"."""
-    from miaudit.leak_test import leak_test, p_phrase
+    from miaudit.metrics.leak_test import leak_test, p_phrase
 
     scores = np.arange(6000.0)
     test = leak_test(scores, scores >= 3000)

@@ -10,13 +10,16 @@ __all__ = ["audit", "AuditConfig", "InputError", "__version__"]
 
 
 def __getattr__(name: str):
-    """Import the heavy parts (torch) only when used: ``miaudit.audit(...)``, ``miaudit.AuditConfig``."""
-    if name == "audit":
-        from miaudit.pipeline import audit
+    """Import the heavy parts (torch) only when used: ``miaudit.audit(...)``, ``miaudit.AuditConfig``.
 
-        return audit
+    ``miaudit.audit`` is the audit package, callable as the audit() function (see miaudit/audit/__init__.py).
+    """
+    if name == "audit":
+        import miaudit.audit as package
+
+        return package
     if name == "AuditConfig":
-        from miaudit.config import AuditConfig
+        from miaudit.audit.config import AuditConfig
 
         return AuditConfig
     if name == "InputError":

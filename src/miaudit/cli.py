@@ -95,8 +95,8 @@ def audit(
     quiet: bool = typer.Option(False, "--quiet", metavar="", help="No progress bars."),
 ) -> None:
     """Train (or load) a target, attack it with every requested attack and write a report."""
-    from miaudit.config import make_config
-    from miaudit.pipeline import audit as run_audit
+    from miaudit.audit.config import make_config
+    from miaudit.audit.run import audit as run_audit
 
     cfg = make_config(
         config, dataset=dataset, target=target, members=members, non_members=non_members,
@@ -195,7 +195,7 @@ def invert_command(
     quiet: bool = typer.Option(False, "--quiet", metavar="", help="No progress bars."),
 ) -> None:
     """Model inversion (MIFace): what each class looks like to a target trained for each budget."""
-    from miaudit.config import make_config
+    from miaudit.audit.config import make_config
     from miaudit.inversion.experiment import parse_epochs, run_inversion, write_figures
     from miaudit.progress import ProgressBoard
 
@@ -284,8 +284,8 @@ def check_output_file(flag: str, path: Path, suffixes: tuple[str, ...]) -> None:
 
 def check_exportable(target: str, path: Path) -> None:
     """Fail before any work when --save-target cannot export ``target`` to ``path``."""
+    from miaudit.audit.target_source import target_kind
     from miaudit.models.registry import TORCH_NAMES
-    from miaudit.targets.source import target_kind
 
     if target_kind(target) != "model":
         raise InputError(f"--save-target: the target {target} is not one miaudit trains; nothing to export")
@@ -299,7 +299,14 @@ def results_table(result) -> Table:
     from rich.markup import escape
     from rich.text import Text
 
-    from miaudit.results import EPSILON_LEGEND, format_auc, format_chance, format_tpr, table_legend, within_chance
+    from miaudit.report.results import (
+        EPSILON_LEGEND,
+        format_auc,
+        format_chance,
+        format_tpr,
+        table_legend,
+        within_chance,
+    )
 
     def chance(m, name: str) -> Text:  # greyed when within chance
         return Text(format_chance(m, name), style="dim" if within_chance(m, name) else "")

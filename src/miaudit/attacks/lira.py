@@ -64,7 +64,7 @@ from miaudit.attacks.moderated import (
     t_logsf,
 )
 from miaudit.errors import InputError
-from miaudit.signals import logit_scaled_confidence
+from miaudit.signals.functions import logit_scaled_confidence
 
 MIN_SCALE = 1e-3
 """Lower clip of every standard deviation, in phi units (log-odds)."""

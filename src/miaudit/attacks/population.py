@@ -17,7 +17,7 @@ import numpy as np
 
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.errors import InputError
-from miaudit.signals import loss
+from miaudit.signals.functions import loss
 
 
 def population(inputs: AttackInputs, alpha: float | None = None) -> AttackScores:

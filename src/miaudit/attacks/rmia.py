@@ -57,7 +57,7 @@ from miaudit.attacks.local_offsets import (
     shared_population_neighbours,
 )
 from miaudit.errors import InputError
-from miaudit.signals import loss, tempered_scaled_confidence
+from miaudit.signals.functions import loss, tempered_scaled_confidence
 
 LOG_PROBABILITY_FLOOR = -700.0
 """Log-probabilities are floored here (about 1e-304) so that zero probabilities stay finite."""

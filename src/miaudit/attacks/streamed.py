@@ -1,4 +1,4 @@
-"""Attacks that stream over the record chunks of a :class:`miaudit.signal_store.SignalStore`: one
+"""Attacks that stream over the record chunks of a :class:`miaudit.signals.store.SignalStore`: one
 chunk of records (all K models) in memory at a time, the same scores as in memory (to float rounding).
 
 Streamable (STREAMED): lira-online, lira-offline (the paper's variances, with the leave-one-model-out
@@ -44,7 +44,7 @@ from miaudit.attacks.lira import (
 )
 from miaudit.attacks.rmia import log_true_class_probability, marginal
 from miaudit.errors import InputError
-from miaudit.signals import loss
+from miaudit.signals.functions import loss
 
 
 @dataclass

@@ -22,10 +22,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from miaudit import signals
 from miaudit.attacks.calibration import balanced_accuracy_threshold, decide
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.errors import InputError
+from miaudit.signals import functions as signals
 
 # A logit of -inf (log of a probability 0) becomes this: softmax unchanged, signals stay finite.
 _LOGIT_BOUND = 1e30

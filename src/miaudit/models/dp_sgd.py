@@ -10,8 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from miaudit.errors import InputError
+from miaudit.extras import require
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.targets.extras import require
 
 # Opacus's default RDP orders stop at 63; small ε with strong noise wants larger orders (a tighter ε)
 ALPHAS = tuple([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + list(range(64, 513, 8)))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from miaudit.errors import InputError
-from miaudit.targets.extras import require
+from miaudit.extras import require
 
 
 def ray_module():

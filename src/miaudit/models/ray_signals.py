@@ -57,7 +57,7 @@ def write_on_ray(stack: MLPStack | CNNStack, x: np.ndarray, population_x: np.nda
     """Every row of 16 models of the store's reference logits (audited records x [N, ...] and the
     population [Z, ...]) written by its own Ray task; bool [K], True for models with a NaN / inf output.
     progress(models_done) as rows finish."""
-    from miaudit.signal_store import MODEL_CHUNK
+    from miaudit.signals.store import MODEL_CHUNK
 
     k = stack.n_models
     rows = [list(range(k0, min(k0 + MODEL_CHUNK, k))) for k0 in range(0, k, MODEL_CHUNK)]
@@ -72,7 +72,7 @@ def write_on_ray(stack: MLPStack | CNNStack, x: np.ndarray, population_x: np.nda
 
 
 def _write_row(shared: dict, models: list[int]) -> np.ndarray:
-    from miaudit.signal_store import SignalStore
+    from miaudit.signals.store import SignalStore
 
     store = SignalStore.open(shared["path"], writable=True)
     stack = shared["stack"].select(models)

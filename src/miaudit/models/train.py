@@ -123,8 +123,8 @@ def _make_private(module: nn.Module, optimizer: torch.optim.Optimizer, recipe: T
     """(Opacus GradSampleModule of module, DPOptimizer around optimizer): per-example clipping to
     recipe.dp_max_grad_norm and Gaussian noise (σ from dp_sgd.noise_multiplier) drawn from a generator
     seeded with ``seed``; mean over expected_batch_size = batch_size, as the MLP stack's DP-SGD."""
+    from miaudit.extras import require
     from miaudit.models.dp_sgd import noise_multiplier
-    from miaudit.targets.extras import require
 
     opacus = require("opacus", "dp", "--dp-epsilon")
     sigma = noise_multiplier(recipe, n_train)

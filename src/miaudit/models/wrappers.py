@@ -12,7 +12,7 @@ from torch import nn
 
 from miaudit.models.sklearn_models import flatten
 from miaudit.models.train import torch_logits
-from miaudit.signals import probabilities
+from miaudit.signals.functions import probabilities
 
 if TYPE_CHECKING:
     from miaudit.models.mlp_stack import MLPStack

@@ -13,7 +13,7 @@ from miaudit.report.html import render_html
 from miaudit.report.plots import figure_png, histogram_figure, roc_figure
 
 if TYPE_CHECKING:
-    from miaudit.results import AuditResult
+    from miaudit.report.results import AuditResult
 
 __all__ = ["write_report"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from miaudit.results import AuditResult
+    from miaudit.report.results import AuditResult
 
 
 def write_results_json(result: AuditResult, path: Path) -> Path:

@@ -4,7 +4,7 @@ records and the per-class exposure, computed from an AuditResult (pure functions
 Headline attack: ``AuditResult.choice``, chosen without the audited records' membership labels
 (:mod:`miaudit.attacks.choice`); never the best of the table on those labels, which overstates it.
 Verdict, from the headline attack, first rule that applies (VERDICT_RULES says the same in words):
-- none: the leakage test fixed in advance (:mod:`miaudit.leak_test`) does not reject "no better than
+- none: the leakage test fixed in advance (:mod:`miaudit.metrics.leak_test`) does not reject "no better than
   random guessing" at its level;
 - high: TPR@0.1% >= 5% or AUC >= 0.75;
 - moderate: TPR@0.1% >= 1% or AUC >= 0.60;
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from miaudit.leak_test import ALPHA, LeakTest, leak_test, p_phrase
+from miaudit.metrics.leak_test import ALPHA, LeakTest, leak_test, p_phrase
 
 if TYPE_CHECKING:
-    from miaudit.metrics import AttackMetrics
-    from miaudit.results import AttackOutcome, AuditResult
+    from miaudit.metrics.attack_metrics import AttackMetrics
+    from miaudit.report.results import AttackOutcome, AuditResult
 
 HEADLINE_FPR = 0.001
 SECOND_FPR = 0.01
@@ -169,7 +169,7 @@ def headline_lines(result: AuditResult) -> list[str]:
 def headline_epsilon(m: AttackMetrics) -> bool:
     """Whether the ε of an attack may stand in a headline: not the GDP form, which is an estimate that
     exceeds the true ε of mechanisms whose trade-off curve is not Gaussian (randomized response)."""
-    from miaudit.dp_audit import GDP
+    from miaudit.metrics.dp_audit import GDP
 
     return m.epsilon_method != GDP
 

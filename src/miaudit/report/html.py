@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from miaudit.leak_test import p_phrase
+from miaudit.metrics.leak_test import p_phrase
 from miaudit.report import findings
 from miaudit.report import records as tabular
 from miaudit.report.plots import figure_png, histogram_figure, roc_figure
 from miaudit.report.thumbnails import thumbnails
 
 if TYPE_CHECKING:
-    from miaudit.results import AuditResult
+    from miaudit.report.results import AuditResult
 
 
 def _finite(value: Any) -> bool:

@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from miaudit.report.findings import rank_attacks
 
 if TYPE_CHECKING:
-    from miaudit.results import AuditResult
+    from miaudit.report.results import AuditResult
 
 MIN_FPR = 1e-4
 HIST_BINS = 40

@@ -9,7 +9,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from miaudit.data.encoding import TableEncoding
-    from miaudit.results import AuditResult
+    from miaudit.report.results import AuditResult
 
 MAX_SHOWN = 12  # feature values shown per record; a wider table ends with "…"
 

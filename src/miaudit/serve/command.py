@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from miaudit.extras import require
 from miaudit.serve.settings import make_settings, parse_output, parse_rate, read_tokens
-from miaudit.targets.extras import require
 
 LOGGER = logging.getLogger("miaudit.serve")
 

@@ -49,7 +49,7 @@ def parse_features(text: str | None) -> tuple[int, ...] | None:
 
 
 def _onnx_declared(path: Path) -> tuple[tuple[int, ...] | None, int | None]:
-    from miaudit.targets.extras import require
+    from miaudit.extras import require
 
     ort = require("onnxruntime", "onnx", field=path.name)
     options = ort.SessionOptions()

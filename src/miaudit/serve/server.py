@@ -10,7 +10,7 @@ import threading
 import time
 
 from miaudit.errors import InputError
-from miaudit.targets.extras import require
+from miaudit.extras import require
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from miaudit.config import validation_message
+from miaudit.audit.config import validation_message
 from miaudit.errors import InputError
 from miaudit.targets.http_target import read_token_file
 

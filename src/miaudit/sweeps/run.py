@@ -65,7 +65,7 @@ def check_points(spec: SweepSpec, overrides: dict[str, Any] | None) -> None:
     """InputError "point LABEL: ..." for the first point whose settings make no valid AuditConfig, or
     whose members and non-members need more records than its named dataset has (checked before any
     audit runs; a file's size is only known when the audit reads it)."""
-    from miaudit.config import make_config
+    from miaudit.audit.config import make_config
     from miaudit.sweeps.experiments import dataset_records
 
     for point in spec.points:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from miaudit.dp_audit import EPSILON_STEP
+from miaudit.metrics.dp_audit import EPSILON_STEP
 
 CONFIDENCE = 0.95
 DEFAULT_RESOLUTION = 1e-3  # a metric whose step is unknown: the tables' printed precision

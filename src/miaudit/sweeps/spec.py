@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from miaudit.config import read_config_file, validation_message
+from miaudit.audit.config import read_config_file, validation_message
 from miaudit.errors import InputError
 
 METRICS = ("auc", "tpr_at_0.001", "tpr_at_0.01", "accuracy", "advantage", "epsilon_lower_bound")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from miaudit.extras import require
+
 _EXPORTS = {
-    "require": "extras",
     "load_target": "load",
     "MODEL_SUFFIXES": "load",
     "OnnxTarget": "onnx_file",
@@ -33,7 +34,7 @@ _EXPORTS = {
     "is_url": "http_target",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = ["require", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:

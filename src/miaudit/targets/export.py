@@ -21,10 +21,10 @@ from torch import nn
 
 from miaudit.data.scaling import InputScaler
 from miaudit.errors import InputError
+from miaudit.extras import require
 from miaudit.models.mlp_stack import MLPStack
 from miaudit.models.wrappers import SklearnTarget, StackTarget, TorchTarget
 from miaudit.targets.contract import FEATURE_SHAPE_KEY, N_CLASSES_KEY
-from miaudit.targets.extras import require
 
 ONNX_OPSET = 17
 

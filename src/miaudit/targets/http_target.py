@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from miaudit.errors import InputError
+from miaudit.extras import require
 from miaudit.models.wrappers import _TargetOutputs
 from miaudit.targets.contract import as_logits, one_line
-from miaudit.targets.extras import require
 
 TOKEN_ENV = "MIAUDIT_TOKEN"
 BUDGET_HEADER = "X-Query-Budget-Remaining"

@@ -244,7 +244,7 @@ def _list_column(table, name: str, source: str) -> np.ndarray:
 
 def _parquet_arrays(path: Path) -> dict[str, np.ndarray]:
     """The arrays of the module docstring from a Parquet file of one row per record."""
-    from miaudit.targets.extras import require
+    from miaudit.extras import require
 
     pq = require("pyarrow.parquet", "files", field=path.name)
     try:

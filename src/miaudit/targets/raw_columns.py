@@ -168,7 +168,7 @@ class OnnxColumnsTarget(FileTarget):
 
 def _graph_attributes(path: Path) -> tuple[list | None, list[str]]:
     """(the classifier's class labels, every category string of its encoders) from the ONNX graph."""
-    from miaudit.targets.extras import require
+    from miaudit.extras import require
 
     onnx = require("onnx", "onnx", field=path.name)
     model = onnx.load(str(path), load_external_data=False)
@@ -215,7 +215,7 @@ def onnx_takes_columns(session) -> bool:
 def load_onnx_columns(path: str | Path, table_or_feed, n_classes: int, output_kind: str = "probabilities",
                       probe: np.ndarray | None = None) -> OnnxColumnsTarget:
     """The ONNX model at ``path`` taking the table's columns by name, checked on probe records."""
-    from miaudit.targets.extras import require
+    from miaudit.extras import require
 
     path = Path(path)
     ort = require("onnxruntime", "onnx", field=path.name)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from miaudit.config import AuditConfig
+from miaudit.audit.config import AuditConfig
 from miaudit.data.builtin import published_units
 from miaudit.data.dataset import Dataset
 from miaudit.data.scaling import InputScaler, compose, value_grid
@@ -118,7 +118,7 @@ def _open_raw_columns_file(path: str, feature_shape, n_classes: int, trust_pickl
 
     suffix = Path(path).suffix.lower()
     if suffix == ".onnx" and Path(path).is_file():
-        from miaudit.targets.extras import require
+        from miaudit.extras import require
 
         ort = require("onnxruntime", "onnx", field=Path(path).name)
         try:

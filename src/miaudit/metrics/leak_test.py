@@ -86,7 +86,7 @@ def auc_test(member_scores: np.ndarray, non_member_scores: np.ndarray) -> float:
 def leak_test(scores: np.ndarray, membership: np.ndarray, alpha: float = ALPHA,
               tail_fpr: float = TAIL_FPR) -> LeakTest:
     """The test above on scores float [N] (higher = member) and membership bool [N]."""
-    from miaudit.intervals import allowed_false_positives
+    from miaudit.metrics.intervals import allowed_false_positives
 
     scores = np.asarray(scores, dtype=np.float64)
     membership = np.asarray(membership, dtype=bool)

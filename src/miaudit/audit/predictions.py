@@ -9,10 +9,10 @@ import numpy as np
 import miaudit
 from miaudit.attacks.ladder import auto_block, with_choice
 from miaudit.attacks.registry import AUTO
-from miaudit.config import AuditConfig
+from miaudit.audit.config import AuditConfig
 from miaudit.errors import InputError
 from miaudit.progress import ProgressBoard
-from miaudit.results import AuditResult, TargetSummary
+from miaudit.report.results import AuditResult, TargetSummary
 from miaudit.targets.predictions import load_predictions, runnable_attacks
 
 
@@ -23,7 +23,7 @@ def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
     Attacks that need what the file lacks (reference outputs, IN/OUT masks, population records) are
     skipped with a note, or are an InputError when named explicitly in ``cfg.attacks``.
     """
-    from miaudit.pipeline import choose_headline, run_attack_specs
+    from miaudit.audit.run import choose_headline, run_attack_specs
 
     started = time.perf_counter() if started is None else started
     predictions = load_predictions(cfg.predictions)

@@ -1,5 +1,5 @@
 """The signals and attacks of an audit with ``signal_chunk`` set: the signal matrix is computed block
-by block of ``signal_chunk`` records, written to a :class:`miaudit.signal_store.SignalStore`, and the
+by block of ``signal_chunk`` records, written to a :class:`miaudit.signals.store.SignalStore`, and the
 streamable attacks (:mod:`miaudit.attacks.streamed`) read it back one chunk at a time, so no K x N
 matrix is ever in memory (pool mode, one query per record)."""
 from __future__ import annotations
@@ -14,20 +14,20 @@ import numpy as np
 import torch
 
 from miaudit.attacks.streamed import run_streamed
-from miaudit.metrics import compute_metrics
+from miaudit.audit.plan import AuditPlan
+from miaudit.metrics.attack_metrics import compute_metrics
 from miaudit.models.ray_signals import write_on_ray
 from miaudit.models.references import ReferenceModels
-from miaudit.plan import AuditPlan
 from miaudit.progress import ProgressBoard
-from miaudit.results import AttackOutcome
-from miaudit.signal_matrix import (
+from miaudit.report.results import AttackOutcome
+from miaudit.signals.matrix import (
     _logits_over_views,
     check_outputs_finite,
     defended,
     record_identities,
     target_queries,
 )
-from miaudit.signal_store import SignalStore
+from miaudit.signals.store import SignalStore
 
 
 def write_signals(plan: AuditPlan, target, refs, path: str | Path, board: ProgressBoard | None = None

@@ -14,18 +14,18 @@ from threadpoolctl import threadpool_limits
 import miaudit
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.ladder import with_choice
-from miaudit.config import AuditConfig, make_config
+from miaudit.audit.config import AuditConfig, make_config
+from miaudit.audit.plan import AuditPlan, load_audited, make_plan, table_options, within_query_budget
 from miaudit.data.builtin import published_units
 from miaudit.data.user_table import as_audit_data
-from miaudit.metrics import compute_metrics
+from miaudit.metrics.attack_metrics import compute_metrics
 from miaudit.models.cache import ModelCache, default_cache_dir
 from miaudit.models.perf import matmul_gflops, resolve_device
 from miaudit.models.references import train_references
 from miaudit.models.registry import fit_single, model_spec, stack_target, trains_stacked
-from miaudit.plan import AuditPlan, load_audited, make_plan, table_options, within_query_budget
 from miaudit.progress import ProgressBoard
-from miaudit.results import AttackOutcome, AuditResult, TargetSummary
-from miaudit.signal_matrix import compute_signals
+from miaudit.report.results import AttackOutcome, AuditResult, TargetSummary
+from miaudit.signals.matrix import compute_signals
 
 
 def audit(config: AuditConfig | None = None, *, progress: bool = True, data: Any = None, membership: Any = None,
@@ -51,7 +51,7 @@ def audit(config: AuditConfig | None = None, *, progress: bool = True, data: Any
     cfg = config if config is not None and not settings else make_config(base=config, **settings)
     started = time.perf_counter()
     if cfg.predictions:
-        from miaudit.predictions_audit import audit_predictions
+        from miaudit.audit.predictions import audit_predictions
 
         with ProgressBoard(progress) as board:
             return audit_predictions(cfg, board, started)
@@ -74,7 +74,7 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
 
     inputs, sections = None, {}
     if cfg.signal_chunk:  # the signal matrix on disk, attacks streamed over its record chunks
-        from miaudit.streamed_audit import streamed_signals_and_attacks
+        from miaudit.audit.streamed import streamed_signals_and_attacks
 
         outcomes, correct, sections["signals"] = streamed_signals_and_attacks(plan, target, refs, board, timing)
     else:
@@ -191,8 +191,8 @@ def train_reference_models(plan: AuditPlan, board: ProgressBoard | None = None):
 def train_outside_references(plan: AuditPlan, board: ProgressBoard | None = None):
     """K reference models modelled on the outside target (clones, re-initialised copies, or the user's
     train_fn), trained on what the target sees (raw records unless --target-input scaled), cached."""
+    from miaudit.audit.target_source import RawInputs
     from miaudit.models.user_references import train_user_references
-    from miaudit.targets.source import RawInputs
 
     cfg, outside = plan.config, plan.outside
     raw = isinstance(outside.target, RawInputs)
@@ -291,7 +291,7 @@ def print_runtime_notice(plan: AuditPlan) -> None:
     """Before attacks that will take minutes: their estimated time and how to cut it, on stderr."""
     from rich.console import Console
 
-    from miaudit.estimate import runtime_notice
+    from miaudit.audit.estimate import runtime_notice
 
     cfg = plan.config
     cores = usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs

@@ -1,5 +1,5 @@
 """Trade-off curves and the f-DP one-run test of Mahloujifar, Melis & Chaudhuri (ICML 2025), used by
-:mod:`miaudit.dp_audit`: does v correct guesses of r on m coin-flip records reject a claimed curve?"""
+:mod:`miaudit.metrics.dp_audit`: does v correct guesses of r on m coin-flip records reject a claimed curve?"""
 from __future__ import annotations
 
 import math

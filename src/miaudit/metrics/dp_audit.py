@@ -31,7 +31,7 @@ import numpy as np
 from scipy import special
 
 from miaudit.errors import InputError
-from miaudit.fdp_curves import approx_dp_inverse_blow_up, fdp_rejects, gaussian_inverse_blow_up, gdp_epsilon
+from miaudit.metrics.fdp_curves import approx_dp_inverse_blow_up, fdp_rejects, gaussian_inverse_blow_up, gdp_epsilon
 
 STEINKE = "steinke-2023-one-run"
 FDP = "mahloujifar-2025-fdp-one-run"

@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     from miaudit.attacks.choice import AttackChoice
     from miaudit.attacks.inputs import AttackInputs
-    from miaudit.metrics import AttackMetrics
+    from miaudit.metrics.attack_metrics import AttackMetrics
 
 
 @dataclass(frozen=True)

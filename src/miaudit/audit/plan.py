@@ -14,7 +14,9 @@ import numpy as np
 
 from miaudit.attacks.ladder import auto_block
 from miaudit.attacks.registry import AUTO, AttackSpec, attack_specs, left_out_by_auto
-from miaudit.config import AuditConfig
+from miaudit.audit.config import AuditConfig
+from miaudit.audit.limits import AuditSize, check_audit_size, mlp_parameters
+from miaudit.audit.target_source import OutsideTarget, open_outside
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
 from miaudit.data.scaling import InputScaler, fit_scaler
 from miaudit.data.splits import user_splits
@@ -27,8 +29,6 @@ from miaudit.data.user_table import (
     split_from_ids,
 )
 from miaudit.errors import InputError
-from miaudit.limits import AuditSize, check_audit_size, mlp_parameters
-from miaudit.targets.source import OutsideTarget, open_outside
 
 
 @dataclass

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from miaudit.attacks.inputs import AttackInputs
-from miaudit.config import AuditConfig
+from miaudit.audit.config import AuditConfig
+from miaudit.audit.plan import AuditPlan
 from miaudit.data.queries import query_views
 from miaudit.errors import InputError
 from miaudit.models.registry import is_torch_name
-from miaudit.plan import AuditPlan
 
 
 def _logits_over_views(model_logits, x: np.ndarray, n_queries: int, seed: int, axis: int,

@@ -2,7 +2,7 @@
 
 Rates (AUC, TPR, FPR, accuracy, ...) are fractions in [0, 1]; epsilon is in nats (natural log).
 ROC curves come from ``sklearn.metrics.roc_curve``; intervals on the AUC and the TPRs from
-:mod:`miaudit.intervals`; the one-run epsilon audit from :mod:`miaudit.dp_audit`.
+:mod:`miaudit.metrics.intervals`; the one-run epsilon audit from :mod:`miaudit.metrics.dp_audit`.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import numpy as np
 from sklearn import metrics as skm
 
 from miaudit.attacks.calibration import decide, prior_threshold
-from miaudit.dp_audit import STEINKE, EpsilonAudit, one_run_epsilon
 from miaudit.errors import InputError
-from miaudit.intervals import (
+from miaudit.metrics.dp_audit import STEINKE, EpsilonAudit, one_run_epsilon
+from miaudit.metrics.intervals import (
     advantage_null_quantile,
     allowed_false_positives,
     auc_score_interval,
@@ -41,12 +41,12 @@ class AttackMetrics:
     tpr_at_fpr_below_resolution: {level: level < 1 / n_non_members}, i.e. the TPR is at zero false
     positives, whatever the level says.
     tpr_at_fpr_ci: {level: (lo, hi)} interval at ``ci_confidence`` on the TPR at a true FPR of exactly
-    the level, threshold error included (:func:`miaudit.intervals.tpr_at_fpr_mixture_intervals`,
+    the level, threshold error included (:func:`miaudit.metrics.intervals.tpr_at_fpr_mixture_intervals`,
     widened to hold the point TPR): the interval every table and the report show.
     tpr_at_fpr_ci_below_resolution: {level: too few non-members to bound that TPR from below
-    (:func:`miaudit.intervals.tpr_ci_below_resolution`); the lower end is then 0 whatever the scores}.
+    (:func:`miaudit.metrics.intervals.tpr_ci_below_resolution`); the lower end is then 0 whatever the scores}.
     tpr_at_fpr_joint_ci: {level: (lo, hi)} the conservative Bonferroni interval on the same TPR
-    (:func:`miaudit.intervals.tpr_at_fpr_intervals`): coverage >= ``ci_confidence`` guaranteed, about
+    (:func:`miaudit.metrics.intervals.tpr_at_fpr_intervals`): coverage >= ``ci_confidence`` guaranteed, about
     1.5x wider; kept in results.json, not shown.
     auc_ci: (lo, hi) DeLong interval at ``ci_confidence`` of the AUC (normal, clipped to [0, 1]; (0, 1)
     with fewer than 2 members or non-members; zero width when the groups are perfectly separated).
@@ -56,12 +56,12 @@ class AttackMetrics:
     advantage: max over the ROC of TPR - FPR (membership advantage, Yeom et al.); advantage_null_95:
     its 95th percentile for scores without membership information (one-sided KS null).
     epsilon_lower_bound: empirical DP epsilon (nats) from the one-run audit ``epsilon_audit``
-    (:mod:`miaudit.dp_audit`) at ``epsilon_confidence``, ``delta``: a lower bound when
+    (:mod:`miaudit.metrics.dp_audit`) at ``epsilon_confidence``, ``delta``: a lower bound when
     ``epsilon_valid`` (membership drawn by fair coins), else an estimate.
     roc_fpr, roc_tpr: float64 [T] the full ROC curve, FPR ascending.
     per_class: {class label: {"n_members", "n_non_members", "auc", "auc_ci", "accuracy", "advantage",
     "advantage_null_95", "tpr_at_fpr_<level>", "tpr_at_fpr_<level>_below_resolution"...}}; auc_ci is
-    Newcombe's score interval (:func:`miaudit.intervals.auc_score_interval`, for few records per class);
+    Newcombe's score interval (:func:`miaudit.metrics.intervals.auc_score_interval`, for few records per class);
     auc / auc_ci / tpr / advantage are None when one group is empty; below_resolution: the level allows
     no false positive among the class's non-members (the TPR is at zero false positives).
     """
@@ -199,7 +199,7 @@ def compute_metrics(scores: np.ndarray, membership: np.ndarray, decision: np.nda
     (None: no per-class breakdown). fpr_levels are added to the always-reported 0.001 and 0.01.
     confidence: of the epsilon bound; ci_confidence: of the AUC and TPR intervals. coin_flips: the
     membership was drawn by independent fair coins, which makes the one-run epsilon (``epsilon_method``,
-    :mod:`miaudit.dp_audit`) a lower bound; else it is reported as an estimate.
+    :mod:`miaudit.metrics.dp_audit`) a lower bound; else it is reported as an estimate.
     """
     scores = np.asarray(scores, dtype=np.float64)
     membership = np.asarray(membership)

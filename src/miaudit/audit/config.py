@@ -15,7 +15,7 @@ from miaudit.models.recipe import MAX_SEED, TrainingRecipe
 
 # LiRA's and RMIA's gains level off well before this many reference models (Carlini et al. 2022 use
 # 256, Zarifzadeh et al. 2024 fewer); beyond it an audit is days of training and its signals
-# K x (N + Z) x Q x C float32 outgrow memory (checked against the data in miaudit.limits).
+# K x (N + Z) x Q x C float32 outgrow memory (checked against the data in miaudit.audit.limits).
 MAX_REFERENCE_MODELS = 1024
 _WIDTHS = re.compile(r"\s*\d+\s*([,-]\s*\d+\s*)*")
 Width = Annotated[int, Field(strict=True, gt=0)]
@@ -40,7 +40,7 @@ class AuditConfig(BaseModel):
     leaves 0/1 indicator features as they are, "none" feeds features as loaded (images in [0, 1]);
     coin_flip_members: each of the members + non_members audited records is a member by its own fair
     coin (what makes the one-run epsilon lower bound valid) instead of exactly ``members`` of them;
-    epsilon_method: the one-run epsilon audit of :mod:`miaudit.dp_audit` (the GDP form is an estimate);
+    epsilon_method: the one-run epsilon audit of :mod:`miaudit.metrics.dp_audit` (the GDP form is an estimate);
     shadow_data: what attacker-mode shadow models train on (Shokri et al. 2017): the attacker's real
     records, "noisy" ones (shadow_noise of the features flipped / perturbed), "marginals" (features
     drawn independently per class), or records "synthesized" by climbing the trained target's
@@ -193,7 +193,7 @@ class AuditConfig(BaseModel):
             if self.target not in ("mlp", "cnn", "small-cnn"):
                 raise ValueError(f"DP-SGD (--dp-epsilon / --dp-noise-multiplier) trains torch models "
                                  f"(mlp, cnn, small-cnn), not --target {self.target}")
-            from miaudit.targets.extras import require
+            from miaudit.extras import require
 
             require("opacus", "dp", "dp")
         return self
@@ -203,7 +203,7 @@ class AuditConfig(BaseModel):
         if self.address is not None and self.backend != "ray":
             raise ValueError("--address joins a Ray cluster: use it with --backend ray")
         if self.backend == "ray":
-            from miaudit.targets.extras import require
+            from miaudit.extras import require
 
             require("ray", "ray", "backend")
         return self
@@ -215,7 +215,7 @@ class AuditConfig(BaseModel):
                 raise ValueError("--signal-store: needs --signal-chunk (signals on disk in chunks of that size)")
             return self
         from miaudit.attacks.streamed import streamable_names
-        from miaudit.targets.extras import require
+        from miaudit.extras import require
 
         for bad, why in ((self.queries != 1, f"need --queries 1, got {self.queries}"),
                          (self.reference_data != "pool" or self.shadow_dataset is not None,

@@ -28,7 +28,7 @@ MODEL_CHUNK = 16
 
 
 def _zarr():
-    from miaudit.targets.extras import require
+    from miaudit.extras import require
 
     return require("zarr", "zarr", "signal_chunk")
 
