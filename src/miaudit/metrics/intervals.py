@@ -89,13 +89,8 @@ def tpr_at_fpr_intervals(member_scores: np.ndarray, non_member_scores: np.ndarra
     when level * n is too small for a to exceed 0 (no score is then known to lie above t).
     member_scores: float [m]; non_member_scores: float [n]; levels: FPRs in (0, 1]; one (lo, hi) each.
     """
-    if not 0.0 < confidence < 1.0:
-        raise InputError(f"confidence: {confidence} is not in (0, 1)")
-    pos = np.sort(np.asarray(member_scores, dtype=np.float64))
-    neg = np.sort(np.asarray(non_member_scores, dtype=np.float64))[::-1]  # highest first
+    pos, neg = _sorted_sides(member_scores, non_member_scores, confidence, "tpr_at_fpr_intervals")
     m, n = pos.size, neg.size
-    if m < 1 or n < 1:
-        raise InputError("tpr_at_fpr_intervals: need at least one member and one non-member")
     beta = (1.0 - confidence) / 4.0
     out = []
     for level in levels:
@@ -135,13 +130,8 @@ def tpr_at_fpr_mixture_intervals(member_scores: np.ndarray, non_member_scores: n
     widens it to hold the empirical TPR if needed (a safeguard: it did not bind in 900 random cases).
     member_scores: float [m]; non_member_scores: float [n]; levels: FPRs in (0, 1]; one (lo, hi) each.
     """
-    if not 0.0 < confidence < 1.0:
-        raise InputError(f"confidence: {confidence} is not in (0, 1)")
-    pos = np.sort(np.asarray(member_scores, dtype=np.float64))
-    neg = np.sort(np.asarray(non_member_scores, dtype=np.float64))[::-1]  # highest first
+    pos, neg = _sorted_sides(member_scores, non_member_scores, confidence, "tpr_at_fpr_mixture_intervals")
     m, n = pos.size, neg.size
-    if m < 1 or n < 1:
-        raise InputError("tpr_at_fpr_mixture_intervals: need at least one member and one non-member")
     alpha = (1.0 - confidence) / 2.0
     out = []
     for level in levels:
@@ -208,3 +198,15 @@ def advantage_null_quantile(n_members: int, n_non_members: int, q: float = 0.95)
     if not 0.0 < q < 1.0:
         raise InputError(f"q: {q} is not in (0, 1)")
     return min(1.0, math.sqrt(-math.log(1.0 - q) / 2.0 * (n_members + n_non_members) / (n_members * n_non_members)))
+
+
+def _sorted_sides(member_scores, non_member_scores, confidence: float, caller: str) -> tuple[np.ndarray, np.ndarray]:
+    """(member scores ascending, non-member scores descending), float64, after checking the confidence
+    and that both sides have a record (InputError naming ``caller``)."""
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence: {confidence} is not in (0, 1)")
+    pos = np.sort(np.asarray(member_scores, dtype=np.float64))
+    neg = np.sort(np.asarray(non_member_scores, dtype=np.float64))[::-1]  # highest first
+    if pos.size < 1 or neg.size < 1:
+        raise InputError(f"{caller}: need at least one member and one non-member")
+    return pos, neg
