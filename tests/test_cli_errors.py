@@ -1,23 +1,12 @@
 """Bad input on the CLI: one line on stderr naming the problem, exit code 2, nothing in --out."""
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
-
-from miaudit.cli import main
-
-
-def run_cli(args, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["miaudit", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
+from tests.fixtures.cli import run_cli
 
 
 def write_csv(path, rows=60, label=None, nan=False):

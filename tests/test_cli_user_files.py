@@ -3,22 +3,12 @@ from __future__ import annotations
 
 import json
 import pickle
-import sys
 
 import numpy as np
 import pytest
 import torch
 from sklearn.tree import DecisionTreeClassifier
-
-from miaudit.cli import main
-
-
-def run_cli(args, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["miaudit", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
+from tests.fixtures.cli import run_cli
 
 
 def onnx_linear(path, n_features: int, n_classes: int = 10):

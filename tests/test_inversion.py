@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 import torch
+from tests.fixtures.cli import run_cli
 from torch import nn
 
-from miaudit.cli import main
 from miaudit.data import load_dataset
 from miaudit.errors import InputError
 from miaudit.inversion import as_torch_module, invert
@@ -74,14 +73,6 @@ def test_bad_settings_are_one_line_input_errors(digits_mlp):
         invert(nn.Linear(4, 3), 3, (4,), smoothing=1.0)
     with pytest.raises(InputError, match="gradients"):
         invert(object(), 3, (4,))
-
-
-def run_cli(args, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["miaudit", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_cli_invert_writes_one_grid_per_budget_and_the_combined_figure(tmp_path, monkeypatch, capsys, one_torch_thread):

@@ -5,7 +5,6 @@ accuracies in the results equal the model's own score() on the audited rows."""
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -15,9 +14,9 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from tests.fixtures.census import write_census_csv
+from tests.fixtures.cli import run_cli
 
 import miaudit
-from miaudit.cli import main
 from miaudit.errors import InputError
 
 ATTACKS = ["threshold-loss", "lira-offline"]
@@ -51,14 +50,6 @@ def assert_accuracies_are_its_score(model, frame, columns, record_index, members
                                                                  rows["income"][membership]), abs=1e-12)
     assert target["test_accuracy"] == pytest.approx(model.score(rows[columns][~membership],
                                                                 rows["income"][~membership]), abs=1e-12)
-
-
-def run_cli(args, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["miaudit", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_the_pipeline_from_a_skops_file_is_fed_raw_rows(census, tmp_path, monkeypatch, capsys):

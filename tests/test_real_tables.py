@@ -3,29 +3,20 @@ wide tables, --drop / --keep / --sep / --max-features, and every dropped row and
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
 from tests.fixtures.census import census_frame
+from tests.fixtures.cli import run_cli
 from tests.fixtures.compas import COLUMNS, LEAKING, write_compas_csv
 from tests.fixtures.german import write_german_data
 
-from miaudit.cli import main
 from miaudit.data.encoding import encode, fit_encoding
 from miaudit.data.table_io import read_table
 from miaudit.data.user_table import TableOptions, load_user_table
 from miaudit.errors import InputError
-
-
-def run_cli(args, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["miaudit", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
