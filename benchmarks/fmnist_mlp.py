@@ -198,16 +198,23 @@ def label(name: str, k_max: int) -> str:
     return name + f"@{k_max}" if name in MODERN or name.startswith("shokri") else name
 
 
-def extra_target_rows(result, plan, cfg, seed: int, ks: tuple[int, ...]) -> list[dict]:
-    """EXTRA_TARGET_ATTACKS at every K on a target trained with ``seed`` on its own random half of
-    the pool; the reference models (balanced over the pool) are the audit's."""
+def other_target(plan, cfg, inputs, seed: int):
+    """(the signal matrix ``inputs`` with a target trained with ``seed`` on its own random half of the
+    pool in place of the audit's, that target's membership bool [N])."""
     member = np.zeros(len(plan.pool_y), bool)
     member[np.random.default_rng([seed, 11]).permutation(len(member))[: len(member) // 2]] = True
     target = fit_single(model_spec(cfg.target, cfg.hidden), plan.pool_x[member], plan.pool_y[member],
                         plan.n_classes, cfg.recipe.model_copy(update={"seed": seed}), seed, cfg.precision,
                         dataset_name=plan.dataset.name)
     t_pool, t_pop = target_signals(plan, target)
-    inputs = dataclasses.replace(result.inputs, target_logits=t_pool, population_target_logits=t_pop)
+    return dataclasses.replace(inputs, target_logits=t_pool, population_target_logits=t_pop), member
+
+
+def extra_target_rows(result, plan, cfg, seed: int, ks: tuple[int, ...]) -> list[dict]:
+    """EXTRA_TARGET_ATTACKS at every K on a target trained with ``seed`` on its own random half of
+    the pool; the reference models (balanced over the pool) are the audit's."""
+    inputs, member = other_target(plan, cfg, result.inputs, seed)
+    t_pool = inputs.target_logits
     target_plan = dataclasses.replace(plan, membership=member)  # scored against this target's members
     rows = []
     for k in ks:

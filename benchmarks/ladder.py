@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from fmnist_mlp import other_target  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from scipy import stats
 
 from miaudit.attacks.choice import choose_attack
@@ -36,8 +37,7 @@ from miaudit.attacks.streamed import STREAMED
 from miaudit.audit.config import make_config
 from miaudit.audit.plan import make_plan
 from miaudit.audit.run import run_attacks, train_target_and_references
-from miaudit.models.registry import fit_single, model_spec
-from miaudit.signals.matrix import compute_signals, target_signals
+from miaudit.signals.matrix import compute_signals
 
 HERE = Path(__file__).resolve().parent
 PAPER = ("population", "threshold-loss", "qmia", "rmia", "rmia-offline", "lira-online", "lira-offline",
@@ -70,17 +70,6 @@ def at_k(inputs: AttackInputs, k: int) -> AttackInputs:
     return AttackInputs.target_only(inputs.target_logits, inputs.labels, inputs.population_target_logits,
                                     inputs.population_labels, inputs.record_ids, inputs.records,
                                     inputs.target_model, population_records=inputs.population_records)
-
-
-def other_target(plan, cfg, inputs: AttackInputs, seed: int) -> tuple[AttackInputs, np.ndarray]:
-    """(the signal matrix with a target trained with ``seed`` on a random half of the pool, its membership)."""
-    member = np.zeros(len(plan.pool_y), bool)
-    member[np.random.default_rng([seed, 11]).permutation(len(member))[: len(member) // 2]] = True
-    target = fit_single(model_spec(cfg.target, cfg.hidden), plan.pool_x[member], plan.pool_y[member],
-                        plan.n_classes, cfg.recipe.model_copy(update={"seed": seed}), seed, cfg.precision,
-                        dataset_name=plan.dataset.name)
-    t_pool, t_pop = target_signals(plan, target)
-    return dataclasses.replace(inputs, target_logits=t_pool, population_target_logits=t_pop), member
 
 
 def auto_pick(row: dict, signals: AttackInputs, k: int, n_population: int) -> dict:
