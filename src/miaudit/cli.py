@@ -21,6 +21,27 @@ out_console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True)
 
 
+AUDIT_ONLY_OPTIONS = ("config", "out", "quiet", "save_target", "save_predictions")
+"""Options of `miaudit audit` that are not settings of the audit (AuditConfig): where files go, display."""
+NEGATED_FLAGS = {"no_cache": "cache"}
+"""Flags that switch a config field (True by default) off."""
+
+
+def config_settings(options: dict) -> dict:
+    """`miaudit audit`'s options as make_config overrides. Every other option is named after an
+    AuditConfig or TrainingRecipe field and passes through; None (not given) and an unset flag (False)
+    leave the config file's or the default value; a negated flag sets its field to False."""
+    settings = {}
+    for name, value in options.items():
+        if name in AUDIT_ONLY_OPTIONS:
+            continue
+        if name in NEGATED_FLAGS:
+            settings[NEGATED_FLAGS[name]] = False if value else None
+        else:
+            settings[name] = None if value is False else value
+    return settings
+
+
 @app.command()
 def audit(
     dataset: Optional[str] = typer.Option(None, help="Dataset name (see `miaudit datasets`) or a CSV/Parquet/NPZ path (default digits)."),
@@ -95,29 +116,11 @@ def audit(
     quiet: bool = typer.Option(False, "--quiet", metavar="", help="No progress bars."),
 ) -> None:
     """Train (or load) a target, attack it with every requested attack and write a report."""
+    options = dict(locals())
     from miaudit.audit.config import make_config
     from miaudit.audit.run import audit as run_audit
 
-    cfg = make_config(
-        config, dataset=dataset, target=target, members=members, non_members=non_members,
-        reference_models=reference_models, reference_data=reference_data, attacks=attacks, seed=seed,
-        epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
-        dropout=dropout, patience=patience, validation_fraction=validation_fraction,
-        label_smoothing=label_smoothing, dp_epsilon=dp_epsilon, dp_noise_multiplier=dp_noise_multiplier,
-        dp_max_grad_norm=dp_max_grad_norm, dp_delta=dp_delta, hidden=hidden, precision=precision, device=device,
-        input_scaling=input_scaling, queries=queries,
-        population=population,
-        keep_classes=keep_classes,
-        shadow_dataset=shadow_dataset, nonmember_dataset=nonmember_dataset, label_column=label_column,
-        data_dir=data_dir, delta=delta, coin_flip_members=coin_flip_members or None,
-        epsilon_method=epsilon_method, output_defense=output_defense, member_column=member_column, members_file=members_file,
-        id_column=id_column, categorical=categorical, missing=missing, na_values=na_values, columns=columns,
-        no_header=no_header or None, sep=sep, drop=drop, keep=keep, max_features=max_features, trust_pickle=trust_pickle or None, target_output=target_output,
-        target_input=target_input, reference_architecture=reference_architecture, predictions=predictions,
-        cache=False if no_cache else None, cache_dir=cache_dir, token_file=token_file,
-        query_budget=query_budget, shadow_data=shadow_data, shadow_noise=shadow_noise,
-        synthesis_queries=synthesis_queries, backend=backend, address=address, signal_chunk=signal_chunk,
-        signal_dtype=signal_dtype, signal_store=signal_store)
+    cfg = make_config(config, **config_settings(options))
     check_writable(out)
     for flag, path, suffixes in (("--save-target", save_target, (".onnx", ".skops")),
                                  ("--save-predictions", save_predictions, (".npz",))):
