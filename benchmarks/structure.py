@@ -19,6 +19,9 @@ What is counted (nothing is imported or run):
   ``require``, ``import_module`` or ``__import__`` whose first argument is a string naming a module (by package);
 - isinstance on model classes: ``isinstance(x, C)`` outside ``p.models`` where C names a class defined in
   ``p.models`` (imported by name, or reached through an imported module);
+- function-local internal imports, justified or not: one is justified when the module it loads reaches, through
+  module-scope imports (parent packages included), a package in HEAVY that the importing module does not
+  already load at module scope (it keeps torch / an extra off the import path); the others are listed;
 - private imports: ``from q import _name`` (not dunder) where q or ``q._name`` is another module of the package;
 - string-resolved functions: string constants "module:function" naming a top-level function of a package module
   (the module looked up from the string's own package upwards); dynamic imports: calls of ``import_module``
@@ -311,6 +314,7 @@ def analyse(root: str | Path) -> dict:
     long_modules = sorted(({"module": m, "lines": n} for m, n in lines.items() if n > LONG_MODULE),
                           key=lambda r: (-r["lines"], r["module"]))
     scope_counts = Counter(imp.scope for imp in internal)
+    justified, unjustified = local_import_reasons(mods, imports, module_edges)
     return {
         "package": pkg,
         "modules": len(mods),
@@ -331,7 +335,9 @@ def analyse(root: str | Path) -> dict:
         "function_local_imports": {
             "total": len(function_local), "internal": sum(1 for imp in function_local if imp.targets),
             "heavy": sum(heavy.values()), "heavy_by_package": dict(sorted(heavy.items())),
-            "other": sum(1 for imp in function_local if not imp.targets and imp.base.split(".")[0] not in HEAVY)},
+            "other": sum(1 for imp in function_local if not imp.targets and imp.base.split(".")[0] not in HEAVY),
+            "internal_keeping_heavy_off": len(justified), "internal_unjustified": len(unjustified),
+            "keeping_heavy_off_sites": justified, "unjustified_sites": unjustified},
         "on_demand_imports": {
             "count": len(on_demand),
             "by_package": dict(sorted(Counter(m.split(".")[0] for _, _, m in on_demand).items())),
@@ -345,6 +351,44 @@ def analyse(root: str | Path) -> dict:
                             "sites": [_site(n, ln) for n, w in walkers.items() for ln in w.dynamic]},
         "import_list": [f"{imp.importer}:{imp.line} {imp.scope} -> {', '.join(imp.targets)}" for imp in internal],
     }
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def heavy_reach(mods: dict[str, Path], imports: list[Import], module_edges: dict[str, set[str]]) -> dict[str, set]:
+    """module -> the HEAVY packages its import loads (module-scope imports, parent packages included)."""
+    own: dict[str, set[str]] = defaultdict(set)
+    for imp in imports:
+        if imp.scope == "module" and not imp.targets and imp.base.split(".")[0] in HEAVY:
+            own[imp.importer].add(imp.base.split(".")[0])
+    reach: dict[str, set[str]] = {}
+    for start in mods:
+        seen, todo = set(), [start, *_parents(start)]
+        while todo:
+            m = todo.pop()
+            if m in seen or m not in mods:
+                continue
+            seen.add(m)
+            todo.extend(module_edges.get(m, ()))
+            todo.extend(_parents(m))
+        reach[start] = set().union(*(own[m] for m in seen))
+    return reach
+
+
+def local_import_reasons(mods, imports: list[Import], module_edges) -> tuple[list[dict], list[dict]]:
+    """(justified, unjustified) function-local internal imports (see the module docstring)."""
+    reach = heavy_reach(mods, imports, module_edges)
+    justified, unjustified = [], []
+    for imp in imports:
+        if imp.scope != "function" or not imp.targets:
+            continue
+        kept_off = set().union(*(reach.get(t, set()) for t in imp.targets)) - reach.get(imp.importer, set())
+        site = _site(imp.importer, imp.line, imports=imp.base, keeps_off=sorted(kept_off))
+        (justified if kept_off else unjustified).append(site)
+    return justified, unjustified
 
 
 def summary(facts: dict) -> str:
@@ -369,7 +413,8 @@ def summary(facts: dict) -> str:
         f"cycles, all imports (TYPE_CHECKING too): {circles(cyc['all_scopes'])}",
         f"cycles between top-level entries (module + function scope): {circles(cyc['stages'])}",
         f"function-local imports: {fl['total']} ({fl['internal']} internal, {fl['heavy']} heavy "
-        f"{fl['heavy_by_package']}, {fl['other']} other)",
+        f"{fl['heavy_by_package']}, {fl['other']} other); internal ones keeping a heavy package off the import "
+        f"path: {fl.get('internal_keeping_heavy_off')}, not: {fl.get('internal_unjustified')}",
         f"on-demand imports (require / import_module with a module name): {facts['on_demand_imports']['count']} "
         f"{facts['on_demand_imports']['by_package']}",
         f"isinstance on model classes outside models/: {facts['isinstance_on_model_classes']['count']} "

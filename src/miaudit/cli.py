@@ -12,7 +12,16 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from miaudit.attacks.registry import ATTACKS
+from miaudit.audit.config import make_config
+from miaudit.audit.target_source import target_kind
+from miaudit.data import list_datasets
 from miaudit.errors import InputError
+from miaudit.models.cache import check_cache_dir, default_cache_dir
+from miaudit.progress import ProgressBoard
+from miaudit.sweeps import make_sweep, parse_overrides, run_sweep
+from miaudit.sweeps.report import markdown
+from miaudit.targets.predictions import save_predictions as write_predictions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Membership-inference privacy auditing for machine-learning classifiers.")
@@ -117,7 +126,6 @@ def audit(
 ) -> None:
     """Train (or load) a target, attack it with every requested attack and write a report."""
     options = dict(locals())
-    from miaudit.audit.config import make_config
     from miaudit.audit.run import audit as run_audit
 
     cfg = make_config(config, **config_settings(options))
@@ -131,7 +139,6 @@ def audit(
     if save_predictions is not None and cfg.signal_chunk:
         raise InputError("--save-predictions: the signals are on disk (--signal-chunk); keep them with --signal-store")
     if cfg.cache and cfg.reference_models:
-        from miaudit.models.cache import check_cache_dir, default_cache_dir
 
         check_cache_dir(cfg.cache_dir or default_cache_dir())
     result = run_audit(cfg, progress=not quiet)
@@ -148,7 +155,6 @@ def audit(
     if save_target is not None:
         out_console.print(f"target exported: {result.save_target(save_target)}")
     if save_predictions is not None:
-        from miaudit.targets.predictions import save_predictions as write_predictions
 
         out_console.print(f"signals written: {write_predictions(result.predictions(), save_predictions)}")
 
@@ -198,9 +204,7 @@ def invert_command(
     quiet: bool = typer.Option(False, "--quiet", metavar="", help="No progress bars."),
 ) -> None:
     """Model inversion (MIFace): what each class looks like to a target trained for each budget."""
-    from miaudit.audit.config import make_config
     from miaudit.inversion.experiment import parse_epochs, run_inversion, write_figures
-    from miaudit.progress import ProgressBoard
 
     budgets = parse_epochs(epochs)
     widths = make_config(hidden=hidden).hidden
@@ -228,13 +232,11 @@ def sweep(
     quiet: bool = typer.Option(False, "--quiet", metavar="", help="No progress bar."),
 ) -> None:
     """Run a classic membership-inference experiment (or your own sweep) over seeds; resumes in --out."""
-    from miaudit.sweeps import make_sweep, parse_overrides, run_sweep
 
     spec = make_sweep(experiment, dataset, seeds, config)
     overrides = parse_overrides(set_)
     check_writable(out)
     doc = run_sweep(spec, out, progress=not quiet, overrides=overrides)
-    from miaudit.sweeps.report import markdown
 
     out_console.print(markdown(doc), markup=False, highlight=False)
     out_console.print(f"sweep: {out / 'sweep.html'}")
@@ -243,7 +245,6 @@ def sweep(
 @app.command("attacks")
 def list_attacks() -> None:
     """List the attacks miaudit has, with their threat model and needs."""
-    from miaudit.attacks.registry import ATTACKS
 
     table = Table("attack", "threat model", "needs", "what it does")
     for spec in ATTACKS.values():
@@ -258,7 +259,6 @@ def list_attacks() -> None:
 @app.command("datasets")
 def list_datasets_command(data_dir: Optional[str] = typer.Option(None, help="Dataset directory to search first.")) -> None:
     """List the datasets miaudit knows and whether each is available on this machine."""
-    from miaudit.data import list_datasets
 
     table = Table("dataset", "records", "classes", "available", "where / why not")
     for info in list_datasets(data_dir):
@@ -287,7 +287,6 @@ def check_output_file(flag: str, path: Path, suffixes: tuple[str, ...]) -> None:
 
 def check_exportable(target: str, path: Path) -> None:
     """Fail before any work when --save-target cannot export ``target`` to ``path``."""
-    from miaudit.audit.target_source import target_kind
     from miaudit.models.registry import TORCH_NAMES
 
     if target_kind(target) != "model":

@@ -14,7 +14,9 @@ from miaudit.data.builtin import published_units
 from miaudit.data.dataset import Dataset
 from miaudit.data.scaling import InputScaler, compose, value_grid
 from miaudit.errors import InputError
-from miaudit.targets.load import MODEL_SUFFIXES
+from miaudit.extras import require
+from miaudit.targets.defenses import LabelRelease
+from miaudit.targets.load import MODEL_SUFFIXES, load_target
 
 TargetKind = Literal["model", "file", "url"]
 # How the reference models of an outside target are trained, by the target's format.
@@ -98,7 +100,6 @@ def open_model_file(path: str, feature_shape: Sequence[int], n_classes: int, *, 
     """The model file (or prediction API) at ``path`` loaded and checked against records of
     ``feature_shape`` (on the ``probe`` records when given); with the user's ``table`` (UserTable), a
     model taking its raw columns is fed them (targets/raw_columns.py)."""
-    from miaudit.targets.load import load_target
 
     if table is not None and target_kind(path) == "file":
         outside = _open_raw_columns_file(path, feature_shape, n_classes, trust_pickle, probe, table)
@@ -118,7 +119,6 @@ def _open_raw_columns_file(path: str, feature_shape, n_classes: int, trust_pickl
 
     suffix = Path(path).suffix.lower()
     if suffix == ".onnx" and Path(path).is_file():
-        from miaudit.extras import require
 
         ort = require("onnxruntime", "onnx", field=Path(path).name)
         try:
@@ -212,7 +212,6 @@ def open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any
                      "as those columns, its classes mapped through the table's label mapping")
     check_reference_plan(outside, cfg.reference_architecture, cfg.reference_models)
     if getattr(outside.target, "label_only", False):
-        from miaudit.targets.defenses import LabelRelease
 
         outside.target = LabelRelease(outside.target)
         notes.append("the target answers labels only: every attack sees labels (one-hot log-probabilities), "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from miaudit.data.dataset import Dataset
+from miaudit.data.scaling import InputScaler
 from miaudit.errors import InputError
 
 SKLEARN_LOADERS = {"digits": "load_digits", "breast-cancer": "load_breast_cancer", "wine": "load_wine",
@@ -39,7 +40,6 @@ def published_units(name: str):
     ``--save-target`` writes a model taking them."""
     if name not in SKLEARN_LOADERS:
         return None
-    from miaudit.data.scaling import InputScaler
 
     if name == "digits":
         return InputScaler(np.zeros((1, 1, 1), np.float32), np.full((1, 1, 1), 16.0, np.float32))

@@ -16,6 +16,7 @@ import numpy as np
 
 from miaudit.data.shadow_data import FeatureDomain, feature_domain
 from miaudit.errors import InputError
+from miaudit.progress import ProgressBoard
 
 PredictProba = Callable[[np.ndarray], np.ndarray]
 
@@ -176,7 +177,6 @@ def synthesize_shadow_data(plan, target, board=None) -> None:
     the feature schema (each feature's range and whether it is binary), taken from its own data's
     ranges; it uses no record. Writes notes and ``plan.shadow_data``.
     """
-    from miaudit.progress import ProgressBoard
 
     cfg = plan.config
     n = len(plan.reference_x)

@@ -27,6 +27,7 @@ from miaudit.data.table_io import (
     read_table,
     record_ids,
 )
+from miaudit.data.tabular import encode_labels
 from miaudit.errors import InputError
 
 TABLE_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
@@ -120,7 +121,6 @@ def as_audit_data(data, membership=None, options: TableOptions = TableOptions(),
                                                   data))
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = (np.asarray(a) for a in data)
-        from miaudit.data.tabular import encode_labels
 
         labels, names = encode_labels(y, "data")
         out = AuditData(Dataset(name, np.ascontiguousarray(x, np.float32), labels, len(names), names))

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from miaudit.metrics.intervals import allowed_false_positives
+
 ALPHA = 0.01
 TAIL_FPR = 0.001
 TEST_NAME = "tail-rank+mann-whitney-bonferroni"
@@ -86,7 +88,6 @@ def auc_test(member_scores: np.ndarray, non_member_scores: np.ndarray) -> float:
 def leak_test(scores: np.ndarray, membership: np.ndarray, alpha: float = ALPHA,
               tail_fpr: float = TAIL_FPR) -> LeakTest:
     """The test above on scores float [N] (higher = member) and membership bool [N]."""
-    from miaudit.metrics.intervals import allowed_false_positives
 
     scores = np.asarray(scores, dtype=np.float64)
     membership = np.asarray(membership, dtype=bool)

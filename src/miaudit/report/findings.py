@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from miaudit.attacks.registry import ATTACKS
+from miaudit.metrics.dp_audit import GDP
 from miaudit.metrics.leak_test import ALPHA, LeakTest, leak_test, p_phrase
 
 if TYPE_CHECKING:
@@ -169,7 +171,6 @@ def headline_lines(result: AuditResult) -> list[str]:
 def headline_epsilon(m: AttackMetrics) -> bool:
     """Whether the ε of an attack may stand in a headline: not the GDP form, which is an estimate that
     exceeds the true ε of mechanisms whose trade-off curve is not Gaussian (randomized response)."""
-    from miaudit.metrics.dp_audit import GDP
 
     return m.epsilon_method != GDP
 
@@ -232,7 +233,6 @@ def class_exposure(m: AttackMetrics) -> list[dict]:
 
 def attack_needs(outcome: AttackOutcome, reference_models: int | None) -> tuple[str, str]:
     """(what the attack is, what the attacker needs), in plain words, from the attack registry."""
-    from miaudit.attacks.registry import ATTACKS
 
     spec = ATTACKS.get(outcome.name)
     needs = [_THREAT_MODELS.get(outcome.threat_model, outcome.threat_model)]

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from miaudit.data.encoding import TableEncoding
+
 if TYPE_CHECKING:
     from miaudit.data.encoding import TableEncoding
     from miaudit.report.results import AuditResult
@@ -18,7 +20,6 @@ def table_encoding(result: AuditResult) -> TableEncoding | None:
     """The encoding of the audited table, or None when the audit's data was not a table."""
     from pydantic import ValidationError
 
-    from miaudit.data.encoding import TableEncoding
 
     block = result.sections.get("data")
     encoding = block.get("encoding") if isinstance(block, dict) else None

@@ -8,6 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from miaudit.attacks.choice import rule_choice
+from miaudit.errors import InputError
+from miaudit.report import write_report
+from miaudit.report.findings import headline_lines, verdict_section
+from miaudit.targets.predictions import Predictions
+
 if TYPE_CHECKING:
     from miaudit.attacks.choice import AttackChoice
     from miaudit.attacks.inputs import AttackInputs
@@ -102,7 +108,6 @@ class AuditResult:
             if a.scores.shape != (n,):
                 raise ValueError(f"attack {a.name}: {a.scores.shape[0]} scores for {n} records")
         if self.choice is None and names:
-            from miaudit.attacks.choice import rule_choice
 
             self.choice = rule_choice(names)
         if self.choice is not None and self.choice.chosen not in names:
@@ -148,7 +153,6 @@ class AuditResult:
         if self.privacy is not None:
             doc["privacy"] = dict(self.privacy)
         if self.headline is not None:
-            from miaudit.report.findings import verdict_section
 
             doc["verdict"] = verdict_section(self)
         return doc
@@ -175,7 +179,6 @@ class AuditResult:
             )
         lines.extend(table_legend([a.metrics for a in self.attacks]))
         if self.headline is not None:
-            from miaudit.report.findings import headline_lines
 
             lines.extend([EPSILON_LEGEND, *headline_lines(self)])
         lines.extend(f"note: {n}" for n in self.notes)
@@ -184,7 +187,6 @@ class AuditResult:
     def save_target(self, path: str | Path) -> Path:
         """Export the target miaudit trained (ONNX for torch models, skops for scikit-learn) as a model
         of raw records: the audit's input scaling is its first step. A user's own target is not exported."""
-        from miaudit.errors import InputError
         from miaudit.targets.export import save_target
 
         if self.model is None or self.records is None:
@@ -194,8 +196,6 @@ class AuditResult:
     def predictions(self):
         """The audit's signals as Predictions (``save_predictions`` writes them for ``--predictions``):
         one query per record, reference models trained on the audited records (pool mode)."""
-        from miaudit.errors import InputError
-        from miaudit.targets.predictions import Predictions
 
         x = self.inputs
         if x is None:
@@ -210,7 +210,6 @@ class AuditResult:
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write results.json, report.html, roc.png and scores.csv into out_dir; returns their paths."""
-        from miaudit.report import write_report
 
         return write_report(self, Path(out_dir))
 

@@ -5,6 +5,8 @@ import logging
 from pathlib import Path
 
 from miaudit.extras import require
+from miaudit.serve.model_file import load_served_model
+from miaudit.serve.server import bind, configure_logging, is_loopback, run, url_of
 from miaudit.serve.settings import make_settings, parse_output, parse_rate, read_tokens
 
 LOGGER = logging.getLogger("miaudit.serve")
@@ -20,8 +22,6 @@ def prepare(model_file: str | Path, *, token_file: str | Path | None = None, hos
     for module in ("fastapi", "uvicorn"):
         require(module, "serve", field="miaudit serve")
     from miaudit.serve.app import create_app
-    from miaudit.serve.model_file import load_served_model
-    from miaudit.serve.server import bind
 
     tokens = read_tokens(token_file)
     rate = parse_rate(rate_limit)
@@ -36,7 +36,6 @@ def prepare(model_file: str | Path, *, token_file: str | Path | None = None, hos
 
 def serve_model_file(model_file: str | Path, *, log_level: str = "info", **options) -> None:
     """Serve ``model_file`` (see ``prepare`` for options) in the foreground until interrupted."""
-    from miaudit.serve.server import configure_logging, is_loopback, run, url_of
 
     app, sock, model, settings, n_tokens = prepare(model_file, **options)
     configure_logging()

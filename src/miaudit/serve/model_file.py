@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from miaudit.data import load_dataset
 from miaudit.errors import InputError
+from miaudit.extras import require
 from miaudit.models.target import Target
 from miaudit.targets.contract import FEATURE_SHAPE_KEY, N_CLASSES_KEY, one_line
 from miaudit.targets.load import MODEL_SUFFIXES, load_target
@@ -49,7 +51,6 @@ def parse_features(text: str | None) -> tuple[int, ...] | None:
 
 
 def _onnx_declared(path: Path) -> tuple[tuple[int, ...] | None, int | None]:
-    from miaudit.extras import require
 
     ort = require("onnxruntime", "onnx", field=path.name)
     options = ort.SessionOptions()
@@ -138,7 +139,6 @@ def load_served_model(path: str | Path, features: str | None = None, classes: in
     if classes is not None and classes < 2:
         raise InputError(f"--classes: at least 2, got {classes}")
     if dataset is not None and (shape is None or n_classes is None):
-        from miaudit.data import load_dataset
 
         ds = load_dataset(dataset, data_dir)
         shape, n_classes = shape or tuple(ds.feature_shape), n_classes or ds.n_classes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from miaudit.data.registry import list_datasets
 from miaudit.errors import InputError
 
 CLASSIC = ["shokri-lr", "threshold-loss", "lira-offline", "rmia"]
@@ -18,7 +19,6 @@ POOL_ATTACKS = ["threshold-loss", "lira-online", "rmia", "shokri-lr"]
 
 def dataset_records(dataset: str) -> int | None:
     """Records of a named dataset as published (None for a file path or an unknown name). Reads no data."""
-    from miaudit.data.registry import list_datasets
 
     name = str(dataset).strip().lower().replace("_", "-")
     return next((d.records for d in list_datasets() if d.name == name), None)

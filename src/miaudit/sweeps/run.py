@@ -17,8 +17,11 @@ from typing import Any
 import numpy as np
 
 import miaudit
+from miaudit.audit.config import make_config
 from miaudit.errors import InputError
 from miaudit.progress import ProgressBoard
+from miaudit.sweeps.experiments import dataset_records
+from miaudit.sweeps.report import write_outputs
 from miaudit.sweeps.seed_stats import CONFIDENCE, DEFAULT_RESOLUTION, resolution, summarize
 from miaudit.sweeps.spec import METRICS, SweepSpec
 from miaudit.sweeps.verdict import finding
@@ -32,7 +35,6 @@ def run_sweep(spec: SweepSpec, out: str | Path, progress: bool = True, overrides
     overrides: audit settings applied on top of every point (e.g. smaller sizes); recorded in the
     document. A point whose settings the audit rejects is recorded with its error, not retried.
     """
-    from miaudit.sweeps.report import write_outputs
 
     check_points(spec, overrides)
     out = Path(out)
@@ -65,8 +67,6 @@ def check_points(spec: SweepSpec, overrides: dict[str, Any] | None) -> None:
     """InputError "point LABEL: ..." for the first point whose settings make no valid AuditConfig, or
     whose members and non-members need more records than its named dataset has (checked before any
     audit runs; a file's size is only known when the audit reads it)."""
-    from miaudit.audit.config import make_config
-    from miaudit.sweeps.experiments import dataset_records
 
     for point in spec.points:
         settings = {**spec.base, **point.settings, **(overrides or {})}

@@ -17,7 +17,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from miaudit.errors import InputError
-from miaudit.targets.contract import one_line
+from miaudit.extras import require
+from miaudit.targets.contract import one_line, probability_problem
 from miaudit.targets.file_target import FileTarget
 from miaudit.targets.table_feed import TableFeed, align_spellings, table_dtypes
 
@@ -168,7 +169,6 @@ class OnnxColumnsTarget(FileTarget):
 
 def _graph_attributes(path: Path) -> tuple[list | None, list[str]]:
     """(the classifier's class labels, every category string of its encoders) from the ONNX graph."""
-    from miaudit.extras import require
 
     onnx = require("onnx", "onnx", field=path.name)
     model = onnx.load(str(path), load_external_data=False)
@@ -215,7 +215,6 @@ def onnx_takes_columns(session) -> bool:
 def load_onnx_columns(path: str | Path, table_or_feed, n_classes: int, output_kind: str = "probabilities",
                       probe: np.ndarray | None = None) -> OnnxColumnsTarget:
     """The ONNX model at ``path`` taking the table's columns by name, checked on probe records."""
-    from miaudit.extras import require
 
     path = Path(path)
     ort = require("onnxruntime", "onnx", field=path.name)
@@ -253,7 +252,6 @@ def load_onnx_columns(path: str | Path, table_or_feed, n_classes: int, output_ki
             raise
         except Exception as err:
             raise InputError(f"{path.name}: inference on the table's rows fails ({one_line(err)})") from None
-        from miaudit.targets.contract import probability_problem
 
         problem = probability_problem(values)
         if problem:
