@@ -3,9 +3,22 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
+from miaudit.attacks.base import BaseOfflineParams, BaseOnlineParams
+from miaudit.attacks.bavaria import BavariaParams
 from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.label_only_augmentation import AugmentationParams
+from miaudit.attacks.label_only_noise import NoiseParams
+from miaudit.attacks.lira import LiraParams
+from miaudit.attacks.params import AttackParams, NoParams, check_params, with_defaults
+from miaudit.attacks.population import PopulationParams
+from miaudit.attacks.rmia import RmiaParams, RmiaTemperedParams
+from miaudit.attacks.rmia_offline import RmiaOfflineParams
+from miaudit.attacks.shokri import ShokriParams
+from miaudit.attacks.threshold import ThresholdParams
+from miaudit.attacks.torch_attacks import BoundaryLiraParams, BoundaryParams, GradientNormParams, QmiaParams
 from miaudit.errors import InputError
 
 
@@ -24,7 +37,9 @@ class AttackSpec:
     needs ``AttackInputs.records`` and ``target_model``; needs_white_box: reads the audited model's
     parameters (a torch target); neither is there for an audit of precomputed predictions.
     needs_records: reads the audited and population records' features (``records``,
-    ``population_records``), not only the models' outputs on them.
+    ``population_records``), not only the models' outputs on them. params: the function's parameter
+    model (:mod:`miaudit.attacks.params`; a variant's fixed settings are its defaults); given: the
+    values the audit's config set (``attack_params``), recorded in the verdict's ``params``.
     """
 
     name: str
@@ -35,13 +50,14 @@ class AttackSpec:
     needs_in_models: bool = False
     needs_population: bool = False
     seeded: bool = False
-    kwargs: tuple[tuple[str, object], ...] = ()
+    params: type[AttackParams] = NoParams
     cost: float = 0.2
     variant_of: str | None = None
     uses_population: bool = False
     needs_model: bool = False
     needs_white_box: bool = False
     needs_records: bool = False
+    given: tuple[tuple[str, Any], ...] = ()
 
     def target_queries(self, audited: int, population: int) -> int:
         """Target queries behind this attack's signals: the audited records' (N x Q), plus the
@@ -52,11 +68,25 @@ class AttackSpec:
         module, name = self.function.split(":")
         return getattr(importlib.import_module(f"miaudit.attacks.{module}"), name)
 
+    def settings(self, values: dict[str, Any] | None = None) -> AttackParams:
+        """The validated parameters: the spec's defaults, ``given`` and ``values`` over them
+        (a bad value: InputError naming attack, parameter and bound)."""
+        return check_params(self.name, self.params, {**dict(self.given), **(values or {})})
+
+    def with_params(self, values: dict[str, Any] | None) -> AttackSpec:
+        """This attack with the config's ``values`` for its parameters (None or empty: itself)."""
+        if not values:
+            return self
+        return replace(self, given=tuple(self.settings(values).model_dump(include=set(values)).items()))
+
     def run(self, inputs: AttackInputs, seed: int = 0) -> AttackScores:
-        kwargs = dict(self.kwargs)
+        """The attack's verdict with its parameters (``given`` over the defaults); the given values are
+        added to the verdict's ``params`` (the attack's own entries win)."""
+        kwargs = dict(self.settings())
         if self.seeded:
             kwargs["seed"] = seed
-        return self.load()(inputs, **kwargs)
+        verdict = self.load()(inputs, **kwargs)
+        return replace(verdict, params={**dict(self.given), **verdict.params}) if self.given else verdict
 
     def unmet_need(self, n_references: int, has_in_models: bool, n_population: int,
                    has_model: bool = False, has_white_box: bool = False) -> str | None:
@@ -101,18 +131,20 @@ def _shokri(kind: str, label: str, cost: float) -> AttackSpec:
     fn = "shokri_" + kind.replace("-", "_")
     return AttackSpec(f"shokri-{kind}", f"shokri:{fn}", "black-box",
                       f"Shokri et al. shadow-model attack, per-class {label} attack models",
-                      needs_references=True, seeded=True, cost=cost)
+                      needs_references=True, seeded=True, cost=cost, params=ShokriParams)
 
+
+_BAVARIA_N = with_defaults(BavariaParams, "BavariaNParams", predictive="n")
 
 ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     AttackSpec("threshold-confidence", "threshold:threshold_confidence", "black-box",
-               "true-class confidence above a calibrated threshold"),
+               "true-class confidence above a calibrated threshold", params=ThresholdParams),
     AttackSpec("threshold-loss", "threshold:threshold_loss", "black-box",
                "cross-entropy loss below a calibrated threshold (Yeom et al.)"),
     AttackSpec("threshold-entropy", "threshold:threshold_entropy", "black-box",
-               "prediction entropy below a calibrated threshold"),
+               "prediction entropy below a calibrated threshold", params=ThresholdParams),
     AttackSpec("threshold-modified-entropy", "threshold:threshold_modified_entropy", "black-box",
-               "Song & Mittal modified entropy below a calibrated threshold", cost=0.4),
+               "Song & Mittal modified entropy below a calibrated threshold", cost=0.4, params=ThresholdParams),
     _shokri("lr", "logistic-regression", 0.1),
     _shokri("dt", "decision-tree", 0.1),
     _shokri("linear-svm", "linear SVM", 0.3),
@@ -122,10 +154,10 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     AttackSpec("lira-online", "lira:lira_online", "black-box",
                "LiRA (Carlini et al. 2022) online: Gaussian likelihood ratio of IN vs OUT reference models "
                "(per-example variance from 64 models, the paper's global variance below)",
-               needs_references=True, needs_in_models=True, cost=0.3),
+               needs_references=True, needs_in_models=True, cost=0.3, params=LiraParams),
     AttackSpec("lira-offline", "lira:lira_offline", "black-box",
                "LiRA (Carlini et al. 2022) offline: one-sided Gaussian test against OUT reference models only",
-               needs_references=True, cost=0.3),
+               needs_references=True, cost=0.3, params=LiraParams),
     AttackSpec("lira-online-moderated-offsets", "lira:lira_online_moderated_offsets", "black-box",
                "lira-online with empirical-Bayes moderated variances (Student-t) and each model's local "
                "confidence bias removed (population neighbours)",
@@ -138,74 +170,79 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     AttackSpec("rmia", "rmia:rmia", "black-box",
                "RMIA (Zarifzadeh et al. 2024): likelihood ratio Pr(x|target)/Pr(x) against population "
                "records (softmax at T=1, offline a)",
-               needs_references=True, needs_population=True, cost=0.3),
+               needs_references=True, needs_population=True, cost=0.3, params=RmiaParams),
     AttackSpec("rmia-tempered-offsets", "rmia:rmia_tempered_offsets", "black-box",
                "rmia with a softmax temperature picked on held-out reference models, each model's local "
                "confidence bias removed, a fitted to IN/OUT models, equal counts ordered by ratio",
-               needs_references=True, needs_population=True, cost=1.3, variant_of="rmia"),
+               needs_references=True, needs_population=True, cost=1.3, variant_of="rmia",
+               params=RmiaTemperedParams),
     AttackSpec("population", "population:population", "black-box",
                "Attack-P (Ye et al. 2022): loss percentile among population records, no reference models",
-               needs_population=True, cost=0.01),
+               needs_population=True, cost=0.01, params=PopulationParams),
     AttackSpec("rmia-offline", "rmia_offline:rmia_offline", "black-box",
                "RMIA (Zarifzadeh et al. 2024) offline: OUT reference models only, a chosen as the paper does "
                "(one reference model as the target, the a of highest AUC)",
-               needs_references=True, needs_population=True, cost=0.5),
+               needs_references=True, needs_population=True, cost=0.5, params=RmiaOfflineParams),
     AttackSpec("qmia", "qmia:qmia", "black-box",
                "QMIA (Bertran et al. 2023): an MLP fitted on population records predicts the mean and spread "
                "of the target's logit margin per record (the authors' Gaussian form), no reference models",
-               needs_population=True, seeded=True, cost=1.0, needs_records=True),
+               needs_population=True, seeded=True, cost=1.0, needs_records=True, params=QmiaParams),
     AttackSpec("qmia-pinball", "qmia:qmia", "black-box",
                "QMIA with the paper's pinball loss: gradient-boosted trees predict each record's 99% quantile "
                "of the target's logit margin among population records", needs_population=True, seeded=True,
-               cost=3.0, needs_records=True, kwargs=(("regressor", "pinball-trees"),)),
+               cost=3.0, needs_records=True,
+               params=with_defaults(QmiaParams, "QmiaPinballParams", regressor="pinball-trees")),
     AttackSpec("base-online", "base:base_online", "black-box",
                "BASE (Lassila et al. 2025) online: log true-class probability (T=2) less the log mean over "
-               "all reference models", needs_references=True, needs_in_models=True, cost=0.1),
+               "all reference models", needs_references=True, needs_in_models=True, cost=0.1,
+               params=BaseOnlineParams),
     AttackSpec("base-offline", "base:base_offline", "black-box",
                "BASE (Lassila et al. 2025) offline: log true-class probability (T=2) less 0.33 x the log mean "
-               "over the OUT reference models", needs_references=True, cost=0.1),
+               "over the OUT reference models", needs_references=True, cost=0.1, params=BaseOfflineParams),
     AttackSpec("bavaria-online", "bavaria:bavaria_online", "black-box",
                "BaVarIA-t (Brännvall 2026) online: LiRA with normal-inverse-gamma priors on each record's "
                "IN / OUT mean and variance (Student-t predictives)",
-               needs_references=True, needs_in_models=True, cost=0.3),
+               needs_references=True, needs_in_models=True, cost=0.3, params=BavariaParams),
     AttackSpec("bavaria-offline", "bavaria:bavaria_offline", "black-box",
                "BaVarIA-t (Brännvall 2026) offline: one-sided test against the OUT Student-t predictive",
-               needs_references=True, cost=0.3),
+               needs_references=True, cost=0.3, params=BavariaParams),
     AttackSpec("bavaria-n-online", "bavaria:bavaria_online", "black-box",
                "BaVarIA-n (Brännvall 2026) online: normal predictives with the posterior mean variance",
-               needs_references=True, needs_in_models=True, cost=0.3, kwargs=(("predictive", "n"),)),
+               needs_references=True, needs_in_models=True, cost=0.3, params=_BAVARIA_N),
     AttackSpec("bavaria-n-offline", "bavaria:bavaria_offline", "black-box",
                "BaVarIA-n (Brännvall 2026) offline: one-sided test against the OUT normal predictive",
-               needs_references=True, cost=0.3, kwargs=(("predictive", "n"),)),
+               needs_references=True, cost=0.3, params=_BAVARIA_N),
     _label_only("label-only-gap", "label_only_gap:label_only_gap",
                 "gap attack (Yeom et al. 2018 / Choquette-Choo et al. 2021): member when the target's label "
                 "is correct; one label query per record", 0.01),
     _label_only("label-only-augmentation", "label_only_augmentation:label_only_augmentation",
                 "Choquette-Choo et al. 2021: how many augmented copies (images: flips, shifts, small "
-                "rotations; tabular: noise or feature flips) keep the correct label", 0.2),
+                "rotations; tabular: noise or feature flips) keep the correct label", 0.2, params=AugmentationParams),
     _label_only("label-only-augmentation-lira", "label_only_augmentation:label_only_augmentation_lira",
                 "label-only-augmentation scored against each record's IN / OUT reference-model "
                 "distribution (LiRA-style likelihood ratio)", 0.4, calibrated=True,
-                variant_of="label-only-augmentation"),
+                variant_of="label-only-augmentation", params=AugmentationParams),
     _label_only("label-only-boundary", "label_only_boundary:label_only_boundary",
                 "Choquette-Choo et al. 2021: L2 distance to the decision boundary by a query-budgeted "
-                "HopSkipJump-style search, batched over records", 2.0),
+                "HopSkipJump-style search, batched over records", 2.0, params=BoundaryParams),
     _label_only("label-only-boundary-lira", "label_only_boundary:label_only_boundary_lira",
                 "label-only-boundary scored against each record's IN / OUT reference-model boundary "
-                "distances (LiRA-style likelihood ratio)", 6.0, calibrated=True, variant_of="label-only-boundary"),
+                "distances (LiRA-style likelihood ratio)", 6.0, calibrated=True, variant_of="label-only-boundary",
+                params=BoundaryLiraParams),
     _label_only("label-only-noise", "label_only_noise:label_only_noise",
                 "Choquette-Choo et al. 2021's cheaper boundary estimate: how often the label survives "
-                "Gaussian noise of growing size", 0.2),
+                "Gaussian noise of growing size", 0.2, params=NoiseParams),
     _label_only("label-only-noise-lira", "label_only_noise:label_only_noise_lira",
                 "label-only-noise scored against each record's IN / OUT reference-model distribution "
-                "(LiRA-style likelihood ratio)", 0.4, calibrated=True, variant_of="label-only-noise"),
+                "(LiRA-style likelihood ratio)", 0.4, calibrated=True, variant_of="label-only-noise",
+                params=NoiseParams),
     AttackSpec("gradient-norm", "gradient_norm:gradient_norm", "white-box",
                "norm of the loss gradient w.r.t. all parameters (per example, torch.func), smaller = member",
-               cost=0.3, needs_white_box=True),
+               cost=0.3, needs_white_box=True, params=GradientNormParams),
     AttackSpec("gradient-norm-lira", "gradient_norm:gradient_norm_lira", "white-box",
                "gradient-norm scored against each record's IN / OUT reference-model gradient norms "
                "(LiRA-style likelihood ratio)", needs_references=True, cost=0.6, needs_white_box=True,
-               variant_of="gradient-norm"),
+               variant_of="gradient-norm", params=GradientNormParams),
 ]}
 
 
