@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from miaudit.attacks import streamed
 from miaudit.attacks.base import BaseOfflineParams, BaseOnlineParams
 from miaudit.attacks.bavaria import BavariaParams
 from miaudit.attacks.inputs import AttackInputs, AttackScores
@@ -20,6 +21,41 @@ from miaudit.attacks.shokri import ShokriParams
 from miaudit.attacks.threshold import ThresholdParams
 from miaudit.attacks.torch_attacks import BoundaryLiraParams, BoundaryParams, GradientNormParams, QmiaParams
 from miaudit.errors import InputError
+
+CANNOT_STREAM = "cannot stream over signal chunks (--signal-chunk)"
+"""Words of the runnability answer for an attack that has no streamed form."""
+
+
+@dataclass(frozen=True)
+class SourceOffer:
+    """What a source of signals offers the attacks (:meth:`AttackSpec.unmet_need_in` reads it).
+
+    n_references: reference models K; has_in_models: some trained on the audited records;
+    n_population: population records Z; has_model: the audited model can be queried on the audited
+    records; white_box: its parameters are readable (a torch target); has_reference_models: the
+    reference models themselves, not only their outputs; has_records: the audited and population
+    records' features; streamed: the signals are read chunk by chunk from disk (--signal-chunk).
+    """
+
+    n_references: int
+    has_in_models: bool
+    n_population: int
+    has_model: bool = False
+    white_box: bool = False
+    has_reference_models: bool = False
+    has_records: bool = False
+    streamed: bool = False
+
+    @classmethod
+    def of_inputs(cls, inputs: AttackInputs) -> SourceOffer:
+        """What a signal matrix in memory holds."""
+        from miaudit.attacks.white_box import white_box_available  # torch: off the registry's import path
+
+        return cls(inputs.n_reference, inputs.has_in_models, int(inputs.population_labels.shape[0]),
+                   has_model=inputs.target_model is not None and inputs.records is not None,
+                   white_box=white_box_available(inputs.target_model),
+                   has_reference_models=inputs.reference_models is not None,
+                   has_records=inputs.records is not None and inputs.population_records is not None)
 
 
 @dataclass(frozen=True)
@@ -88,37 +124,38 @@ class AttackSpec:
         verdict = self.load()(inputs, **kwargs)
         return replace(verdict, params={**dict(self.given), **verdict.params}) if self.given else verdict
 
-    def unmet_need(self, n_references: int, has_in_models: bool, n_population: int,
-                   has_model: bool = False, has_white_box: bool = False) -> str | None:
-        """Why this attack cannot run on these inputs, or None when it can. has_model: the audited
-        model can be queried on the audited records; has_white_box: its parameters are readable."""
-        if self.needs_model and not has_model:
+    def unmet_need_in(self, offer: SourceOffer) -> str | None:
+        """Why this attack cannot run on what ``offer`` holds, or None when it can: the one runnability
+        check (the plan, the run, the headline choice, the ladder and a predictions file all ask it)."""
+        if offer.streamed and self.name not in streamed.STREAMED:
+            why = getattr(streamed, "NOT_STREAMED", {}).get(self.name, "it has no chunked form")
+            return f"{self.name}: {CANNOT_STREAM}: {why}"
+        if self.needs_model and not offer.has_model:
             return f"{self.name}: needs the audited model itself to query (not only its predictions)"
-        if self.needs_white_box and not has_white_box:
+        if self.needs_white_box and not offer.white_box:
             return f"{self.name}: needs a torch target whose parameters it can read (white-box)"
-        if self.needs_records and not has_model:  # an audit with the model has the records too
+        if self.needs_records and not offer.has_records:
             return f"{self.name}: needs the audited and population records themselves (not only predictions)"
-        if self.needs_references and n_references < 1:
+        if self.needs_references and offer.n_references < 1:
             return f"{self.name}: needs at least 1 reference (shadow) model (--reference-models)"
-        if self.needs_in_models and not has_in_models:
+        if self.needs_in_models and not offer.has_in_models:
             return f"{self.name}: needs reference models trained on the audited records (--reference-data pool)"
-        if self.needs_population and n_population < 1:
+        if self.needs_population and offer.n_population < 1:
             return f"{self.name}: needs population records (attacker data no model trained on)"
+        if self.needs_references and (self.needs_model or self.needs_white_box) and not offer.has_reference_models:
+            return f"{self.name}: needs the reference models themselves (not only their predictions)"
         return None
 
-    def unmet_need_of(self, inputs: AttackInputs) -> str | None:
-        """:meth:`unmet_need` for signals already computed (what they hold decides)."""
-        from miaudit.attacks.white_box import white_box_available
+    def unmet_need(self, n_references: int, has_in_models: bool, n_population: int,
+                   has_model: bool = False, has_white_box: bool = False) -> str | None:
+        """:meth:`unmet_need_in` for an audit about to run (an audit with the model has the records and
+        will have its reference models). has_white_box: the model's parameters are readable."""
+        return self.unmet_need_in(SourceOffer(n_references, has_in_models, n_population, has_model, has_white_box,
+                                              has_reference_models=True, has_records=has_model))
 
-        why = self.unmet_need(inputs.n_reference, inputs.has_in_models, inputs.population_labels.shape[0],
-                              inputs.target_model is not None and inputs.records is not None,
-                              white_box_available(inputs.target_model))
-        if why is None and self.needs_references and (self.needs_model or self.needs_white_box) \
-                and inputs.reference_models is None:
-            why = f"{self.name}: needs the reference models themselves (not only their predictions)"
-        if why is None and self.needs_records and (inputs.records is None or inputs.population_records is None):
-            why = f"{self.name}: needs the audited and population records themselves (not only predictions)"
-        return why
+    def unmet_need_of(self, inputs: AttackInputs) -> str | None:
+        """:meth:`unmet_need_in` for signals already computed (what they hold decides)."""
+        return self.unmet_need_in(SourceOffer.of_inputs(inputs))
 
 
 def _label_only(name: str, function: str, description: str, cost: float, calibrated: bool = False,
