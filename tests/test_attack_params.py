@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -137,3 +139,12 @@ def test_an_audit_records_its_attack_params_in_results(tmp_path):
     assert doc["config"]["attack_params"] == {"base-offline": {"offline_scale": 0.5}}
     params = {a["name"]: a["params"] for a in doc["attacks"]}
     assert params["base-offline"]["offline_scale"] == 0.5 and params["base-online"] == {"temperature": 2.0}
+
+
+def test_the_registry_holds_functions_and_imports_no_torch():
+    """Attacks by direct reference; the torch ones (qmia, label-only-boundary, gradient-norm) import on first call."""
+    assert all(callable(spec.function) for spec in ATTACKS.values())
+    code = ("import sys; import miaudit.attacks.registry as r; assert 'torch' not in sys.modules; "
+            "r.ATTACKS['rmia'].function; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"

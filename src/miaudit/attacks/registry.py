@@ -1,12 +1,25 @@
 """Attack names -> the functions behind them and what each needs."""
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from miaudit.attacks import streamed
+from miaudit.attacks import (
+    base,
+    bavaria,
+    label_only_augmentation,
+    label_only_gap,
+    label_only_noise,
+    lira,
+    population,
+    rmia,
+    rmia_offline,
+    shokri,
+    streamed,
+    threshold,
+    torch_attacks,
+)
 from miaudit.attacks.base import BaseOfflineParams, BaseOnlineParams
 from miaudit.attacks.bavaria import BavariaParams
 from miaudit.attacks.inputs import AttackInputs, AttackScores
@@ -60,7 +73,8 @@ class SourceOffer:
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One attack. ``function`` is "module:name" under miaudit.attacks, imported on first use.
+    """One attack. ``function``: the attack (inputs -> AttackScores); for the modules that import torch an
+    entry of :mod:`miaudit.attacks.torch_attacks` that imports it on first call.
 
     needs_references: at least one reference / shadow model; needs_in_models: reference models
     trained on the audited records (online attacks, reference_data="pool"); needs_population:
@@ -79,7 +93,7 @@ class AttackSpec:
     """
 
     name: str
-    function: str
+    function: Callable[..., AttackScores]
     threat_model: str
     description: str
     needs_references: bool = False
@@ -101,8 +115,8 @@ class AttackSpec:
         return audited + (population if self.needs_population or self.uses_population else 0)
 
     def load(self) -> Callable[..., AttackScores]:
-        module, name = self.function.split(":")
-        return getattr(importlib.import_module(f"miaudit.attacks.{module}"), name)
+        """The attack's function."""
+        return self.function
 
     def settings(self, values: dict[str, Any] | None = None) -> AttackParams:
         """The validated parameters: the spec's defaults, ``given`` and ``values`` over them
@@ -121,7 +135,7 @@ class AttackSpec:
         kwargs = dict(self.settings())
         if self.seeded:
             kwargs["seed"] = seed
-        verdict = self.load()(inputs, **kwargs)
+        verdict = self.function(inputs, **kwargs)
         return replace(verdict, params={**dict(self.given), **verdict.params}) if self.given else verdict
 
     def unmet_need_in(self, offer: SourceOffer) -> str | None:
@@ -158,15 +172,14 @@ class AttackSpec:
         return self.unmet_need_in(SourceOffer.of_inputs(inputs))
 
 
-def _label_only(name: str, function: str, description: str, cost: float, calibrated: bool = False,
-                **extra) -> AttackSpec:
+def _label_only(name: str, function: Callable[..., AttackScores], description: str, cost: float,
+                calibrated: bool = False, **extra) -> AttackSpec:
     return AttackSpec(name, function, "label-only", description, needs_references=calibrated, seeded=True,
                       cost=cost, needs_model=True, **extra)
 
 
-def _shokri(kind: str, label: str, cost: float) -> AttackSpec:
-    fn = "shokri_" + kind.replace("-", "_")
-    return AttackSpec(f"shokri-{kind}", f"shokri:{fn}", "black-box",
+def _shokri(kind: str, function: Callable[..., AttackScores], label: str, cost: float) -> AttackSpec:
+    return AttackSpec(f"shokri-{kind}", function, "black-box",
                       f"Shokri et al. shadow-model attack, per-class {label} attack models",
                       needs_references=True, seeded=True, cost=cost, params=ShokriParams)
 
@@ -174,109 +187,109 @@ def _shokri(kind: str, label: str, cost: float) -> AttackSpec:
 _BAVARIA_N = with_defaults(BavariaParams, "BavariaNParams", predictive="n")
 
 ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
-    AttackSpec("threshold-confidence", "threshold:threshold_confidence", "black-box",
+    AttackSpec("threshold-confidence", threshold.threshold_confidence, "black-box",
                "true-class confidence above a calibrated threshold", params=ThresholdParams),
-    AttackSpec("threshold-loss", "threshold:threshold_loss", "black-box",
+    AttackSpec("threshold-loss", threshold.threshold_loss, "black-box",
                "cross-entropy loss below a calibrated threshold (Yeom et al.)"),
-    AttackSpec("threshold-entropy", "threshold:threshold_entropy", "black-box",
+    AttackSpec("threshold-entropy", threshold.threshold_entropy, "black-box",
                "prediction entropy below a calibrated threshold", params=ThresholdParams),
-    AttackSpec("threshold-modified-entropy", "threshold:threshold_modified_entropy", "black-box",
+    AttackSpec("threshold-modified-entropy", threshold.threshold_modified_entropy, "black-box",
                "Song & Mittal modified entropy below a calibrated threshold", cost=0.4, params=ThresholdParams),
-    _shokri("lr", "logistic-regression", 0.1),
-    _shokri("dt", "decision-tree", 0.1),
-    _shokri("linear-svm", "linear SVM", 0.3),
-    _shokri("rbf-svm", "RBF SVM", 1.2),
-    _shokri("rf", "random-forest", 1.8),
-    _shokri("mlp", "MLP", 1.0),
-    AttackSpec("lira-online", "lira:lira_online", "black-box",
+    _shokri("lr", shokri.shokri_lr, "logistic-regression", 0.1),
+    _shokri("dt", shokri.shokri_dt, "decision-tree", 0.1),
+    _shokri("linear-svm", shokri.shokri_linear_svm, "linear SVM", 0.3),
+    _shokri("rbf-svm", shokri.shokri_rbf_svm, "RBF SVM", 1.2),
+    _shokri("rf", shokri.shokri_rf, "random-forest", 1.8),
+    _shokri("mlp", shokri.shokri_mlp, "MLP", 1.0),
+    AttackSpec("lira-online", lira.lira_online, "black-box",
                "LiRA (Carlini et al. 2022) online: Gaussian likelihood ratio of IN vs OUT reference models "
                "(per-example variance from 64 models, the paper's global variance below)",
                needs_references=True, needs_in_models=True, cost=0.3, params=LiraParams),
-    AttackSpec("lira-offline", "lira:lira_offline", "black-box",
+    AttackSpec("lira-offline", lira.lira_offline, "black-box",
                "LiRA (Carlini et al. 2022) offline: one-sided Gaussian test against OUT reference models only",
                needs_references=True, cost=0.3, params=LiraParams),
-    AttackSpec("lira-online-moderated-offsets", "lira:lira_online_moderated_offsets", "black-box",
+    AttackSpec("lira-online-moderated-offsets", lira.lira_online_moderated_offsets, "black-box",
                "lira-online with empirical-Bayes moderated variances (Student-t) and each model's local "
                "confidence bias removed (population neighbours)",
                needs_references=True, needs_in_models=True, cost=0.6,
                variant_of="lira-online", uses_population=True),
-    AttackSpec("lira-offline-moderated-offsets", "lira:lira_offline_moderated_offsets", "black-box",
+    AttackSpec("lira-offline-moderated-offsets", lira.lira_offline_moderated_offsets, "black-box",
                "lira-offline with empirical-Bayes moderated variances (Student-t) and each model's local "
                "confidence bias removed (population neighbours)",
                needs_references=True, cost=0.5, variant_of="lira-offline", uses_population=True),
-    AttackSpec("rmia", "rmia:rmia", "black-box",
+    AttackSpec("rmia", rmia.rmia, "black-box",
                "RMIA (Zarifzadeh et al. 2024): likelihood ratio Pr(x|target)/Pr(x) against population "
                "records (softmax at T=1, offline a)",
                needs_references=True, needs_population=True, cost=0.3, params=RmiaParams),
-    AttackSpec("rmia-tempered-offsets", "rmia:rmia_tempered_offsets", "black-box",
+    AttackSpec("rmia-tempered-offsets", rmia.rmia_tempered_offsets, "black-box",
                "rmia with a softmax temperature picked on held-out reference models, each model's local "
                "confidence bias removed, a fitted to IN/OUT models, equal counts ordered by ratio",
                needs_references=True, needs_population=True, cost=1.3, variant_of="rmia",
                params=RmiaTemperedParams),
-    AttackSpec("population", "population:population", "black-box",
+    AttackSpec("population", population.population, "black-box",
                "Attack-P (Ye et al. 2022): loss percentile among population records, no reference models",
                needs_population=True, cost=0.01, params=PopulationParams),
-    AttackSpec("rmia-offline", "rmia_offline:rmia_offline", "black-box",
+    AttackSpec("rmia-offline", rmia_offline.rmia_offline, "black-box",
                "RMIA (Zarifzadeh et al. 2024) offline: OUT reference models only, a chosen as the paper does "
                "(one reference model as the target, the a of highest AUC)",
                needs_references=True, needs_population=True, cost=0.5, params=RmiaOfflineParams),
-    AttackSpec("qmia", "qmia:qmia", "black-box",
+    AttackSpec("qmia", torch_attacks.qmia, "black-box",
                "QMIA (Bertran et al. 2023): an MLP fitted on population records predicts the mean and spread "
                "of the target's logit margin per record (the authors' Gaussian form), no reference models",
                needs_population=True, seeded=True, cost=1.0, needs_records=True, params=QmiaParams),
-    AttackSpec("qmia-pinball", "qmia:qmia", "black-box",
+    AttackSpec("qmia-pinball", torch_attacks.qmia, "black-box",
                "QMIA with the paper's pinball loss: gradient-boosted trees predict each record's 99% quantile "
                "of the target's logit margin among population records", needs_population=True, seeded=True,
                cost=3.0, needs_records=True,
                params=with_defaults(QmiaParams, "QmiaPinballParams", regressor="pinball-trees")),
-    AttackSpec("base-online", "base:base_online", "black-box",
+    AttackSpec("base-online", base.base_online, "black-box",
                "BASE (Lassila et al. 2025) online: log true-class probability (T=2) less the log mean over "
                "all reference models", needs_references=True, needs_in_models=True, cost=0.1,
                params=BaseOnlineParams),
-    AttackSpec("base-offline", "base:base_offline", "black-box",
+    AttackSpec("base-offline", base.base_offline, "black-box",
                "BASE (Lassila et al. 2025) offline: log true-class probability (T=2) less 0.33 x the log mean "
                "over the OUT reference models", needs_references=True, cost=0.1, params=BaseOfflineParams),
-    AttackSpec("bavaria-online", "bavaria:bavaria_online", "black-box",
+    AttackSpec("bavaria-online", bavaria.bavaria_online, "black-box",
                "BaVarIA-t (Brännvall 2026) online: LiRA with normal-inverse-gamma priors on each record's "
                "IN / OUT mean and variance (Student-t predictives)",
                needs_references=True, needs_in_models=True, cost=0.3, params=BavariaParams),
-    AttackSpec("bavaria-offline", "bavaria:bavaria_offline", "black-box",
+    AttackSpec("bavaria-offline", bavaria.bavaria_offline, "black-box",
                "BaVarIA-t (Brännvall 2026) offline: one-sided test against the OUT Student-t predictive",
                needs_references=True, cost=0.3, params=BavariaParams),
-    AttackSpec("bavaria-n-online", "bavaria:bavaria_online", "black-box",
+    AttackSpec("bavaria-n-online", bavaria.bavaria_online, "black-box",
                "BaVarIA-n (Brännvall 2026) online: normal predictives with the posterior mean variance",
                needs_references=True, needs_in_models=True, cost=0.3, params=_BAVARIA_N),
-    AttackSpec("bavaria-n-offline", "bavaria:bavaria_offline", "black-box",
+    AttackSpec("bavaria-n-offline", bavaria.bavaria_offline, "black-box",
                "BaVarIA-n (Brännvall 2026) offline: one-sided test against the OUT normal predictive",
                needs_references=True, cost=0.3, params=_BAVARIA_N),
-    _label_only("label-only-gap", "label_only_gap:label_only_gap",
+    _label_only("label-only-gap", label_only_gap.label_only_gap,
                 "gap attack (Yeom et al. 2018 / Choquette-Choo et al. 2021): member when the target's label "
                 "is correct; one label query per record", 0.01),
-    _label_only("label-only-augmentation", "label_only_augmentation:label_only_augmentation",
+    _label_only("label-only-augmentation", label_only_augmentation.label_only_augmentation,
                 "Choquette-Choo et al. 2021: how many augmented copies (images: flips, shifts, small "
                 "rotations; tabular: noise or feature flips) keep the correct label", 0.2, params=AugmentationParams),
-    _label_only("label-only-augmentation-lira", "label_only_augmentation:label_only_augmentation_lira",
+    _label_only("label-only-augmentation-lira", label_only_augmentation.label_only_augmentation_lira,
                 "label-only-augmentation scored against each record's IN / OUT reference-model "
                 "distribution (LiRA-style likelihood ratio)", 0.4, calibrated=True,
                 variant_of="label-only-augmentation", params=AugmentationParams),
-    _label_only("label-only-boundary", "label_only_boundary:label_only_boundary",
+    _label_only("label-only-boundary", torch_attacks.label_only_boundary,
                 "Choquette-Choo et al. 2021: L2 distance to the decision boundary by a query-budgeted "
                 "HopSkipJump-style search, batched over records", 2.0, params=BoundaryParams),
-    _label_only("label-only-boundary-lira", "label_only_boundary:label_only_boundary_lira",
+    _label_only("label-only-boundary-lira", torch_attacks.label_only_boundary_lira,
                 "label-only-boundary scored against each record's IN / OUT reference-model boundary "
                 "distances (LiRA-style likelihood ratio)", 6.0, calibrated=True, variant_of="label-only-boundary",
                 params=BoundaryLiraParams),
-    _label_only("label-only-noise", "label_only_noise:label_only_noise",
+    _label_only("label-only-noise", label_only_noise.label_only_noise,
                 "Choquette-Choo et al. 2021's cheaper boundary estimate: how often the label survives "
                 "Gaussian noise of growing size", 0.2, params=NoiseParams),
-    _label_only("label-only-noise-lira", "label_only_noise:label_only_noise_lira",
+    _label_only("label-only-noise-lira", label_only_noise.label_only_noise_lira,
                 "label-only-noise scored against each record's IN / OUT reference-model distribution "
                 "(LiRA-style likelihood ratio)", 0.4, calibrated=True, variant_of="label-only-noise",
                 params=NoiseParams),
-    AttackSpec("gradient-norm", "gradient_norm:gradient_norm", "white-box",
+    AttackSpec("gradient-norm", torch_attacks.gradient_norm, "white-box",
                "norm of the loss gradient w.r.t. all parameters (per example, torch.func), smaller = member",
                cost=0.3, needs_white_box=True, params=GradientNormParams),
-    AttackSpec("gradient-norm-lira", "gradient_norm:gradient_norm_lira", "white-box",
+    AttackSpec("gradient-norm-lira", torch_attacks.gradient_norm_lira, "white-box",
                "gradient-norm scored against each record's IN / OUT reference-model gradient norms "
                "(LiRA-style likelihood ratio)", needs_references=True, cost=0.6, needs_white_box=True,
                variant_of="gradient-norm", params=GradientNormParams),
