@@ -20,19 +20,8 @@ from miaudit.attacks import (
     threshold,
     torch_attacks,
 )
-from miaudit.attacks.base import BaseOfflineParams, BaseOnlineParams
-from miaudit.attacks.bavaria import BavariaParams
 from miaudit.attacks.inputs import AttackInputs, AttackScores
-from miaudit.attacks.label_only_augmentation import AugmentationParams
-from miaudit.attacks.label_only_noise import NoiseParams
-from miaudit.attacks.lira import LiraParams
 from miaudit.attacks.params import AttackParams, NoParams, check_params, with_defaults
-from miaudit.attacks.population import PopulationParams
-from miaudit.attacks.rmia import RmiaParams, RmiaTemperedParams
-from miaudit.attacks.rmia_offline import RmiaOfflineParams
-from miaudit.attacks.shokri import ShokriParams
-from miaudit.attacks.threshold import ThresholdParams
-from miaudit.attacks.torch_attacks import BoundaryLiraParams, BoundaryParams, GradientNormParams, QmiaParams
 from miaudit.errors import InputError
 
 CANNOT_STREAM = "cannot stream over signal chunks (--signal-chunk)"
@@ -181,20 +170,21 @@ def _label_only(name: str, function: Callable[..., AttackScores], description: s
 def _shokri(kind: str, function: Callable[..., AttackScores], label: str, cost: float) -> AttackSpec:
     return AttackSpec(f"shokri-{kind}", function, "black-box",
                       f"Shokri et al. shadow-model attack, per-class {label} attack models",
-                      needs_references=True, seeded=True, cost=cost, params=ShokriParams)
+                      needs_references=True, seeded=True, cost=cost, params=shokri.ShokriParams)
 
 
-_BAVARIA_N = with_defaults(BavariaParams, "BavariaNParams", predictive="n")
+_BAVARIA_N = with_defaults(bavaria.BavariaParams, "BavariaNParams", predictive="n")
 
 ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     AttackSpec("threshold-confidence", threshold.threshold_confidence, "black-box",
-               "true-class confidence above a calibrated threshold", params=ThresholdParams),
+               "true-class confidence above a calibrated threshold", params=threshold.ThresholdParams),
     AttackSpec("threshold-loss", threshold.threshold_loss, "black-box",
                "cross-entropy loss below a calibrated threshold (Yeom et al.)"),
     AttackSpec("threshold-entropy", threshold.threshold_entropy, "black-box",
-               "prediction entropy below a calibrated threshold", params=ThresholdParams),
+               "prediction entropy below a calibrated threshold", params=threshold.ThresholdParams),
     AttackSpec("threshold-modified-entropy", threshold.threshold_modified_entropy, "black-box",
-               "Song & Mittal modified entropy below a calibrated threshold", cost=0.4, params=ThresholdParams),
+               "Song & Mittal modified entropy below a calibrated threshold", cost=0.4,
+               params=threshold.ThresholdParams),
     _shokri("lr", shokri.shokri_lr, "logistic-regression", 0.1),
     _shokri("dt", shokri.shokri_dt, "decision-tree", 0.1),
     _shokri("linear-svm", shokri.shokri_linear_svm, "linear SVM", 0.3),
@@ -204,10 +194,10 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     AttackSpec("lira-online", lira.lira_online, "black-box",
                "LiRA (Carlini et al. 2022) online: Gaussian likelihood ratio of IN vs OUT reference models "
                "(per-example variance from 64 models, the paper's global variance below)",
-               needs_references=True, needs_in_models=True, cost=0.3, params=LiraParams),
+               needs_references=True, needs_in_models=True, cost=0.3, params=lira.LiraParams),
     AttackSpec("lira-offline", lira.lira_offline, "black-box",
                "LiRA (Carlini et al. 2022) offline: one-sided Gaussian test against OUT reference models only",
-               needs_references=True, cost=0.3, params=LiraParams),
+               needs_references=True, cost=0.3, params=lira.LiraParams),
     AttackSpec("lira-online-moderated-offsets", lira.lira_online_moderated_offsets, "black-box",
                "lira-online with empirical-Bayes moderated variances (Student-t) and each model's local "
                "confidence bias removed (population neighbours)",
@@ -220,42 +210,42 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     AttackSpec("rmia", rmia.rmia, "black-box",
                "RMIA (Zarifzadeh et al. 2024): likelihood ratio Pr(x|target)/Pr(x) against population "
                "records (softmax at T=1, offline a)",
-               needs_references=True, needs_population=True, cost=0.3, params=RmiaParams),
+               needs_references=True, needs_population=True, cost=0.3, params=rmia.RmiaParams),
     AttackSpec("rmia-tempered-offsets", rmia.rmia_tempered_offsets, "black-box",
                "rmia with a softmax temperature picked on held-out reference models, each model's local "
                "confidence bias removed, a fitted to IN/OUT models, equal counts ordered by ratio",
                needs_references=True, needs_population=True, cost=1.3, variant_of="rmia",
-               params=RmiaTemperedParams),
+               params=rmia.RmiaTemperedParams),
     AttackSpec("population", population.population, "black-box",
                "Attack-P (Ye et al. 2022): loss percentile among population records, no reference models",
-               needs_population=True, cost=0.01, params=PopulationParams),
+               needs_population=True, cost=0.01, params=population.PopulationParams),
     AttackSpec("rmia-offline", rmia_offline.rmia_offline, "black-box",
                "RMIA (Zarifzadeh et al. 2024) offline: OUT reference models only, a chosen as the paper does "
                "(one reference model as the target, the a of highest AUC)",
-               needs_references=True, needs_population=True, cost=0.5, params=RmiaOfflineParams),
+               needs_references=True, needs_population=True, cost=0.5, params=rmia_offline.RmiaOfflineParams),
     AttackSpec("qmia", torch_attacks.qmia, "black-box",
                "QMIA (Bertran et al. 2023): an MLP fitted on population records predicts the mean and spread "
                "of the target's logit margin per record (the authors' Gaussian form), no reference models",
-               needs_population=True, seeded=True, cost=1.0, needs_records=True, params=QmiaParams),
+               needs_population=True, seeded=True, cost=1.0, needs_records=True, params=torch_attacks.QmiaParams),
     AttackSpec("qmia-pinball", torch_attacks.qmia, "black-box",
                "QMIA with the paper's pinball loss: gradient-boosted trees predict each record's 99% quantile "
                "of the target's logit margin among population records", needs_population=True, seeded=True,
                cost=3.0, needs_records=True,
-               params=with_defaults(QmiaParams, "QmiaPinballParams", regressor="pinball-trees")),
+               params=with_defaults(torch_attacks.QmiaParams, "QmiaPinballParams", regressor="pinball-trees")),
     AttackSpec("base-online", base.base_online, "black-box",
                "BASE (Lassila et al. 2025) online: log true-class probability (T=2) less the log mean over "
                "all reference models", needs_references=True, needs_in_models=True, cost=0.1,
-               params=BaseOnlineParams),
+               params=base.BaseOnlineParams),
     AttackSpec("base-offline", base.base_offline, "black-box",
                "BASE (Lassila et al. 2025) offline: log true-class probability (T=2) less 0.33 x the log mean "
-               "over the OUT reference models", needs_references=True, cost=0.1, params=BaseOfflineParams),
+               "over the OUT reference models", needs_references=True, cost=0.1, params=base.BaseOfflineParams),
     AttackSpec("bavaria-online", bavaria.bavaria_online, "black-box",
                "BaVarIA-t (Brännvall 2026) online: LiRA with normal-inverse-gamma priors on each record's "
                "IN / OUT mean and variance (Student-t predictives)",
-               needs_references=True, needs_in_models=True, cost=0.3, params=BavariaParams),
+               needs_references=True, needs_in_models=True, cost=0.3, params=bavaria.BavariaParams),
     AttackSpec("bavaria-offline", bavaria.bavaria_offline, "black-box",
                "BaVarIA-t (Brännvall 2026) offline: one-sided test against the OUT Student-t predictive",
-               needs_references=True, cost=0.3, params=BavariaParams),
+               needs_references=True, cost=0.3, params=bavaria.BavariaParams),
     AttackSpec("bavaria-n-online", bavaria.bavaria_online, "black-box",
                "BaVarIA-n (Brännvall 2026) online: normal predictives with the posterior mean variance",
                needs_references=True, needs_in_models=True, cost=0.3, params=_BAVARIA_N),
@@ -267,32 +257,33 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
                 "is correct; one label query per record", 0.01),
     _label_only("label-only-augmentation", label_only_augmentation.label_only_augmentation,
                 "Choquette-Choo et al. 2021: how many augmented copies (images: flips, shifts, small "
-                "rotations; tabular: noise or feature flips) keep the correct label", 0.2, params=AugmentationParams),
+                "rotations; tabular: noise or feature flips) keep the correct label", 0.2,
+                params=label_only_augmentation.AugmentationParams),
     _label_only("label-only-augmentation-lira", label_only_augmentation.label_only_augmentation_lira,
                 "label-only-augmentation scored against each record's IN / OUT reference-model "
                 "distribution (LiRA-style likelihood ratio)", 0.4, calibrated=True,
-                variant_of="label-only-augmentation", params=AugmentationParams),
+                variant_of="label-only-augmentation", params=label_only_augmentation.AugmentationParams),
     _label_only("label-only-boundary", torch_attacks.label_only_boundary,
                 "Choquette-Choo et al. 2021: L2 distance to the decision boundary by a query-budgeted "
-                "HopSkipJump-style search, batched over records", 2.0, params=BoundaryParams),
+                "HopSkipJump-style search, batched over records", 2.0, params=torch_attacks.BoundaryParams),
     _label_only("label-only-boundary-lira", torch_attacks.label_only_boundary_lira,
                 "label-only-boundary scored against each record's IN / OUT reference-model boundary "
                 "distances (LiRA-style likelihood ratio)", 6.0, calibrated=True, variant_of="label-only-boundary",
-                params=BoundaryLiraParams),
+                params=torch_attacks.BoundaryLiraParams),
     _label_only("label-only-noise", label_only_noise.label_only_noise,
                 "Choquette-Choo et al. 2021's cheaper boundary estimate: how often the label survives "
-                "Gaussian noise of growing size", 0.2, params=NoiseParams),
+                "Gaussian noise of growing size", 0.2, params=label_only_noise.NoiseParams),
     _label_only("label-only-noise-lira", label_only_noise.label_only_noise_lira,
                 "label-only-noise scored against each record's IN / OUT reference-model distribution "
                 "(LiRA-style likelihood ratio)", 0.4, calibrated=True, variant_of="label-only-noise",
-                params=NoiseParams),
+                params=label_only_noise.NoiseParams),
     AttackSpec("gradient-norm", torch_attacks.gradient_norm, "white-box",
                "norm of the loss gradient w.r.t. all parameters (per example, torch.func), smaller = member",
-               cost=0.3, needs_white_box=True, params=GradientNormParams),
+               cost=0.3, needs_white_box=True, params=torch_attacks.GradientNormParams),
     AttackSpec("gradient-norm-lira", torch_attacks.gradient_norm_lira, "white-box",
                "gradient-norm scored against each record's IN / OUT reference-model gradient norms "
                "(LiRA-style likelihood ratio)", needs_references=True, cost=0.6, needs_white_box=True,
-               variant_of="gradient-norm", params=GradientNormParams),
+               variant_of="gradient-norm", params=torch_attacks.GradientNormParams),
 ]}
 
 
