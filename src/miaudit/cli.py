@@ -30,7 +30,7 @@ def audit(
     reference_models: Optional[int] = typer.Option(None, help="Reference / shadow models K (default 8)."),
     reference_data: Optional[str] = typer.Option(None, help="pool (default; LiRA/RMIA: halves of the audited records) or attacker (classic Shokri)."),
     attacks: Optional[str] = typer.Option(None, help="Comma-separated attack names (see `miaudit attacks`), auto (default: the attacks that read the target's scores; label-only ones too when it releases only labels) or all (adds the label-only searches: minutes to hours on large audits)."),
-    attack_param: Optional[list[str]] = typer.Option(None, "--attack-param", help="An attack's parameter, NAME.PARAM=VALUE (e.g. rmia.gamma=2.5; repeatable; `miaudit attacks` lists them with defaults and bounds)."),
+    attack_params: Optional[list[str]] = typer.Option(None, "--attack-param", help="An attack's parameter, NAME.PARAM=VALUE (e.g. rmia.gamma=2.5; repeatable; `miaudit attacks` lists them with defaults and bounds)."),
     out: Path = typer.Option(Path("runs/audit"), help="Output directory for results.json, report.html, roc.png, scores.csv (default runs/audit)."),
     seed: Optional[int] = typer.Option(None, help="Seed for splits, training and attacks (default 0)."),
     config: Optional[Path] = typer.Option(None, help="Settings file (.json, .toml, .yaml) with any option by its name (members, epochs, ...); flags override it."),
@@ -96,13 +96,13 @@ def audit(
     quiet: bool = typer.Option(False, "--quiet", metavar="", help="No progress bars."),
 ) -> None:
     """Train (or load) a target, attack it with every requested attack and write a report."""
-    from miaudit.audit.config import make_config, parse_attack_params
+    from miaudit.audit.config import make_config
     from miaudit.audit.run import audit as run_audit
 
     cfg = make_config(
         config, dataset=dataset, target=target, members=members, non_members=non_members,
         reference_models=reference_models, reference_data=reference_data, attacks=attacks, seed=seed,
-        attack_params=parse_attack_params(attack_param), epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
+        attack_params=attack_params, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
         dropout=dropout, patience=patience, validation_fraction=validation_fraction,
         label_smoothing=label_smoothing, dp_epsilon=dp_epsilon, dp_noise_multiplier=dp_noise_multiplier,
         dp_max_grad_norm=dp_max_grad_norm, dp_delta=dp_delta, hidden=hidden, precision=precision, device=device,

@@ -312,6 +312,7 @@ def make_config(file: str | Path | None = None, base: AuditConfig | None = None,
     """Config from an optional file (or an existing config) plus keyword overrides.
 
     Overrides may name AuditConfig fields or TrainingRecipe fields (epochs=5); None values are ignored.
+    ``attack_params`` may be a list of ``--attack-param`` texts (NAME.PARAM=VALUE), merged over the file's.
     """
     data: dict[str, Any] = read_config_file(file) if file else {}
     where = f"--config {Path(file).name}: " if file else ""
@@ -333,6 +334,8 @@ def make_config(file: str | Path | None = None, base: AuditConfig | None = None,
             value = overrides.pop(key)
             if value is not None:
                 recipe[key] = value
+    if isinstance(overrides.get("attack_params"), (list, tuple)):  # --attack-param NAME.PARAM=VALUE flags
+        overrides["attack_params"] = parse_attack_params(list(overrides["attack_params"]))
     if overrides.get("attack_params") and isinstance(data.get("attack_params"), dict):  # flags over the file's
         merged = dict(data["attack_params"])
         for name, values in overrides["attack_params"].items():
