@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from miaudit.attacks.registry import ATTACKS
 from miaudit.data.scaling import InputScaling
 from miaudit.errors import InputError
 from miaudit.models.recipe import MAX_SEED, TrainingRecipe
@@ -150,11 +151,6 @@ class AuditConfig(BaseModel):
     @field_validator("attack_params")
     @classmethod
     def _attack_params(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        if not v:
-            return v
-        # here, not at the top: the attack modules (scipy, scikit-learn) stay off the config's import path
-        from miaudit.attacks.registry import ATTACKS
-
         out = {}
         for name, values in v.items():
             if name not in ATTACKS:
