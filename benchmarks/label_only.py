@@ -77,7 +77,7 @@ def run(plan, inputs, member, names: list[str], budget: int | None = None) -> li
     for name in names:
         spec = ATTACKS[name]
         if budget is not None and name in BOUNDARY:
-            spec = dataclasses.replace(spec, kwargs=(("budget", budget),))
+            spec = spec.with_params({"budget": budget})
         specs.append(spec)
     outcomes = run_attacks(plan, inputs, specs=specs)
     return [row(o.name, member, o.scores, o.seconds, o.queries) for o in outcomes]
@@ -180,7 +180,8 @@ def tables(plan, inputs, subset: np.ndarray, report: dict) -> None:
     """Steps 2 and 3 of the module docstring, into report."""
     report["all_records"] = run(plan, inputs, plan.membership, CONFIDENCE + LABEL_ONLY + WHITE_BOX)
     for layer in ("layer0", "layer1"):  # the gradient norm of one layer (784x256, 256x10)
-        spec = dataclasses.replace(ATTACKS["gradient-norm"], name=f"gradient-norm[{layer}]", kwargs=(("layer", layer),))
+        spec = dataclasses.replace(ATTACKS["gradient-norm"].with_params({"layer": layer}),
+                                   name=f"gradient-norm[{layer}]")
         o = run_attacks(plan, inputs, specs=[spec])[0]
         report["all_records"].append(row(o.name, plan.membership, o.scores, o.seconds, o.queries))
     print(f"\nall {inputs.n_records} records\n" + table(report["all_records"]), flush=True)

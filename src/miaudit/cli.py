@@ -12,6 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from miaudit.attacks.params import describe
 from miaudit.attacks.registry import ATTACKS
 from miaudit.audit.config import make_config
 from miaudit.audit.target_source import target_kind
@@ -60,6 +61,7 @@ def audit(
     reference_models: Optional[int] = typer.Option(None, help="Reference / shadow models K (default 8)."),
     reference_data: Optional[str] = typer.Option(None, help="pool (default; LiRA/RMIA: halves of the audited records) or attacker (classic Shokri)."),
     attacks: Optional[str] = typer.Option(None, help="Comma-separated attack names (see `miaudit attacks`), auto (default: the attacks that read the target's scores; label-only ones too when it releases only labels) or all (adds the label-only searches: minutes to hours on large audits)."),
+    attack_params: Optional[list[str]] = typer.Option(None, "--attack-param", help="An attack's parameter, NAME.PARAM=VALUE (e.g. rmia.gamma=2.5; repeatable; `miaudit attacks` lists them with defaults and bounds)."),
     out: Path = typer.Option(Path("runs/audit"), help="Output directory for results.json, report.html, roc.png, scores.csv (default runs/audit)."),
     seed: Optional[int] = typer.Option(None, help="Seed for splits, training and attacks (default 0)."),
     config: Optional[Path] = typer.Option(None, help="Settings file (.json, .toml, .yaml) with any option by its name (members, epochs, ...); flags override it."),
@@ -244,7 +246,7 @@ def sweep(
 
 @app.command("attacks")
 def list_attacks() -> None:
-    """List the attacks miaudit has, with their threat model and needs."""
+    """List the attacks miaudit has, with their threat model and needs, then each one's parameters."""
 
     table = Table("attack", "threat model", "needs", "what it does")
     for spec in ATTACKS.values():
@@ -254,6 +256,12 @@ def list_attacks() -> None:
                                    ("the records themselves", spec.needs_records)) if flag]
         table.add_row(spec.name, spec.threat_model, ", ".join(needs) or "-", spec.description)
     out_console.print(table)
+    params = Table("attack", "parameter", "default", "bounds", "what it sets",
+                   title="Parameters (--attack-param NAME.PARAM=VALUE, or attack_params in a --config file)")
+    for spec in ATTACKS.values():
+        for name, default, bound, description in describe(spec.params):
+            params.add_row(spec.name, name, default, bound or "-", description)
+    out_console.print(params)
 
 
 @app.command("datasets")

@@ -23,9 +23,11 @@ temperature 2 and offline scale 0.33 are LeakPro's), not the paper's full text.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 from scipy.special import logsumexp
 
 from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.params import AttackParams
 from miaudit.attacks.rmia import log_true_class_probability
 from miaudit.errors import InputError
 
@@ -33,6 +35,18 @@ TEMPERATURE = 2.0
 """Default softmax temperature."""
 OFFLINE_SCALE = 0.33
 """Default factor c of the offline threshold."""
+
+
+class BaseOnlineParams(AttackParams):
+    """Parameters of base-online."""
+
+    temperature: float = Field(TEMPERATURE, gt=0, description="softmax temperature of the probabilities")
+
+
+class BaseOfflineParams(BaseOnlineParams):
+    """Parameters of base-offline."""
+
+    offline_scale: float = Field(OFFLINE_SCALE, ge=0, le=1, description="factor c of the offline threshold")
 
 
 def log_mean_probability(log_p: np.ndarray, use: np.ndarray) -> np.ndarray:

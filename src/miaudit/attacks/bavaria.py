@@ -30,16 +30,26 @@ the hyperparameters is this module's reading of "no additional hyperparameter tu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.attacks.lira import MIN_SCALE, scaled_confidence
 from miaudit.attacks.moderated import fit_variance_prior, t_logpdf, t_logsf
+from miaudit.attacks.params import AttackParams
 from miaudit.errors import InputError
 
 PREDICTIVES = ("t", "n")
 """BaVarIA-t (Student-t predictive) and BaVarIA-n (normal with the posterior mean variance)."""
+
+
+class BavariaParams(AttackParams):
+    """Parameters of the bavaria-* attacks."""
+
+    predictive: Literal["t", "n"] = Field("t", description="t: Student-t predictives (BaVarIA-t); n: normal "
+                                                           "with the posterior mean variance (BaVarIA-n)")
 MIN_KAPPA0 = 1e-6
 """kappa0 is clipped below here (records' means that vary far more than their noise: a flat mean prior)."""
 

@@ -13,9 +13,11 @@ Random copies are drawn record by record in the order of the records' identities
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 from scipy import ndimage
 
 from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.params import AttackParams
 from miaudit.attacks.reference_ratio import (
     oracle_for,
     reference_labels,
@@ -27,6 +29,15 @@ from miaudit.errors import InputError
 
 ROTATION_DEGREES = (8.0, 15.0)
 SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (0, 2), (0, -2), (2, 0), (-2, 0))
+
+
+class AugmentationParams(AttackParams):
+    """Parameters of label-only-augmentation and its -lira variant (tabular copies; images: fixed flips,
+    shifts and rotations)."""
+
+    copies: int = Field(16, ge=1, description="tabular copies per record, the record itself included")
+    flip: float = Field(0.05, ge=0, le=1, description="tabular: chance of flipping each 0/1 feature")
+    noise: float = Field(0.1, ge=0, description="tabular: Gaussian noise on the other features, in their std")
 
 
 def augmented_copies(x: np.ndarray, seed: int, order: np.ndarray, copies: int = 16, flip: float = 0.05,
@@ -108,11 +119,11 @@ def label_only_augmentation_lira(inputs: AttackInputs, seed: int = 0, copies: in
     labels = np.asarray(inputs.labels)
     target = np.mean([oracle.predict(v) == labels for v in views], axis=0)
     reference = np.mean([reference_labels(inputs, v) == labels[None] for v in views], axis=0)
-    return reference_ratio_scores(_stable_fraction(target, len(views)), _stable_fraction(reference, len(views)),
+    return reference_ratio_scores(stable_fraction(target, len(views)), stable_fraction(reference, len(views)),
                                   inputs.reference_in, name, {"copies": len(views)}, oracle.queries)
 
 
-def _stable_fraction(fraction: np.ndarray, copies: int) -> np.ndarray:
+def stable_fraction(fraction: np.ndarray, copies: int) -> np.ndarray:
     """The log-odds of a fraction of ``copies`` with half a count added to each side (finite)."""
     hits = fraction * copies
     return np.log((hits + 0.5) / (copies - hits + 0.5))

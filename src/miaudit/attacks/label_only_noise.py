@@ -10,9 +10,11 @@ noisy copies go to the target and to every reference model.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field, PositiveFloat, field_validator
 
 from miaudit.attacks.inputs import AttackInputs, AttackScores
-from miaudit.attacks.label_only_augmentation import _stable_fraction
+from miaudit.attacks.label_only_augmentation import stable_fraction
+from miaudit.attacks.params import AttackParams
 from miaudit.attacks.reference_ratio import (
     oracle_for,
     reference_labels,
@@ -24,6 +26,19 @@ from miaudit.errors import InputError
 
 LEVELS = (0.1, 0.2, 0.4, 0.8, 1.6)
 PER_LEVEL = 10
+
+
+class NoiseParams(AttackParams):
+    """Parameters of label-only-noise and its -lira variant."""
+
+    levels: tuple[PositiveFloat, ...] = Field(LEVELS, min_length=1, description="noise sizes, each > 0, in "
+                                                                                "units of the pooled feature std")
+    per_level: int = Field(PER_LEVEL, ge=1, description="noisy copies per record at each level")
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _split(cls, v):
+        return [float(x) for x in v.split(",")] if isinstance(v, str) else v
 
 
 def noisy_copies(x: np.ndarray, seed: int, order: np.ndarray, levels=LEVELS, per_level: int = PER_LEVEL):
@@ -72,6 +87,6 @@ def label_only_noise_lira(inputs: AttackInputs, seed: int = 0, levels=LEVELS,
     for v in noisy_copies(x, seed, order, levels, per_level):
         target += oracle.predict(v) == labels
         reference += reference_labels(inputs, v) == labels[None]
-    return reference_ratio_scores(_stable_fraction(target / n_copies, n_copies),
-                                  _stable_fraction(reference / n_copies, n_copies), inputs.reference_in, name,
+    return reference_ratio_scores(stable_fraction(target / n_copies, n_copies),
+                                  stable_fraction(reference / n_copies, n_copies), inputs.reference_in, name,
                                   {"copies": n_copies}, oracle.queries)

@@ -12,7 +12,7 @@ another threat model.
 """
 from __future__ import annotations
 
-from miaudit.attacks.registry import ATTACKS
+from miaudit.attacks.registry import ATTACKS, SourceOffer
 
 FEW_MAX_EXCLUSIVE = 16
 """From this many reference models on, the many-reference rung."""
@@ -37,9 +37,9 @@ def ladder_candidates(n_references: int, has_in_models: bool, n_population: int)
         rung = FEW_REFERENCE
     else:
         rung = MANY_REFERENCE
-    return [name for name in rung
-            if ATTACKS[name].unmet_need(n_references, has_in_models and n_references > 0, n_population,
-                                        has_model=True) is None]
+    offer = SourceOffer(n_references, has_in_models and n_references > 0, n_population, has_model=True,
+                        has_reference_models=True, has_records=True)
+    return [name for name in rung if ATTACKS[name].unmet_need_in(offer) is None]
 
 
 def rung_of(n_references: int) -> str:

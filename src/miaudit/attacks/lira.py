@@ -50,8 +50,10 @@ pooled scale; ``fit_predictives`` reports how many records needed this.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from miaudit.attacks.calibration import balanced_accuracy_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
@@ -63,6 +65,7 @@ from miaudit.attacks.moderated import (
     t_logpdf,
     t_logsf,
 )
+from miaudit.attacks.params import AttackParams
 from miaudit.errors import InputError
 from miaudit.signals.functions import logit_scaled_confidence
 
@@ -76,6 +79,15 @@ VARIANCES = ("paper", "per-example", "global", "moderated")
 """The ``variance`` modes (module docstring)."""
 PER_EXAMPLE_MIN_MODELS = 64
 """variance="paper": per-example variances from this many reference models on, the global one below."""
+
+
+class LiraParams(AttackParams):
+    """Parameters of lira-online and lira-offline."""
+
+    variance: Literal["paper", "per-example", "global", "moderated"] = Field(
+        "paper", description="how each record's spread is estimated (module docstring)")
+    neighbors: int = Field(0, ge=0, description="population neighbours whose mean removes each model's local "
+                                                "confidence bias (0: none)")
 
 
 @dataclass(frozen=True)

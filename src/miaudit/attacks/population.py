@@ -14,10 +14,19 @@ Losses are cross-entropy averaged over queries.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
 from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.params import AttackParams
 from miaudit.errors import InputError
 from miaudit.signals.functions import loss
+
+
+class PopulationParams(AttackParams):
+    """Parameters of population (Attack-P)."""
+
+    alpha: float | None = Field(None, gt=0, lt=1, description="member when the loss is below the population's "
+                                                              "alpha-quantile (None: no decision rule)")
 
 
 def population(inputs: AttackInputs, alpha: float | None = None) -> AttackScores:

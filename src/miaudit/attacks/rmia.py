@@ -45,6 +45,7 @@ reference models).
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 from scipy.special import log_expit, logsumexp
 from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
@@ -56,6 +57,7 @@ from miaudit.attacks.local_offsets import (
     remove_offsets,
     shared_population_neighbours,
 )
+from miaudit.attacks.params import AttackParams
 from miaudit.errors import InputError
 from miaudit.signals.functions import loss, tempered_scaled_confidence
 
@@ -67,6 +69,23 @@ CALIBRATION_MODELS = 16
 """At most this many reference models are held out in turn to pick the temperature."""
 CALIBRATION_FPR = 0.01
 """The temperature maximises the held-out models' mean TPR at this false-positive rate."""
+
+
+class RmiaParams(AttackParams):
+    """Parameters of rmia."""
+
+    gamma: float = Field(2.0, gt=0, description="a population record z counts when LR(x) / LR(z) exceeds gamma")
+    offline_a: float = Field(0.3, ge=0, le=1, description="a of Pr_IN = a Pr_OUT + (1 - a) without IN models")
+    n_population: int | None = Field(None, ge=1, description="population records compared with (None: all)")
+
+
+class RmiaTemperedParams(RmiaParams):
+    """Parameters of rmia-tempered-offsets."""
+
+    temperature: float | None = Field(None, gt=0, description="softmax temperature (None: picked on held-out "
+                                                               "reference models)")
+    neighbors: int = Field(LOCAL_NEIGHBORS, ge=0, description="population neighbours whose mean removes each "
+                                                              "model's local confidence bias (0: none)")
 
 
 def rmia(inputs: AttackInputs, gamma: float = 2.0, offline_a: float = 0.3,

@@ -16,14 +16,25 @@ reference model (no pseudo-target possible) ``default_a`` is used. The audited r
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 from sklearn.metrics import roc_auc_score
 
 from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.params import AttackParams
 from miaudit.attacks.rmia import log_true_class_probability, marginal
 from miaudit.errors import InputError
 
 A_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 """Values of a tried on the pseudo-target."""
+
+
+class RmiaOfflineParams(AttackParams):
+    """Parameters of rmia-offline."""
+
+    gamma: float = Field(2.0, gt=0, description="a population record z counts when LR(x) / LR(z) exceeds gamma")
+    a: float | None = Field(None, ge=0, le=1, description="a of Pr_IN = a Pr_OUT + (1 - a) (None: chosen on a "
+                                                          "reference model playing the target)")
+    default_a: float = Field(0.3, ge=0, le=1, description="a when no reference model can play the target")
 
 
 def offline_marginal(p_ref: np.ndarray, is_in: np.ndarray, a: float) -> np.ndarray:

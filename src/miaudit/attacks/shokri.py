@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
@@ -24,6 +25,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.validation import check_is_fitted
 
 from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.params import AttackParams
 from miaudit.attacks.sampling import identity_keys, order_by_identity
 from miaudit.errors import InputError
 from miaudit.signals import functions as signals
@@ -53,6 +55,12 @@ _CLASSIFIERS: dict[str, Callable[[int], BaseEstimator]] = {
         hidden_layer_sizes=(64,), early_stopping=True, max_iter=300, random_state=seed)),
 }
 CLASSIFIERS = tuple(_CLASSIFIERS)
+
+
+class ShokriParams(AttackParams):
+    """Parameters of every shokri-* attack."""
+
+    per_class: bool = Field(True, description="one attack model per true class (else one for all records)")
 
 
 def attack_features(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:

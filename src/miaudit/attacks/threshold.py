@@ -21,9 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from pydantic import Field
 
 from miaudit.attacks.calibration import balanced_accuracy_threshold, decide
 from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.params import AttackParams
 from miaudit.errors import InputError
 from miaudit.signals import functions as signals
 
@@ -31,6 +33,12 @@ from miaudit.signals import functions as signals
 _LOGIT_BOUND = 1e30
 
 Signal = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class ThresholdParams(AttackParams):
+    """Parameters of the threshold attacks that read a per-class signal."""
+
+    per_class: bool = Field(True, description="one threshold per true class (else one for all records)")
 
 
 def threshold_confidence(inputs: AttackInputs, per_class: bool = True) -> AttackScores:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from miaudit.attacks.registry import ATTACKS
 from miaudit.data.scaling import InputScaling
 from miaudit.errors import InputError
 from miaudit.models.recipe import MAX_SEED, TrainingRecipe
@@ -71,6 +72,7 @@ class AuditConfig(BaseModel):
     reference_models: int = Field(8, ge=0)
     reference_data: Literal["pool", "attacker"] = "pool"
     attacks: list[str] = ["auto"]
+    attack_params: dict[str, dict[str, Any]] = {}  # attack name -> its parameters (`miaudit attacks` lists them)
     seed: int = Field(0, ge=0, le=MAX_SEED, strict=True)  # strict: a bool (YAML `seed: true`) is not a seed
     recipe: TrainingRecipe = TrainingRecipe()
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
@@ -145,6 +147,19 @@ class AuditConfig(BaseModel):
         if not names:
             raise ValueError("give attack names separated by commas, 'auto' or 'all' (see `miaudit attacks`)")
         return names
+
+    @field_validator("attack_params")
+    @classmethod
+    def _attack_params(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name, values in v.items():
+            if name not in ATTACKS:
+                raise ValueError(f"unknown attack {name!r} (`miaudit attacks` lists them)")
+            try:
+                out[name] = ATTACKS[name].settings(values).model_dump(include=set(values))
+            except InputError as e:
+                raise ValueError(str(e).removeprefix("attack_params: ")) from None
+        return out
 
     @field_validator("na_values", "columns", "drop", "keep", mode="before")
     @classmethod
@@ -223,6 +238,9 @@ class AuditConfig(BaseModel):
                          (self.predictions is not None, "cannot be used with --predictions (signals given)")):
             if bad:
                 raise ValueError(f"--signal-chunk: streamed signals {why}")
+        if self.attack_params:
+            raise ValueError("--signal-chunk: streamed attacks run with their default parameters; "
+                             "drop --attack-param (attack_params)")
         require("zarr", "zarr", "--signal-chunk")
         streamable_names(self.attacks)  # a named attack that cannot stream: InputError; "all" / "auto" stay
         return self
@@ -290,6 +308,7 @@ def make_config(file: str | Path | None = None, base: AuditConfig | None = None,
     """Config from an optional file (or an existing config) plus keyword overrides.
 
     Overrides may name AuditConfig fields or TrainingRecipe fields (epochs=5); None values are ignored.
+    ``attack_params`` may be a list of ``--attack-param`` texts (NAME.PARAM=VALUE), merged over the file's.
     """
     data: dict[str, Any] = read_config_file(file) if file else {}
     where = f"--config {Path(file).name}: " if file else ""
@@ -311,6 +330,14 @@ def make_config(file: str | Path | None = None, base: AuditConfig | None = None,
             value = overrides.pop(key)
             if value is not None:
                 recipe[key] = value
+    if isinstance(overrides.get("attack_params"), (list, tuple)):  # --attack-param NAME.PARAM=VALUE flags
+        overrides["attack_params"] = parse_attack_params(list(overrides["attack_params"]))
+    if overrides.get("attack_params") and isinstance(data.get("attack_params"), dict):  # flags over the file's
+        merged = dict(data["attack_params"])
+        for name, values in overrides["attack_params"].items():
+            before = merged.get(name)
+            merged[name] = {**before, **values} if isinstance(before, dict) else values
+        overrides["attack_params"] = merged
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         training = TrainingRecipe(**recipe)
@@ -320,6 +347,25 @@ def make_config(file: str | Path | None = None, base: AuditConfig | None = None,
         return AuditConfig(**data, recipe=training)
     except ValidationError as e:
         raise InputError(validation_message(e, where if _first_field(e) in file_data - given else "")) from None
+
+
+def parse_attack_params(items: list[str] | None) -> dict[str, dict[str, Any]] | None:
+    """``--attack-param NAME.PARAM=VALUE`` flags as {attack: {param: value}} (None: none given). VALUE is read
+    as JSON where it parses (3, 0.5, true, null, [0.1, 0.2]), else kept as text."""
+    if not items:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        name, dot, param = key.strip().partition(".")
+        if not (sep and dot and name and param and text.strip()):
+            raise InputError(f"--attack-param: use NAME.PARAM=VALUE (e.g. rmia.gamma=2.5), got {item!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text.strip()
+        out.setdefault(name, {})[param.strip()] = value
+    return out
 
 
 def _nest_recipe_keys(data: dict[str, Any], where: str) -> None:

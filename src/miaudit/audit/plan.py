@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.attacks.ladder import auto_block
-from miaudit.attacks.registry import AUTO, AttackSpec, attack_specs, left_out_by_auto
+from miaudit.attacks.registry import AUTO, CANNOT_STREAM, AttackSpec, SourceOffer, attack_specs, left_out_by_auto
 from miaudit.audit.config import AuditConfig
 from miaudit.audit.limits import AuditSize, check_audit_size, mlp_parameters
 from miaudit.audit.target_source import OutsideTarget, open_outside
@@ -228,18 +228,21 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     if left_out:
         notes.append(f"--attacks auto (the default): the attacks that read the target's scores; the {len(left_out)} "
                      "label-only ones run when named or with --attacks all (`miaudit attacks` lists them)")
+    offer = SourceOffer(k, mode == "pool" and k >= 1, len(pop_x), has_model=True, has_records=True,
+                        white_box=_trained_by_torch(cfg.target) and not outside, has_reference_models=True,
+                        streamed=bool(cfg.signal_chunk))
     if cfg.signal_chunk:  # signals on disk: only attacks that stream over record chunks ("all" -> those)
         from miaudit.attacks.streamed import STREAMED
 
-        if any(s.name not in STREAMED for s in specs):
+        kept = [s for s in specs if CANNOT_STREAM not in (s.unmet_need_in(offer) or "")]
+        if len(kept) < len(specs):
             notes.append(f"signals streamed from disk (--signal-chunk): only {', '.join(STREAMED)} can run")
-        specs = [s for s in specs if s.name in STREAMED]
+        specs = kept
     runnable, no_population = [], []
     hint = "" if len(pop_x) else _population_hint(cfg, given is not None, len(out_index))
     for spec in specs:
-        needs = dict(has_model=True, has_white_box=_trained_by_torch(cfg.target) and not outside)
-        why = spec.unmet_need(k, mode == "pool" and k >= 1, len(pop_x), **needs)
-        if why is not None and hint and spec.unmet_need(k, mode == "pool" and k >= 1, 1, **needs) is None:
+        why = spec.unmet_need_in(offer)
+        if why is not None and hint and spec.unmet_need_in(replace(offer, n_population=1)) is None:
             why += f" ({hint})"  # the population is all it lacks: say how to supply one
             no_population.append(spec.name)
         if why is None:

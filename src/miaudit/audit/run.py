@@ -245,6 +245,7 @@ def run_attack_specs(cfg: AuditConfig, specs, inputs: AttackInputs, membership: 
     ``specs``. An attack's ``seconds`` is its own wall time.
     """
     workers = max(1, min(len(specs), usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs))
+    specs = [spec.with_params(cfg.attack_params.get(spec.name)) for spec in specs]  # --attack-param
 
     def one(attack) -> AttackOutcome:
         started = time.perf_counter()
@@ -281,7 +282,7 @@ def choose_headline(cfg: AuditConfig, outcomes: list[AttackOutcome], inputs: Att
         return None
     t = time.perf_counter()
     names = [o.name for o in outcomes if not candidates or o.name in candidates] or [o.name for o in outcomes]
-    choice = choose_attack([ATTACKS[n] for n in names], inputs, cfg.seed,
+    choice = choose_attack([ATTACKS[n].with_params(cfg.attack_params.get(n)) for n in names], inputs, cfg.seed,
                            workers=usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs)
     timing["choice_s"] = time.perf_counter() - t
     return choice

@@ -316,11 +316,12 @@ def runnable_attacks(predictions: Predictions, names: Sequence[str] = ("all",)) 
     and rmia population records (rmia also the references' outputs on them). Attacks that query a
     model cannot run on predictions.
     """
-    from miaudit.attacks.registry import attack_specs
+    from miaudit.attacks.registry import SourceOffer, attack_specs
 
     runnable, skipped = [], []
+    offer = SourceOffer(predictions.n_reference, bool(predictions.reference_in.any()), predictions.n_population)
     for spec in attack_specs(list(names)):
-        need = spec.unmet_need(predictions.n_reference, bool(predictions.reference_in.any()), predictions.n_population)
+        need = spec.unmet_need_in(offer)
         if need is None and spec.name.startswith("shokri-") and predictions.reference_in.all():
             need = f"{spec.name}: needs reference masks with OUT records (0s) to train its attack model"
         if need is None and spec.name.startswith("shokri-") and not predictions.reference_in.any():
