@@ -87,12 +87,13 @@ class MemorySource:
 
 class StoreSource:
     """The signal matrix in a SignalStore (pool mode, Q = 1); only the attacks of
-    :data:`miaudit.attacks.streamed.STREAMED` run on it, one record chunk at a time."""
+    :data:`miaudit.attacks.streamed.STREAMED` run on it, one record chunk at a time. kept: the store stays
+    on disk after the audit (False: a temporary directory)."""
 
     inputs = None
 
-    def __init__(self, store: SignalStore, target_correct: np.ndarray) -> None:
-        self.store = store
+    def __init__(self, store: SignalStore, target_correct: np.ndarray, kept: bool = True) -> None:
+        self.store, self.kept = store, kept
         self.labels = store.labels()
         self.record_ids = store.record_ids()
         self.target_correct = target_correct
@@ -107,4 +108,4 @@ class StoreSource:
         return spec.unmet_need(o.n_references, o.has_in_models, o.n_population)
 
     def describe(self) -> dict:
-        return self.store.describe()
+        return {**self.store.describe(), "kept": self.kept}
