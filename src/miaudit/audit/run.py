@@ -71,14 +71,14 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
     resolve_device(cfg.device)  # --device cuda without a GPU fails here, before any training
     target, refs = train_target_and_references(plan, board, timing)
     with signal_source(plan, target, refs, board, timing) as source:
-        outcomes = attack_stage(plan, source, board, timing)
+        outcomes = plan_attacks(plan, source, board, timing)
         choice = choose_headline(AttackSettings.of(cfg), outcomes, source, timing, plan.attack_choice.get("candidates"))
         signals = source.describe()  # the results.json "signals" block of a store ({} in memory)
     return audit_result(plan, target, refs, source, outcomes, choice, timing, started,
                         {"signals": signals} if signals else {})
 
 
-def attack_stage(plan: AuditPlan, source: SignalSource, board: ProgressBoard | None = None,
+def plan_attacks(plan: AuditPlan, source: SignalSource, board: ProgressBoard | None = None,
                  timing: dict[str, Any] | None = None, specs=None) -> list[AttackOutcome]:
     """The plan's attacks (or ``specs``) on ``source``, scored against the plan's membership; an attack
     the source cannot serve (e.g. no model to query) is skipped with a note; ``attacks_s`` into timing."""
@@ -93,8 +93,8 @@ def attack_stage(plan: AuditPlan, source: SignalSource, board: ProgressBoard | N
 
 def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | None = None,
                 specs=None) -> list[AttackOutcome]:
-    """:func:`attack_stage` on in-memory signals (benchmarks and tests: a plan and its AttackInputs)."""
-    return attack_stage(plan, MemorySource(inputs), board, specs=specs)
+    """:func:`plan_attacks` on in-memory signals (benchmarks and tests: a plan and its AttackInputs)."""
+    return plan_attacks(plan, MemorySource(inputs), board, specs=specs)
 
 
 def audit_result(plan: AuditPlan, target, refs, source: SignalSource, outcomes: list[AttackOutcome], choice,
