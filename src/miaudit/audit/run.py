@@ -12,12 +12,14 @@ from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.ladder import with_choice
 from miaudit.audit.attack_stage import AttackSettings, attack_outcomes, choose_headline, runnable, usable_cores
 from miaudit.audit.config import AuditConfig, make_config
+from miaudit.audit.estimate import runtime_notice
 from miaudit.audit.plan import AuditPlan, load_audited, make_plan, table_options, within_query_budget
 from miaudit.audit.predictions import audit_predictions
 from miaudit.audit.signal_stage import signal_source
 from miaudit.data.builtin import published_units
 from miaudit.data.user_table import as_audit_data
 from miaudit.models.cache import ModelCache, default_cache_dir
+from miaudit.models.dp_sgd import target_privacy
 from miaudit.models.perf import matmul_gflops, resolve_device
 from miaudit.models.references import train_references
 from miaudit.models.registry import fit_single, model_spec, stack_target, trains_stacked
@@ -119,8 +121,6 @@ def audit_result(plan: AuditPlan, target, refs, source: SignalSource, outcomes: 
         notes.append(f"output defense {cfg.output_defense}: every attack saw only the defended outputs of the "
                      "target and of the reference models" + (" (labels as one-hot log-probabilities, floor 1e-12)"
                                                              if cfg.output_defense == "label" else ""))
-    from miaudit.models.dp_sgd import target_privacy
-
     privacy = target_privacy(cfg.recipe, int(plan.membership.sum()), cfg.seed)
     if plan.table is not None:
         sections["data"] = plan.table.public()
@@ -244,8 +244,6 @@ def _train_stack(plan: AuditPlan, board: ProgressBoard | None, masks: np.ndarray
 def print_runtime_notice(plan: AuditPlan) -> None:
     """Before attacks that will take minutes: their estimated time and how to cut it, on stderr."""
     from rich.console import Console
-
-    from miaudit.audit.estimate import runtime_notice
 
     cfg = plan.config
     cores = usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs
