@@ -13,7 +13,7 @@ import miaudit
 from miaudit.attacks.registry import ATTACKS
 from miaudit.audit.attack_stage import AttackSettings, attack_outcomes, runnable
 from miaudit.audit.config import make_config
-from miaudit.signals.source import MemorySource, StoreSource
+from miaudit.signals.source import MemorySource, PredictionsSource, StoreSource
 from miaudit.signals.store import store_inputs
 from miaudit.targets.predictions import Predictions
 
@@ -32,7 +32,7 @@ def test_the_three_sources_give_the_same_outcomes(tmp_path):
     specs = [ATTACKS[n] for n in ("lira-online", "rmia", "population")]
     memory = MemorySource(inputs)
     store = StoreSource(store_inputs(inputs, tmp_path / "s", chunk=32), memory.target_correct)
-    from_file = predictions_of(inputs, member).source()
+    from_file = PredictionsSource(predictions_of(inputs, member))
     runs = [attack_outcomes(s, specs, SETTINGS, member) for s in (memory, store, from_file)]
     for outcomes in runs[1:]:
         assert [o.name for o in outcomes] == [s.name for s in specs]
@@ -51,12 +51,12 @@ def test_runnability_is_asked_of_the_source(tmp_path):
     ok, why = runnable(store, specs)
     assert [s.name for s in ok] == ["lira-online"]
     assert why[0].startswith("threshold-loss: needs the signal matrix in memory")
-    ok, why = runnable(predictions_of(inputs, member).source(), specs)
+    ok, why = runnable(PredictionsSource(predictions_of(inputs, member)), specs)
     assert [s.name for s in ok] == ["threshold-loss", "lira-online"]
     assert why == ["label-only-gap: needs the audited model itself to query (not only its predictions)"]
     all_in = predictions_of(inputs, member)
     all_in = Predictions(**{**all_in.__dict__, "reference_in": np.ones_like(all_in.reference_in)})
-    assert runnable(all_in.source(), [ATTACKS["shokri-lr"]])[1] == [
+    assert runnable(PredictionsSource(all_in), [ATTACKS["shokri-lr"]])[1] == [
         "shokri-lr: needs reference masks with OUT records (0s) to train its attack model"]
 
 

@@ -13,6 +13,7 @@ from miaudit.audit.config import AuditConfig
 from miaudit.errors import InputError
 from miaudit.progress import ProgressBoard
 from miaudit.report.results import AuditResult, TargetSummary
+from miaudit.signals.source import PredictionsSource
 from miaudit.targets.predictions import load_predictions
 from miaudit.version import __version__
 
@@ -26,7 +27,7 @@ def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
     """
     started = time.perf_counter() if started is None else started
     predictions = load_predictions(cfg.predictions)
-    source = predictions.source()  # the same attacks and choice stages as a trained audit, on the file's signals
+    source = PredictionsSource(predictions)  # the same attacks and choice stages as a trained audit
     specs, skipped = runnable(source, attack_specs(list(cfg.attacks)))
     named = [why for why in skipped if why.split(":")[0] in cfg.attacks]
     if named:

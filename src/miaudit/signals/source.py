@@ -2,10 +2,10 @@
 
 Three sources: :class:`MemorySource` (an in-memory AttackInputs: the audit's own signals),
 :class:`StoreSource` (a chunked :class:`~miaudit.signals.store.SignalStore` on disk, ``--signal-chunk``:
-attacks stream over its record chunks) and a predictions file (``targets.predictions.PredictionsSource``,
-a MemorySource with that file's runnability rules). N audited records, K reference models, Z population
-records. A source holds nothing that depends on the audited records' membership: that truth stays
-with the flow that scores the attacks.
+attacks stream over its record chunks) and :class:`PredictionsSource` (a predictions file as
+``targets.predictions.load_predictions`` reads it: a MemorySource with that file's runnability rules).
+N audited records, K reference models, Z population records. A source holds nothing that depends on
+the audited records' membership: that truth stays with the flow that scores the attacks.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import AttackSpec
 from miaudit.attacks.streamed import STREAMED
 from miaudit.signals.store import SignalStore
+from miaudit.targets.predictions import Predictions, unmet_need
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,21 @@ class StoreSource:
 
     def describe(self) -> dict:
         return {**self.store.describe(), "kept": self.kept}
+
+
+class PredictionsSource(MemorySource):
+    """Precomputed outputs (``--predictions``): no model to query or read, no records; what else each
+    attack needs is decided by :func:`miaudit.targets.predictions.unmet_need` (e.g. shokri-* masks)."""
+
+    def __init__(self, predictions: Predictions) -> None:
+        super().__init__(predictions.attack_inputs())
+        self.predictions = predictions
+        p = predictions
+        self._offer = Offer(p.n_reference, bool(p.reference_in.any()), p.n_population)
+
+    @property
+    def offer(self) -> Offer:
+        return self._offer
+
+    def unmet_need(self, spec: AttackSpec) -> str | None:
+        return unmet_need(self.predictions, spec)

@@ -35,7 +35,6 @@ import numpy as np
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import AttackSpec, attack_specs
 from miaudit.errors import InputError
-from miaudit.signals.source import MemorySource, Offer
 from miaudit.targets.contract import as_logits, one_line, probability_problem
 
 SCORE_ARRAYS = ("target", "reference", "population", "population_reference")
@@ -95,10 +94,6 @@ class Predictions:
                             reference, self.reference_in, self.labels, self.population_logits[:, None, :],
                             self.population_reference_logits[:, :, None, :], self.population_labels,
                             self.record_ids, self.record_ids)
-
-    def source(self) -> PredictionsSource:
-        """These predictions as the attacks stage's signal source."""
-        return PredictionsSource(self)
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], source: str = "predictions") -> Predictions:
@@ -314,28 +309,16 @@ def save_predictions(predictions: Predictions, path: str | Path) -> Path:
     return path
 
 
-class PredictionsSource(MemorySource):
-    """A predictions file as a signal source: outputs only (no model to query or read, no records);
-    shokri-* attacks need reference masks with both IN and OUT records to train their attack model."""
-
-    def __init__(self, predictions: Predictions) -> None:
-        super().__init__(predictions.attack_inputs())
-        p = predictions
-        self._offer = Offer(p.n_reference, bool(p.reference_in.any()), p.n_population)
-        self.all_in = bool(p.reference_in.all())
-
-    @property
-    def offer(self) -> Offer:
-        return self._offer
-
-    def unmet_need(self, spec: AttackSpec) -> str | None:
-        o = self.offer
-        need = spec.unmet_need(o.n_references, o.has_in_models, o.n_population)
-        if need is None and spec.name.startswith("shokri-") and self.all_in:
-            need = f"{spec.name}: needs reference masks with OUT records (0s) to train its attack model"
-        if need is None and spec.name.startswith("shokri-") and not o.has_in_models:
-            need = f"{spec.name}: needs reference masks with IN records (1s) to train its attack model"
-        return need
+def unmet_need(predictions: Predictions, spec: AttackSpec) -> str | None:
+    """Why ``spec`` cannot run on these predictions ("name: needs ..."), or None: outputs only (no model to
+    query or read, no records); shokri-* attacks need reference masks with both IN and OUT records."""
+    has_in = bool(predictions.reference_in.any())
+    need = spec.unmet_need(predictions.n_reference, has_in, predictions.n_population)
+    if need is None and spec.name.startswith("shokri-") and predictions.reference_in.all():
+        need = f"{spec.name}: needs reference masks with OUT records (0s) to train its attack model"
+    if need is None and spec.name.startswith("shokri-") and not has_in:
+        need = f"{spec.name}: needs reference masks with IN records (1s) to train its attack model"
+    return need
 
 
 def runnable_attacks(predictions: Predictions, names: Sequence[str] = ("all",)) -> tuple[list, list[str]]:
@@ -344,11 +327,10 @@ def runnable_attacks(predictions: Predictions, names: Sequence[str] = ("all",)) 
     Threshold attacks need only the target's outputs; shokri-* reference outputs with both IN and OUT
     records; lira-offline references; lira-online references trained on audited records; population
     and rmia population records (rmia also the references' outputs on them). Attacks that query a
-    model cannot run on predictions (:meth:`PredictionsSource.unmet_need`).
+    model cannot run on predictions (:func:`unmet_need`).
     """
-    source = predictions.source()
     runnable, skipped = [], []
     for spec in attack_specs(list(names)):
-        need = source.unmet_need(spec)
+        need = unmet_need(predictions, spec)
         (skipped if need else runnable).append(need or spec)
     return runnable, skipped
