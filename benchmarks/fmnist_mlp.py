@@ -29,6 +29,7 @@ from miaudit.attacks.registry import ATTACKS
 from miaudit.audit.config import make_config
 from miaudit.audit.plan import make_plan
 from miaudit.audit.run import audit, run_attacks, train_reference_models
+from miaudit.audit.signal_stage import signal_request
 from miaudit.models.perf import matmul_gflops
 from miaudit.models.registry import fit_single, model_spec
 from miaudit.signals.matrix import compute_signals, target_signals
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             refs = train_reference_models(pplan)
             seconds = time.perf_counter() - t
-            inputs = compute_signals(pplan, result.model, refs)
+            inputs = compute_signals(signal_request(pplan), result.model, refs)
             outs = {o.name: o.metrics for o in run_attacks(pplan, inputs, specs=[ATTACKS["lira-online"]])}
             m = outs["lira-online"]
             report["precision"][precision] = {
@@ -206,7 +207,7 @@ def other_target(plan, cfg, inputs, seed: int):
     target = fit_single(model_spec(cfg.target, cfg.hidden), plan.pool_x[member], plan.pool_y[member],
                         plan.n_classes, cfg.recipe.model_copy(update={"seed": seed}), seed, cfg.precision,
                         dataset_name=plan.dataset.name)
-    t_pool, t_pop = target_signals(plan, target)
+    t_pool, t_pop = target_signals(signal_request(plan), target)
     return dataclasses.replace(inputs, target_logits=t_pool, population_target_logits=t_pop), member
 
 

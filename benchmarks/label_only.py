@@ -39,6 +39,7 @@ from miaudit.attacks.registry import ATTACKS
 from miaudit.audit.config import make_config
 from miaudit.audit.plan import make_plan
 from miaudit.audit.run import run_attacks, train_target_and_references
+from miaudit.audit.signal_stage import signal_request
 from miaudit.signals.matrix import compute_signals
 
 HERE = Path(__file__).resolve().parent
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     plan = make_plan(cfg)
     target, refs = train_target_and_references(plan)
-    inputs = compute_signals(plan, target, refs)
+    inputs = compute_signals(signal_request(plan), target, refs)
     correct = inputs.target_logits[:, 0].argmax(1) == plan.pool_y
     report["target"] = {"train_accuracy": float(correct[plan.membership].mean()),
                         "test_accuracy": float(correct[~plan.membership].mean()), "records": len(correct),

@@ -37,6 +37,7 @@ from miaudit.attacks.streamed import STREAMED
 from miaudit.audit.config import make_config
 from miaudit.audit.plan import make_plan
 from miaudit.audit.run import run_attacks, train_target_and_references
+from miaudit.audit.signal_stage import signal_request
 from miaudit.signals.matrix import compute_signals
 
 HERE = Path(__file__).resolve().parent
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = make_plan(cfg)
     started = time.perf_counter()
     target, refs = train_target_and_references(plan)
-    inputs = compute_signals(plan, target, refs)
+    inputs = compute_signals(signal_request(plan), target, refs)
     print(f"target and {cfg.reference_models} reference models: {time.perf_counter() - started:.1f} s "
           f"(cached ones are read back)", flush=True)
     per_target = []

@@ -31,6 +31,7 @@ from miaudit.attacks.registry import ATTACKS
 from miaudit.audit.config import make_config
 from miaudit.audit.plan import make_plan
 from miaudit.audit.run import audit, run_attacks, train_reference_models
+from miaudit.audit.signal_stage import signal_request
 from miaudit.models.cnn_spec import build_module
 from miaudit.models.cnn_stack import cnn_train_flops, train_cnn_stack
 from miaudit.models.denormals import flush_denormals
@@ -236,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             refs = train_reference_models(pplan)
             seconds = time.perf_counter() - t
-            outs = run_attacks(pplan, compute_signals(pplan, result.model, refs), specs=[ATTACKS["lira-online"]])
+            inputs = compute_signals(signal_request(pplan), result.model, refs)
+            outs = run_attacks(pplan, inputs, specs=[ATTACKS["lira-online"]])
             m = outs[0].metrics
             report["precision"][precision] = {"seconds_per_model": seconds / args.precision_models,
                                               "gflops_per_s": refs.train_flops / 1e9 / seconds,

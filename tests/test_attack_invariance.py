@@ -14,6 +14,7 @@ from miaudit.attacks.registry import ATTACKS
 from miaudit.audit.config import make_config
 from miaudit.audit.plan import make_plan
 from miaudit.audit.run import train_target_and_references
+from miaudit.audit.signal_stage import signal_request
 from miaudit.data.splits import balanced_masks
 from miaudit.models.references import ReferenceModels
 from miaudit.models.wrappers import TorchTarget
@@ -32,7 +33,7 @@ def audited(request):
                       population=300, cache=False, seed=3, epochs=20, hidden=(64,), n_jobs=1)
     plan = make_plan(cfg)
     target, refs = train_target_and_references(plan)
-    return request.param, compute_signals(plan, target, refs), plan.membership
+    return request.param, compute_signals(signal_request(plan), target, refs), plan.membership
 
 
 @pytest.fixture(autouse=True)

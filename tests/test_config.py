@@ -95,15 +95,16 @@ def test_reference_models_are_bounded_by_memory(monkeypatch):
 def test_diverged_models_are_named_with_the_likely_cause():
     import numpy as np
 
+    from miaudit.audit.signal_stage import divergence_hint
     from miaudit.signals.matrix import check_outputs_finite
 
-    cfg = make_config(lr=3.0, weight_decay=0.1)
+    hint = divergence_hint(make_config(lr=3.0, weight_decay=0.1))
     logits = np.zeros((3, 5, 1, 2), np.float32)
-    check_outputs_finite(cfg, "reference models'", logits, per_model=True)
+    check_outputs_finite(hint, "reference models'", logits, per_model=True)
     logits[1, 2, 0, 1] = np.nan
     with pytest.raises(InputError, match=r"^training diverged: 1 of 3 reference models' outputs are not finite "
                                          r"\(NaN\) — lower --lr \(now 3\) or --weight-decay \(now 0.1\)$"):
-        check_outputs_finite(cfg, "reference models'", logits, per_model=True)
+        check_outputs_finite(hint, "reference models'", logits, per_model=True)
 
 
 def test_flat_training_keys_in_a_file_set_the_recipe(tmp_path):

@@ -96,13 +96,14 @@ def test_audit_signals_over_http_equal_in_process(server, onnx_path, token_file)
     """The same config and seed draw the same records; their signals agree through either target."""
     from miaudit.audit.config import make_config
     from miaudit.audit.plan import make_plan
+    from miaudit.audit.signal_stage import signal_request
     from miaudit.signals.matrix import target_signals
 
     plan = make_plan(make_config(dataset="digits", members=60, reference_models=0, queries=2, population=40,
                                  attacks="threshold-loss", input_scaling="none"))
     shape = plan.pool_x.shape[1:]
     local, remote = load_target(onnx_path, shape, 10), load_target(server.url, shape, 10, token_file=token_file)
-    for ours, theirs in zip(target_signals(plan, local), target_signals(plan, remote)):
+    for ours, theirs in zip(target_signals(signal_request(plan), local), target_signals(signal_request(plan), remote)):
         reference = np.log(np.clip(np.exp(log_softmax(ours.astype(np.float64), axis=-1)), 1e-12, None))
         np.testing.assert_allclose(theirs, reference, atol=2e-5)
     assert remote.queries_sent == 2 * (len(plan.pool_x) + len(plan.population_x))
@@ -112,19 +113,20 @@ def test_an_audit_over_budget_stops_before_any_query(onnx_path, token_file):
     """compute_signals asks a budgeted target for the audit's whole count first (signals.matrix.target_queries)."""
     from miaudit.audit.config import make_config
     from miaudit.audit.plan import make_plan
+    from miaudit.audit.signal_stage import signal_request
     from miaudit.signals.matrix import compute_signals, target_queries
 
     plan = make_plan(make_config(dataset="digits", members=30, reference_models=0, queries=2, population=20,
                                  attacks="threshold-loss", input_scaling="none"))
-    needed = target_queries(plan)
+    needed = target_queries(signal_request(plan))
     assert needed == 2 * (60 + 20)
     with server_for(onnx_path) as running:
         short = load_target(running.url, (1, 8, 8), 10, token_file=token_file, query_budget=needed - 1)
         with pytest.raises(QueryBudgetExhausted, match=f"the audit needs {needed} queries, {needed - 1} of"):
-            compute_signals(plan, short, None)
+            compute_signals(signal_request(plan), short, None)
         assert running.app.state.limits.answered(token_id(TOKEN)) == 0
         enough = load_target(running.url, (1, 8, 8), 10, token_file=token_file, query_budget=needed)
-        inputs = compute_signals(plan, enough, None)
+        inputs = compute_signals(signal_request(plan), enough, None)
         assert enough.queries_sent == needed and enough.remaining == 0
         assert inputs.target_logits.shape == (60, 2, 10)
 

@@ -147,11 +147,12 @@ def test_attacks_run_concurrently_with_the_same_results_in_order():
     from miaudit.audit.config import make_config
     from miaudit.audit.plan import make_plan
     from miaudit.audit.run import run_attacks, train_reference_models, train_target
+    from miaudit.audit.signal_stage import signal_request
     from miaudit.signals.matrix import compute_signals
 
     cfg = make_config(target="forest", attacks=["all"], seed=5, **FAST)
     plan = make_plan(cfg)
-    inputs = compute_signals(plan, train_target(plan), train_reference_models(plan))
+    inputs = compute_signals(signal_request(plan), train_target(plan), train_reference_models(plan))
     one = run_attacks(make_plan(cfg.model_copy(update={"n_jobs": 1})), inputs)
     two = run_attacks(make_plan(cfg.model_copy(update={"n_jobs": 2})), inputs)
     assert [o.name for o in two] == [a.name for a in plan.attacks] == [o.name for o in one]
@@ -165,11 +166,12 @@ def test_the_longest_attacks_start_first(monkeypatch):
     from miaudit.audit.config import make_config
     from miaudit.audit.plan import make_plan
     from miaudit.audit.run import run_attacks, train_reference_models, train_target
+    from miaudit.audit.signal_stage import signal_request
     from miaudit.signals.matrix import compute_signals
 
     plan = make_plan(make_config(target="forest", attacks=["threshold-loss", "shokri-rf", "rmia", "population"],
                                  seed=5, n_jobs=1, **FAST))
-    inputs = compute_signals(plan, train_target(plan), train_reference_models(plan))
+    inputs = compute_signals(signal_request(plan), train_target(plan), train_reference_models(plan))
     started: list[str] = []
     real_run = AttackSpec.run
     monkeypatch.setattr(AttackSpec, "run", lambda self, *a, **k: started.append(self.name) or real_run(self, *a, **k))

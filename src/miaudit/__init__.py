@@ -1,10 +1,5 @@
 """miaudit: membership-inference privacy auditing for machine-learning classifiers."""
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("miaudit")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0"
+from miaudit.version import __version__
 
 __all__ = ["audit", "AuditConfig", "InputError", "__version__"]
 

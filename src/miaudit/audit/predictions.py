@@ -6,14 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-import miaudit
 from miaudit.attacks.ladder import auto_block, with_choice
-from miaudit.attacks.registry import AUTO
+from miaudit.attacks.registry import AUTO, attack_specs
+from miaudit.audit.attack_stage import AttackSettings, attack_outcomes, choose_headline, runnable
 from miaudit.audit.config import AuditConfig
 from miaudit.errors import InputError
 from miaudit.progress import ProgressBoard
 from miaudit.report.results import AuditResult, TargetSummary
-from miaudit.targets.predictions import load_predictions, runnable_attacks
+from miaudit.signals.source import PredictionsSource
+from miaudit.targets.predictions import load_predictions
+from miaudit.version import __version__
 
 
 def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
@@ -23,20 +25,19 @@ def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
     Attacks that need what the file lacks (reference outputs, IN/OUT masks, population records) are
     skipped with a note, or are an InputError when named explicitly in ``cfg.attacks``.
     """
-    from miaudit.audit.run import choose_headline, run_attack_specs
-
     started = time.perf_counter() if started is None else started
     predictions = load_predictions(cfg.predictions)
-    specs, skipped = runnable_attacks(predictions, cfg.attacks)
+    source = PredictionsSource(predictions)  # the same attacks and choice stages as a trained audit
+    specs, skipped = runnable(source, attack_specs(list(cfg.attacks)))
     named = [why for why in skipped if why.split(":")[0] in cfg.attacks]
     if named:
         raise InputError(f"--predictions: {named[0]}")
     if not specs:
         raise InputError("--attacks: none of the requested attacks can run on these predictions")
-    inputs = predictions.attack_inputs()
+    settings = AttackSettings.of(cfg)
     t = time.perf_counter()
-    outcomes = run_attack_specs(cfg, specs, inputs, predictions.membership, predictions.labels, board)
-    correct = predictions.target_logits.argmax(1) == predictions.labels
+    outcomes = attack_outcomes(source, specs, settings, predictions.membership, board)
+    correct = source.target_correct
     m = predictions.membership
     summary = TargetSummary(f"predictions:{cfg.predictions}", float(correct[m].mean()), float(correct[~m].mean()),
                             int(m.sum()), int((~m).sum()))
@@ -44,8 +45,8 @@ def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
               "train_target_s": 0.0, "train_reference_s": 0.0, "reference_models": predictions.n_reference,
               "train_gflop": 0.0, "train_gflops_per_s": 0.0}
     block = {} if AUTO not in cfg.attacks else auto_block(
-        [s.name for s in specs], predictions.n_reference, bool(inputs.has_in_models), predictions.n_population)
-    choice = choose_headline(cfg, outcomes, inputs, timing, block.get("candidates"))
+        [s.name for s in specs], predictions.n_reference, source.offer.has_in_models, predictions.n_population)
+    choice = choose_headline(settings, outcomes, source, timing, block.get("candidates"))
     timing["total_s"] = time.perf_counter() - started
     ids = predictions.record_ids if predictions.record_ids is not None else np.arange(predictions.n_records)
     notes = [f"signals from {cfg.predictions}: {predictions.n_records} audited records, "
@@ -54,6 +55,6 @@ def audit_predictions(cfg: AuditConfig, board: ProgressBoard | None = None,
     public = cfg.public()
     if "dataset" not in cfg.model_fields_set:  # the audited records are the file's, not the default dataset's
         public["dataset"] = Path(cfg.predictions).name
-    return AuditResult(miaudit.__version__, public, summary, outcomes, timing, ids, m, predictions.labels,
-                       notes=notes, inputs=inputs, choice=choice,
+    return AuditResult(__version__, public, summary, outcomes, timing, ids, m, predictions.labels,
+                       notes=notes, inputs=source.inputs, choice=choice,
                        sections={"attack_choice": with_choice(block, choice)} if block and choice else {})

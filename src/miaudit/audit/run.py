@@ -1,31 +1,32 @@
-"""audit(): the pipeline, in one direction — plan, train, signals, attacks, metrics."""
+"""audit(): the one flow, stage by stage — plan, train, signals, attacks, choice, result."""
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-import miaudit
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.ladder import with_choice
+from miaudit.audit.attack_stage import AttackSettings, attack_outcomes, choose_headline, runnable, usable_cores
 from miaudit.audit.config import AuditConfig, make_config
+from miaudit.audit.estimate import runtime_notice
 from miaudit.audit.plan import AuditPlan, load_audited, make_plan, table_options, within_query_budget
+from miaudit.audit.predictions import audit_predictions
+from miaudit.audit.signal_stage import signal_source
 from miaudit.data.builtin import published_units
 from miaudit.data.user_table import as_audit_data
-from miaudit.metrics.attack_metrics import compute_metrics
 from miaudit.models.cache import ModelCache, default_cache_dir
+from miaudit.models.dp_sgd import target_privacy
 from miaudit.models.perf import matmul_gflops, resolve_device
 from miaudit.models.references import train_references
 from miaudit.models.registry import fit_single, model_spec, stack_target, trains_stacked
 from miaudit.progress import ProgressBoard
 from miaudit.report.results import AttackOutcome, AuditResult, TargetSummary
-from miaudit.signals.matrix import compute_signals
+from miaudit.signals.source import MemorySource, SignalSource
+from miaudit.version import __version__
 
 
 def audit(config: AuditConfig | None = None, *, progress: bool = True, data: Any = None, membership: Any = None,
@@ -50,9 +51,7 @@ def audit(config: AuditConfig | None = None, *, progress: bool = True, data: Any
         settings["target"] = f"user:{type(model).__name__}"
     cfg = config if config is not None and not settings else make_config(base=config, **settings)
     started = time.perf_counter()
-    if cfg.predictions:
-        from miaudit.audit.predictions import audit_predictions
-
+    if cfg.predictions:  # signals given: no plan, no training
         with ProgressBoard(progress) as board:
             return audit_predictions(cfg, board, started)
     if data is not None or membership is not None:
@@ -67,26 +66,45 @@ def audit(config: AuditConfig | None = None, *, progress: bool = True, data: Any
 
 
 def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
+    """The stages after the plan, each timed into ``timing``: train (train_target_s, train_reference_s),
+    signals (signals_s: in memory or a chunked store), attacks (attacks_s), choice (choice_s), result."""
     cfg = plan.config
     timing: dict[str, Any] = {}
     resolve_device(cfg.device)  # --device cuda without a GPU fails here, before any training
     target, refs = train_target_and_references(plan, board, timing)
+    with signal_source(plan, target, refs, board, timing) as source:
+        outcomes = plan_attacks(plan, source, board, timing)
+        choice = choose_headline(AttackSettings.of(cfg), outcomes, source, timing, plan.attack_choice.get("candidates"))
+        signals = source.describe()  # the results.json "signals" block of a store ({} in memory)
+    return audit_result(plan, target, refs, source, outcomes, choice, timing, started,
+                        {"signals": signals} if signals else {})
 
-    inputs, sections = None, {}
-    if cfg.signal_chunk:  # the signal matrix on disk, attacks streamed over its record chunks
-        from miaudit.audit.streamed import streamed_signals_and_attacks
 
-        outcomes, correct, sections["signals"] = streamed_signals_and_attacks(plan, target, refs, board, timing)
-    else:
-        t = time.perf_counter()
-        with board.task("computing signals", 1):
-            inputs = compute_signals(plan, target, refs)
-            correct = inputs.target_logits[:, 0].argmax(1) == plan.pool_y  # query 0 is the record itself
-        timing["signals_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        outcomes = run_attacks(plan, inputs, board)
+def plan_attacks(plan: AuditPlan, source: SignalSource, board: ProgressBoard | None = None,
+                 timing: dict[str, Any] | None = None, specs=None) -> list[AttackOutcome]:
+    """The plan's attacks (or ``specs``) on ``source``, scored against the plan's membership; an attack
+    the source cannot serve (e.g. no model to query) is skipped with a note; ``attacks_s`` into timing."""
+    t = time.perf_counter()
+    specs, skipped = runnable(source, plan.attacks if specs is None else specs)
+    plan.notes.extend(f"skipped {why}" for why in skipped if f"skipped {why}" not in plan.notes)
+    outcomes = attack_outcomes(source, specs, AttackSettings.of(plan.config), plan.membership, board)
+    if timing is not None:
         timing["attacks_s"] = time.perf_counter() - t
-    choice = choose_headline(cfg, outcomes, inputs, timing, plan.attack_choice.get("candidates"))
+    return outcomes
+
+
+def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | None = None,
+                specs=None) -> list[AttackOutcome]:
+    """:func:`plan_attacks` on in-memory signals (benchmarks and tests: a plan and its AttackInputs)."""
+    return plan_attacks(plan, MemorySource(inputs), board, specs=specs)
+
+
+def audit_result(plan: AuditPlan, target, refs, source: SignalSource, outcomes: list[AttackOutcome], choice,
+                 timing: dict[str, Any], started: float, sections: dict[str, Any]) -> AuditResult:
+    """The AuditResult of a trained audit: the target's accuracies, queries, training throughput and
+    ``total_s`` into timing; notes and the results.json sections the plan adds."""
+    cfg = plan.config
+    correct = source.target_correct
     train_acc = float(correct[plan.membership].mean())
     test_acc = (float(correct[~plan.membership].mean()) if not cfg.nonmember_dataset
                 else float((target.logits(plan.test_x).argmax(1) == plan.test_y).mean()))
@@ -103,8 +121,6 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
         notes.append(f"output defense {cfg.output_defense}: every attack saw only the defended outputs of the "
                      "target and of the reference models" + (" (labels as one-hot log-probabilities, floor 1e-12)"
                                                              if cfg.output_defense == "label" else ""))
-    from miaudit.models.dp_sgd import target_privacy
-
     privacy = target_privacy(cfg.recipe, int(plan.membership.sum()), cfg.seed)
     if plan.table is not None:
         sections["data"] = plan.table.public()
@@ -116,8 +132,8 @@ def _run(plan: AuditPlan, board: ProgressBoard, started: float) -> AuditResult:
         sections["target_source"] = {"kind": plan.outside.kind, "source": plan.outside.source,
                                      "input": cfg.target_input, "reference_models": plan.reference_architecture
                                      or plan.outside.reference_source}
-    return AuditResult(miaudit.__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
-                       plan.membership, plan.pool_y, notes=notes, inputs=inputs,
+    return AuditResult(__version__, cfg.public(), summary, outcomes, timing, plan.record_index,
+                       plan.membership, plan.pool_y, notes=notes, inputs=source.inputs,
                        model=target if plan.outside is None else None, records=plan.pool_x, sections=sections,
                        scaler=plan.scaler, privacy=privacy, choice=choice, units=published_units(plan.dataset.name))
 
@@ -225,74 +241,9 @@ def _train_stack(plan: AuditPlan, board: ProgressBoard | None, masks: np.ndarray
                                 device=resolve_device(cfg.device), backend=cfg.backend, address=cfg.address)
 
 
-def run_attacks(plan: AuditPlan, inputs: AttackInputs, board: ProgressBoard | None = None,
-                specs=None) -> list[AttackOutcome]:
-    """Run the plan's attacks (or ``specs``) on the signal matrix and score them against the truth;
-    an attack these inputs cannot serve (e.g. no model to query) is skipped with a note."""
-    specs = plan.attacks if specs is None else specs
-    unmet = {spec.name: spec.unmet_need_of(inputs) for spec in specs}
-    plan.notes.extend(f"skipped {why}" for why in unmet.values() if why and f"skipped {why}" not in plan.notes)
-    specs = [spec for spec in specs if not unmet[spec.name]]
-    return run_attack_specs(plan.config, specs, inputs, plan.membership, plan.pool_y, board)
-
-
-def run_attack_specs(cfg: AuditConfig, specs, inputs: AttackInputs, membership: np.ndarray, labels: np.ndarray,
-                     board: ProgressBoard | None = None) -> list[AttackOutcome]:
-    """Run ``specs`` on the signal matrix and score them against ``membership`` bool [N].
-
-    Attacks run concurrently in ``n_jobs`` threads (-1: one per core), each with single-threaded
-    BLAS, the longest (by ``AttackSpec.cost``) started first; outcomes come back in the order of
-    ``specs``. An attack's ``seconds`` is its own wall time.
-    """
-    workers = max(1, min(len(specs), usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs))
-    specs = [spec.with_params(cfg.attack_params.get(spec.name)) for spec in specs]  # --attack-param
-
-    def one(attack) -> AttackOutcome:
-        started = time.perf_counter()
-        verdict = attack.run(inputs, seed=cfg.seed)
-        seconds = time.perf_counter() - started
-        metrics = compute_metrics(verdict.scores, membership, verdict.decision, labels,
-                                  delta=cfg.delta, confidence=cfg.confidence, coin_flips=cfg.coin_flip_members,
-                                  epsilon_method=cfg.epsilon_method)
-        queries = verdict.queries if verdict.queries is not None else attack.target_queries(
-            *(cfg.queries * len(x) for x in (inputs.labels, inputs.population_labels)))
-        return AttackOutcome(attack.name, attack.threat_model, verdict.scores, metrics, seconds, verdict.params,
-                             queries)
-
-    with ((board or ProgressBoard(False)).task("attacks", len(specs)) as update,
-          threadpool_limits(1 if workers > 1 else None), ThreadPoolExecutor(workers) as pool):
-        # longest first (LPT): a long attack started last would leave one core idle at the end
-        futures: dict[int, Future] = {}
-        for i in sorted(range(len(specs)), key=lambda i: -specs[i].cost):
-            futures[i] = pool.submit(one, specs[i])
-        for done, _ in enumerate(as_completed(futures.values()), start=1):
-            update(done)
-        return [futures[i].result() for i in range(len(specs))]
-
-
-def choose_headline(cfg: AuditConfig, outcomes: list[AttackOutcome], inputs: AttackInputs | None,
-                    timing: dict[str, Any], candidates: list[str] | None = None):
-    """The headline attack of the outcomes, chosen without the membership labels
-    (:func:`miaudit.attacks.choice.choose_attack`; inputs None: by rule) among ``candidates`` (the
-    ladder's, with --attacks auto; None: every outcome); seconds into timing["choice_s"]."""
-    from miaudit.attacks.choice import choose_attack
-    from miaudit.attacks.registry import ATTACKS
-
-    if not outcomes or any(o.name not in ATTACKS for o in outcomes):
-        return None
-    t = time.perf_counter()
-    names = [o.name for o in outcomes if not candidates or o.name in candidates] or [o.name for o in outcomes]
-    choice = choose_attack([ATTACKS[n].with_params(cfg.attack_params.get(n)) for n in names], inputs, cfg.seed,
-                           workers=usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs)
-    timing["choice_s"] = time.perf_counter() - t
-    return choice
-
-
 def print_runtime_notice(plan: AuditPlan) -> None:
     """Before attacks that will take minutes: their estimated time and how to cut it, on stderr."""
     from rich.console import Console
-
-    from miaudit.audit.estimate import runtime_notice
 
     cfg = plan.config
     cores = usable_cores() if cfg.n_jobs < 1 else cfg.n_jobs
@@ -300,14 +251,6 @@ def print_runtime_notice(plan: AuditPlan) -> None:
                             cores, cfg.attacks)
     if notice:
         Console(stderr=True).print(f"note: {notice}", markup=False, highlight=False, soft_wrap=True)
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity where the OS reports one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _training_throughput(refs, k: int, wall_s: float) -> dict[str, Any]:

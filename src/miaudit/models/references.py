@@ -30,6 +30,7 @@ from miaudit.models.mlp_stack import MLPStack
 from miaudit.models.perf import resolve_device_precision
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.stack import mlp_train_flops, train_mlp_stack
+from miaudit.version import __version__
 
 _KEY_FORMAT = "miaudit-reference-v2"
 # The modules whose code decides what a trained model is: a change to any of them retrains.
@@ -195,10 +196,8 @@ def training_environment(kind: str) -> dict[str, str]:
     versions of miaudit and of the libraries that train it, and a sha256 of miaudit's training code."""
     import importlib.metadata as metadata
 
-    import miaudit
-
     libraries = ("torch", "numba") if kind == "torch" else ("scikit-learn", "scipy", "joblib")
-    env = {"miaudit": miaudit.__version__, "numpy": np.__version__}
+    env = {"miaudit": __version__, "numpy": np.__version__}
     for name in libraries:
         try:
             env[name] = metadata.version(name)

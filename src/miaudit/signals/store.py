@@ -211,6 +211,9 @@ class SignalStore:
     def labels(self) -> np.ndarray:
         return np.asarray(self.group["labels"][:])
 
+    def record_ids(self) -> np.ndarray:
+        return np.asarray(self.group["record_ids"][:])
+
     def to_inputs(self) -> AttackInputs:
         """The whole matrix in memory (tests and small audits): the in-memory AttackInputs."""
         return self.read_block(0, self.shape[1])

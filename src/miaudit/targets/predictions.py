@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from miaudit.attacks.inputs import AttackInputs
+from miaudit.attacks.registry import AttackSpec, SourceOffer, attack_specs
 from miaudit.errors import InputError
 from miaudit.targets.contract import as_logits, one_line, probability_problem
 
@@ -308,23 +309,28 @@ def save_predictions(predictions: Predictions, path: str | Path) -> Path:
     return path
 
 
+def unmet_need(predictions: Predictions, spec: AttackSpec) -> str | None:
+    """Why ``spec`` cannot run on these predictions ("name: needs ..."), or None: outputs only (no model to
+    query or read, no records); shokri-* attacks need reference masks with both IN and OUT records."""
+    has_in = bool(predictions.reference_in.any())
+    need = spec.unmet_need_in(SourceOffer(predictions.n_reference, has_in, predictions.n_population))
+    if need is None and spec.name.startswith("shokri-") and predictions.reference_in.all():
+        need = f"{spec.name}: needs reference masks with OUT records (0s) to train its attack model"
+    if need is None and spec.name.startswith("shokri-") and not has_in:
+        need = f"{spec.name}: needs reference masks with IN records (1s) to train its attack model"
+    return need
+
+
 def runnable_attacks(predictions: Predictions, names: Sequence[str] = ("all",)) -> tuple[list, list[str]]:
     """(specs of the attacks ``names`` that these predictions support, one note per attack skipped).
 
     Threshold attacks need only the target's outputs; shokri-* reference outputs with both IN and OUT
     records; lira-offline references; lira-online references trained on audited records; population
     and rmia population records (rmia also the references' outputs on them). Attacks that query a
-    model cannot run on predictions.
+    model cannot run on predictions (:func:`unmet_need`).
     """
-    from miaudit.attacks.registry import SourceOffer, attack_specs
-
     runnable, skipped = [], []
-    offer = SourceOffer(predictions.n_reference, bool(predictions.reference_in.any()), predictions.n_population)
     for spec in attack_specs(list(names)):
-        need = spec.unmet_need_in(offer)
-        if need is None and spec.name.startswith("shokri-") and predictions.reference_in.all():
-            need = f"{spec.name}: needs reference masks with OUT records (0s) to train its attack model"
-        if need is None and spec.name.startswith("shokri-") and not predictions.reference_in.any():
-            need = f"{spec.name}: needs reference masks with IN records (1s) to train its attack model"
+        need = unmet_need(predictions, spec)
         (skipped if need else runnable).append(need or spec)
     return runnable, skipped
