@@ -285,11 +285,12 @@ def check_output_file(flag: str, path: Path, suffixes: tuple[str, ...]) -> None:
 def check_exportable(target: str, path: Path) -> None:
     """Fail before any work when --save-target cannot export ``target`` to ``path``."""
     from miaudit.audit.target_source import target_kind
-    from miaudit.models.registry import TORCH_NAMES
+    from miaudit.models.families import find_family
 
-    if target_kind(target) != "model":
+    family = find_family(target) if target_kind(target) == "model" else None
+    if family is None or family.export_suffix is None:
         raise InputError(f"--save-target: the target {target} is not one miaudit trains; nothing to export")
-    want = ".onnx" if target in TORCH_NAMES else ".skops"
+    want = family.export_suffix
     if path.suffix.lower() != want:
         raise InputError(f"--save-target: a {target} target exports to {want}, got {path.name}")
 

@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from miaudit.errors import InputError
-from miaudit.models.cache import ModelCache, cache_key
+from miaudit.models.cache import ModelCache, cache_key, load_entry, save_entry
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.references import ReferenceModels, _load, _save, check_reference_inputs, training_environment
+from miaudit.models.reference_models import ReferenceModels
+from miaudit.models.references import check_reference_inputs, training_environment
 from miaudit.models.sklearn_models import flatten
 from miaudit.models.user_models import TorchModuleTarget, as_target, is_sklearn_estimator, is_torch_module
 from miaudit.targets.contract import check_output_option, one_line, resolve_output
@@ -229,7 +230,7 @@ def _load_cached(kind: str, template, keys: list, cache: ModelCache | None, n_cl
         def valid_target(obj: object) -> bool:
             return hasattr(obj, "logits") and getattr(obj, "n_classes", None) == n_classes
 
-        return [_load(cache, key, valid_target) for key in keys]
+        return [load_entry(cache, key, valid_target) for key in keys]
     from miaudit.models.reinit import fresh_copy
 
     shapes = {k: tuple(v.shape) for k, v in fresh_copy(template, 0, label).state_dict().items()}
@@ -241,7 +242,7 @@ def _load_cached(kind: str, template, keys: list, cache: ModelCache | None, n_cl
 
     loaded: list = []
     for k, key in enumerate(keys):
-        entry = _load(cache, key, valid)
+        entry = load_entry(cache, key, valid)
         if entry is not None:
             module = fresh_copy(template, 0, label)
             module.load_state_dict(entry["state"])
@@ -318,10 +319,10 @@ def train_user_references(template, x: np.ndarray, y: np.ndarray, masks: np.ndar
     for k, model in results:
         if kind == "torch":
             state = {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
-            _save(cache, keys[k], {"state": state, "output": output_kind})
+            save_entry(cache, keys[k], {"state": state, "output": output_kind})
             model = TorchModuleTarget(f"{label}-{k}", model, n_classes, output_kind, flat)
         else:
-            _save(cache, keys[k], model)
+            save_entry(cache, keys[k], model)
         loaded[k] = model
         done += 1
         report(done)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 PROBABILITY_FLOOR = 1e-12
 
 
-class _TargetOutputs:
+class TargetOutputs:
     """predict_proba / predict / accuracy derived from ``logits``; subclasses set name, n_classes."""
 
     name: str
@@ -45,7 +45,7 @@ class _TargetOutputs:
         return f"{type(self).__name__}(name={self.name!r}, n_classes={self.n_classes})"
 
 
-class TorchTarget(_TargetOutputs):
+class TorchTarget(TargetOutputs):
     """A torch module whose forward pass returns logits [n, n_classes]; ``module`` is exposed for
     white-box attacks."""
 
@@ -56,7 +56,7 @@ class TorchTarget(_TargetOutputs):
         return torch_logits(self.module, x)
 
 
-class SklearnTarget(_TargetOutputs):
+class SklearnTarget(TargetOutputs):
     """A fitted scikit-learn classifier with predict_proba; logits are log-probabilities.
 
     Probabilities are clipped at 1e-12 before the log, and classes absent from the estimator's
@@ -74,7 +74,7 @@ class SklearnTarget(_TargetOutputs):
         return out
 
 
-class StackTarget(_TargetOutputs):
+class StackTarget(TargetOutputs):
     """One MLP from :mod:`miaudit.models.mlp_stack` (an MLPStack holding a single model)."""
 
     def __init__(self, name: str, stack: MLPStack) -> None:
