@@ -58,6 +58,15 @@ def test_save_target_suffix_is_the_familys_before_and_after_the_audit(target, tm
         assert save_target(model, tmp_path / "m.onnx", feature_shape=(1, 6, 6)).exists()
 
 
+@pytest.mark.parametrize("name", ["mlp", TINY_CNN, "logreg"])
+def test_a_fitted_model_exports_to_its_familys_suffix(name):
+    rng = np.random.default_rng(1)
+    x = rng.random((40, 1, 6, 6) if name == TINY_CNN else (40, 5), dtype=np.float32)
+    for recipe in (RECIPE, RECIPE.model_copy(update={"patience": 1})):  # CNNs: stacked, then one at a time
+        model = fit_single(model_spec(name, (4,)), x, rng.integers(0, 3, 40), 3, recipe, 0, precision="float32")
+        assert type(model).export_suffix == family_named(name).export_suffix
+
+
 def test_save_target_refuses_a_name_no_family_takes(tmp_path):
     with pytest.raises(InputError, match="not one miaudit trains"):
         check_exportable("resnet", tmp_path / "m.onnx")

@@ -17,7 +17,6 @@ from miaudit.attacks.streamed import run_streamed
 from miaudit.audit.plan import AuditPlan
 from miaudit.metrics.attack_metrics import compute_metrics
 from miaudit.models.ray_signals import write_on_ray
-from miaudit.models.references import ReferenceModels
 from miaudit.progress import ProgressBoard
 from miaudit.report.results import AttackOutcome
 from miaudit.signals.matrix import (
@@ -47,7 +46,7 @@ def write_signals(plan: AuditPlan, target, refs, path: str | Path, board: Progre
     store = SignalStore.create(path, k, n, len(plan.population_x), c, cfg.signal_chunk, cfg.signal_dtype)
     store.write_meta(plan.pool_y, record_identities(plan), plan.reference_masks if k else np.zeros((0, n), bool))
     board = board or ProgressBoard(False)
-    on_ray = k and isinstance(refs, ReferenceModels) and refs.ray is not None and hasattr(refs.models, "select")
+    on_ray = k and vars(refs).get("ray") is not None and refs.stacked  # a stack on Ray, not through a defense
     if on_ray:  # every 16-model row written by its own Ray task, straight to the store
         with board.task("reference signals to disk (Ray tasks)", k) as update:
             bad = write_on_ray(refs.models, plan.pool_x, plan.population_x, str(path), refs.ray, refs.precision,

@@ -11,6 +11,8 @@ the chunk in flight and a rerun trains only what is missing.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.metadata as metadata
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -176,26 +178,25 @@ def check_reference_inputs(x, y, masks, seeds: Sequence[int], names: Sequence | 
 
 def training_environment(kind: str) -> dict[str, str]:
     """What besides the inputs decides a trained model of ``kind`` ("torch" or "sklearn"): the
-    versions of miaudit and of the libraries that train it, and a sha256 of miaudit's training code."""
-    import importlib.metadata as metadata
-
-    import miaudit
-
+    versions of miaudit (miaudit.__version__) and of the libraries that train it, and a sha256 of
+    miaudit's training code."""
     libraries = ("torch", "numba") if kind == "torch" else ("scikit-learn", "scipy", "joblib")
-    env = {"miaudit": miaudit.__version__, "numpy": np.__version__}
+    env = {"miaudit": _version("miaudit", "0.0.0"), "numpy": np.__version__}
     for name in libraries:
-        try:
-            env[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            env[name] = "absent"
+        env[name] = _version(name, "absent")
     env["training_code"] = _code_digest(kind)
     return env
 
 
+def _version(package: str, missing: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return missing
+
+
 @lru_cache(maxsize=2)
 def _code_digest(kind: str) -> str:
-    import importlib
-
     code = hashlib.sha256()
     for module in code_modules(torch=kind == "torch"):
         code.update(Path(importlib.import_module(module).__file__).read_bytes())

@@ -1,9 +1,8 @@
-"""scikit-learn target models by name, and their family; they see features flattened to [n, d]."""
+"""scikit-learn target models by name; they see features flattened to [n, d]."""
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from functools import partial
 
 import numpy as np
 from sklearn.base import ClassifierMixin
@@ -14,7 +13,6 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from miaudit.errors import InputError
-from miaudit.models.family import ModelFamily, TrainingJob
 
 SKLEARN_NAMES = ("logreg", "tree", "naive-bayes", "forest", "svm")
 
@@ -62,35 +60,3 @@ def fit_estimator(make: Callable[[str, int], ClassifierMixin], name: str, x: np.
         # Platt-scaled SVM of the membership-inference literature and copes with rare classes.
         warnings.filterwarnings("ignore", message=".*probability.*deprecated", category=FutureWarning)
         return make(name, seed).fit(flatten(x), np.asarray(y))
-
-
-class SklearnFamily(ModelFamily):
-    """scikit-learn estimators made by ``make(name, seed)`` (a module-level function) for target_names.
-
-    Not torch, not white-box, no DP-SGD; exported to skops. Models fit in joblib worker processes
-    (worker_fit loads scikit-learn only) and are cached as SklearnTargets.
-    """
-
-    export_suffix = ".skops"
-
-    def __init__(self, name: str, target_names: tuple[str, ...], make: Callable[[str, int], ClassifierMixin],
-                 code_modules: tuple[str, ...]) -> None:
-        self.name, self.target_names, self.make = name, tuple(target_names), make
-        self.worker_fit = partial(fit_estimator, make)
-        self.code_modules = ("miaudit.models.sklearn_models", "miaudit.models.wrappers", *code_modules)
-
-    def fit(self, spec, x, y, n_classes, recipe, seed, precision="auto", progress=None, device="cpu"):
-        return self.from_worker_named(spec.name, fit_estimator(self.make, spec.name, x, y, seed), n_classes)
-
-    def from_worker(self, job: TrainingJob, fitted) -> object:
-        return self.from_worker_named(job.spec.name, fitted, job.n_classes)
-
-    @staticmethod
-    def from_worker_named(name: str, fitted, n_classes: int):
-        """The SklearnTarget of a fitted estimator (wrappers.py loads torch: imported here, not above)."""
-        from miaudit.models.wrappers import SklearnTarget
-
-        return SklearnTarget(name, fitted, n_classes)
-
-
-SKLEARN = SklearnFamily("sklearn", SKLEARN_NAMES, make_sklearn_model, ())
