@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from miaudit.errors import InputError
+from miaudit.models.families import target_names
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Membership-inference privacy auditing for machine-learning classifiers.")
@@ -24,7 +25,7 @@ err_console = Console(stderr=True)
 @app.command()
 def audit(
     dataset: Optional[str] = typer.Option(None, help="Dataset name (see `miaudit datasets`) or a CSV/Parquet/NPZ path (default digits)."),
-    target: Optional[str] = typer.Option(None, help="Target model: a name miaudit trains (mlp (default), cnn, small-cnn, logreg, tree, naive-bayes, forest, svm), a model file (.onnx, .pt, .pt2, .skops; .pkl/.joblib with --trust-pickle) or an http(s):// prediction-API URL."),
+    target: Optional[str] = typer.Option(None, help=f"Target model: a name miaudit trains ({', '.join(target_names()).replace('mlp', 'mlp (default)', 1)}), a model file (.onnx, .pt, .pt2, .skops; .pkl/.joblib with --trust-pickle) or an http(s):// prediction-API URL."),
     members: Optional[int] = typer.Option(None, help="Records in the target's training set (default: a quarter of the dataset's records, at most 2500; with --member-column / --members-file, all the user's members)."),
     non_members: Optional[int] = typer.Option(None, help="Audited records the target never saw (default: = members)."),
     reference_models: Optional[int] = typer.Option(None, help="Reference / shadow models K (default 8)."),

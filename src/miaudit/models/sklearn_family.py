@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-
-from sklearn.base import ClassifierMixin
+from typing import TYPE_CHECKING
 
 from miaudit.models.family import ModelFamily, TrainingJob
 from miaudit.models.sklearn_models import SKLEARN_NAMES, fit_estimator, make_sklearn_model
+
+if TYPE_CHECKING:
+    from sklearn.base import ClassifierMixin
 
 # The modules whose code decides every fitted scikit-learn model (a family adds its own).
 SKLEARN_CODE = ("miaudit.models.sklearn_family", "miaudit.models.sklearn_models", "miaudit.models.wrappers")

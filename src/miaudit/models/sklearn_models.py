@@ -1,18 +1,20 @@
-"""scikit-learn target models by name; they see features flattened to [n, d]."""
+"""scikit-learn target models by name; they see features flattened to [n, d].
+
+scikit-learn is imported when a model is made, not with this module: the family registry (and through
+it the CLI's --help, which lists the target names) loads no scikit-learn (about 2 s).
+"""
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.base import ClassifierMixin
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.naive_bayes import GaussianNB
-from sklearn.svm import SVC
-from sklearn.tree import DecisionTreeClassifier
 
 from miaudit.errors import InputError
+
+if TYPE_CHECKING:
+    from sklearn.base import ClassifierMixin
 
 SKLEARN_NAMES = ("logreg", "tree", "naive-bayes", "forest", "svm")
 
@@ -24,6 +26,12 @@ def make_sklearn_model(name: str, seed: int) -> ClassifierMixin:
     naive-bayes: Gaussian naive Bayes; forest: 100-tree random forest; svm: RBF SVC with Platt-scaled
     probabilities.
     """
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.svm import SVC
+    from sklearn.tree import DecisionTreeClassifier
+
     if name == "logreg":
         return LogisticRegression(max_iter=1000, random_state=seed)
     if name == "tree":
