@@ -9,10 +9,11 @@ from __future__ import annotations
 from miaudit.errors import InputError
 from miaudit.models.cnn_names import SPEC_PREFIX
 from miaudit.models.family import ModelFamily
+from miaudit.models.hist_gb import HIST_GB
 from miaudit.models.sklearn_family import SKLEARN
 from miaudit.models.torch_families import MLP, ONE_AT_A_TIME_CNN, STACKED_CNN
 
-FAMILIES: tuple[ModelFamily, ...] = (MLP, STACKED_CNN, ONE_AT_A_TIME_CNN, SKLEARN)
+FAMILIES: tuple[ModelFamily, ...] = (MLP, STACKED_CNN, ONE_AT_A_TIME_CNN, SKLEARN, HIST_GB)
 
 
 def target_names() -> tuple[str, ...]:
