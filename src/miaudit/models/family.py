@@ -78,16 +78,17 @@ class ModelFamily(ABC):
         """One trained model (a Target) on x [n, ...], y int [n]; progress(fraction done)."""
 
     def train_chunk(self, job: TrainingJob, masks: np.ndarray, seeds: Sequence[int],
-                    progress: Callable[[int], None] | None = None) -> list:
+                    progress: Callable[[int], None] | None = None, indices: Sequence[int] | None = None) -> list:
         """The cacheable state of each of K models, model j on the records of masks[j] (bool [K, n]) with
-        seeds[j]; progress(steps done) for stacked families. Default: ``fit`` one model at a time, the
-        state being the Target itself."""
+        seeds[j]; progress(steps done) for stacked families; indices[j]: model j's index among all the
+        reference models (for names and messages). Default: ``fit`` one model at a time, the state being
+        the Target itself."""
         return [self.fit(job.spec, job.x[m], job.y[m], job.n_classes, job.recipe, int(seed), job.precision,
                          device=job.device)
                 for m, seed in zip(masks, seeds, strict=True)]
 
-    def from_worker(self, job: TrainingJob, fitted) -> object:
-        """The cacheable state of a model that ``worker_fit`` returned."""
+    def from_worker(self, job: TrainingJob, fitted, index: int) -> object:
+        """The cacheable state of reference model ``index``, which ``worker_fit`` returned."""
         return fitted
 
     def state_check(self, job: TrainingJob) -> Callable[[object], bool]:

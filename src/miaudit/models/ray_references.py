@@ -32,20 +32,21 @@ class RayBackend:
         # intra-op threads of a one-thread split, so every task trains with this process's torch threads
         # (stack.py: min(chunk, torch threads) workers), whatever Ray gives it
         shared = {"job": job, "threads": torch.get_num_threads()}
-        chunk_args = lambda chunk: {"masks": masks[chunk], "seeds": [int(seeds[k]) for k in chunk]}  # noqa: E731
+        chunk_args = lambda chunk: {"masks": masks[chunk], "seeds": [int(seeds[k]) for k in chunk],  # noqa: E731
+                                    "indices": list(chunk)}
         yield from run_chunks(train_chunk_task, shared, chunks, chunk_args, self.address)
 
     def placement(self, chunk_size: int) -> RayPlacement:
         return RayPlacement(self.address, chunk_size)
 
 
-def train_chunk_task(shared: dict, masks: np.ndarray, seeds: list[int]) -> list:
+def train_chunk_task(shared: dict, masks: np.ndarray, seeds: list[int], indices: list[int]) -> list:
     """One Ray task: the states of a chunk's models (float32 arrays for stacks)."""
     job: TrainingJob = shared["job"]
     if not job.family.is_torch:
-        return job.family.train_chunk(job, masks, seeds)
+        return job.family.train_chunk(job, masks, seeds, None, indices)
     with torch_threads(shared["threads"]):
-        states = job.family.train_chunk(job, masks, seeds)
+        states = job.family.train_chunk(job, masks, seeds, None, indices)
     return [_float32(s) for s in states] if job.family.stacked else states
 
 

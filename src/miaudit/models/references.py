@@ -32,7 +32,7 @@ from miaudit.models.ray_references import RayBackend
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.reference_models import ReferenceModels
 
-__all__ = ["LocalBackend", "RayBackend", "ReferenceModels", "check_reference_inputs", "train_references",
+__all__ = ["LocalBackend", "RayBackend", "ReferenceModels", "check_reference_inputs", "train_job", "train_references",
            "training_environment"]
 
 KEY_FORMAT = "miaudit-reference-v2"
@@ -70,11 +70,11 @@ class LocalBackend:
             fitted = run(delayed(_fit_indexed)(family.worker_fit, k, job.spec.name, job.x[masks[k]],
                                                job.y[masks[k]], seeds[k]) for chunk in chunks for k in chunk)
             for k, model in fitted:
-                yield [k], [family.from_worker(job, model)]
+                yield [k], [family.from_worker(job, model, k)]
             return
         for chunk in chunks:
             progress = _step_progress(job.recipe, masks[chunk], partial) if family.stacked else None
-            yield chunk, family.train_chunk(job, masks[chunk], [seeds[k] for k in chunk], progress)
+            yield chunk, family.train_chunk(job, masks[chunk], [seeds[k] for k in chunk], progress, chunk)
 
     def placement(self, chunk_size: int):
         return None
@@ -130,19 +130,28 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
     keys = model_keys(spec, x, y, masks, n_classes, recipe, seeds, resolved, cache, key_parts, names)
     family.check_input(spec, x)
     job = TrainingJob(family, spec, np.asarray(x), np.asarray(y), int(n_classes), recipe, resolved, device)
-    report = progress or (lambda done: None)
+    return train_job(job, masks, seeds, cache, keys, chunk_size, runner, progress)
+
+
+def train_job(job: TrainingJob, masks: np.ndarray, seeds: Sequence[int], cache: ModelCache | None,
+              keys: Sequence[str | None], chunk_size: int, backend: Backend,
+              progress: Callable[[int], None] | None = None) -> ReferenceModels:
+    """The loop: each model's state from the cache under keys[k] (checked by the family), the missing
+    ones trained in chunks by the backend and cached as they arrive, then the family's collection.
+    masks bool [K, n], seeds [K]; progress(n_done_models) counts cached and trained models."""
+    family, report = job.family, progress or (lambda done: None)
     valid = family.state_check(job)
     states = [load_entry(cache, key, valid) for key in keys]
     missing = [k for k, s in enumerate(states) if s is None]
     done = len(masks) - len(missing)
     report(done)
-    if runner.chunks_every_family or family.stacked:
+    if backend.chunks_every_family or family.stacked:
         chunks = _chunks(missing, chunk_size)
     else:
         chunks = [[k] for k in missing]
     model_flops = np.zeros(len(masks))
     seconds = 0.0
-    finished = runner.run(job, chunks, masks, seeds, lambda in_flight: report(done + in_flight))
+    finished = backend.run(job, chunks, masks, seeds, lambda in_flight: report(done + in_flight))
     while True:
         started = time.perf_counter()
         chunk_states = next(finished, None)
@@ -152,14 +161,14 @@ def train_references(spec, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_cl
         for k, state in zip(*chunk_states, strict=True):
             states[k] = state
             save_entry(cache, keys[k], state)
-            model_flops[k] = family.train_flops(job, int(masks[k].sum()) * recipe.epochs)
+            model_flops[k] = family.train_flops(job, int(masks[k].sum()) * job.recipe.epochs)
         done += len(chunk_states[0])
         report(done)
     models = family.collection(job, states)
     if not family.stacked:
-        return ReferenceModels(spec, models, len(missing), seconds, 0.0)
-    return ReferenceModels(spec, models, len(missing), seconds, float(model_flops.sum()), resolved, model_flops,
-                           device, runner.placement(chunk_size))
+        return ReferenceModels(job.spec, models, len(missing), seconds, 0.0)
+    return ReferenceModels(job.spec, models, len(missing), seconds, float(model_flops.sum()), job.precision,
+                           model_flops, job.device, backend.placement(chunk_size))
 
 
 def check_reference_inputs(x, y, masks, seeds: Sequence[int], names: Sequence | None) -> tuple[np.ndarray, list]:

@@ -34,7 +34,7 @@ class SklearnFamily(ModelFamily):
     def fit(self, spec, x, y, n_classes, recipe, seed, precision="auto", progress=None, device="cpu"):
         return self.from_worker_named(spec.name, fit_estimator(self.make, spec.name, x, y, seed), n_classes)
 
-    def from_worker(self, job: TrainingJob, fitted) -> object:
+    def from_worker(self, job: TrainingJob, fitted, index: int) -> object:
         return self.from_worker_named(job.spec.name, fitted, job.n_classes)
 
     @staticmethod

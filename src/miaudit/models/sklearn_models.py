@@ -68,3 +68,18 @@ def fit_estimator(make: Callable[[str, int], ClassifierMixin], name: str, x: np.
         # Platt-scaled SVM of the membership-inference literature and copes with rare classes.
         warnings.filterwarnings("ignore", message=".*probability.*deprecated", category=FutureWarning)
         return make(name, seed).fit(flatten(x), np.asarray(y))
+
+
+def seed_params(estimator) -> list[str]:
+    """The names of an estimator's (or Pipeline's) ``random_state`` parameters, nested ones included."""
+    return [k for k in estimator.get_params(deep=True) if k == "random_state" or k.endswith("__random_state")]
+
+
+def fit_seeded_clone(template, name: str, x: np.ndarray, y: np.ndarray, seed: int):
+    """An unfitted clone of the estimator ``template`` with every random_state set to seed, fitted on x [n, d],
+    y [n] (``name`` is the model's display name; unused: the signature of SklearnFamily's worker fit)."""
+    from sklearn.base import clone
+
+    estimator = clone(template)
+    estimator.set_params(**{p: int(seed) for p in seed_params(estimator)})
+    return estimator.fit(x, y)

@@ -92,7 +92,8 @@ class MLPFamily(TorchFamily):
                                 precision=precision, progress=lambda done: report(done / steps), device=device)
         return StackTarget(spec.name, stack)
 
-    def train_chunk(self, job: TrainingJob, masks: np.ndarray, seeds: Sequence[int], progress=None) -> list:
+    def train_chunk(self, job: TrainingJob, masks: np.ndarray, seeds: Sequence[int], progress=None,
+                    indices=None) -> list:
         from miaudit.models.stack import train_mlp_stack
 
         stack = train_mlp_stack(job.x, job.y, masks, job.n_classes, job.spec.hidden, job.recipe, list(seeds),
@@ -152,7 +153,8 @@ class StackedCNNFamily(CNNFamily):
                                 [seed], precision, progress=lambda done: report(done / steps), device=device)
         return TorchTarget(spec.name, stack.module(0), stack.n_classes)
 
-    def train_chunk(self, job: TrainingJob, masks: np.ndarray, seeds: Sequence[int], progress=None) -> list:
+    def train_chunk(self, job: TrainingJob, masks: np.ndarray, seeds: Sequence[int], progress=None,
+                    indices=None) -> list:
         from miaudit.models.cnn_stack import train_cnn_stack
 
         plan = cnn_plan(job.spec, job.feature_shape, job.n_classes)
