@@ -29,6 +29,7 @@ from miaudit.models.reference_models import ReferenceModels
 from miaudit.models.references import LocalBackend, check_reference_inputs, train_job, training_environment
 from miaudit.models.reinit import fresh_copy, is_exported, trainable_export
 from miaudit.models.sklearn_models import fit_seeded_clone, flatten, seed_params
+from miaudit.models.train import train_torch_model
 from miaudit.models.user_models import TorchModuleTarget, as_target, is_sklearn_estimator, is_torch_module
 from miaudit.models.wrappers import SklearnTarget
 from miaudit.targets.contract import check_output_option, one_line, resolve_output
@@ -185,8 +186,6 @@ class _LogOf(nn.Module):
 
 
 def _torch_model(template, x, y, recipe, seed, precision, kind_of_output, name):
-    from miaudit.models.train import train_torch_model
-
     module = fresh_copy(template, seed, name)
     trainable = _LogOf(module) if kind_of_output == "probabilities" else module
     try:
