@@ -65,7 +65,7 @@ def test_off_the_cpu_every_training_tensor_is_on_the_device(data, recipe, precis
         kind = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[recipe.optimizer]
         return kind(params, lr=recipe.lr, foreach=False)
 
-    monkeypatch.setattr(stack, "_make_optimizer", optimizer)
+    monkeypatch.setattr(stack, "make_optimizer", optimizer)
     with pytest.raises(RuntimeError, match=COPY_BACK), FakeTensorMode(allow_non_fake_inputs=True):
         train_mlp_stack(x, y, masks, 3, (8, 5), recipe, [1, 2, 3], precision, device="meta")
 
@@ -82,7 +82,7 @@ def test_an_audit_threads_its_device_through_and_cpu_changes_nothing(monkeypatch
     """The audit's resolved device reaches every MLP training and inference call ("cpu:0" stands for a
     device other than the default, and is the CPU), with the same numbers as the default device."""
     from miaudit.audit import run as pipeline
-    from miaudit.models import references
+    from miaudit.models.torch_families import MLPFamily
 
     settings = dict(dataset="digits", members=150, reference_models=2, epochs=2, attacks=["lira-offline", "rmia"],
                     population=60, cache=False, hidden=(16,))
@@ -96,9 +96,15 @@ def test_an_audit_threads_its_device_through_and_cpu_changes_nothing(monkeypatch
             return original(*args, **kwargs)
         return wrapped
 
+    def spy_chunk(original):  # a chunk of reference models: the device travels in the TrainingJob
+        def wrapped(family, job, *args, **kwargs):
+            seen.append(("references", str(job.device)))
+            return original(family, job, *args, **kwargs)
+        return wrapped
+
     monkeypatch.setattr(pipeline, "resolve_device", lambda device: "cpu:0")
-    monkeypatch.setattr(references, "train_mlp_stack", spy("references", references.train_mlp_stack))
-    monkeypatch.setattr(stack, "train_mlp_stack", spy("fit_single", stack.train_mlp_stack))
+    monkeypatch.setattr(MLPFamily, "train_chunk", spy_chunk(MLPFamily.train_chunk))
+    monkeypatch.setattr(MLPFamily, "fit", spy("fit_single", MLPFamily.fit))
     monkeypatch.setattr(MLPStack, "logits", spy("logits", MLPStack.logits))
     for mode in modes:
         seen.clear()
@@ -113,7 +119,7 @@ def test_an_audit_threads_its_device_through_and_cpu_changes_nothing(monkeypatch
 
 def test_references_trained_one_at_a_time_get_the_device(monkeypatch):
     """CNNs with early stopping train one by one (train_torch_model); each gets train_references' device."""
-    from miaudit.models import registry
+    from miaudit.models import registry, train
     from miaudit.models.references import train_references
 
     rng = np.random.default_rng(1)
@@ -121,13 +127,13 @@ def test_references_trained_one_at_a_time_get_the_device(monkeypatch):
     y = rng.integers(0, 3, 40)
     masks = rng.random((2, 40)) < 0.5
     seen = []
-    original = registry.train_torch_model
+    original = train.train_torch_model
 
     def spy(*args, **kwargs):
         seen.append(kwargs.get("device", "default"))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(registry, "train_torch_model", spy)
+    monkeypatch.setattr(train, "train_torch_model", spy)
     refs = train_references(registry.model_spec("cnn-spec:conv(2,3,1,same),maxpool(2,2),dense(3)"), x, y, masks, 3,
                             TrainingRecipe(epochs=2, batch_size=8, patience=1), [1, 2], device="cpu:0")
     assert seen == ["cpu:0", "cpu:0"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import miaudit
-import miaudit.models.references as references
+import miaudit.models.stack as stack
 from miaudit.audit.config import make_config
 from miaudit.audit.plan import make_plan
 from miaudit.models.registry import fit_single, model_spec
@@ -30,7 +30,7 @@ def test_second_audit_trains_no_reference_model(tmp_path):
 def test_interrupted_audit_resumes_with_the_same_numbers(tmp_path, monkeypatch):
     fresh = miaudit.audit(reference_models=4, cache=False, **SMALL)
 
-    real_train = references.train_mlp_stack
+    real_train = stack.train_mlp_stack
     calls = []
 
     def dies_on_second_chunk(*args, **kwargs):
@@ -39,10 +39,10 @@ def test_interrupted_audit_resumes_with_the_same_numbers(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the user hits Ctrl-C while the second chunk trains
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(references, "train_mlp_stack", dies_on_second_chunk)
+    monkeypatch.setattr(stack, "train_mlp_stack", dies_on_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         miaudit.audit(reference_models=4, cache_dir=str(tmp_path), chunk_size=2, **SMALL)
-    monkeypatch.setattr(references, "train_mlp_stack", real_train)
+    monkeypatch.setattr(stack, "train_mlp_stack", real_train)
 
     resumed = miaudit.audit(reference_models=4, cache_dir=str(tmp_path), chunk_size=2, **SMALL)
     assert resumed.timing["reference_models_trained"] == 2  # only the chunk in flight

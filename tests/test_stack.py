@@ -228,7 +228,7 @@ def test_workers_take_turns_at_the_optimizer_step(data, monkeypatch):
     """Optimizer steps (memory-bound) of different workers never run at once; models are unchanged."""
     x, y = data
     active, most, guard = [0], [0], threading.Lock()
-    real = stack_module._make_optimizer
+    real = stack_module.make_optimizer
 
     def tracking_optimizer(params, recipe):
         optimizer = real(params, recipe)
@@ -245,7 +245,7 @@ def test_workers_take_turns_at_the_optimizer_step(data, monkeypatch):
         optimizer.step = tracked_step
         return optimizer
 
-    monkeypatch.setattr(stack_module, "_make_optimizer", tracking_optimizer)
+    monkeypatch.setattr(stack_module, "make_optimizer", tracking_optimizer)
     masks = np.random.default_rng(4).random((4, len(x))) < 0.5
     two = train_mlp_stack(x, y, masks, 3, (8,), RECIPE, [1, 2, 3, 4], "float32", workers=2)
     assert most[0] == 1
@@ -355,7 +355,7 @@ def test_bad_input_raises_input_error_naming_the_field(data, change, field):
 def _tracking_optimizers(monkeypatch, on_step=None) -> list[torch.optim.Optimizer]:
     """Every torch optimizer the stack makes (appended in order); on_step() runs after each step."""
     made: list[torch.optim.Optimizer] = []
-    real = stack_module._make_optimizer
+    real = stack_module.make_optimizer
 
     def tracking_optimizer(params, recipe):
         optimizer = real(params, recipe)
@@ -369,7 +369,7 @@ def _tracking_optimizers(monkeypatch, on_step=None) -> list[torch.optim.Optimize
         made.append(optimizer)
         return optimizer
 
-    monkeypatch.setattr(stack_module, "_make_optimizer", tracking_optimizer)
+    monkeypatch.setattr(stack_module, "make_optimizer", tracking_optimizer)
     return made
 
 

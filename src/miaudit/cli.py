@@ -19,6 +19,7 @@ from miaudit.audit.target_source import target_kind
 from miaudit.data import list_datasets
 from miaudit.errors import InputError
 from miaudit.models.cache import check_cache_dir, default_cache_dir
+from miaudit.models.families import find_family, target_names
 from miaudit.progress import ProgressBoard
 from miaudit.sweeps import make_sweep, parse_overrides, run_sweep
 from miaudit.sweeps.report import markdown
@@ -55,7 +56,7 @@ def config_settings(options: dict) -> dict:
 @app.command()
 def audit(
     dataset: Optional[str] = typer.Option(None, help="Dataset name (see `miaudit datasets`) or a CSV/Parquet/NPZ path (default digits)."),
-    target: Optional[str] = typer.Option(None, help="Target model: a name miaudit trains (mlp (default), cnn, small-cnn, logreg, tree, naive-bayes, forest, svm), a model file (.onnx, .pt, .pt2, .skops; .pkl/.joblib with --trust-pickle) or an http(s):// prediction-API URL."),
+    target: Optional[str] = typer.Option(None, help=f"Target model: a name miaudit trains ({', '.join(target_names()).replace('mlp', 'mlp (default)', 1)}), a model file (.onnx, .pt, .pt2, .skops; .pkl/.joblib with --trust-pickle) or an http(s):// prediction-API URL."),
     members: Optional[int] = typer.Option(None, help="Records in the target's training set (default: a quarter of the dataset's records, at most 2500; with --member-column / --members-file, all the user's members)."),
     non_members: Optional[int] = typer.Option(None, help="Audited records the target never saw (default: = members)."),
     reference_models: Optional[int] = typer.Option(None, help="Reference / shadow models K (default 8)."),
@@ -295,11 +296,10 @@ def check_output_file(flag: str, path: Path, suffixes: tuple[str, ...]) -> None:
 
 def check_exportable(target: str, path: Path) -> None:
     """Fail before any work when --save-target cannot export ``target`` to ``path``."""
-    from miaudit.models.registry import TORCH_NAMES
-
-    if target_kind(target) != "model":
+    family = find_family(target) if target_kind(target) == "model" else None
+    if family is None or family.export_suffix is None:
         raise InputError(f"--save-target: the target {target} is not one miaudit trains; nothing to export")
-    want = ".onnx" if target in TORCH_NAMES else ".skops"
+    want = family.export_suffix
     if path.suffix.lower() != want:
         raise InputError(f"--save-target: a {target} target exports to {want}, got {path.name}")
 

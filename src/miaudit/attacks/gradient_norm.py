@@ -45,13 +45,12 @@ def _target_norms(inputs: AttackInputs, name: str) -> dict[str, np.ndarray]:
 def _reference_norms(inputs: AttackInputs, name: str, layer: str) -> np.ndarray:
     """float64 [K, N] gradient norms of every reference model on the audited records."""
     from miaudit.attacks.reference_ratio import one_reference
-    from miaudit.models.mlp_stack import MLPStack
 
     refs = inputs.reference_models
     if refs is None or refs.n_models < 1:
         raise InputError(f"{name}: needs at least 1 reference model (--reference-models), got 0")
-    if isinstance(refs.models, MLPStack):
-        return stack_gradient_norms(refs.models, inputs.records, inputs.labels)[layer]
+    if refs.mlp_stack is not None:  # all K MLPs at once, in closed form
+        return stack_gradient_norms(refs.mlp_stack, inputs.records, inputs.labels)[layer]
     models = [one_reference(refs, k) for k in range(refs.n_models)]
     if not all(white_box_available(m) for m in models):
         raise InputError(f"{name}: needs torch reference models whose parameters it can read")

@@ -57,16 +57,9 @@ def reference_models(inputs: AttackInputs, name: str, limit: int | None = None) 
 
 
 def one_reference(refs, k: int):
-    """Reference model k of a ReferenceModels as a Target (``logits(x) -> [m, C]``)."""
-    from miaudit.models.cnn_models import CNNStack
-    from miaudit.models.mlp_stack import MLPStack
-    from miaudit.models.wrappers import StackTarget, TorchTarget
-
-    if isinstance(refs.models, MLPStack):
-        return StackTarget("reference", refs.models.select(k))
-    if isinstance(refs.models, CNNStack):  # a plain module: white-box attacks read its parameters
-        return TorchTarget("reference", refs.models.module(k), refs.models.n_classes)
-    return refs.models[k]
+    """Reference model k of a ReferenceModels as a Target (``logits(x) -> [m, C]``; torch models open their
+    parameters to white-box attacks)."""
+    return refs.model(k)
 
 
 def reference_labels(inputs: AttackInputs, x: np.ndarray) -> np.ndarray:

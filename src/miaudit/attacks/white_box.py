@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from miaudit.errors import InputError
 from miaudit.models.mlp_stack import MLPStack, flatten_records
+from miaudit.models.wrappers import mlp_stack_of
 
 BATCH = 256
 _GRADIENT_FLOATS = 1 << 26  # per-example gradients held at once (256 MB of float32)
@@ -24,15 +25,15 @@ _GRADIENT_FLOATS = 1 << 26  # per-example gradients held at once (256 MB of floa
 
 def white_box_available(model) -> bool:
     """True when ``model`` opens its parameters: a TorchTarget (``module``) or a StackTarget (``stack``)."""
-    return isinstance(getattr(model, "module", None), torch.nn.Module) or isinstance(getattr(model, "stack", None),
-                                                                                        MLPStack)
+    return isinstance(getattr(model, "module", None), torch.nn.Module) or mlp_stack_of(model) is not None
 
 
 def gradient_norms(model, x: np.ndarray, y: np.ndarray, batch_size: int = BATCH) -> dict[str, np.ndarray]:
     """{"all": float64 [n], layer name: float64 [n], ...} gradient norms of model (a TorchTarget or
     StackTarget) on records x [n, ...] with labels y int [n]. InputError for other models."""
-    if isinstance(getattr(model, "stack", None), MLPStack):
-        return {name: v[0] for name, v in stack_gradient_norms(model.stack, x, y, batch_size).items()}
+    stack = mlp_stack_of(model)
+    if stack is not None:
+        return {name: v[0] for name, v in stack_gradient_norms(stack, x, y, batch_size).items()}
     if isinstance(getattr(model, "module", None), torch.nn.Module):
         return module_gradient_norms(model.module, x, y, batch_size)
     raise InputError(f"gradient-norm: needs a torch model whose parameters it can read, got {type(model).__name__}")

@@ -319,7 +319,7 @@ def make_config(file: str | Path | None = None, base: AuditConfig | None = None,
     if base is not None:
         data = {**base.model_dump(), **data}
     recipe = data.pop("recipe", None) or {}
-    if isinstance(recipe, TrainingRecipe):
+    if isinstance(recipe, BaseModel):  # a TrainingRecipe
         recipe = recipe.model_dump()
     if not isinstance(recipe, dict) or not all(isinstance(k, str) for k in recipe):
         raise InputError(f"{where}recipe: must be a table of training settings (epochs, lr, ...), "

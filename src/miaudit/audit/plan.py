@@ -29,6 +29,7 @@ from miaudit.data.user_table import (
     split_from_ids,
 )
 from miaudit.errors import InputError
+from miaudit.models.families import find_family
 
 
 @dataclass
@@ -298,10 +299,6 @@ def within_query_budget(plan: AuditPlan, budget: int | None) -> AuditPlan:
                    notes=[*plan.notes, note])
 
 
-_TORCH_TARGETS = ("mlp", "cnn", "small-cnn", "mnist-cnn")
-"""models.registry.TORCH_NAMES, spelled out here: importing it loads torch (white-box attacks need them)."""
-
-
 def _population_hint(cfg: AuditConfig, users_split: bool, audited_non_members: int) -> str:
     """How to supply population records (attacker data no model trained on) when there are none."""
     if cfg.population == 0:
@@ -323,7 +320,9 @@ def _releases_labels_only(cfg: AuditConfig, outside: OutsideTarget | None) -> bo
 
 
 def _trained_by_torch(target: str) -> bool:
-    return target in _TORCH_TARGETS or target.startswith("cnn-spec:")
+    """Does miaudit train ``target`` as a model whose parameters white-box attacks read (models.families)?"""
+    family = find_family(target)
+    return family is not None and family.white_box
 
 
 def _shadow_data(cfg: AuditConfig, mode: str, ref_x: np.ndarray, ref_y: np.ndarray, notes: list[str]):

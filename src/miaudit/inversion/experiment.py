@@ -14,8 +14,9 @@ from miaudit.data import load_dataset
 from miaudit.data.scaling import fit_scaler
 from miaudit.errors import InputError
 from miaudit.inversion.miface import Inversion, Standardize, as_torch_module, check_settings, invert
+from miaudit.models.families import find_family
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.registry import TORCH_NAMES, fit_single, model_spec
+from miaudit.models.registry import fit_single, model_spec
 from miaudit.progress import ProgressBoard
 
 
@@ -44,8 +45,10 @@ def run_inversion(dataset: str = "mnist", target: str = "mlp", epochs: list[int]
     """Train ``target`` on ``members`` records of an image dataset once per epoch budget (same seed,
     same records), then invert every class of it in pixel space [0, 1] (the model's input
     standardization is part of the inverted module)."""
-    if target not in TORCH_NAMES:
-        raise InputError(f"--target: inversion needs gradients, use one of {', '.join(TORCH_NAMES)} (got {target!r})")
+    family = find_family(target)
+    if family is None or not family.white_box:
+        raise InputError(f"--target: inversion needs gradients, use a torch model (mlp, cnn, small-cnn, mnist-cnn "
+                         f"or cnn-spec:<layers>; got {target!r})")
     spec = model_spec(target, hidden)
     ds = load_dataset(dataset, data_dir=data_dir)
     if not ds.is_image:

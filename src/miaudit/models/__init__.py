@@ -18,6 +18,8 @@ _EXPORTS = {
     "TorchTarget": "wrappers",
     "SklearnTarget": "wrappers",
     "StackTarget": "wrappers",
+    "ModelFamily": "family",
+    "FAMILIES": "families",
     "TARGET_NAMES": "registry",
     "ModelSpec": "registry",
     "model_spec": "registry",

@@ -11,6 +11,7 @@ import socket
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,26 @@ class ModelCache:
 
     def __contains__(self, key: str) -> bool:
         return self.path(key).exists()
+
+
+def load_entry(cache: ModelCache | None, key: str | None, valid: Callable[[object], bool]) -> object | None:
+    """The object cached under key when there is one and ``valid(obj)``; None without a cache or key."""
+    if cache is None or key is None:
+        return None
+    obj = cache.load(key)
+    return obj if obj is not None and valid(obj) else None
+
+
+def save_entry(cache: ModelCache | None, key: str | None, obj: object) -> None:
+    """Save obj to the cache (nothing without one); a model that cannot be pickled is kept in memory with a
+    warning."""
+    if cache is None or key is None:
+        return
+    try:
+        cache.save(key, obj)
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError, OSError) as err:
+        warnings.warn(f"model cache: could not save a model ({err}); it will be retrained next time",
+                      RuntimeWarning, stacklevel=3)
 
 
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"

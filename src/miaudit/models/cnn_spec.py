@@ -21,9 +21,7 @@ import torch
 from torch import nn
 
 from miaudit.errors import InputError
-
-SPEC_PREFIX = "cnn-spec:"
-PRESETS = ("cnn", "small-cnn", "mnist-cnn")
+from miaudit.models.cnn_names import PRESETS, SPEC_PREFIX
 
 
 @dataclass(frozen=True)
@@ -58,11 +56,6 @@ class Flatten:
 
 Layer = Conv | MaxPool | Dense | ReLU | Flatten
 _CALL = re.compile(r"\s*([A-Za-z]+)\s*(?:\(([^()]*)\))?\s*")
-
-
-def is_cnn_name(name: str) -> bool:
-    """True for the CNN presets and for ``cnn-spec:...`` targets."""
-    return name in PRESETS or name.startswith(SPEC_PREFIX)
 
 
 def parse_spec(text: str) -> tuple[Layer, ...]:

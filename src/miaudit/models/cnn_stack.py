@@ -27,7 +27,7 @@ from miaudit.models.cnn_models import CNNStack, stacked_forward
 from miaudit.models.cnn_spec import Conv, Dense, Plan, init_params
 from miaudit.models.perf import resolve_cnn_precision
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.stack import _check_inputs, _make_optimizer, _row_weights
+from miaudit.models.stack import batch_row_weights, check_inputs, make_optimizer
 from miaudit.models.stack_workers import StepCounter, run_jobs
 
 _PROGRESS_EVERY = 5  # batched steps between progress callbacks
@@ -75,7 +75,7 @@ def train_cnn_stack(plan: Plan, x: np.ndarray, y: np.ndarray, masks: np.ndarray,
         raise InputError(f"x: images of shape {x.shape[1:]}, the architecture expects {plan.input_shape}")
     if not stackable(recipe):
         raise InputError("recipe: dropout and early stopping are not supported by the stacked CNN trainer")
-    labels, masks = _check_inputs(x[:, :0, 0, 0], y, masks, plan.n_classes, (), recipe, seeds)
+    labels, masks = check_inputs(x[:, :0, 0, 0], y, masks, plan.n_classes, (), recipe, seeds)
     bf16 = resolve_cnn_precision(precision, device) == "bfloat16"
     xt = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)
     yt = torch.from_numpy(labels).to(device)
@@ -119,9 +119,9 @@ def _train_group(plan: Plan, xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarr
                                            for j in range(2))
               for i, p in enumerate(per_model[0])]
     flat = [t for p in params if p is not None for t in p]
-    optimizer = _make_optimizer(flat, recipe)
+    optimizer = make_optimizer(flat, recipe)
     orders = [np.random.default_rng(s) for s in seeds]
-    row_weights = _row_weights(sizes, steps, batch).to(xt.device)  # [K, steps, B]
+    row_weights = batch_row_weights(sizes, steps, batch).to(xt.device)  # [K, steps, B]
     order = np.zeros((k, steps * batch), np.int64)  # padding rows point at record 0, weight 0
     c = plan.input_shape[0]
     for _ in range(recipe.epochs):

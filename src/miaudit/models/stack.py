@@ -81,7 +81,7 @@ def train_mlp_stack(x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: 
     perf.resolve_device_precision); off the CPU, workers is ignored (one thread).
     """
     flat = flatten_records(x, "x")
-    labels, masks = _check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds)
+    labels, masks = check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds)
     held_out = validation_masks(masks, recipe, seeds)
     masks = masks & ~held_out
     sigmas = _noise_multipliers(masks, recipe)
@@ -135,7 +135,7 @@ def _fused_adam_available() -> bool:
     return fused_adam.available()
 
 
-def _check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds) -> tuple[np.ndarray, np.ndarray]:
+def check_inputs(flat, y, masks, n_classes, hidden, recipe, seeds) -> tuple[np.ndarray, np.ndarray]:
     """Validated int64 labels [n] and bool masks [K, n]."""
     n = len(flat)
     labels = np.asarray(y)
@@ -183,7 +183,7 @@ def _init_layer(gen: torch.Generator, fan_in: int, fan_out: int) -> tuple[torch.
     return weight.T.contiguous(), bias
 
 
-def _make_optimizer(params: list[torch.Tensor], recipe: TrainingRecipe) -> torch.optim.Optimizer:
+def make_optimizer(params: list[torch.Tensor], recipe: TrainingRecipe) -> torch.optim.Optimizer:
     kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[recipe.optimizer]
     extra = {"momentum": recipe.momentum} if recipe.optimizer == "sgd" else {}
     adam = {} if recipe.optimizer == "sgd" else {"betas": ADAM_BETAS, "eps": ADAM_EPS}
@@ -204,7 +204,7 @@ def _fused_step(net: _StackedNet, recipe: TrainingRecipe) -> Callable[[], None]:
                     decoupled=recipe.optimizer == "adamw").step
 
 
-def _row_weights(sizes: np.ndarray, steps: int, batch: int) -> torch.Tensor:
+def batch_row_weights(sizes: np.ndarray, steps: int, batch: int) -> torch.Tensor:
     """float32 [K, steps, batch]: 1 / (rows of model k's batch) on real rows, 0 on padding rows."""
     position = np.arange(steps * batch).reshape(steps, batch)
     real = position[None] < sizes[:, None, None]
@@ -234,8 +234,8 @@ def _train_group(xt: torch.Tensor, yt: torch.Tensor, masks: np.ndarray, seeds: l
     device = xt.device
     net = _StackedNet(gens, widths, batch, bf16, fused, recipe.label_smoothing, device)
     # fused: no torch.optim at all (its first construction imports torch._dynamo, ~1 s per process)
-    optimizer_step = _fused_step(net, recipe) if fused else _make_optimizer(net.weights + net.biases, recipe).step
-    row_weights = _row_weights(sizes, steps, batch).to(device)
+    optimizer_step = _fused_step(net, recipe) if fused else make_optimizer(net.weights + net.biases, recipe).step
+    row_weights = batch_row_weights(sizes, steps, batch).to(device)
     order = np.zeros((k, steps * batch), np.int64)  # padding rows point at record 0, weight 0
     stopper = StackEarlyStopping(net, held_out, recipe.patience) if recipe.patience else None
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from miaudit.errors import InputError
 from miaudit.models.target import Target
-from miaudit.models.wrappers import SklearnTarget, _TargetOutputs
+from miaudit.models.wrappers import SklearnTarget, TargetOutputs
 from miaudit.targets.contract import (
     as_logits,
     check_output_option,
@@ -26,7 +26,7 @@ from miaudit.targets.contract import (
 )
 
 
-class FunctionTarget(_TargetOutputs):
+class FunctionTarget(TargetOutputs):
     """A predict function ``fn(x float32 [n, ...]) -> [n, n_classes]`` logits or probabilities.
 
     With ``flatten`` the function receives records flattened to [n, d]. ``output``: "auto"

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,16 @@ from torch import nn
 
 from miaudit.errors import InputError
 from miaudit.models.cache import ModelCache, cache_key
+from miaudit.models.family import ModelFamily, TrainingJob
+from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.references import ReferenceModels, _load, _save, check_reference_inputs, training_environment
-from miaudit.models.sklearn_models import flatten
+from miaudit.models.reference_models import ReferenceModels
+from miaudit.models.references import LocalBackend, check_reference_inputs, train_job, training_environment
+from miaudit.models.reinit import fresh_copy, is_exported, trainable_export
+from miaudit.models.sklearn_models import fit_seeded_clone, flatten, seed_params
+from miaudit.models.train import train_torch_model
 from miaudit.models.user_models import TorchModuleTarget, as_target, is_sklearn_estimator, is_torch_module
+from miaudit.models.wrappers import SklearnTarget
 from miaudit.targets.contract import check_output_option, one_line, resolve_output
 
 _KEY_FORMAT = "miaudit-user-reference-v1"
@@ -94,10 +99,6 @@ def _param_value(value):
     return repr(value)
 
 
-def _seed_params(estimator) -> list[str]:
-    return [k for k in estimator.get_params(deep=True) if k == "random_state" or k.endswith("__random_state")]
-
-
 def describe_template(template, kind: str, train_fn=None, cache_name: str | None = None) -> dict | None:
     """What in the template decides the reference models, for their cache keys; None when a train_fn
     cannot be identified (no source and no cache_name)."""
@@ -108,7 +109,7 @@ def describe_template(template, kind: str, train_fn=None, cache_name: str | None
         return {"train_fn": getattr(train_fn, "__qualname__", _qualname(train_fn)),
                 "module": getattr(train_fn, "__module__", None), "source": source, "cache_name": cache_name}
     if kind == "sklearn":
-        seeded = set(_seed_params(template))
+        seeded = set(seed_params(template))
         params = {k: _param_value(v) for k, v in template.get_params(deep=True).items() if k not in seeded}
         return {"class": _qualname(template), "params": params}
     return {"architecture": _architecture_text(template), "tensors": [
@@ -160,29 +161,8 @@ def _keys(description, kind, x, y, masks, n_classes, recipe, seeds, precision, o
     return [cache_key(**shared, model_index=name, mask=masks[k], seed=int(seeds[k])) for k, name in enumerate(names)]
 
 
-def _sklearn_models(template, x, y, masks, seeds, missing, n_classes, name, n_jobs):
-    from joblib import Parallel, delayed
-    from sklearn.base import clone
-
-    from miaudit.models.wrappers import SklearnTarget
-
-    flat = flatten(x)
-    clones = {}
-    for k in missing:
-        estimator = clone(template)
-        estimator.set_params(**{p: int(seeds[k]) for p in _seed_params(estimator)})
-        clones[k] = estimator
-    # Workers get the estimators' own bound fit methods, so they import scikit-learn only (no torch);
-    # results come back in order, each saved as soon as it and those before it are done.
-    run = Parallel(n_jobs=n_jobs, return_as="generator")
-    fitted = run(delayed(clones[k].fit)(flat[masks[k]], y[masks[k]]) for k in missing)
-    return ((k, SklearnTarget(f"{name}-{k}", est, n_classes)) for k, est in zip(missing, fitted))
-
-
 def _torch_output_kind(template, x: np.ndarray, output: str, name: str) -> str:
     """"logits" or "probabilities": what the template returns on the first records of x."""
-    from miaudit.models.reinit import fresh_copy
-
     module = fresh_copy(template, 0, name).eval()
     try:
         with torch.inference_mode():
@@ -206,9 +186,6 @@ class _LogOf(nn.Module):
 
 
 def _torch_model(template, x, y, recipe, seed, precision, kind_of_output, name):
-    from miaudit.models.reinit import fresh_copy
-    from miaudit.models.train import train_torch_model
-
     module = fresh_copy(template, seed, name)
     trainable = _LogOf(module) if kind_of_output == "probabilities" else module
     try:
@@ -221,33 +198,65 @@ def _torch_model(template, x, y, recipe, seed, precision, kind_of_output, name):
     return module.eval()
 
 
-def _load_cached(kind: str, template, keys: list, cache: ModelCache | None, n_classes: int, label: str,
-                 flat: bool) -> list:
-    """The cached Target of each key, or None. Torch models are cached as {"state": state_dict,
-    "output": kind} and rebuilt on a copy of the template; the others as pickled Targets."""
-    if kind != "torch":
-        def valid_target(obj: object) -> bool:
-            return hasattr(obj, "logits") and getattr(obj, "n_classes", None) == n_classes
+class UserFamily(ModelFamily):
+    """Models resembling one user's template, as a family (not in the registry: one per template).
 
-        return [_load(cache, key, valid_target) for key in keys]
-    from miaudit.models.reinit import fresh_copy
+    kind "sklearn": clones fitted in joblib workers (fit_seeded_clone: scikit-learn only), states are
+    SklearnTargets; "torch": re-drawn copies trained with the recipe, states {"state": state_dict,
+    "output": "logits" | "probabilities"}, rebuilt on a copy of the template; "train_fn": the user's
+    models through as_target, states are the Targets.
+    """
 
-    shapes = {k: tuple(v.shape) for k, v in fresh_copy(template, 0, label).state_dict().items()}
+    name = "user"
 
-    def valid(entry: object) -> bool:
-        state = entry.get("state") if isinstance(entry, dict) else None
-        return (isinstance(state, dict) and entry.get("output") in ("logits", "probabilities")
-                and {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} == shapes)
+    def __init__(self, kind: str, template, train_fn, label: str, output: str, output_kind: str, flat: bool):
+        self.kind, self.template, self.train_fn, self.label = kind, template, train_fn, label
+        self.output, self.output_kind, self.flat = output, output_kind, flat
+        self.is_torch = kind == "torch"
+        self.worker_fit = partial(fit_seeded_clone, template) if kind == "sklearn" else None
 
-    loaded: list = []
-    for k, key in enumerate(keys):
-        entry = _load(cache, key, valid)
-        if entry is not None:
-            module = fresh_copy(template, 0, label)
+    def fit(self, spec, x, y, n_classes, recipe, seed, precision="auto", progress=None, device="cpu"):
+        raise InputError("reference models: a user's template trains only as reference models")
+
+    def from_worker(self, job: TrainingJob, fitted, index: int) -> object:
+        return SklearnTarget(f"{self.label}-{index}", fitted, job.n_classes)
+
+    def train_chunk(self, job: TrainingJob, masks, seeds, progress=None, indices=None) -> list:
+        indices = range(len(masks)) if indices is None else indices
+        states = []
+        for m, seed, k in zip(masks, seeds, indices, strict=True):
+            x, y = job.x[m], job.y[m]
+            if self.kind == "torch":
+                module = _torch_model(self.template, x, y, job.recipe, int(seed), job.precision, self.output_kind,
+                                      self.label)
+                states.append({"state": {name: t.detach().cpu().clone() for name, t in module.state_dict().items()},
+                               "output": self.output_kind})
+            else:
+                states.append(_call_train_fn(self.train_fn, x, y, int(seed), k, job.n_classes, self.output,
+                                             self.label))
+        return states
+
+    def state_check(self, job: TrainingJob) -> Callable[[object], bool]:
+        if self.kind != "torch":
+            return lambda obj: hasattr(obj, "logits") and getattr(obj, "n_classes", None) == job.n_classes
+        shapes = {k: tuple(v.shape) for k, v in fresh_copy(self.template, 0, self.label).state_dict().items()}
+
+        def valid(entry: object) -> bool:
+            state = entry.get("state") if isinstance(entry, dict) else None
+            return (isinstance(state, dict) and entry.get("output") in ("logits", "probabilities")
+                    and {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} == shapes)
+
+        return valid
+
+    def collection(self, job: TrainingJob, states: list) -> list:
+        if self.kind != "torch":
+            return list(states)
+        models = []
+        for k, entry in enumerate(states):
+            module = fresh_copy(self.template, 0, self.label)
             module.load_state_dict(entry["state"])
-            entry = TorchModuleTarget(f"{label}-{k}", module, n_classes, entry["output"], flat)
-        loaded.append(entry)
-    return loaded
+            models.append(TorchModuleTarget(f"{self.label}-{k}", module, job.n_classes, entry["output"], self.flat))
+        return models
 
 
 def train_user_references(template, x: np.ndarray, y: np.ndarray, masks: np.ndarray, n_classes: int,
@@ -286,9 +295,6 @@ def train_user_references(template, x: np.ndarray, y: np.ndarray, masks: np.ndar
     else:
         label = str(given_name or getattr(template, "original_name", None) or type(template).__name__)
     if kind == "torch":
-        from miaudit.models.perf import resolve_precision
-        from miaudit.models.reinit import is_exported, trainable_export
-
         if is_exported(template):
             trainable_export(template, label)  # refuses graphs with dropout / batch norm, before any work
         resolved = resolve_precision(precision)
@@ -301,32 +307,11 @@ def train_user_references(template, x: np.ndarray, y: np.ndarray, masks: np.ndar
                       "pass cache_name to cache them", RuntimeWarning, stacklevel=2)
     keys = _keys(description, kind, x, y, masks, n_classes, recipe, seeds, resolved, output_kind, cache,
                  key_parts, names)
-    report = progress or (lambda done: None)
-    loaded = _load_cached(kind, template, keys, cache, n_classes, label, flat)
-    missing = [k for k, m in enumerate(loaded) if m is None]
-    done = len(masks) - len(missing)
-    report(done)
-    started = time.perf_counter()
-    if kind == "sklearn":
-        results = _sklearn_models(template, x, y, masks, seeds, missing, n_classes, label, n_jobs)
-    elif kind == "torch":
-        results = ((k, _torch_model(template, x[masks[k]], y[masks[k]], recipe, int(seeds[k]), resolved,
-                                    output_kind, label)) for k in missing)
-    else:
-        results = ((k, _call_train_fn(train_fn, x[masks[k]], y[masks[k]], int(seeds[k]), k, n_classes, output,
-                                      label)) for k in missing)
-    for k, model in results:
-        if kind == "torch":
-            state = {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
-            _save(cache, keys[k], {"state": state, "output": output_kind})
-            model = TorchModuleTarget(f"{label}-{k}", model, n_classes, output_kind, flat)
-        else:
-            _save(cache, keys[k], model)
-        loaded[k] = model
-        done += 1
-        report(done)
-    return ReferenceModels(UserTemplate(kind, label), loaded, len(missing), time.perf_counter() - started, 0.0,
-                           resolved if kind == "torch" else "float32")
+    family = UserFamily(kind, template, train_fn, label, output, output_kind, flat)
+    job = TrainingJob(family, UserTemplate(kind, label), flatten(x) if kind == "sklearn" else x, y, int(n_classes),
+                      recipe, resolved)
+    refs = train_job(job, masks, seeds, cache, keys, 1, LocalBackend(n_jobs), progress)
+    return replace(refs, precision=resolved if kind == "torch" else "float32")
 
 
 def _call_train_fn(train_fn, x, y, seed, k, n_classes, output, label):

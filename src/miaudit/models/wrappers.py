@@ -5,26 +5,23 @@ predict int64 [n] and accuracy in [0, 1], for x float32 [n, *feature_shape]. All
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from torch import nn
 
+from miaudit.models.mlp_stack import MLPStack
 from miaudit.models.sklearn_models import flatten
 from miaudit.models.train import torch_logits
 from miaudit.signals.functions import probabilities
 
-if TYPE_CHECKING:
-    from miaudit.models.mlp_stack import MLPStack
-
 PROBABILITY_FLOOR = 1e-12
 
 
-class _TargetOutputs:
+class TargetOutputs:
     """predict_proba / predict / accuracy derived from ``logits``; subclasses set name, n_classes."""
 
     name: str
     n_classes: int
+    export_suffix: str | None = None  # the file --save-target writes (its family's: models/families.py)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -45,9 +42,11 @@ class _TargetOutputs:
         return f"{type(self).__name__}(name={self.name!r}, n_classes={self.n_classes})"
 
 
-class TorchTarget(_TargetOutputs):
+class TorchTarget(TargetOutputs):
     """A torch module whose forward pass returns logits [n, n_classes]; ``module`` is exposed for
     white-box attacks."""
+
+    export_suffix = ".onnx"
 
     def __init__(self, name: str, module: nn.Module, n_classes: int) -> None:
         self.name, self.module, self.n_classes = name, module.eval(), int(n_classes)
@@ -56,12 +55,14 @@ class TorchTarget(_TargetOutputs):
         return torch_logits(self.module, x)
 
 
-class SklearnTarget(_TargetOutputs):
+class SklearnTarget(TargetOutputs):
     """A fitted scikit-learn classifier with predict_proba; logits are log-probabilities.
 
     Probabilities are clipped at 1e-12 before the log, and classes absent from the estimator's
     training labels get probability 1e-12, so logits always have n_classes columns.
     """
+
+    export_suffix = ".skops"
 
     def __init__(self, name: str, estimator, n_classes: int) -> None:
         self.name, self.estimator, self.n_classes = name, estimator, int(n_classes)
@@ -74,8 +75,10 @@ class SklearnTarget(_TargetOutputs):
         return out
 
 
-class StackTarget(_TargetOutputs):
+class StackTarget(TargetOutputs):
     """One MLP from :mod:`miaudit.models.mlp_stack` (an MLPStack holding a single model)."""
+
+    export_suffix = ".onnx"
 
     def __init__(self, name: str, stack: MLPStack) -> None:
         if stack.n_models != 1:
@@ -84,3 +87,10 @@ class StackTarget(_TargetOutputs):
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.stack.logits(x)[0], dtype=np.float32)
+
+
+def mlp_stack_of(model) -> MLPStack | None:
+    """The one-model MLPStack behind a model (a StackTarget, or a wrapper passing ``stack`` through), else
+    None: white-box attacks compute an MLP's per-example gradient norms in closed form from it."""
+    stack = getattr(model, "stack", None)
+    return stack if isinstance(stack, MLPStack) else None

@@ -23,7 +23,7 @@ from miaudit.data.scaling import InputScaler
 from miaudit.errors import InputError
 from miaudit.extras import require
 from miaudit.models.mlp_stack import MLPStack
-from miaudit.models.wrappers import SklearnTarget, StackTarget, TorchTarget
+from miaudit.models.wrappers import mlp_stack_of
 from miaudit.targets.contract import FEATURE_SHAPE_KEY, N_CLASSES_KEY
 
 ONNX_OPSET = 17
@@ -61,12 +61,13 @@ def _torch_model(target, feature_shape: Sequence[int] | None, scaler: InputScale
                  units: InputScaler | None = None):
     """(module on raw records, record shape) for a TorchTarget or StackTarget; ``units`` (the dataset's
     published units -> miaudit's) goes before the scaler."""
-    if isinstance(target, StackTarget):
-        shape = tuple(feature_shape) if feature_shape is not None else (target.stack.n_features,)
-        if prod(shape) != target.stack.n_features:
+    stack = mlp_stack_of(target)
+    if stack is not None:
+        shape = tuple(feature_shape) if feature_shape is not None else (stack.n_features,)
+        if prod(shape) != stack.n_features:
             raise InputError(f"feature_shape: {shape} has {prod(shape)} values, "
-                             f"the MLP takes {target.stack.n_features}")
-        body = mlp_module(target.stack)
+                             f"the MLP takes {stack.n_features}")
+        body = mlp_module(stack)
         if len(shape) > 1:
             body = nn.Sequential(nn.Flatten(), body)
     else:
@@ -146,13 +147,14 @@ def save_target(target, path: str | Path, scaler: InputScaler | None = None,
     feature_shape, one record's shape, is needed for a TorchTarget (and for an MLP on images).
     Returns the path written."""
     path = Path(path)
-    if isinstance(target, (TorchTarget, StackTarget)):
+    suffix = getattr(type(target), "export_suffix", None)  # the class's answer: a wrapper does not pass it through
+    if suffix == ".onnx":
         if path.suffix.lower() != ".onnx":
             raise InputError(f"{path.name}: a torch target exports to ONNX, name the file *.onnx")
         module, record_shape = _torch_model(target, feature_shape, scaler, units)
         _save_onnx(module, record_shape, target.n_classes, path)
         return path
-    if isinstance(target, SklearnTarget):
+    if suffix == ".skops":
         if path.suffix.lower() != ".skops":
             raise InputError(f"{path.name}: a scikit-learn target exports to skops, name the file *.skops")
         sio = require("skops.io", "sklearn-io", field=path.name)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from miaudit.errors import InputError
-from miaudit.models.wrappers import _TargetOutputs
+from miaudit.models.wrappers import TargetOutputs
 from miaudit.targets.contract import (
     as_logits,
     check_output_shape,
@@ -20,7 +20,7 @@ from miaudit.targets.contract import (
 )
 
 
-class FileTarget(_TargetOutputs):
+class FileTarget(TargetOutputs):
     """A model file behind the Target protocol; subclasses give ``_run(x) -> [n, C]`` raw outputs.
 
     x float32 [n, *feature_shape] is flattened to [n, d] first when ``flatten``; with fixed_batch the

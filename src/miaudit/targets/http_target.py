@@ -23,7 +23,7 @@ import numpy as np
 
 from miaudit.errors import InputError
 from miaudit.extras import require
-from miaudit.models.wrappers import _TargetOutputs
+from miaudit.models.wrappers import TargetOutputs
 from miaudit.targets.contract import as_logits, one_line
 
 TOKEN_ENV = "MIAUDIT_TOKEN"
@@ -111,7 +111,7 @@ def _detail(response) -> str:
     return " ".join(str(detail).split())[:200]
 
 
-class HttpTarget(_TargetOutputs):
+class HttpTarget(TargetOutputs):
     """A classifier behind an HTTP prediction API, for records float32 [n, *feature_shape].
 
     output: "probabilities" or "labels" (what the endpoint answers). batch_size: records per
