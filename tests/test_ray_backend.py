@@ -215,7 +215,7 @@ def test_streamed_audit_on_ray_writes_the_store_from_the_tasks(tmp_path, monkeyp
     kw = {**SMALL, "reference_models": 20, "epochs": 2, "attacks": ["lira-online", "rmia"], "cache": False,
           "chunk_size": 8, "signal_chunk": 64}
     remote = miaudit.audit(backend="ray", signal_store=str(tmp_path / "ray"), **kw)
-    assert calls == [("_write_row", [list(range(16)), list(range(16, 20))])]
+    assert calls == [("write_row", [list(range(16)), list(range(16, 20))])]
     local = miaudit.audit(backend="local", signal_store=str(tmp_path / "local"), **kw)
     stored = [SignalStore.open(tmp_path / name) for name in ("ray", "local")]
     for name in ("reference_logits", "population_reference_logits", "target_logits"):

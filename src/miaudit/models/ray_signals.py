@@ -1,11 +1,8 @@
-"""Reference models' logits as Ray tasks (``--backend ray``): the signal matrix computed on the cluster.
-
-The records and the stacked models go to the object store once per call. In memory (logits_on_ray) each
-task computes one chunk of models' logits (the chunks the models trained in) and returns them as one
-compact float32 array [chunk, m, C], assembled by the driver in model order. With a signal store
-(write_on_ray) each task writes its own 16-model rows of the store, record block by record block, and
-returns only which of its models gave non-finite outputs. Tasks run with the driver's torch threads, so
-every logit equals the local backend's.
+"""Reference models' logits as Ray tasks (``--backend ray``): the records and the stacked models go to
+the object store once per call; each task computes one chunk of models' logits (the chunks the models
+trained in) and returns them as one compact float32 array [chunk, m, C], assembled by the driver in model
+order. Tasks run with the driver's torch threads, so every logit equals the local backend's. (Written
+straight to a signal store instead: signals/ray_store.py.)
 """
 from __future__ import annotations
 
@@ -49,43 +46,3 @@ def _logits_chunk(shared: dict, models: list[int]) -> np.ndarray:
     with ray_backend.torch_threads(shared["threads"]):
         return shared["stack"].select(models).logits(shared["x"], precision=shared["precision"],
                                                       device=shared["device"])
-
-
-def write_on_ray(stack: MLPStack | CNNStack, x: np.ndarray, population_x: np.ndarray, store_path: str,
-                 placement: RayPlacement, precision: str, device: str, threads: int,
-                 progress=lambda done: None) -> np.ndarray:
-    """Every row of 16 models of the store's reference logits (audited records x [N, ...] and the
-    population [Z, ...]) written by its own Ray task; bool [K], True for models with a NaN / inf output.
-    progress(models_done) as rows finish."""
-    from miaudit.signals.store import MODEL_CHUNK
-
-    k = stack.n_models
-    rows = [list(range(k0, min(k0 + MODEL_CHUNK, k))) for k0 in range(0, k, MODEL_CHUNK)]
-    shared = {"stack": stack, "x": np.asarray(x), "population_x": np.asarray(population_x), "path": str(store_path),
-              "precision": precision, "device": device, "threads": threads}
-    bad, done = np.zeros(k, bool), 0
-    for row, row_bad in ray_backend.run_chunks(_write_row, shared, rows, lambda r: {"models": r}, placement.address):
-        bad[row] = row_bad
-        done += len(row)
-        progress(done)
-    return bad
-
-
-def _write_row(shared: dict, models: list[int]) -> np.ndarray:
-    from miaudit.signals.store import SignalStore
-
-    store = SignalStore.open(shared["path"], writable=True)
-    stack = shared["stack"].select(models)
-    bad = np.zeros(len(models), bool)
-
-    def logits(x):
-        out = stack.logits(x, precision=shared["precision"], device=shared["device"])
-        bad[:] |= ~np.isfinite(out.reshape(len(models), -1)).all(1)
-        return out
-
-    with ray_backend.torch_threads(shared["threads"]):
-        if len(shared["population_x"]):
-            store.write_models(models[0], None, logits(shared["population_x"]))
-        for start, stop in store.blocks():
-            store.write_models(models[0], logits(shared["x"][start:stop]), start=start)
-    return bad

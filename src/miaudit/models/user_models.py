@@ -2,7 +2,7 @@
 (TorchScript included), plain predict functions, or anything already answering the Target protocol.
 
 Torch modules and predict functions may return logits or probabilities; which one is decided on the
-first records they see (or said with ``output``), as for model files (targets/contract.py).
+first records they see (or said with ``output``), as for model files (models/contract.py).
 """
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from miaudit.errors import InputError
-from miaudit.models.target import Target
-from miaudit.models.wrappers import SklearnTarget, TargetOutputs
-from miaudit.targets.contract import (
+from miaudit.models.contract import (
     as_logits,
     check_output_option,
     check_output_shape,
@@ -24,6 +22,8 @@ from miaudit.targets.contract import (
     resolve_output,
     run_batched,
 )
+from miaudit.models.target import Target
+from miaudit.models.wrappers import SklearnTarget, TargetOutputs
 
 
 class FunctionTarget(TargetOutputs):
@@ -184,7 +184,7 @@ def as_target(obj, n_classes: int, name: str | None = None, output: str = "auto"
         raise InputError(f"target: a {type(obj).__module__}.{type(obj).__qualname__} is not a model; pass a fitted "
                          "scikit-learn estimator, a torch nn.Module, a function x -> [n, classes], or a Target")
     if probe is None and feature_shape is not None:
-        from miaudit.targets.contract import probe_records
+        from miaudit.models.contract import probe_records
 
         probe = probe_records(tuple(int(d) for d in feature_shape))
     if probe is not None:

@@ -22,6 +22,7 @@ from torch import nn
 
 from miaudit.errors import InputError
 from miaudit.models.cache import ModelCache, cache_key
+from miaudit.models.contract import check_output_option, one_line, resolve_output
 from miaudit.models.family import ModelFamily, TrainingJob
 from miaudit.models.perf import resolve_precision
 from miaudit.models.recipe import TrainingRecipe
@@ -32,7 +33,6 @@ from miaudit.models.sklearn_models import fit_seeded_clone, flatten, seed_params
 from miaudit.models.train import train_torch_model
 from miaudit.models.user_models import TorchModuleTarget, as_target, is_sklearn_estimator, is_torch_module
 from miaudit.models.wrappers import SklearnTarget
-from miaudit.targets.contract import check_output_option, one_line, resolve_output
 
 _KEY_FORMAT = "miaudit-user-reference-v1"
 _TORCH_ADVICE = "pass --reference-architecture, or a TorchScript file / nn.Module that trains"

@@ -6,12 +6,12 @@ predict int64 [n] and accuracy in [0, 1], for x float32 [n, *feature_shape]. All
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import log_softmax
 from torch import nn
 
 from miaudit.models.mlp_stack import MLPStack
 from miaudit.models.sklearn_models import flatten
 from miaudit.models.train import torch_logits
-from miaudit.signals.functions import probabilities
 
 PROBABILITY_FLOOR = 1e-12
 
@@ -28,7 +28,7 @@ class TargetOutputs:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """[n, C] softmax of the logits; rows sum to 1."""
-        return probabilities(self.logits(x))
+        return np.exp(log_softmax(np.asarray(self.logits(x), np.float64), axis=-1))  # = signals.functions.probabilities
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """int64 [n] most likely class."""

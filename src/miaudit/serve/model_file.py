@@ -17,8 +17,8 @@ import numpy as np
 from miaudit.data import load_dataset
 from miaudit.errors import InputError
 from miaudit.extras import require
+from miaudit.models.contract import FEATURE_SHAPE_KEY, N_CLASSES_KEY, one_line
 from miaudit.models.target import Target
-from miaudit.targets.contract import FEATURE_SHAPE_KEY, N_CLASSES_KEY, one_line
 from miaudit.targets.load import MODEL_SUFFIXES, load_target
 
 

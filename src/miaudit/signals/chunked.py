@@ -35,7 +35,7 @@ def write_signals(request: SignalRequest, target, refs, path: str | Path, board:
     if on_ray:  # every 16-model row written by its own Ray task, straight to the store
         import torch  # torch and ray only with --backend ray: off the import path otherwise
 
-        from miaudit.models.ray_signals import write_on_ray
+        from miaudit.signals.ray_store import write_on_ray
 
         with board.task("reference signals to disk (Ray tasks)", k) as update:
             bad = write_on_ray(refs.models, r.pool_x, r.population_x, str(path), refs.ray, refs.precision,

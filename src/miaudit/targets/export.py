@@ -22,9 +22,9 @@ from torch import nn
 from miaudit.data.scaling import InputScaler
 from miaudit.errors import InputError
 from miaudit.extras import require
+from miaudit.models.contract import FEATURE_SHAPE_KEY, N_CLASSES_KEY
 from miaudit.models.mlp_stack import MLPStack
 from miaudit.models.wrappers import mlp_stack_of
-from miaudit.targets.contract import FEATURE_SHAPE_KEY, N_CLASSES_KEY
 
 ONNX_OPSET = 17
 

@@ -9,8 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from miaudit.errors import InputError
-from miaudit.models.wrappers import TargetOutputs
-from miaudit.targets.contract import (
+from miaudit.models.contract import (
     as_logits,
     check_output_shape,
     one_line,
@@ -18,6 +17,7 @@ from miaudit.targets.contract import (
     resolve_output,
     run_batched,
 )
+from miaudit.models.wrappers import TargetOutputs
 
 
 class FileTarget(TargetOutputs):

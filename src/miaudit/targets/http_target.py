@@ -23,8 +23,8 @@ import numpy as np
 
 from miaudit.errors import InputError
 from miaudit.extras import require
+from miaudit.models.contract import as_logits, one_line
 from miaudit.models.wrappers import TargetOutputs
-from miaudit.targets.contract import as_logits, one_line
 
 TOKEN_ENV = "MIAUDIT_TOKEN"
 BUDGET_HEADER = "X-Query-Budget-Remaining"

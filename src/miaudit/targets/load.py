@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from miaudit.errors import InputError
+from miaudit.models.contract import check_output_option
 from miaudit.models.target import Target
-from miaudit.targets.contract import check_output_option
 
 MODEL_SUFFIXES: dict[str, str] = {
     ".onnx": "ONNX",

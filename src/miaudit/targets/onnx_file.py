@@ -8,7 +8,7 @@ import numpy as np
 
 from miaudit.errors import InputError
 from miaudit.extras import require
-from miaudit.targets.contract import check_output_option, match_input_shape, one_line
+from miaudit.models.contract import check_output_option, match_input_shape, one_line
 from miaudit.targets.file_target import FileTarget
 
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}

@@ -35,7 +35,7 @@ import numpy as np
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import AttackSpec, SourceOffer, attack_specs
 from miaudit.errors import InputError
-from miaudit.targets.contract import as_logits, one_line, probability_problem
+from miaudit.models.contract import as_logits, one_line, probability_problem
 
 SCORE_ARRAYS = ("target", "reference", "population", "population_reference")
 KNOWN_ARRAYS = ("labels", "membership", "reference_masks", "population_labels", "record_ids",

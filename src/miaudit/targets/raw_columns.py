@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from miaudit.errors import InputError
 from miaudit.extras import require
-from miaudit.targets.contract import one_line, probability_problem
+from miaudit.models.contract import one_line, probability_problem
 from miaudit.targets.file_target import FileTarget
 from miaudit.targets.table_feed import TableFeed, align_spellings, table_dtypes
 

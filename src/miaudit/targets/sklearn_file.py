@@ -16,8 +16,8 @@ import numpy as np
 
 from miaudit.errors import InputError
 from miaudit.extras import require
+from miaudit.models.contract import check_output_shape, one_line, probability_problem, probe_records
 from miaudit.models.wrappers import SklearnTarget
-from miaudit.targets.contract import check_output_shape, one_line, probability_problem, probe_records
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 SKLEARN_TREE_TYPES = (

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from miaudit.errors import InputError
-from miaudit.targets.contract import check_output_option, match_input_shape, one_line
+from miaudit.models.contract import check_output_option, match_input_shape, one_line
 from miaudit.targets.file_target import FileTarget
 
 
