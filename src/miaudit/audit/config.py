@@ -10,9 +10,12 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from miaudit.attacks.registry import ATTACKS
+from miaudit.attacks.streamed import streamable_names
 from miaudit.data.scaling import InputScaling
 from miaudit.errors import InputError
+from miaudit.extras import require
 from miaudit.models.recipe import MAX_SEED, TrainingRecipe
+from miaudit.targets.defenses import parse_output_defense
 
 # LiRA's and RMIA's gains level off well before this many reference models (Carlini et al. 2022 use
 # 256, Zarifzadeh et al. 2024 fewer); beyond it an audit is days of training and its signals
@@ -126,7 +129,6 @@ class AuditConfig(BaseModel):
     @field_validator("output_defense", mode="before")
     @classmethod
     def _defense(cls, v: Any) -> Any:
-        from miaudit.targets.defenses import parse_output_defense
 
         if v is None:
             return None
@@ -208,7 +210,6 @@ class AuditConfig(BaseModel):
             if self.target not in ("mlp", "cnn", "small-cnn"):
                 raise ValueError(f"DP-SGD (--dp-epsilon / --dp-noise-multiplier) trains torch models "
                                  f"(mlp, cnn, small-cnn), not --target {self.target}")
-            from miaudit.extras import require
 
             require("opacus", "dp", "dp")
         return self
@@ -218,7 +219,6 @@ class AuditConfig(BaseModel):
         if self.address is not None and self.backend != "ray":
             raise ValueError("--address joins a Ray cluster: use it with --backend ray")
         if self.backend == "ray":
-            from miaudit.extras import require
 
             require("ray", "ray", "backend")
         return self
@@ -229,8 +229,6 @@ class AuditConfig(BaseModel):
             if self.signal_store is not None:
                 raise ValueError("--signal-store: needs --signal-chunk (signals on disk in chunks of that size)")
             return self
-        from miaudit.attacks.streamed import streamable_names
-        from miaudit.extras import require
 
         for bad, why in ((self.queries != 1, f"need --queries 1, got {self.queries}"),
                          (self.reference_data != "pool" or self.shadow_dataset is not None,

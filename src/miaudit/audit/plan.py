@@ -14,11 +14,13 @@ import numpy as np
 
 from miaudit.attacks.ladder import auto_block
 from miaudit.attacks.registry import AUTO, CANNOT_STREAM, AttackSpec, SourceOffer, attack_specs, left_out_by_auto
+from miaudit.attacks.streamed import STREAMED
 from miaudit.audit.config import AuditConfig
 from miaudit.audit.limits import AuditSize, check_audit_size, mlp_parameters
 from miaudit.audit.target_source import OutsideTarget, open_outside
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
 from miaudit.data.scaling import InputScaler, fit_scaler
+from miaudit.data.shadow_data import shadow_records
 from miaudit.data.splits import user_splits
 from miaudit.data.user_table import (
     AuditData,
@@ -30,6 +32,7 @@ from miaudit.data.user_table import (
 )
 from miaudit.errors import InputError
 from miaudit.models.families import find_family
+from miaudit.targets.defenses import LabelRelease
 
 
 @dataclass
@@ -233,7 +236,6 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
                         white_box=_trained_by_torch(cfg.target) and not outside, has_reference_models=True,
                         streamed=bool(cfg.signal_chunk))
     if cfg.signal_chunk:  # signals on disk: only attacks that stream over record chunks ("all" -> those)
-        from miaudit.attacks.streamed import STREAMED
 
         kept = [s for s in specs if CANNOT_STREAM not in (s.unmet_need_in(offer) or "")]
         if len(kept) < len(specs):
@@ -311,7 +313,6 @@ def _population_hint(cfg: AuditConfig, users_split: bool, audited_non_members: i
 
 def _releases_labels_only(cfg: AuditConfig, outside: OutsideTarget | None) -> bool:
     """Whether the audited target releases labels only (the label output defense, a label API)."""
-    from miaudit.targets.defenses import LabelRelease
 
     target = getattr(outside, "target", None)
     while target is not None and not isinstance(target, LabelRelease):
@@ -328,7 +329,6 @@ def _trained_by_torch(target: str) -> bool:
 def _shadow_data(cfg: AuditConfig, mode: str, ref_x: np.ndarray, ref_y: np.ndarray, notes: list[str]):
     """(shadow records, shadow_data block): noisy / marginal records replace the attacker's real ones
     here; synthesized ones need the target and come in the pipeline (miaudit.data.synthesis)."""
-    from miaudit.data.shadow_data import shadow_records
 
     if cfg.shadow_data == "real":
         return ref_x, {}

@@ -16,13 +16,16 @@ from miaudit.audit.estimate import runtime_notice
 from miaudit.audit.plan import AuditPlan, load_audited, make_plan, table_options, within_query_budget
 from miaudit.audit.predictions import audit_predictions
 from miaudit.audit.signal_stage import signal_source
+from miaudit.audit.target_source import RawInputs
 from miaudit.data.builtin import published_units
+from miaudit.data.synthesis import synthesize_shadow_data
 from miaudit.data.user_table import as_audit_data
 from miaudit.models.cache import ModelCache, default_cache_dir
 from miaudit.models.dp_sgd import target_privacy
 from miaudit.models.perf import matmul_gflops, resolve_device
 from miaudit.models.references import train_references
 from miaudit.models.registry import fit_single, model_spec, stack_target, trains_stacked
+from miaudit.models.user_references import train_user_references
 from miaudit.progress import ProgressBoard
 from miaudit.report.results import AttackOutcome, AuditResult, TargetSummary
 from miaudit.signals.source import MemorySource, SignalSource
@@ -156,7 +159,6 @@ def train_target_and_references(plan: AuditPlan, board: ProgressBoard | None = N
         target = train_target(plan, board) if plan.outside is None else plan.outside.target
         timing["train_target_s"] = time.perf_counter() - t
         if plan.config.shadow_data == "synthesized":  # shadow records climbed from the trained target
-            from miaudit.data.synthesis import synthesize_shadow_data
 
             t = time.perf_counter()
             synthesize_shadow_data(plan, target, board)
@@ -207,8 +209,6 @@ def train_reference_models(plan: AuditPlan, board: ProgressBoard | None = None):
 def train_outside_references(plan: AuditPlan, board: ProgressBoard | None = None):
     """K reference models modelled on the outside target (clones, re-initialised copies, or the user's
     train_fn), trained on what the target sees (raw records unless --target-input scaled), cached."""
-    from miaudit.audit.target_source import RawInputs
-    from miaudit.models.user_references import train_user_references
 
     cfg, outside = plan.config, plan.outside
     raw = isinstance(outside.target, RawInputs)

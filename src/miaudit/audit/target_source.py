@@ -15,6 +15,7 @@ from miaudit.data.dataset import Dataset
 from miaudit.data.scaling import InputScaler, compose, value_grid
 from miaudit.errors import InputError
 from miaudit.extras import require
+from miaudit.models.registry import model_spec
 from miaudit.targets.defenses import LabelRelease
 from miaudit.targets.load import MODEL_SUFFIXES, load_target
 
@@ -185,7 +186,6 @@ def open_outside(cfg: AuditConfig, raw: Dataset, scaler: InputScaler, model: Any
     """The outside target (a model file, a URL, or ``model``) checked against the raw records, or None
     when miaudit trains the target. Fed the audit's scaled records, it sees them as ``target_input`` says."""
     if cfg.reference_architecture is not None:
-        from miaudit.models.registry import model_spec
 
         model_spec(cfg.reference_architecture, cfg.hidden)
     kind = "object" if model is not None else target_kind(cfg.target)

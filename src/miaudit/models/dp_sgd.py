@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from miaudit.errors import InputError
 from miaudit.extras import require
-from miaudit.models.recipe import TrainingRecipe
+from miaudit.models.recipe import TrainingRecipe, validation_split
 
 # Opacus's default RDP orders stop at 63; small ε with strong noise wants larger orders (a tighter ε)
 ALPHAS = tuple([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + list(range(64, 513, 8)))
@@ -73,6 +73,5 @@ def target_privacy(recipe: TrainingRecipe, n_members: int, seed: int) -> dict | 
     hold-out, drawn with ``seed`` as the trainers do), or None when the recipe is not DP-SGD."""
     if not recipe.dp:
         return None
-    from miaudit.models.recipe import validation_split
 
     return privacy_block(recipe, len(validation_split(n_members, recipe, seed)[0]))

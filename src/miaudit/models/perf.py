@@ -9,6 +9,9 @@ from pathlib import Path
 
 import torch
 
+from miaudit.errors import InputError
+from miaudit.models.devices import on_cpu
+
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -87,7 +90,6 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 def resolve_precision(precision: str) -> str:
     """"float32" or "bfloat16" for a requested precision ("auto" = bf16 when the CPU runs it natively)."""
     if precision not in PRECISIONS:
-        from miaudit.errors import InputError
 
         raise InputError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision == "auto":
@@ -101,7 +103,6 @@ DEVICES = ("auto", "cpu", "cuda")
 def resolve_device(device: str) -> str:
     """"cpu" or "cuda" for a requested device ("auto" = cuda when torch sees a CUDA GPU); InputError
     for cuda without one."""
-    from miaudit.errors import InputError
 
     if device not in DEVICES:
         raise InputError(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
@@ -115,7 +116,6 @@ def resolve_device(device: str) -> str:
 def resolve_device_precision(precision: str, device: str) -> str:
     """resolve_precision for torch models on a resolved device: on the CPU as resolve_precision; on a
     GPU, "auto" is bf16 when the GPU supports it (torch.cuda.is_bf16_supported())."""
-    from miaudit.models.devices import on_cpu
 
     if precision == "auto" and not on_cpu(device):
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"

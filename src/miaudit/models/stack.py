@@ -41,6 +41,7 @@ import torch
 
 from miaudit.errors import InputError
 from miaudit.models.devices import device_arithmetic, on_cpu
+from miaudit.models.dp_sgd import noise_multiplier
 from miaudit.models.mlp_stack import MLPStack, flatten_records
 from miaudit.models.perf import resolve_device_precision
 from miaudit.models.recipe import TrainingRecipe
@@ -167,7 +168,6 @@ def _noise_multipliers(masks: np.ndarray, recipe: TrainingRecipe) -> np.ndarray:
     """float64 [K]: each model's DP-SGD noise multiplier (from its own training-set size), NaN without DP."""
     if not recipe.dp:
         return np.full(len(masks), np.nan)
-    from miaudit.models.dp_sgd import noise_multiplier
 
     return np.array([noise_multiplier(recipe, int(n)) for n in masks.sum(axis=1)])
 

@@ -10,8 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from miaudit.errors import InputError
+from miaudit.extras import require
 from miaudit.models.denormals import flush_denormals
 from miaudit.models.devices import device_arithmetic, on_cpu
+from miaudit.models.dp_sgd import noise_multiplier
 from miaudit.models.perf import resolve_device_precision
 from miaudit.models.recipe import TrainingRecipe, validation_split
 
@@ -123,8 +125,6 @@ def _make_private(module: nn.Module, optimizer: torch.optim.Optimizer, recipe: T
     """(Opacus GradSampleModule of module, DPOptimizer around optimizer): per-example clipping to
     recipe.dp_max_grad_norm and Gaussian noise (σ from dp_sgd.noise_multiplier) drawn from a generator
     seeded with ``seed``; mean over expected_batch_size = batch_size, as the MLP stack's DP-SGD."""
-    from miaudit.extras import require
-    from miaudit.models.dp_sgd import noise_multiplier
 
     opacus = require("opacus", "dp", "--dp-epsilon")
     sigma = noise_multiplier(recipe, n_train)

@@ -19,9 +19,11 @@ from miaudit.models.contract import (
     check_output_option,
     check_output_shape,
     one_line,
+    probe_records,
     resolve_output,
     run_batched,
 )
+from miaudit.models.denormals import flush_denormals
 from miaudit.models.target import Target
 from miaudit.models.wrappers import SklearnTarget, TargetOutputs
 
@@ -84,7 +86,6 @@ class TorchModuleTarget(FunctionTarget):
     def _run(self, x: np.ndarray) -> np.ndarray:
         import torch
 
-        from miaudit.models.denormals import flush_denormals
 
         with flush_denormals(), torch.inference_mode():
             out = self.module(torch.from_numpy(x))
@@ -184,7 +185,6 @@ def as_target(obj, n_classes: int, name: str | None = None, output: str = "auto"
         raise InputError(f"target: a {type(obj).__module__}.{type(obj).__qualname__} is not a model; pass a fitted "
                          "scikit-learn estimator, a torch nn.Module, a function x -> [n, classes], or a Target")
     if probe is None and feature_shape is not None:
-        from miaudit.models.contract import probe_records
 
         probe = probe_records(tuple(int(d) for d in feature_shape))
     if probe is not None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.errors import InputError
+from miaudit.extras import require
 
 DTYPES = ("float32", "float16")
 MODEL_CHUNK = 16
@@ -28,7 +29,6 @@ MODEL_CHUNK = 16
 
 
 def _zarr():
-    from miaudit.extras import require
 
     return require("zarr", "zarr", "signal_chunk")
 

@@ -35,6 +35,7 @@ import numpy as np
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import AttackSpec, SourceOffer, attack_specs
 from miaudit.errors import InputError
+from miaudit.extras import require
 from miaudit.models.contract import as_logits, one_line, probability_problem
 
 SCORE_ARRAYS = ("target", "reference", "population", "population_reference")
@@ -245,7 +246,6 @@ def _list_column(table, name: str, source: str) -> np.ndarray:
 
 def _parquet_arrays(path: Path) -> dict[str, np.ndarray]:
     """The arrays of the module docstring from a Parquet file of one row per record."""
-    from miaudit.extras import require
 
     pq = require("pyarrow.parquet", "files", field=path.name)
     try:
