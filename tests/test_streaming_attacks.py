@@ -4,15 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit.attacks import base, lira, population, rmia
+from miaudit.attacks import base, lira
 from miaudit.attacks.inputs import AttackInputs
-from miaudit.attacks.streamed import STREAMED, run_streamed, side_stats, streamable_names
+from miaudit.attacks.registry import ATTACKS
+from miaudit.attacks.streamed import NOT_STREAMED, STREAMED, run_streamed, side_stats, streamable_names
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
 from miaudit.signals.store import SignalStore, check_layout, store_inputs
 
-IN_MEMORY = {"lira-online": lira.lira_online, "lira-offline": lira.lira_offline, "rmia": rmia.rmia,
-             "population": population.population, "base-online": base.base_online, "base-offline": base.base_offline}
+
+def in_memory(name: str, inputs: AttackInputs):
+    """The attack ``name`` as the in-memory audit runs it (its registered function and settings)."""
+    return ATTACKS[name].run(inputs)
 
 
 def synthetic_inputs(k: int, n: int, z: int = 300, c: int = 5, seed: int = 0) -> tuple[AttackInputs, np.ndarray]:
@@ -55,7 +58,7 @@ def test_streamed_scores_equal_in_memory(tmp_path, name, k):
     inputs, _ = synthetic_inputs(k=k, n=700, seed=k)
     store = store_inputs(inputs, tmp_path / "s", chunk=128)  # 6 chunks, the last of 60 records
     assert store.blocks()[-1] == (640, 700)
-    want = IN_MEMORY[name](inputs)
+    want = in_memory(name, inputs)
     got = run_streamed(name, store)
     np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
     assert got.params == want.params
@@ -140,10 +143,19 @@ def test_bad_layout_and_attacks_are_one_line_errors():
         with pytest.raises(InputError) as e:
             check_layout(chunk, dtype)
         assert "\n" not in str(e.value)
-    with pytest.raises(InputError, match="threshold-loss cannot stream.*lira-online, lira-offline, rmia"):
-        streamable_names(["lira-online", "threshold-loss"])
+    with pytest.raises(InputError, match="shokri-dt cannot stream over signal chunks.*attack models"):
+        streamable_names(["lira-online", "shokri-dt"])
     assert streamable_names(["all"]) == list(STREAMED)
     assert len(str(pytest.raises(InputError, streamable_names, ["shokri-lr"]).value)) < 200
+
+
+def test_every_attack_streams_or_says_why_not():
+    assert set(STREAMED) | set(NOT_STREAMED) == set(ATTACKS)
+    assert not set(STREAMED) & set(NOT_STREAMED)
+    for name, why in NOT_STREAMED.items():
+        assert why and "\n" not in why and len(why) < 100, name
+    with pytest.raises(InputError, match="cannot stream.*queries the audited model"):
+        streamable_names(["label-only-gap"])
 
 
 def test_store_never_overwrites_a_foreign_directory(tmp_path, small):

@@ -231,8 +231,10 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     if cfg.signal_chunk:  # signals on disk: only attacks that stream over record chunks ("all" -> those)
         from miaudit.attacks.streamed import STREAMED
 
-        if any(s.name not in STREAMED for s in specs):
-            notes.append(f"signals streamed from disk (--signal-chunk): only {', '.join(STREAMED)} can run")
+        skipped = [s.name for s in specs if s.name not in STREAMED]
+        if skipped:
+            notes.append(f"signals streamed from disk (--signal-chunk): skipped {', '.join(skipped)} "
+                         "(they cannot stream over record chunks)")
         specs = [s for s in specs if s.name in STREAMED]
     runnable, no_population = [], []
     hint = "" if len(pop_x) else _population_hint(cfg, given is not None, len(out_index))

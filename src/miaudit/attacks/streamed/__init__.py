@@ -1,0 +1,76 @@
+"""Attacks streamed over the record chunks of a :class:`miaudit.signals.store.SignalStore`: one chunk of
+records (all K models) in memory at a time, the in-memory scores (to float rounding, rtol 1e-9).
+
+Streaming is a property of the attack: every attack of :data:`miaudit.attacks.registry.ATTACKS` is in
+exactly one of ``STREAMED`` (name -> its streamed function, store -> AttackScores) and ``NOT_STREAMED``
+(name -> why its math or inputs rule it out). A streamed function makes passes over the chunks
+(:mod:`.passes`): a first pass reduces each chunk to a small summary (moments, per-record numbers, a
+fitted prior), cached on the store; the last pass scores each chunk. One module per attack family.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from miaudit.attacks.inputs import AttackScores
+from miaudit.attacks.streamed.base import base_offline, base_online
+from miaudit.attacks.streamed.lira import lira_offline, lira_online
+from miaudit.attacks.streamed.passes import side_stats
+from miaudit.attacks.streamed.rmia import population, rmia
+from miaudit.errors import InputError
+
+__all__ = ["NOT_STREAMED", "STREAMED", "run_streamed", "side_stats", "streamable_names"]
+
+STREAMED: dict[str, Callable[..., AttackScores]] = {
+    "lira-online": lira_online, "lira-offline": lira_offline, "rmia": rmia, "population": population,
+    "base-online": base_online, "base-offline": base_offline}
+"""Attack name -> its streamed function (store -> AttackScores)."""
+
+_SHOKRI = "its attack models are fitted to all K x N shadow predictions at once"
+_QUERIES = "queries the audited model on the records, which the store (model outputs only) lacks"
+_FEATURES = "its regressor reads the records' features, which the store (model outputs only) lacks"
+_GRADIENTS = "reads model gradients on the records, which the store (model outputs only) lacks"
+NOT_STREAMED: dict[str, str] = {
+    "threshold-confidence": "its threshold is calibrated on all K x N reference scores",
+    "threshold-loss": "its threshold is calibrated on all K x N reference scores",
+    "threshold-entropy": "its threshold is calibrated on all K x N reference scores",
+    "threshold-modified-entropy": "its threshold is calibrated on all K x N reference scores",
+    **{f"shokri-{kind}": _SHOKRI for kind in ("lr", "dt", "linear-svm", "rbf-svm", "rf", "mlp")},
+    "lira-online-moderated-offsets": "its variance prior is fitted to all records (not yet streamed)",
+    "lira-offline-moderated-offsets": "its variance prior is fitted to all records (not yet streamed)",
+    "rmia-tempered-offsets": "its temperature is picked on held-out models over all records (not yet streamed)",
+    "rmia-offline": "its a is chosen by an AUC over all records (not yet streamed)",
+    "qmia": _FEATURES,
+    "qmia-pinball": _FEATURES,
+    "bavaria-online": "its NIG prior is fitted to all records (not yet streamed)",
+    "bavaria-offline": "its NIG prior is fitted to all records (not yet streamed)",
+    "bavaria-n-online": "its NIG prior is fitted to all records (not yet streamed)",
+    "bavaria-n-offline": "its NIG prior is fitted to all records (not yet streamed)",
+    **{name: _QUERIES for name in (
+        "label-only-gap", "label-only-augmentation", "label-only-augmentation-lira", "label-only-boundary",
+        "label-only-boundary-lira", "label-only-noise", "label-only-noise-lira")},
+    "gradient-norm": _GRADIENTS,
+    "gradient-norm-lira": _GRADIENTS,
+}
+"""Attack name -> why it does not stream (one line)."""
+
+
+def streamable_names(names: list[str]) -> list[str]:
+    """The attack names to run streamed: "all" / "auto" become every streamable attack; a name that cannot
+    stream is an InputError saying why (NOT_STREAMED)."""
+    out: list[str] = []
+    for name in names:
+        chosen = list(STREAMED) if name in ("all", "auto") else [name]
+        for n in chosen:
+            if n not in STREAMED:
+                why = NOT_STREAMED.get(n, "not a known attack")
+                raise InputError(f"--attacks: {n} cannot stream over signal chunks (--signal-chunk): {why}")
+            if n not in out:
+                out.append(n)
+    return out
+
+
+def run_streamed(name: str, store) -> AttackScores:
+    """The attack ``name`` (one of STREAMED) over ``store``."""
+    if name not in STREAMED:
+        streamable_names([name])
+    return STREAMED[name](store)
