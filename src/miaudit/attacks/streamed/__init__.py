@@ -16,13 +16,21 @@ from miaudit.attacks.streamed.base import base_offline, base_online
 from miaudit.attacks.streamed.lira import lira_offline, lira_online
 from miaudit.attacks.streamed.passes import side_stats
 from miaudit.attacks.streamed.rmia import population, rmia
+from miaudit.attacks.streamed.threshold import (
+    threshold_confidence,
+    threshold_entropy,
+    threshold_loss,
+    threshold_modified_entropy,
+)
 from miaudit.errors import InputError
 
 __all__ = ["NOT_STREAMED", "STREAMED", "run_streamed", "side_stats", "streamable_names"]
 
 STREAMED: dict[str, Callable[..., AttackScores]] = {
     "lira-online": lira_online, "lira-offline": lira_offline, "rmia": rmia, "population": population,
-    "base-online": base_online, "base-offline": base_offline}
+    "base-online": base_online, "base-offline": base_offline,
+    "threshold-confidence": threshold_confidence, "threshold-loss": threshold_loss,
+    "threshold-entropy": threshold_entropy, "threshold-modified-entropy": threshold_modified_entropy}
 """Attack name -> its streamed function (store -> AttackScores)."""
 
 _SHOKRI = "its attack models are fitted to all K x N shadow predictions at once"
@@ -30,10 +38,6 @@ _QUERIES = "queries the audited model on the records, which the store (model out
 _FEATURES = "its regressor reads the records' features, which the store (model outputs only) lacks"
 _GRADIENTS = "reads model gradients on the records, which the store (model outputs only) lacks"
 NOT_STREAMED: dict[str, str] = {
-    "threshold-confidence": "its threshold is calibrated on all K x N reference scores",
-    "threshold-loss": "its threshold is calibrated on all K x N reference scores",
-    "threshold-entropy": "its threshold is calibrated on all K x N reference scores",
-    "threshold-modified-entropy": "its threshold is calibrated on all K x N reference scores",
     **{f"shokri-{kind}": _SHOKRI for kind in ("lr", "dt", "linear-svm", "rbf-svm", "rf", "mlp")},
     "lira-online-moderated-offsets": "its variance prior is fitted to all records (not yet streamed)",
     "lira-offline-moderated-offsets": "its variance prior is fitted to all records (not yet streamed)",
