@@ -192,3 +192,11 @@ def test_streamed_base_offline_refuses_records_without_out_model(tmp_path):
         run_streamed("base-offline", store)
     np.testing.assert_allclose(run_streamed("base-online", store).scores, base.base_online(inputs).scores,
                                rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["bavaria-online", "bavaria-n-offline"])
+def test_streamed_bavaria_with_one_model_per_side_uses_the_pooled_variance(tmp_path, name):
+    inputs, _ = synthetic_inputs(k=2, n=300, seed=4)  # every record: one IN, one OUT model, no sample variance
+    store = store_inputs(inputs, tmp_path / "s", chunk=64)
+    np.testing.assert_allclose(run_streamed(name, store).scores, in_memory(name, inputs).scores,
+                               rtol=1e-9, atol=1e-12)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.streamed.base import base_offline, base_online
+from miaudit.attacks.streamed.bavaria import bavaria_n_offline, bavaria_n_online, bavaria_offline, bavaria_online
 from miaudit.attacks.streamed.lira import lira_offline, lira_online
 from miaudit.attacks.streamed.passes import side_stats
 from miaudit.attacks.streamed.rmia import population, rmia
@@ -30,7 +31,9 @@ STREAMED: dict[str, Callable[..., AttackScores]] = {
     "lira-online": lira_online, "lira-offline": lira_offline, "rmia": rmia, "population": population,
     "base-online": base_online, "base-offline": base_offline,
     "threshold-confidence": threshold_confidence, "threshold-loss": threshold_loss,
-    "threshold-entropy": threshold_entropy, "threshold-modified-entropy": threshold_modified_entropy}
+    "threshold-entropy": threshold_entropy, "threshold-modified-entropy": threshold_modified_entropy,
+    "bavaria-online": bavaria_online, "bavaria-offline": bavaria_offline, "bavaria-n-online": bavaria_n_online,
+    "bavaria-n-offline": bavaria_n_offline}
 """Attack name -> its streamed function (store -> AttackScores)."""
 
 _SHOKRI = "its attack models are fitted to all K x N shadow predictions at once"
@@ -45,10 +48,6 @@ NOT_STREAMED: dict[str, str] = {
     "rmia-offline": "its a is chosen by an AUC over all records (not yet streamed)",
     "qmia": _FEATURES,
     "qmia-pinball": _FEATURES,
-    "bavaria-online": "its NIG prior is fitted to all records (not yet streamed)",
-    "bavaria-offline": "its NIG prior is fitted to all records (not yet streamed)",
-    "bavaria-n-online": "its NIG prior is fitted to all records (not yet streamed)",
-    "bavaria-n-offline": "its NIG prior is fitted to all records (not yet streamed)",
     **{name: _QUERIES for name in (
         "label-only-gap", "label-only-augmentation", "label-only-augmentation-lira", "label-only-boundary",
         "label-only-boundary-lira", "label-only-noise", "label-only-noise-lira")},
