@@ -16,7 +16,7 @@ from miaudit.attacks.streamed.base import base_offline, base_online
 from miaudit.attacks.streamed.bavaria import bavaria_n_offline, bavaria_n_online, bavaria_offline, bavaria_online
 from miaudit.attacks.streamed.lira import lira_offline, lira_online
 from miaudit.attacks.streamed.passes import side_stats
-from miaudit.attacks.streamed.rmia import population, rmia
+from miaudit.attacks.streamed.rmia import population, rmia, rmia_offline
 from miaudit.attacks.streamed.threshold import (
     threshold_confidence,
     threshold_entropy,
@@ -33,7 +33,7 @@ STREAMED: dict[str, Callable[..., AttackScores]] = {
     "threshold-confidence": threshold_confidence, "threshold-loss": threshold_loss,
     "threshold-entropy": threshold_entropy, "threshold-modified-entropy": threshold_modified_entropy,
     "bavaria-online": bavaria_online, "bavaria-offline": bavaria_offline, "bavaria-n-online": bavaria_n_online,
-    "bavaria-n-offline": bavaria_n_offline}
+    "bavaria-n-offline": bavaria_n_offline, "rmia-offline": rmia_offline}
 """Attack name -> its streamed function (store -> AttackScores)."""
 
 _SHOKRI = "its attack models are fitted to all K x N shadow predictions at once"
@@ -45,7 +45,6 @@ NOT_STREAMED: dict[str, str] = {
     "lira-online-moderated-offsets": "its variance prior is fitted to all records (not yet streamed)",
     "lira-offline-moderated-offsets": "its variance prior is fitted to all records (not yet streamed)",
     "rmia-tempered-offsets": "its temperature is picked on held-out models over all records (not yet streamed)",
-    "rmia-offline": "its a is chosen by an AUC over all records (not yet streamed)",
     "qmia": _FEATURES,
     "qmia-pinball": _FEATURES,
     **{name: _QUERIES for name in (
