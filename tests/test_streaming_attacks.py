@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit.attacks import base, lira
+from miaudit.attacks import lira
 from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import ATTACKS
 from miaudit.attacks.streamed import NOT_STREAMED, STREAMED, run_streamed, side_stats, streamable_names
@@ -185,13 +185,12 @@ def test_rewriting_a_store_keeps_the_users_other_files(tmp_path, small):
     assert (tmp_path / "signals" / "mine" / "data.csv").read_text() == "a,b\n"
 
 
-def test_streamed_base_offline_refuses_records_without_out_model(tmp_path):
+def test_streamed_base_offline_falls_back_on_records_without_out_model(tmp_path):
     inputs, _ = synthetic_inputs(k=1, n=200)  # one model: half the records have no OUT model
     store = store_inputs(inputs, tmp_path / "s", chunk=64)
-    with pytest.raises(InputError, match="base-offline: streamed only when every record has an OUT"):
-        run_streamed("base-offline", store)
-    np.testing.assert_allclose(run_streamed("base-online", store).scores, base.base_online(inputs).scores,
-                               rtol=1e-9, atol=1e-12)
+    for name in ("base-offline", "base-online"):
+        np.testing.assert_allclose(run_streamed(name, store).scores, in_memory(name, inputs).scores,
+                                   rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["bavaria-online", "bavaria-n-offline"])
