@@ -199,3 +199,12 @@ def test_streamed_bavaria_with_one_model_per_side_uses_the_pooled_variance(tmp_p
     store = store_inputs(inputs, tmp_path / "s", chunk=64)
     np.testing.assert_allclose(run_streamed(name, store).scores, in_memory(name, inputs).scores,
                                rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["lira-online-moderated-offsets", "lira-offline-moderated-offsets"])
+def test_streamed_moderated_lira_without_population_has_no_offsets(tmp_path, name):
+    inputs, _ = synthetic_inputs(k=8, n=300, z=0, seed=6)
+    store = store_inputs(inputs, tmp_path / "s", chunk=70)
+    want, got = in_memory(name, inputs), run_streamed(name, store)
+    assert got.params == want.params == {"variance": "moderated", "neighbors": 0}
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
