@@ -18,6 +18,7 @@ from miaudit.attacks.streamed.lira import lira_offline, lira_online
 from miaudit.attacks.streamed.lira_moderated import lira_offline_moderated_offsets, lira_online_moderated_offsets
 from miaudit.attacks.streamed.passes import side_stats
 from miaudit.attacks.streamed.rmia import population, rmia, rmia_offline
+from miaudit.attacks.streamed.rmia_tempered import rmia_tempered_offsets
 from miaudit.attacks.streamed.threshold import (
     threshold_confidence,
     threshold_entropy,
@@ -36,7 +37,7 @@ STREAMED: dict[str, Callable[..., AttackScores]] = {
     "bavaria-online": bavaria_online, "bavaria-offline": bavaria_offline, "bavaria-n-online": bavaria_n_online,
     "bavaria-n-offline": bavaria_n_offline, "rmia-offline": rmia_offline,
     "lira-online-moderated-offsets": lira_online_moderated_offsets,
-    "lira-offline-moderated-offsets": lira_offline_moderated_offsets}
+    "lira-offline-moderated-offsets": lira_offline_moderated_offsets, "rmia-tempered-offsets": rmia_tempered_offsets}
 """Attack name -> its streamed function (store -> AttackScores)."""
 
 _SHOKRI = "its attack models are fitted to all K x N shadow predictions at once"
@@ -45,7 +46,6 @@ _FEATURES = "its regressor reads the records' features, which the store (model o
 _GRADIENTS = "reads model gradients on the records, which the store (model outputs only) lacks"
 NOT_STREAMED: dict[str, str] = {
     **{f"shokri-{kind}": _SHOKRI for kind in ("lr", "dt", "linear-svm", "rbf-svm", "rf", "mlp")},
-    "rmia-tempered-offsets": "its temperature is picked on held-out models over all records (not yet streamed)",
     "qmia": _FEATURES,
     "qmia-pinball": _FEATURES,
     **{name: _QUERIES for name in (
