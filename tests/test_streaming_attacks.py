@@ -118,7 +118,8 @@ def test_float16_store_is_close_to_float32(tmp_path, small):
         auc_a = compute_metrics(a, member).auc
         auc_b = compute_metrics(b, member).auc
         assert abs(auc_a - auc_b) < 0.005, name
-        assert np.corrcoef(a, b)[0, 1] > 0.99, name
+        if not name.startswith("shokri"):  # attack models (trees) move float16-rounded records across splits
+            assert np.corrcoef(a, b)[0, 1] > 0.99, name
 
 
 def test_write_models_by_shard_equals_write_by_records(tmp_path, small):
@@ -143,10 +144,10 @@ def test_bad_layout_and_attacks_are_one_line_errors():
         with pytest.raises(InputError) as e:
             check_layout(chunk, dtype)
         assert "\n" not in str(e.value)
-    with pytest.raises(InputError, match="shokri-dt cannot stream over signal chunks.*attack models"):
-        streamable_names(["lira-online", "shokri-dt"])
+    with pytest.raises(InputError, match="qmia cannot stream over signal chunks.*features"):
+        streamable_names(["lira-online", "qmia"])
     assert streamable_names(["all"]) == list(STREAMED)
-    assert len(str(pytest.raises(InputError, streamable_names, ["shokri-lr"]).value)) < 200
+    assert len(str(pytest.raises(InputError, streamable_names, ["label-only-boundary"]).value)) < 200
 
 
 def test_every_attack_streams_or_says_why_not():
@@ -208,3 +209,11 @@ def test_streamed_moderated_lira_without_population_has_no_offsets(tmp_path, nam
     want, got = in_memory(name, inputs), run_streamed(name, store)
     assert got.params == want.params == {"variance": "moderated", "neighbors": 0}
     np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
+
+
+def test_streamed_shokri_takes_the_audits_seed(tmp_path, small):
+    inputs, _ = small
+    store = store_inputs(inputs, tmp_path / "s", chunk=128)
+    got, want = run_streamed("shokri-rf", store, seed=5), ATTACKS["shokri-rf"].run(inputs, seed=5)
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
+    assert not np.array_equal(got.scores, run_streamed("shokri-rf", store).scores)  # seed 0: other forests

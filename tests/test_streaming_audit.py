@@ -58,7 +58,7 @@ def test_all_under_streaming_selects_the_streamable_attacks():
     no_references = [s.name for s in ATTACKS.values() if s.name in STREAMED and not s.needs_references]
     assert "population" in no_references and "threshold-loss" in no_references
     assert [s.name for s in plan.attacks] == no_references  # the others need reference models: skipped
-    assert any("shokri-lr" in n and "cannot stream" in n for n in plan.notes)
+    assert any("qmia" in n and "cannot stream" in n for n in plan.notes)
     result = audit(**{**FAST, "attacks": "all", "reference_models": 0}, signal_chunk=64, progress=False)
     assert [a.name for a in result.attacks] == no_references
     assert result.to_dict()["signals"]["shape"]["models"] == 0
@@ -84,7 +84,7 @@ def test_streamed_scores_equal_in_memory_on_a_real_audits_signals(both, tmp_path
     (dict(signal_chunk=64, signal_dtype="float64"), "signal_dtype"),
     (dict(signal_chunk=64, queries=2), "--queries 1"),
     (dict(signal_chunk=64, reference_data="attacker"), "--reference-data pool"),
-    (dict(signal_chunk=64, attacks="lira-online,shokri-lr"), "shokri-lr cannot stream"),
+    (dict(signal_chunk=64, attacks="lira-online,qmia"), "qmia cannot stream"),
     (dict(signal_store="/tmp/x"), "--signal-store: needs --signal-chunk"),
 ])
 def test_bad_streaming_settings_are_one_line_errors(settings, words):

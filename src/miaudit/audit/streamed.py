@@ -95,7 +95,7 @@ def streamed_signals_and_attacks(plan: AuditPlan, target, refs, board: ProgressB
         with board.task("attacks (streamed)", len(plan.attacks)) as update:
             for i, spec in enumerate(plan.attacks, start=1):
                 started = time.perf_counter()
-                verdict = run_streamed(spec.name, store)
+                verdict = run_streamed(spec.name, store, seed=cfg.seed)
                 seconds = time.perf_counter() - started
                 metrics = compute_metrics(verdict.scores, plan.membership, verdict.decision, plan.pool_y,
                                           delta=cfg.delta, confidence=cfg.confidence,

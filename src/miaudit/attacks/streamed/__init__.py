@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from miaudit.attacks.inputs import AttackScores
+from miaudit.attacks.registry import ATTACKS
 from miaudit.attacks.streamed.base import base_offline, base_online
 from miaudit.attacks.streamed.bavaria import bavaria_n_offline, bavaria_n_online, bavaria_offline, bavaria_online
 from miaudit.attacks.streamed.lira import lira_offline, lira_online
@@ -19,6 +20,7 @@ from miaudit.attacks.streamed.lira_moderated import lira_offline_moderated_offse
 from miaudit.attacks.streamed.passes import side_stats
 from miaudit.attacks.streamed.rmia import population, rmia, rmia_offline
 from miaudit.attacks.streamed.rmia_tempered import rmia_tempered_offsets
+from miaudit.attacks.streamed.shokri import shokri_function
 from miaudit.attacks.streamed.threshold import (
     threshold_confidence,
     threshold_entropy,
@@ -37,15 +39,14 @@ STREAMED: dict[str, Callable[..., AttackScores]] = {
     "bavaria-online": bavaria_online, "bavaria-offline": bavaria_offline, "bavaria-n-online": bavaria_n_online,
     "bavaria-n-offline": bavaria_n_offline, "rmia-offline": rmia_offline,
     "lira-online-moderated-offsets": lira_online_moderated_offsets,
-    "lira-offline-moderated-offsets": lira_offline_moderated_offsets, "rmia-tempered-offsets": rmia_tempered_offsets}
+    "lira-offline-moderated-offsets": lira_offline_moderated_offsets, "rmia-tempered-offsets": rmia_tempered_offsets,
+    **{f"shokri-{kind}": shokri_function(kind) for kind in ("lr", "dt", "linear-svm", "rbf-svm", "rf", "mlp")}}
 """Attack name -> its streamed function (store -> AttackScores)."""
 
-_SHOKRI = "its attack models are fitted to all K x N shadow predictions at once"
 _QUERIES = "queries the audited model on the records, which the store (model outputs only) lacks"
 _FEATURES = "its regressor reads the records' features, which the store (model outputs only) lacks"
 _GRADIENTS = "reads model gradients on the records, which the store (model outputs only) lacks"
 NOT_STREAMED: dict[str, str] = {
-    **{f"shokri-{kind}": _SHOKRI for kind in ("lr", "dt", "linear-svm", "rbf-svm", "rf", "mlp")},
     "qmia": _FEATURES,
     "qmia-pinball": _FEATURES,
     **{name: _QUERIES for name in (
@@ -72,8 +73,11 @@ def streamable_names(names: list[str]) -> list[str]:
     return out
 
 
-def run_streamed(name: str, store) -> AttackScores:
-    """The attack ``name`` (one of STREAMED) over ``store``."""
+def run_streamed(name: str, store, seed: int = 0) -> AttackScores:
+    """The attack ``name`` (one of STREAMED) over ``store``; ``seed``: the audit's, for the seeded attacks
+    (those whose spec says so, as :meth:`miaudit.attacks.registry.AttackSpec.run` passes it)."""
     if name not in STREAMED:
         streamable_names([name])
+    if ATTACKS[name].seeded:
+        return STREAMED[name](store, seed=seed)
     return STREAMED[name](store)
