@@ -151,7 +151,7 @@ def test_bad_layout_and_attacks_are_one_line_errors():
 
 
 def test_every_attack_streams_or_says_why_not():
-    assert set(STREAMED) | set(NOT_STREAMED) == set(ATTACKS)
+    assert set(STREAMED) | set(NOT_STREAMED) == set(ATTACKS), "a new attack goes in STREAMED or NOT_STREAMED"
     assert not set(STREAMED) & set(NOT_STREAMED)
     for name, why in NOT_STREAMED.items():
         assert why and "\n" not in why and len(why) < 100, name

@@ -231,10 +231,8 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     if cfg.signal_chunk:  # signals on disk: only attacks that stream over record chunks ("all" -> those)
         from miaudit.attacks.streamed import STREAMED
 
-        skipped = [s.name for s in specs if s.name not in STREAMED]
-        if skipped:
-            notes.append(f"signals streamed from disk (--signal-chunk): skipped {', '.join(skipped)} "
-                         "(they cannot stream over record chunks)")
+        if skipped := [s.name for s in specs if s.name not in STREAMED]:
+            notes.append(f"signals streamed from disk (--signal-chunk): skipped {', '.join(skipped)} (cannot stream)")
         specs = [s for s in specs if s.name in STREAMED]
     runnable, no_population = [], []
     hint = "" if len(pop_x) else _population_hint(cfg, given is not None, len(out_index))

@@ -3,9 +3,23 @@ records (all K models) in memory at a time, the in-memory scores (to float round
 
 Streaming is a property of the attack: every attack of :data:`miaudit.attacks.registry.ATTACKS` is in
 exactly one of ``STREAMED`` (name -> its streamed function, store -> AttackScores) and ``NOT_STREAMED``
-(name -> why its math or inputs rule it out). A streamed function makes passes over the chunks
-(:mod:`.passes`): a first pass reduces each chunk to a small summary (moments, per-record numbers, a
-fitted prior), cached on the store; the last pass scores each chunk. One module per attack family.
+(name -> why not, one line). A streamed function makes passes over the chunks (:mod:`.passes`): a first
+pass reduces each chunk to a small summary (moments, per-record numbers, a fitted prior, a running
+selection), cached on the store where several attacks share it; the last pass scores each chunk. One
+module per attack family; each module's docstring says what it keeps (never the K x N x C logits; K x N
+scalars only for the threshold attacks' exact calibration, :mod:`.threshold`).
+
+Not streamed, and why: the signal store holds the models' outputs only, and a streamed attack is given
+the store alone.
+- qmia, qmia-pinball: after a regressor fitted on the population records' features, per record, but
+  they read the audited records' features, which the store lacks (attacks/qmia.py is not touched here).
+- label-only-*: they query the audited model (and the -lira variants the K reference models) on the
+  records themselves; augmentation / noise also draw their seeded copies over all records in identity
+  order, so a chunk's draws depend on the other records.
+- gradient-norm, gradient-norm-lira: per-record gradients of the models' parameters on the records.
+Streamed with a limit (an InputError says so; --signal-chunk 0 runs them in memory): lira-online /
+lira-offline when a record has no reference model on one side, the moderated LiRA variants when no
+record has models on both sides (their location fallbacks need all values of a side).
 """
 from __future__ import annotations
 
@@ -43,9 +57,9 @@ STREAMED: dict[str, Callable[..., AttackScores]] = {
     **{f"shokri-{kind}": shokri_function(kind) for kind in ("lr", "dt", "linear-svm", "rbf-svm", "rf", "mlp")}}
 """Attack name -> its streamed function (store -> AttackScores)."""
 
-_QUERIES = "queries the audited model on the records, which the store (model outputs only) lacks"
-_FEATURES = "its regressor reads the records' features, which the store (model outputs only) lacks"
-_GRADIENTS = "reads model gradients on the records, which the store (model outputs only) lacks"
+_QUERIES = "queries the models on the records themselves; the store holds their outputs only"
+_FEATURES = "its regressor reads the records' features; the store holds the models' outputs only"
+_GRADIENTS = "needs the models' gradients on the records; the store holds their outputs only"
 NOT_STREAMED: dict[str, str] = {
     "qmia": _FEATURES,
     "qmia-pinball": _FEATURES,
