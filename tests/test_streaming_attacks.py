@@ -155,7 +155,7 @@ def test_every_attack_streams_or_says_why_not():
     assert not set(STREAMED) & set(NOT_STREAMED)
     for name, why in NOT_STREAMED.items():
         assert why and "\n" not in why and len(why) < 100, name
-    with pytest.raises(InputError, match="cannot stream.*queries the audited model"):
+    with pytest.raises(InputError, match="label-only-gap cannot stream.*queries the models on the records"):
         streamable_names(["label-only-gap"])
 
 
@@ -217,3 +217,18 @@ def test_streamed_shokri_takes_the_audits_seed(tmp_path, small):
     got, want = run_streamed("shokri-rf", store, seed=5), ATTACKS["shokri-rf"].run(inputs, seed=5)
     np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
     assert not np.array_equal(got.scores, run_streamed("shokri-rf", store).scores)  # seed 0: other forests
+
+
+@pytest.mark.parametrize("name", ["lira-online", "lira-offline"])
+def test_streamed_lira_fills_records_without_a_side_as_in_memory(tmp_path, name):
+    import dataclasses
+
+    inputs, _ = synthetic_inputs(k=3, n=400, seed=7)
+    mask = np.random.default_rng(7).random((3, 400)) < 0.5  # unbalanced: some records all IN, some all OUT
+    inputs = dataclasses.replace(inputs, reference_in=mask, shadow_in=mask)
+    counts = mask.sum(axis=0)
+    assert (counts == 0).any() and (counts == 3).any()
+    store = store_inputs(inputs, tmp_path / "s", chunk=90)
+    want, got = in_memory(name, inputs), run_streamed(name, store)
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
+    assert got.threshold == pytest.approx(want.threshold, rel=1e-9, abs=1e-12)

@@ -133,14 +133,16 @@ def resolve_variance(variance: str, n_reference: int) -> str:
 
 def fit_predictives(phi: np.ndarray, is_in: np.ndarray, variance: str = "moderated",
                     global_scales: dict[str, np.ndarray] | None = None,
-                    fits: dict[str, SideFit] | None = None) -> tuple[Predictive, Predictive]:
+                    fits: dict[str, SideFit] | None = None,
+                    gaps: dict[str, np.ndarray | None] | None = None) -> tuple[Predictive, Predictive]:
     """(IN, OUT) predictives from reference phi [K, N, Q] and membership is_in bool [K, N].
 
     global_scales: {"in": [Q], "out": [Q]} the paper's global scale of each side computed over more
     records than phi holds (a streamed audit sees one record chunk at a time, see
     :mod:`miaudit.attacks.streamed`); "global" / "per-example" only. With it, a record with no model
-    on a side (whose location would come from all records) is an InputError. fits: {"in", "out"} each
-    side's :class:`SideFit` over more records than phi holds, "moderated" only (streamed)."""
+    on a side (whose location would come from all records) is an InputError, unless ``gaps`` gives that
+    side's median location gap to the other side over all records with both [Q] (None: no such record).
+    fits: {"in", "out"} each side's :class:`SideFit` over more records than phi holds, "moderated" only."""
     variance = resolve_variance(variance, phi.shape[0])
     moments = {side: side_moments(phi, mask) for side, mask in (("in", is_in), ("out", ~is_in))}
     if fits is not None:
@@ -149,10 +151,13 @@ def fit_predictives(phi: np.ndarray, is_in: np.ndarray, variance: str = "moderat
     for side, other in (("in", "out"), ("out", "in")):
         mask = is_in if side == "in" else ~is_in
         count = moments[side][3]
-        if global_scales is not None and (count == 0).any():
+        if global_scales is not None and (count == 0).any() and (gaps is None or gaps[side] is None):
             raise InputError("streamed lira: a record has no reference model on one side (IN or OUT); "
                              "use more reference models or --signal-chunk 0 (in memory)")
-        loc = _location(phi, mask, moments[side], moments[other], use_mean=variance == "moderated")
+        if gaps is not None:
+            loc = _filled(moments[side][0], moments[other][0], count, gaps[side])
+        else:
+            loc = _location(phi, mask, moments[side], moments[other], use_mean=variance == "moderated")
         scale, dof, prior = _spread(phi, mask, moments[side], moments[other], variance,
                                     None if global_scales is None else (global_scales[side], global_scales[other]))
         fitted[side] = Predictive(loc, scale, dof, count, int((count == 0).sum()), prior)
@@ -296,12 +301,18 @@ def _fitted_moderated(moments: dict[str, tuple], fits: dict[str, SideFit]) -> tu
     fitted = {}
     for side, other in (("in", "out"), ("out", "in")):
         _, mean, _, count = moments[side]
-        loc, missing = mean.copy(), count == 0
-        if missing.any() and fits[side].gap is not None:
-            loc[missing] = moments[other][1][missing] + fits[side].gap
+        loc, missing = _filled(mean, moments[other][1], count, fits[side].gap), count == 0
         scale, dof, prior = _spread(None, None, moments[side], moments[other], "moderated", fit=fits[side])
         fitted[side] = Predictive(loc, scale, dof, count, int(missing.sum()), prior)
     return fitted["in"], fitted["out"]
+
+
+def _filled(loc: np.ndarray, other_loc: np.ndarray, count: np.ndarray, gap: np.ndarray | None) -> np.ndarray:
+    """loc [N, Q] with records of no model on this side (count [N] 0) at other_loc + gap (kept without gap)."""
+    loc, missing = loc.copy(), count == 0
+    if missing.any() and gap is not None:
+        loc[missing] = other_loc[missing] + gap
+    return loc
 
 
 def side_moments(phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
