@@ -17,9 +17,9 @@ the store alone.
   records themselves; augmentation / noise also draw their seeded copies over all records in identity
   order, so a chunk's draws depend on the other records.
 - gradient-norm, gradient-norm-lira: per-record gradients of the models' parameters on the records.
-Streamed with a limit (an InputError says so; --signal-chunk 0 runs them in memory): lira-online /
-lira-offline when a record has no reference model on one side, the moderated LiRA variants when no
-record has models on both sides (their location fallbacks need all values of a side).
+Streamed with a limit (an InputError says so; --signal-chunk 0 runs them in memory): the four LiRA
+attacks when some record has no reference model on a side and no record has models on both sides (the
+in-memory location fallback then takes the median of all the side's values, K x N of them).
 """
 from __future__ import annotations
 
