@@ -4,7 +4,7 @@ Synthetic signals (K reference models, N audited records, C classes, Z populatio
 training) are written straight to a Zarr signal store, record block by record block. Then each
 (attack, mode, N) runs in a fresh subprocess, which reports its peak resident memory above its own
 baseline (ru_maxrss after imports):
-  memory:   the whole store read into AttackInputs, the in-memory attack (miaudit.attacks.*);
+  memory:   the whole store read into AttackInputs, the registered in-memory attack;
   streamed: the attack streamed over the store's record chunks (miaudit.attacks.streamed).
 
   PYTHONPATH=src python benchmarks/streaming_memory.py [--sizes 50000 200000] [--k 64]
@@ -61,7 +61,7 @@ def write_synthetic(path: Path, k: int, n: int, z: int, c: int, chunk: int, seed
 
 def child(path: str, attack: str, mode: str) -> None:
     """One measured run: prints a JSON line {peak_mb, seconds, auc}."""
-    from miaudit.attacks import lira, rmia
+    from miaudit.attacks.registry import ATTACKS as REGISTERED
     from miaudit.attacks.streamed import run_streamed
     from miaudit.metrics.attack_metrics import compute_metrics
     from miaudit.signals.store import SignalStore, _zarr
@@ -74,8 +74,7 @@ def child(path: str, attack: str, mode: str) -> None:
         scores = run_streamed(attack, store).scores
     else:
         inputs = store.to_inputs()
-        fn = {"lira-online": lira.lira_online, "lira-offline": lira.lira_offline, "rmia": rmia.rmia}[attack]
-        scores = fn(inputs).scores
+        scores = REGISTERED[attack].run(inputs).scores
     seconds = time.perf_counter() - started
     auc = compute_metrics(scores, np.load(Path(path) / "membership.npy")).auc
     print(json.dumps({"peak_mb": maxrss_mb() - base, "baseline_mb": base, "seconds": seconds, "auc": auc}))

@@ -53,8 +53,9 @@ def test_runnability_is_asked_of_the_source(tmp_path):
     ok, why = runnable(store, specs)
     assert [s.name for s in ok] == ["lira-online"]
     assert why[0].startswith(f"{unstreamed}: {CANNOT_STREAM}")
+    specs = [ATTACKS[n] for n in ("threshold-loss", "lira-online", "label-only-gap")]
     ok, why = runnable(PredictionsSource(predictions_of(inputs, member)), specs)
-    assert [s.name for s in ok] == [unstreamed, "lira-online"]
+    assert [s.name for s in ok] == ["threshold-loss", "lira-online"]
     assert why == ["label-only-gap: needs the audited model itself to query (not only its predictions)"]
     all_in = predictions_of(inputs, member)
     all_in = Predictions(**{**all_in.__dict__, "reference_in": np.ones_like(all_in.reference_in)})

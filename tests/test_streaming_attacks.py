@@ -4,15 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit.attacks import base, lira, population, rmia
+from miaudit.attacks import lira
 from miaudit.attacks.inputs import AttackInputs
-from miaudit.attacks.streamed import STREAMED, run_streamed, side_stats, streamable_names
+from miaudit.attacks.registry import ATTACKS
+from miaudit.attacks.streamed import NOT_STREAMED, STREAMED, run_streamed, side_stats, streamable_names
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
 from miaudit.signals.store import SignalStore, check_layout, store_inputs
 
-IN_MEMORY = {"lira-online": lira.lira_online, "lira-offline": lira.lira_offline, "rmia": rmia.rmia,
-             "population": population.population, "base-online": base.base_online, "base-offline": base.base_offline}
+
+def in_memory(name: str, inputs: AttackInputs):
+    """The attack ``name`` as the in-memory audit runs it (its registered function and settings)."""
+    return ATTACKS[name].run(inputs)
 
 
 def synthetic_inputs(k: int, n: int, z: int = 300, c: int = 5, seed: int = 0) -> tuple[AttackInputs, np.ndarray]:
@@ -55,7 +58,7 @@ def test_streamed_scores_equal_in_memory(tmp_path, name, k):
     inputs, _ = synthetic_inputs(k=k, n=700, seed=k)
     store = store_inputs(inputs, tmp_path / "s", chunk=128)  # 6 chunks, the last of 60 records
     assert store.blocks()[-1] == (640, 700)
-    want = IN_MEMORY[name](inputs)
+    want = in_memory(name, inputs)
     got = run_streamed(name, store)
     np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
     assert got.params == want.params
@@ -115,7 +118,8 @@ def test_float16_store_is_close_to_float32(tmp_path, small):
         auc_a = compute_metrics(a, member).auc
         auc_b = compute_metrics(b, member).auc
         assert abs(auc_a - auc_b) < 0.005, name
-        assert np.corrcoef(a, b)[0, 1] > 0.99, name
+        if not name.startswith("shokri"):  # attack models (trees) move float16-rounded records across splits
+            assert np.corrcoef(a, b)[0, 1] > 0.99, name
 
 
 def test_write_models_by_shard_equals_write_by_records(tmp_path, small):
@@ -140,10 +144,19 @@ def test_bad_layout_and_attacks_are_one_line_errors():
         with pytest.raises(InputError) as e:
             check_layout(chunk, dtype)
         assert "\n" not in str(e.value)
-    with pytest.raises(InputError, match="threshold-loss cannot stream.*lira-online, lira-offline, rmia"):
-        streamable_names(["lira-online", "threshold-loss"])
+    with pytest.raises(InputError, match="qmia cannot stream over signal chunks.*features"):
+        streamable_names(["lira-online", "qmia"])
     assert streamable_names(["all"]) == list(STREAMED)
-    assert len(str(pytest.raises(InputError, streamable_names, ["shokri-lr"]).value)) < 200
+    assert len(str(pytest.raises(InputError, streamable_names, ["label-only-boundary"]).value)) < 200
+
+
+def test_every_attack_streams_or_says_why_not():
+    assert set(STREAMED) | set(NOT_STREAMED) == set(ATTACKS), "a new attack goes in STREAMED or NOT_STREAMED"
+    assert not set(STREAMED) & set(NOT_STREAMED)
+    for name, why in NOT_STREAMED.items():
+        assert why and "\n" not in why and len(why) < 100, name
+    with pytest.raises(InputError, match="label-only-gap cannot stream.*queries the models on the records"):
+        streamable_names(["label-only-gap"])
 
 
 def test_store_never_overwrites_a_foreign_directory(tmp_path, small):
@@ -173,10 +186,49 @@ def test_rewriting_a_store_keeps_the_users_other_files(tmp_path, small):
     assert (tmp_path / "signals" / "mine" / "data.csv").read_text() == "a,b\n"
 
 
-def test_streamed_base_offline_refuses_records_without_out_model(tmp_path):
+def test_streamed_base_offline_falls_back_on_records_without_out_model(tmp_path):
     inputs, _ = synthetic_inputs(k=1, n=200)  # one model: half the records have no OUT model
     store = store_inputs(inputs, tmp_path / "s", chunk=64)
-    with pytest.raises(InputError, match="base-offline: streamed only when every record has an OUT"):
-        run_streamed("base-offline", store)
-    np.testing.assert_allclose(run_streamed("base-online", store).scores, base.base_online(inputs).scores,
+    for name in ("base-offline", "base-online"):
+        np.testing.assert_allclose(run_streamed(name, store).scores, in_memory(name, inputs).scores,
+                                   rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["bavaria-online", "bavaria-n-offline"])
+def test_streamed_bavaria_with_one_model_per_side_uses_the_pooled_variance(tmp_path, name):
+    inputs, _ = synthetic_inputs(k=2, n=300, seed=4)  # every record: one IN, one OUT model, no sample variance
+    store = store_inputs(inputs, tmp_path / "s", chunk=64)
+    np.testing.assert_allclose(run_streamed(name, store).scores, in_memory(name, inputs).scores,
                                rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["lira-online-moderated-offsets", "lira-offline-moderated-offsets"])
+def test_streamed_moderated_lira_without_population_has_no_offsets(tmp_path, name):
+    inputs, _ = synthetic_inputs(k=8, n=300, z=0, seed=6)
+    store = store_inputs(inputs, tmp_path / "s", chunk=70)
+    want, got = in_memory(name, inputs), run_streamed(name, store)
+    assert got.params == want.params == {"variance": "moderated", "neighbors": 0}
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
+
+
+def test_streamed_shokri_takes_the_audits_seed(tmp_path, small):
+    inputs, _ = small
+    store = store_inputs(inputs, tmp_path / "s", chunk=128)
+    got, want = run_streamed("shokri-rf", store, seed=5), ATTACKS["shokri-rf"].run(inputs, seed=5)
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
+    assert not np.array_equal(got.scores, run_streamed("shokri-rf", store).scores)  # seed 0: other forests
+
+
+@pytest.mark.parametrize("name", ["lira-online", "lira-offline"])
+def test_streamed_lira_fills_records_without_a_side_as_in_memory(tmp_path, name):
+    import dataclasses
+
+    inputs, _ = synthetic_inputs(k=3, n=400, seed=7)
+    mask = np.random.default_rng(7).random((3, 400)) < 0.5  # unbalanced: some records all IN, some all OUT
+    inputs = dataclasses.replace(inputs, reference_in=mask, shadow_in=mask)
+    counts = mask.sum(axis=0)
+    assert (counts == 0).any() and (counts == 3).any()
+    store = store_inputs(inputs, tmp_path / "s", chunk=90)
+    want, got = in_memory(name, inputs), run_streamed(name, store)
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
+    assert got.threshold == pytest.approx(want.threshold, rel=1e-9, abs=1e-12)

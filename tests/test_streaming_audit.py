@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from miaudit import audit
-from miaudit.attacks.streamed import STREAMED
+from miaudit.attacks.registry import ATTACKS
+from miaudit.attacks.streamed import STREAMED, run_streamed
 from miaudit.audit.config import make_config
 from miaudit.cli import main
 from miaudit.errors import InputError
+from miaudit.signals.store import store_inputs
 
 FAST = dict(dataset="digits", target="logreg", members=250, reference_models=8, population=300, cache=False,
             attacks=list(STREAMED), seed=3)
@@ -53,10 +55,28 @@ def test_all_under_streaming_selects_the_streamable_attacks():
     from miaudit.audit.plan import make_plan
 
     plan = make_plan(make_config(**{**FAST, "attacks": "all", "reference_models": 0}, signal_chunk=64))
-    assert [s.name for s in plan.attacks] == ["population"]  # the others need reference models: skipped
-    assert any(f"only {', '.join(STREAMED)} can run" in n for n in plan.notes)
+    no_references = [s.name for s in ATTACKS.values() if s.name in STREAMED and not s.needs_references]
+    assert "population" in no_references and "threshold-loss" in no_references
+    assert [s.name for s in plan.attacks] == no_references  # the others need reference models: skipped
+    assert any("qmia" in n and "cannot stream" in n for n in plan.notes)
     result = audit(**{**FAST, "attacks": "all", "reference_models": 0}, signal_chunk=64, progress=False)
-    assert [a.name for a in result.attacks] == ["population"] and result.to_dict()["signals"]["shape"]["models"] == 0
+    assert [a.name for a in result.attacks] == no_references
+    assert result.to_dict()["signals"]["shape"]["models"] == 0
+
+
+def test_streamed_scores_equal_in_memory_on_a_real_audits_signals(both, tmp_path):
+    """Every streamed attack on the in-memory audit's own signal matrix, written to a store in chunks of 96:
+    the registered in-memory attack's scores at rtol 1e-9, its decision and params."""
+    inputs = both[0].inputs
+    store = store_inputs(inputs, tmp_path / "s", chunk=96)
+    for name in STREAMED:
+        want, got = ATTACKS[name].run(inputs), run_streamed(name, store)
+        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12, err_msg=name)
+        assert got.params == want.params, name
+        assert (got.decision is None) == (want.decision is None), name
+        if want.decision is not None:
+            np.testing.assert_array_equal(got.decision, want.decision, err_msg=name)
+            assert got.threshold == pytest.approx(want.threshold, rel=1e-9, abs=1e-12), name
 
 
 @pytest.mark.parametrize("settings, words", [
@@ -64,7 +84,7 @@ def test_all_under_streaming_selects_the_streamable_attacks():
     (dict(signal_chunk=64, signal_dtype="float64"), "signal_dtype"),
     (dict(signal_chunk=64, queries=2), "--queries 1"),
     (dict(signal_chunk=64, reference_data="attacker"), "--reference-data pool"),
-    (dict(signal_chunk=64, attacks="lira-online,shokri-lr"), "shokri-lr cannot stream"),
+    (dict(signal_chunk=64, attacks="lira-online,qmia"), "qmia cannot stream"),
     (dict(signal_store="/tmp/x"), "--signal-store: needs --signal-chunk"),
 ])
 def test_bad_streaming_settings_are_one_line_errors(settings, words):
@@ -88,7 +108,7 @@ def test_cli_audit_with_signal_chunk_writes_the_signals_block(tmp_path, monkeypa
                          "--out", str(tmp_path / "out"), "--no-cache", "--quiet"], monkeypatch, capsys)
     assert code == 0, err
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert [a["name"] for a in doc["attacks"]] == list(STREAMED)
+    assert [a["name"] for a in doc["attacks"]] == [name for name in ATTACKS if name in STREAMED]  # registry order
     assert doc["signals"]["dtype"] == "float16" and doc["signals"]["kept"] is True
     assert doc["signals"]["shape"]["records"] == 300 and (store / "zarr.json").exists()
     assert doc["config"]["signal_chunk"] == 64

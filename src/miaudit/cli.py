@@ -122,7 +122,7 @@ def audit(
     query_budget: Optional[int] = typer.Option(None, help="Records a URL target may be sent in all; the audit stops, saying so, rather than pass it (default: no limit)."),
     backend: Optional[str] = typer.Option(None, help="Where reference models train: local (default) or ray (chunks as Ray tasks; pip install miaudit\\[ray])."),
     address: Optional[str] = typer.Option(None, help="--backend ray: the Ray cluster to join, e.g. ray://head:10001 or auto (default: a local Ray instance)."),
-    signal_chunk: Optional[int] = typer.Option(None, help="Records per chunk of the signal matrix on disk (Zarr; pip install miaudit\\[zarr]): attacks stream over chunks (lira-online, lira-offline, rmia, population). 0 = in memory (default)."),
+    signal_chunk: Optional[int] = typer.Option(None, help="Records per chunk of the signal matrix on disk (Zarr; pip install miaudit\\[zarr]): attacks stream over chunks (all but qmia, label-only and gradient-norm). 0 = in memory (default)."),
     signal_dtype: Optional[str] = typer.Option(None, help="--signal-chunk: float32 (default) or float16 logits on disk."),
     signal_store: Optional[str] = typer.Option(None, help="--signal-chunk: the store's directory, kept (default: a temporary one, removed after the audit)."),
     quiet: bool = typer.Option(False, "--quiet", metavar="", help="No progress bars."),

@@ -22,6 +22,8 @@ temperature 2 and offline scale 0.33 are LeakPro's), not the paper's full text.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from pydantic import Field
 from scipy.special import logsumexp
@@ -61,13 +63,18 @@ def log_mean_probability(log_p: np.ndarray, use: np.ndarray) -> np.ndarray:
 def offline_log_threshold(log_p: np.ndarray, is_in: np.ndarray) -> np.ndarray:
     """log mean_OUT p per record [N] from log_p [K, N] and is_in bool [K, N], with the module
     docstring's fallback for records without OUT model. InputError when there is no OUT value at all."""
-    out = log_mean_probability(log_p, ~is_in)
+    return with_fallback(log_mean_probability(log_p, ~is_in), lambda: log_mean_probability(log_p, is_in))
+
+
+def with_fallback(out: np.ndarray, inside_of: Callable[[], np.ndarray]) -> np.ndarray:
+    """log mean_OUT p [N] (NaN where a record has no OUT model) with the module docstring's fallback
+    filled in; inside_of() gives log mean_IN p [N], called only when some record needs it."""
     missing = np.isnan(out)
     if not missing.any():
         return out
     if missing.all():
         raise InputError("base-offline: needs reference models not trained on the audited records")
-    inside = log_mean_probability(log_p, is_in)
+    inside = inside_of()
     both = ~missing & ~np.isnan(inside)
     gap = np.median(inside[both] - out[both]) if both.any() else np.median(inside[~np.isnan(inside)]) - np.median(
         out[~missing])

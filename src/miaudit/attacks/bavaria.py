@@ -29,6 +29,7 @@ the hyperparameters is this module's reading of "no additional hyperparameter tu
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -89,7 +90,7 @@ class NIGPosterior:
         return self.mu, np.maximum(np.sqrt(var), MIN_SCALE), dof
 
 
-def _moments(phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def record_moments(phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(n [N], mean [N, Q], SS [N, Q]) of phi [K, N, Q] over the models ``mask`` [K, N] marks (mean 0 at n = 0)."""
     w = mask[:, :, None].astype(np.float64)
     n = mask.sum(axis=0)
@@ -100,7 +101,15 @@ def _moments(phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 def fit_nig_prior(phi: np.ndarray, mask: np.ndarray) -> NIGPrior | None:
     """Empirical-Bayes NIG prior of one side from phi [K, N, Q] and mask bool [K, N]; None without values."""
-    n, mean, ss = _moments(phi, mask)
+    n, mean, ss = record_moments(phi, mask)
+    return nig_prior_of_moments(n, mean, ss, lambda: float(phi[np.broadcast_to(mask[:, :, None], phi.shape)].var()))
+
+
+def nig_prior_of_moments(n: np.ndarray, mean: np.ndarray, ss: np.ndarray,
+                         side_variance: Callable[[], float]) -> NIGPrior | None:
+    """:func:`fit_nig_prior` from the side's per-record moments (:func:`record_moments`: n [N], mean and
+    SS [N, Q]); side_variance() gives the variance (ddof 0) of all the side's values, called only when no
+    record has two models on the side. None without values."""
     has = n > 0
     if not has.any():
         return None
@@ -108,8 +117,7 @@ def fit_nig_prior(phi: np.ndarray, mask: np.ndarray) -> NIGPrior | None:
     with np.errstate(invalid="ignore", divide="ignore"):
         prior = fit_variance_prior(ss / dof, dof, floor=MIN_SCALE ** 2)
     if prior is None:  # no record with two models on the side: the side's global variance, known
-        values = phi[np.broadcast_to(mask[:, :, None], phi.shape)]
-        s0sq, alpha0 = max(float(values.var()), MIN_SCALE ** 2), np.inf
+        s0sq, alpha0 = max(side_variance(), MIN_SCALE ** 2), np.inf
     else:
         s0sq, alpha0 = prior.s0sq, prior.d0 / 2.0
     means = mean[has]  # [M, Q]
@@ -122,7 +130,7 @@ def fit_nig_prior(phi: np.ndarray, mask: np.ndarray) -> NIGPrior | None:
 
 def nig_posterior(phi: np.ndarray, mask: np.ndarray, prior: NIGPrior) -> NIGPosterior:
     """The conjugate update (module docstring) of every record and query: phi [K, N, Q], mask [K, N]."""
-    n, mean, ss = _moments(phi, mask)
+    n, mean, ss = record_moments(phi, mask)
     nq = np.broadcast_to(n[:, None].astype(np.float64), mean.shape)
     kappa = prior.kappa0 + nq
     mu = (prior.kappa0 * prior.mu0[None] + nq * mean) / kappa
@@ -141,9 +149,14 @@ def _side(phi: np.ndarray, mask: np.ndarray, kind: str) -> tuple[np.ndarray, ...
     return nig_posterior(phi, mask, prior).predictive(kind)
 
 
-def _setup(inputs: AttackInputs, kind: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+def check_predictive(kind: str, name: str) -> None:
+    """InputError naming the attack ``name`` unless ``kind`` is one of PREDICTIVES."""
     if kind not in PREDICTIVES:
         raise InputError(f"{name}: predictive must be one of {', '.join(map(repr, PREDICTIVES))}, got {kind!r}")
+
+
+def _setup(inputs: AttackInputs, kind: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    check_predictive(kind, name)
     if inputs.n_reference < 1:
         raise InputError(f"{name}: needs at least 1 reference model (--reference-models), got 0")
     return (scaled_confidence(inputs.target_logits, inputs.labels[:, None]),
@@ -157,7 +170,7 @@ def bavaria_online(inputs: AttackInputs, predictive: str = "t") -> AttackScores:
     pred_out = _side(phi_r, ~inputs.reference_in, predictive)
     if pred_in is None or pred_out is None:
         raise InputError("bavaria-online: needs reference models trained on the audited records and others not")
-    scores = (t_logpdf(phi_t, *pred_in) - t_logpdf(phi_t, *pred_out)).sum(axis=-1)
+    scores = online_scores(phi_t, pred_in, pred_out)
     return AttackScores(scores, scores > 0.0, 0.0, {"predictive": predictive})
 
 
@@ -167,6 +180,17 @@ def bavaria_offline(inputs: AttackInputs, predictive: str = "t") -> AttackScores
     pred_out = _side(phi_r, ~inputs.reference_in, predictive)
     if pred_out is None:
         raise InputError("bavaria-offline: needs reference models not trained on the audited records")
-    scores = -t_logsf(phi_t, *pred_out).sum(axis=-1)
+    scores = offline_scores(phi_t, pred_out)
     return AttackScores(scores, params={"predictive": predictive})
+
+
+def online_scores(phi_t: np.ndarray, pred_in: tuple[np.ndarray, ...], pred_out: tuple[np.ndarray, ...]
+                  ) -> np.ndarray:
+    """sum_q log p_IN(phi) - log p_OUT(phi): phi_t [N, Q], predictives (loc, scale, dof) [N, Q] -> [N]."""
+    return (t_logpdf(phi_t, *pred_in) - t_logpdf(phi_t, *pred_out)).sum(axis=-1)
+
+
+def offline_scores(phi_t: np.ndarray, pred_out: tuple[np.ndarray, ...]) -> np.ndarray:
+    """-sum_q log P_OUT(phi' >= phi): phi_t [N, Q], the OUT predictive (loc, scale, dof) [N, Q] -> [N]."""
+    return -t_logsf(phi_t, *pred_out).sum(axis=-1)
 

@@ -59,9 +59,10 @@ from miaudit.attacks.calibration import balanced_accuracy_threshold
 from miaudit.attacks.inputs import AttackInputs, AttackScores
 from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS, remove_offsets, shared_population_neighbours
 from miaudit.attacks.moderated import (
+    SideFit,
     VariancePrior,
-    fit_variance_prior,
     posterior_variance,
+    side_fit,
     t_logpdf,
     t_logsf,
 )
@@ -143,23 +144,32 @@ def resolve_variance(variance: str, n_reference: int) -> str:
 
 
 def fit_predictives(phi: np.ndarray, is_in: np.ndarray, variance: str = "moderated",
-                    global_scales: dict[str, np.ndarray] | None = None) -> tuple[Predictive, Predictive]:
+                    global_scales: dict[str, np.ndarray] | None = None,
+                    fits: dict[str, SideFit] | None = None,
+                    gaps: dict[str, np.ndarray | None] | None = None) -> tuple[Predictive, Predictive]:
     """(IN, OUT) predictives from reference phi [K, N, Q] and membership is_in bool [K, N].
 
     global_scales: {"in": [Q], "out": [Q]} the paper's global scale of each side computed over more
     records than phi holds (a streamed audit sees one record chunk at a time, see
     :mod:`miaudit.attacks.streamed`); "global" / "per-example" only. With it, a record with no model
-    on a side (whose location would come from all records) is an InputError."""
+    on a side (whose location would come from all records) is an InputError, unless ``gaps`` gives that
+    side's median location gap to the other side over all records with both [Q] (None: no such record).
+    fits: {"in", "out"} each side's :class:`SideFit` over more records than phi holds, "moderated" only."""
     variance = resolve_variance(variance, phi.shape[0])
-    moments = {side: _side_moments(phi, mask) for side, mask in (("in", is_in), ("out", ~is_in))}
+    moments = {side: side_moments(phi, mask) for side, mask in (("in", is_in), ("out", ~is_in))}
+    if fits is not None:
+        return _fitted_moderated(moments, fits)
     fitted = {}
     for side, other in (("in", "out"), ("out", "in")):
         mask = is_in if side == "in" else ~is_in
         count = moments[side][3]
-        if global_scales is not None and (count == 0).any():
+        if global_scales is not None and (count == 0).any() and (gaps is None or gaps[side] is None):
             raise InputError("streamed lira: a record has no reference model on one side (IN or OUT); "
                              "use more reference models or --signal-chunk 0 (in memory)")
-        loc = _location(phi, mask, moments[side], moments[other], use_mean=variance == "moderated")
+        if gaps is not None:
+            loc = _filled(moments[side][0], moments[other][0], count, gaps[side])
+        else:
+            loc = _location(phi, mask, moments[side], moments[other], use_mean=variance == "moderated")
         scale, dof, prior = _spread(phi, mask, moments[side], moments[other], variance,
                                     None if global_scales is None else (global_scales[side], global_scales[other]))
         fitted[side] = Predictive(loc, scale, dof, count, int((count == 0).sum()), prior)
@@ -298,7 +308,26 @@ def _leave_one_model_out_threshold(inputs: AttackInputs, phi_ref: np.ndarray, va
     return balanced_accuracy_threshold(np.concatenate(scores), members_all)
 
 
-def _side_moments(phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+def _fitted_moderated(moments: dict[str, tuple], fits: dict[str, SideFit]) -> tuple[Predictive, Predictive]:
+    """(IN, OUT) "moderated" predictives of records from their moments and each side's fit over all records."""
+    fitted = {}
+    for side, other in (("in", "out"), ("out", "in")):
+        _, mean, _, count = moments[side]
+        loc, missing = _filled(mean, moments[other][1], count, fits[side].gap), count == 0
+        scale, dof, prior = _spread(None, None, moments[side], moments[other], "moderated", fit=fits[side])
+        fitted[side] = Predictive(loc, scale, dof, count, int(missing.sum()), prior)
+    return fitted["in"], fitted["out"]
+
+
+def _filled(loc: np.ndarray, other_loc: np.ndarray, count: np.ndarray, gap: np.ndarray | None) -> np.ndarray:
+    """loc [N, Q] with records of no model on this side (count [N] 0) at other_loc + gap (kept without gap)."""
+    loc, missing = loc.copy(), count == 0
+    if missing.any() and gap is not None:
+        loc[missing] = other_loc[missing] + gap
+    return loc
+
+
+def side_moments(phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
     """Median and mean [N, Q] (NaN without models), sum of squared deviations from the mean [N, Q]
     and model count int [N] of phi [K, N, Q] restricted to mask [K, N]."""
     k = phi.shape[0]
@@ -314,14 +343,6 @@ def _side_moments(phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
         mean = (phi * weights).sum(axis=0) / count[:, None]
     deviation = np.where(mask[:, :, None], phi - np.nan_to_num(mean)[None], 0.0)
     return median, mean, (deviation ** 2).sum(axis=0), count
-
-
-def _pooled_scale(phi: np.ndarray, mask: np.ndarray, sq_dev: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """One scale per query [Q]: pooled within-record std, else the std of all values; NaN if none."""
-    dof = float(np.maximum(count - 1, 0).sum())
-    if dof > 0:
-        return np.sqrt(sq_dev.sum(axis=0) / dof)
-    return _global_scale(phi, mask)
 
 
 def _global_scale(phi: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -347,10 +368,11 @@ def _location(phi: np.ndarray, mask: np.ndarray, own: tuple, other: tuple, use_m
 
 
 def _spread(phi: np.ndarray, mask: np.ndarray, own: tuple, other: tuple, variance: str,
-            global_scales: tuple[np.ndarray, np.ndarray] | None = None,
+            global_scales: tuple[np.ndarray, np.ndarray] | None = None, fit: SideFit | None = None,
             ) -> tuple[np.ndarray, np.ndarray, VariancePrior | None]:
     """Scale and degrees of freedom [N, Q] of one side, and the fitted prior ("moderated").
-    global_scales: (this side's, the other side's) global scale [Q] when computed elsewhere."""
+    global_scales: (this side's, the other side's) global scale [Q] when computed elsewhere; fit: the
+    side's moderated fit over all records when computed elsewhere (then phi and mask are unused)."""
     _, _, sq_dev, count = own
     shape = sq_dev.shape
     normal = np.full(shape, np.inf)
@@ -367,14 +389,14 @@ def _spread(phi: np.ndarray, mask: np.ndarray, own: tuple, other: tuple, varianc
         with np.errstate(invalid="ignore", divide="ignore"):
             per_example = np.sqrt(sq_dev / n)  # np.std of the record's values, as the paper's code
         return np.maximum(np.where(n >= 2, per_example, fixed), MIN_SCALE), normal, None
-    pooled = _pooled_scale(phi, mask, sq_dev, count)
-    if np.isnan(pooled).all():  # no model on this side: borrow the other side's spread
-        pooled = _pooled_scale(phi, ~mask, other[2], other[3])
-    pooled = np.broadcast_to(pooled, shape)
+    if fit is None:
+        fit = side_fit((own[1], sq_dev, count), (other[1], other[2], other[3]), lambda: _global_scale(phi, mask),
+                       lambda: _global_scale(phi, ~mask), MIN_SCALE ** 2)
+    pooled = np.broadcast_to(fit.pooled, shape)
     d = np.maximum(count - 1, 0)[:, None].astype(np.float64)  # [N, 1]
     with np.errstate(invalid="ignore", divide="ignore"):
         s2 = sq_dev / d  # NaN / inf where d = 0
-    prior = fit_variance_prior(s2, d, floor=MIN_SCALE ** 2)
+    prior = fit.prior
     if prior is None:
         return np.maximum(pooled, MIN_SCALE), normal, None
     post = posterior_variance(s2, d, prior, floor=MIN_SCALE ** 2)

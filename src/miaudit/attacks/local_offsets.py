@@ -61,6 +61,24 @@ def population_neighbours(record_logits: np.ndarray, labels: np.ndarray, populat
                                 _averaging(population, population_labels, population, population_labels, n, True))
 
 
+def record_neighbours(record_logits: np.ndarray, labels: np.ndarray, population_logits: np.ndarray,
+                      population_labels: np.ndarray, n: int = LOCAL_NEIGHBORS) -> csr_matrix:
+    """The ``records`` matrix [M, Z] of :func:`population_neighbours` alone: each record's neighbours are
+    found on their own, so a chunk of records gets its rows of the whole matrix (streamed attacks)."""
+    if n < 1:
+        raise InputError(f"local offsets: neighbours must be >= 1, got {n}")
+    return _averaging(_embedding(record_logits), labels, _embedding(population_logits), population_labels, n, False)
+
+
+def population_self_neighbours(population_logits: np.ndarray, population_labels: np.ndarray,
+                               n: int = LOCAL_NEIGHBORS) -> csr_matrix:
+    """The ``population`` matrix [Z, Z] of :func:`population_neighbours` alone (each record without itself)."""
+    if n < 1:
+        raise InputError(f"local offsets: neighbours must be >= 1, got {n}")
+    pool = _embedding(population_logits)
+    return _averaging(pool, population_labels, pool, population_labels, n, True)
+
+
 def shared_population_neighbours(inputs: AttackInputs, n: int = LOCAL_NEIGHBORS, shadow: bool = False,
                                  n_population: int | None = None) -> PopulationNeighbours:
     """:func:`population_neighbours` of the audited records (shadow: of the shadow records) and the

@@ -10,6 +10,7 @@ d0 + d degrees of freedom and scale s~ sqrt(1 + 1/n) (``t_logpdf`` / ``t_logsf``
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,3 +106,40 @@ def t_logsf(x: np.ndarray, loc: np.ndarray, scale: np.ndarray, dof: np.ndarray) 
         student = student.copy()
         student[tail] = bound
     return np.where(normal, norm.logsf(z), student)
+
+
+@dataclass(frozen=True)
+class SideFit:
+    """What one side's moderated predictive (LiRA, variance "moderated") takes from all records: ``gap`` [Q]
+    the median location gap to the other side over records with models on both (None: no such record),
+    ``pooled`` [Q] the pooled scale (NaN: no value on either side), ``prior`` the fitted variance prior."""
+
+    gap: np.ndarray | None
+    pooled: np.ndarray
+    prior: VariancePrior | None
+
+
+def pooled_scale(sq_dev: np.ndarray, count: np.ndarray, global_scale: Callable[[], np.ndarray]) -> np.ndarray:
+    """One scale per query [Q]: the pooled within-record std sqrt(sum SS / sum (n - 1)) from SS [N, Q] and
+    counts n [N], else global_scale() (the std of all values); NaN if none."""
+    dof = float(np.maximum(count - 1, 0).sum())
+    if dof > 0:
+        return np.sqrt(sq_dev.sum(axis=0) / dof)
+    return global_scale()
+
+
+def side_fit(own: tuple, other: tuple, own_scale: Callable[[], np.ndarray],
+             other_scale: Callable[[], np.ndarray], floor: float) -> SideFit:
+    """:class:`SideFit` of one side from both sides' per-record (location [N, Q], SS [N, Q], count [N]) over
+    all records; own_scale() / other_scale(): the std [Q] of all values of each side (called only when no
+    record has two models on the side); floor: the variance floor of the prior's fit."""
+    loc, sq_dev, count = own
+    both = (count > 0) & (other[2] > 0)
+    gap = np.median(loc[both] - other[0][both], axis=0) if both.any() else None
+    pooled = pooled_scale(sq_dev, count, own_scale)
+    if np.isnan(pooled).all():  # no model on this side: borrow the other side's spread
+        pooled = pooled_scale(other[1], other[2], other_scale)
+    d = np.maximum(count - 1, 0)[:, None].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s2 = sq_dev / d  # NaN / inf where d = 0
+    return SideFit(gap, pooled, fit_variance_prior(s2, d, floor=floor))

@@ -122,14 +122,14 @@ def rmia_tempered_offsets(inputs: AttackInputs, gamma: float = 2.0, offline_a: f
     pop_target, pop_ref = inputs.population_target_logits[pop], inputs.population_reference_logits[:, pop]
     if neighbors:
         nb = shared_population_neighbours(inputs, neighbors, n_population=n_population)
-        references = _OffsetModels(inputs.reference_logits, inputs.labels, pop_ref, pop_labels)
+        references = OffsetModels(inputs.reference_logits, inputs.labels, pop_ref, pop_labels)
     if temperature is None:
         if not neighbors:
             shadow = None
         elif inputs.shadow_records_are_audited:
             shadow = (references, nb)
         else:
-            shadow = (_OffsetModels(inputs.shadow_logits, inputs.shadow_labels, pop_ref, pop_labels),
+            shadow = (OffsetModels(inputs.shadow_logits, inputs.shadow_labels, pop_ref, pop_labels),
                       shared_population_neighbours(inputs, neighbors, shadow=True, n_population=n_population))
         t = _select_temperature(inputs, offline_a, TEMPERATURES, shadow)
     else:
@@ -140,7 +140,7 @@ def rmia_tempered_offsets(inputs: AttackInputs, gamma: float = 2.0, offline_a: f
         log_pz_target = log_true_class_probability(pop_target / t, pop_labels)
         log_pz_ref = log_true_class_probability(pop_ref / t, pop_labels)
     else:
-        target = _OffsetModels(inputs.target_logits, inputs.labels, pop_target, pop_labels)
+        target = OffsetModels(inputs.target_logits, inputs.labels, pop_target, pop_labels)
         mean = references.population_mean(t)
         log_px_ref, log_pz_ref = references.log_p(t, nb.records, mean), references.population_log_p(t, nb, mean)
         log_px_target, log_pz_target = target.log_p(t, nb.records, mean), target.population_log_p(t, nb, mean)
@@ -178,14 +178,14 @@ def select_temperature(inputs: AttackInputs, offline_a: float = 0.3,
     local offsets); 1.0 when fewer than 2 models or no usable record."""
     shadow = None
     if neighbors:
-        shadow = (_OffsetModels(inputs.shadow_logits, inputs.shadow_labels, inputs.population_reference_logits,
+        shadow = (OffsetModels(inputs.shadow_logits, inputs.shadow_labels, inputs.population_reference_logits,
                                 inputs.population_labels),
                   shared_population_neighbours(inputs, neighbors, shadow=True))
     return _select_temperature(inputs, offline_a, temperatures, shadow)
 
 
 def _select_temperature(inputs: AttackInputs, offline_a: float, temperatures: tuple[float, ...],
-                        shadow: tuple[_OffsetModels, PopulationNeighbours] | None) -> float:
+                        shadow: tuple[OffsetModels, PopulationNeighbours] | None) -> float:
     """select_temperature, with the reference models on the shadow records and their neighbours
     (None: no local offsets)."""
     k = inputs.n_reference
@@ -208,7 +208,7 @@ def _select_temperature(inputs: AttackInputs, offline_a: float, temperatures: tu
     return best
 
 
-class _OffsetModels:
+class OffsetModels:
     """Models [..., M, Q, C] on records [M] and on population records [..., Z, Q, C]: their log
     Pr(x|model) at a temperature with the local offsets removed (module docstring). The scaled
     confidences are prepared once for all temperatures; the population's is kept for the last t."""
@@ -247,19 +247,31 @@ def _log_sigmoid_over_queries(phi: np.ndarray) -> np.ndarray:
 def _held_out_tprs(log_p: np.ndarray, is_in: np.ndarray, held_out: list[int], offline_a: float) -> list[float]:
     """TPR at CALIBRATION_FPR of each held-out model attacked with the other models' marginal.
     log_p, is_in: [K, R]; the other models' IN / OUT sums are the totals minus the held-out model's."""
+    return held_out_tprs_of(log_p[held_out], is_in[held_out], *model_sums(log_p, is_in), offline_a)
+
+
+def model_sums(log_p: np.ndarray, is_in: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
+    """((sum over IN models of p, over OUT models) [R], (IN count, OUT count) float [R]) of log_p, is_in [K, R]."""
     p = np.exp(log_p)
     member = is_in.astype(np.float64)
-    sums = ((p * member).sum(axis=0), (p * (1.0 - member)).sum(axis=0))
-    counts = (member.sum(axis=0), (1.0 - member).sum(axis=0))
+    return ((p * member).sum(axis=0), (p * (1.0 - member)).sum(axis=0)), (member.sum(axis=0),
+                                                                           (1.0 - member).sum(axis=0))
+
+
+def held_out_tprs_of(log_p_held: np.ndarray, is_in_held: np.ndarray, sums: tuple, counts: tuple,
+                     offline_a: float) -> list[float]:
+    """:func:`_held_out_tprs` from the held-out models' rows log_p_held, is_in_held [H, R] and all models'
+    :func:`model_sums` [R]."""
     out = []
-    for h in held_out:
-        n_in, n_out = counts[0] - member[h], counts[1] - (1.0 - member[h])
+    for log_p_h, is_in_h in zip(log_p_held, is_in_held):
+        p_h, member_h = np.exp(log_p_h), is_in_h.astype(np.float64)
+        n_in, n_out = counts[0] - member_h, counts[1] - (1.0 - member_h)
         with np.errstate(divide="ignore", invalid="ignore"):  # empty sides are handled by the helpers
-            p_in = (sums[0] - p[h] * member[h]) / n_in
-            p_out = (sums[1] - p[h] * (1.0 - member[h])) / n_out
+            p_in = (sums[0] - p_h * member_h) / n_in
+            p_out = (sums[1] - p_h * (1.0 - member_h)) / n_out
         a = _fit_a(p_in, p_out, (n_in > 0) & (n_out > 0), offline_a)
-        log_lr = log_p[h] - np.log(_marginal_from_means(p_in, n_in, p_out, n_out, a))
-        fpr, tpr, _ = roc_curve(is_in[h], log_lr)
+        log_lr = log_p_h - np.log(_marginal_from_means(p_in, n_in, p_out, n_out, a))
+        fpr, tpr, _ = roc_curve(is_in_h, log_lr)
         out.append(float(tpr[fpr <= CALIBRATION_FPR].max()))
     return out
 
@@ -327,9 +339,26 @@ def relative_scores(log_px_target: np.ndarray, log_px_ref: np.ndarray, ref_in: n
     with rank the average rank of LR_x among the audited records (0-based), so records of equal count
     are ordered by LR_x, equal LR_x stay tied, and count = floor(score * (Z + 1)).
     """
-    px_ref, pz_ref = np.exp(log_px_ref), np.exp(log_pz_ref)
-    a = fit_offline_a(px_ref, ref_in, offline_a) if fit_a else float(offline_a)
-    log_lr_x = log_px_target - np.log(marginal(px_ref, ref_in, ~ref_in, a))
+    return relative_scores_of_means(log_px_target, side_means(np.exp(log_px_ref), ref_in), log_pz_target, log_pz_ref,
+                                    gamma, offline_a, fit_a, break_ties)
+
+
+def side_means(p_ref: np.ndarray, is_in: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(Pr_IN [M], IN count [M], Pr_OUT [M], OUT count [M]): the means of p_ref [K, M] over each record's IN
+    and OUT models (is_in [K, M]; NaN where a side is empty)."""
+    n_in, n_out = is_in.sum(axis=0), (~is_in).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (p_ref * is_in).sum(axis=0) / n_in, n_in, (p_ref * ~is_in).sum(axis=0) / n_out, n_out
+
+
+def relative_scores_of_means(log_px_target: np.ndarray, means: tuple[np.ndarray, ...], log_pz_target: np.ndarray,
+                             log_pz_ref: np.ndarray, gamma: float, offline_a: float, fit_a: bool = True,
+                             break_ties: bool = True) -> tuple[np.ndarray, float]:
+    """:func:`relative_scores` from the audited records' :func:`side_means` of the reference probabilities."""
+    p_in, n_in, p_out, n_out = means
+    pz_ref = np.exp(log_pz_ref)
+    a = _fit_a(p_in, p_out, (n_in > 0) & (n_out > 0), offline_a) if fit_a else float(offline_a)
+    log_lr_x = log_px_target - np.log(_marginal_from_means(p_in, n_in, p_out, n_out, a))
     all_out = np.ones(pz_ref.shape, bool)
     log_lr_z = log_pz_target - np.log(marginal(pz_ref, ~all_out, all_out, a))
     # LR_x / LR_z >= gamma  <=>  log LR_z <= log LR_x - log gamma

@@ -15,6 +15,8 @@ reference model (no pseudo-target possible) ``default_a`` is used. The audited r
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from pydantic import Field
 from sklearn.metrics import roc_auc_score
@@ -64,11 +66,16 @@ def select_offline_a(inputs: AttackInputs, gamma: float = 2.0, default_a: float 
     member = inputs.shadow_in[0][usable]
     if member.all() or not member.any():
         return float(default_a), None
+    return best_a(member, lambda a: offline_counts(log_p[0, usable], np.exp(log_p[1:, usable]), others_in[:, usable],
+                                                   log_pz[0], np.exp(log_pz[1:]), a, gamma), default_a)
+
+
+def best_a(member: np.ndarray, scores_at: Callable[[float], np.ndarray], default_a: float) -> tuple[float, float]:
+    """(a, AUC) of the first a of A_GRID whose pseudo-target scores scores_at(a) [M] have the highest AUC
+    against member bool [M] (both groups present)."""
     best, best_auc = float(default_a), -1.0
     for a in A_GRID:
-        scores = offline_counts(log_p[0, usable], np.exp(log_p[1:, usable]), others_in[:, usable], log_pz[0],
-                                np.exp(log_pz[1:]), a, gamma)
-        auc = float(roc_auc_score(member, scores))
+        auc = float(roc_auc_score(member, scores_at(a)))
         if auc > best_auc + 1e-12:
             best, best_auc = float(a), auc
     return best, best_auc
@@ -78,15 +85,7 @@ def rmia_offline(inputs: AttackInputs, gamma: float = 2.0, a: float | None = Non
                  default_a: float = 0.3) -> AttackScores:
     """RMIA offline scores in [0, 1] for the N audited records, ``a`` chosen on a reference model
     playing the target (None) or given; ``params``: a and the pseudo-target's AUC. No decision."""
-    if inputs.n_reference < 1:
-        raise InputError("rmia-offline: needs at least 1 reference model (--reference-models), got 0")
-    if inputs.population_labels.shape[0] < 1:
-        raise InputError("rmia-offline: needs population records (attacker data no model trained on), got 0")
-    if not gamma > 0:
-        raise InputError(f"rmia-offline: gamma must be > 0, got {gamma}")
-    for name, value in (("a", a), ("default_a", default_a)):
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise InputError(f"rmia-offline: {name} must lie in [0, 1], got {value}")
+    check_settings(inputs.n_reference, inputs.population_labels.shape[0], gamma, a, default_a)
     auc = None
     if a is None:
         a, auc = select_offline_a(inputs, gamma, default_a)
@@ -97,3 +96,17 @@ def rmia_offline(inputs: AttackInputs, gamma: float = 2.0, a: float | None = Non
         np.exp(log_true_class_probability(inputs.population_reference_logits, inputs.population_labels)),
         float(a), gamma)
     return AttackScores(scores, params={"a": float(a), "pseudo_target_auc": auc})
+
+
+def check_settings(n_reference: int, n_population: int, gamma: float, a: float | None, default_a: float) -> None:
+    """InputError for what rmia-offline cannot run with: no reference model or population record, gamma <= 0,
+    a or default_a outside [0, 1]."""
+    if n_reference < 1:
+        raise InputError("rmia-offline: needs at least 1 reference model (--reference-models), got 0")
+    if n_population < 1:
+        raise InputError("rmia-offline: needs population records (attacker data no model trained on), got 0")
+    if not gamma > 0:
+        raise InputError(f"rmia-offline: gamma must be > 0, got {gamma}")
+    for name, value in (("a", a), ("default_a", default_a)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise InputError(f"rmia-offline: {name} must lie in [0, 1], got {value}")

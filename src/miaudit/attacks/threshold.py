@@ -48,17 +48,32 @@ def threshold_confidence(inputs: AttackInputs, per_class: bool = True) -> Attack
 
 def threshold_loss(inputs: AttackInputs) -> AttackScores:
     """Score = -cross-entropy loss (nats, <= 0); one global threshold."""
-    return _threshold_attack(inputs, lambda z, y: -signals.loss(z, y), per_class=False)
+    return _threshold_attack(inputs, negative_loss, per_class=False)
 
 
 def threshold_entropy(inputs: AttackInputs, per_class: bool = True) -> AttackScores:
     """Score = -entropy of the prediction (nats, in [-log C, 0]); per-class thresholds by default."""
-    return _threshold_attack(inputs, lambda z, y: -signals.entropy(z), per_class)
+    return _threshold_attack(inputs, negative_entropy, per_class)
 
 
 def threshold_modified_entropy(inputs: AttackInputs, per_class: bool = True) -> AttackScores:
     """Score = -modified entropy (Song & Mittal, <= 0); per-class thresholds by default."""
-    return _threshold_attack(inputs, lambda z, y: -signals.modified_entropy(z, y), per_class)
+    return _threshold_attack(inputs, negative_modified_entropy, per_class)
+
+
+def negative_loss(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """-cross-entropy loss of logits z [..., C] at labels y [...] (threshold-loss's signal)."""
+    return -signals.loss(z, y)
+
+
+def negative_entropy(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """-entropy of the prediction of logits z [..., C] (threshold-entropy's signal; y unused)."""
+    return -signals.entropy(z)
+
+
+def negative_modified_entropy(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """-modified entropy of logits z [..., C] at labels y [...] (threshold-modified-entropy's signal)."""
+    return -signals.modified_entropy(z, y)
 
 
 def class_thresholds(shadow_scores: np.ndarray, shadow_in: np.ndarray, shadow_labels: np.ndarray,
@@ -82,20 +97,32 @@ def class_thresholds(shadow_scores: np.ndarray, shadow_in: np.ndarray, shadow_la
 
 
 def _threshold_attack(inputs: AttackInputs, signal: Signal, per_class: bool) -> AttackScores:
-    scores = signal(_finite_logits(inputs.target_logits, "target_logits"),
-                    inputs.labels[:, None]).mean(axis=1)  # [N]
+    scores = record_scores(signal, inputs.target_logits, inputs.labels[:, None], "target_logits")  # [N]
     k, r = inputs.shadow_logits.shape[:2]
     if k == 0 or r == 0:
         return AttackScores(scores)
-    shadow_scores = signal(_finite_logits(inputs.shadow_logits, "shadow_logits"),
-                           inputs.shadow_labels[None, :, None]).mean(axis=2)  # [K, R]
-    global_t, per_class_t = class_thresholds(shadow_scores, inputs.shadow_in, inputs.shadow_labels,
-                                             inputs.n_classes)
+    shadow_scores = record_scores(signal, inputs.shadow_logits, inputs.shadow_labels[None, :, None],
+                                  "shadow_logits")  # [K, R]
+    return calibrated_verdict(scores, inputs.labels, shadow_scores, inputs.shadow_in, inputs.shadow_labels,
+                              inputs.n_classes, per_class)
+
+
+def record_scores(signal: Signal, logits: np.ndarray, labels: np.ndarray, field: str) -> np.ndarray:
+    """The signal averaged over queries: logits [..., M, Q, C], labels broadcastable to [..., M, Q]
+    -> float64 [..., M]; ``field`` names the logits in errors."""
+    return signal(_finite_logits(logits, field), labels).mean(axis=-1)
+
+
+def calibrated_verdict(scores: np.ndarray, labels: np.ndarray, shadow_scores: np.ndarray, shadow_in: np.ndarray,
+                       shadow_labels: np.ndarray, n_classes: int, per_class: bool) -> AttackScores:
+    """The verdict on scores [N] (labels [N]) at thresholds calibrated on shadow_scores [K, R] with
+    shadow_in bool [K, R] and shadow_labels [R] (module docstring)."""
+    global_t, per_class_t = class_thresholds(shadow_scores, shadow_in, shadow_labels, n_classes)
     if not per_class:
         return AttackScores(scores, decide(scores, global_t), global_t)
-    labels = np.asarray(inputs.labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= inputs.n_classes):
-        raise InputError(f"labels: values must lie in [0, {inputs.n_classes})")
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise InputError(f"labels: values must lie in [0, {n_classes})")
     return AttackScores(scores, decide(scores, per_class_t[labels]), global_t)
 
 

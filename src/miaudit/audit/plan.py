@@ -14,7 +14,6 @@ import numpy as np
 
 from miaudit.attacks.ladder import auto_block
 from miaudit.attacks.registry import AUTO, CANNOT_STREAM, AttackSpec, SourceOffer, attack_specs, left_out_by_auto
-from miaudit.attacks.streamed import STREAMED
 from miaudit.audit.config import AuditConfig
 from miaudit.audit.limits import AuditSize, check_audit_size, mlp_parameters
 from miaudit.audit.target_source import OutsideTarget, open_outside
@@ -238,8 +237,8 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
     if cfg.signal_chunk:  # signals on disk: only attacks that stream over record chunks ("all" -> those)
 
         kept = [s for s in specs if CANNOT_STREAM not in (s.unmet_need_in(offer) or "")]
-        if len(kept) < len(specs):
-            notes.append(f"signals streamed from disk (--signal-chunk): only {', '.join(STREAMED)} can run")
+        if skipped := [s.name for s in specs if s not in kept]:
+            notes.append(f"signals streamed from disk (--signal-chunk): skipped {', '.join(skipped)} (cannot stream)")
         specs = kept
     runnable, no_population = [], []
     hint = "" if len(pop_x) else _population_hint(cfg, given is not None, len(out_index))
