@@ -30,7 +30,6 @@ from fmnist_mlp import other_target  # noqa: E402  (benchmarks/ is on sys.path w
 from scipy import stats
 
 from miaudit.attacks.choice import choose_attack
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.ladder import ladder_candidates
 from miaudit.attacks.registry import ATTACKS, AUTO
 from miaudit.attacks.streamed import STREAMED
@@ -38,6 +37,7 @@ from miaudit.audit.config import make_config
 from miaudit.audit.plan import make_plan
 from miaudit.audit.run import run_attacks, train_target_and_references
 from miaudit.audit.signal_stage import signal_request
+from miaudit.signals.inputs import AttackInputs
 from miaudit.signals.matrix import compute_signals
 
 HERE = Path(__file__).resolve().parent

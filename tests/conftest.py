@@ -6,7 +6,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.ensemble import RandomForestClassifier
 
-from miaudit.attacks.inputs import AttackInputs
+from miaudit.signals.inputs import AttackInputs
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from miaudit.attacks import label_only_boundary, shokri
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import ATTACKS
 from miaudit.audit.config import make_config
 from miaudit.audit.plan import make_plan
@@ -19,6 +18,7 @@ from miaudit.data.splits import balanced_masks
 from miaudit.models.references import ReferenceModels
 from miaudit.models.wrappers import TorchTarget
 from miaudit.signals.functions import true_class_confidence
+from miaudit.signals.inputs import AttackInputs
 from miaudit.signals.matrix import compute_signals
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # label-only attacks make many small queries

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from tests.fixtures.cli import run_cli
 
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.params import describe
 from miaudit.attacks.registry import ATTACKS
 from miaudit.audit.config import make_config, parse_attack_params
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 # where each function really lives (the registry points at an entry that imports it on first call for these)
 TORCH_MODULES = {"qmia": "qmia", "label-only-boundary": "label_only_boundary",

@@ -7,8 +7,9 @@ import itertools
 import numpy as np
 
 from miaudit.attacks import streamed
-from miaudit.attacks.inputs import AttackInputs
-from miaudit.attacks.registry import ATTACKS, CANNOT_STREAM, SourceOffer
+from miaudit.attacks.registry import ATTACKS, CANNOT_STREAM
+from miaudit.signals.inputs import AttackInputs
+from miaudit.signals.offer import SourceOffer
 
 EVERYTHING = SourceOffer(8, True, 100, has_model=True, white_box=True, has_reference_models=True, has_records=True)
 

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import ATTACKS
 from miaudit.attacks.white_box import gradient_norms, module_gradient_norms, stack_gradient_norms
 from miaudit.data.splits import balanced_masks
@@ -17,6 +16,7 @@ from miaudit.models.mlp_stack import MLPStack
 from miaudit.models.nets import SmallCNN
 from miaudit.models.references import ReferenceModels
 from miaudit.models.wrappers import StackTarget, TorchTarget
+from miaudit.signals.inputs import AttackInputs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

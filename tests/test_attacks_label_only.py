@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from miaudit import audit
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.label_only_boundary import boundary_distances, minimum_budget
 from miaudit.attacks.label_oracle import LabelOnlyViolation, LabelOracle, QueryBudgetExceeded
 from miaudit.attacks.registry import ATTACKS
@@ -21,6 +20,7 @@ from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
 from miaudit.models.references import ReferenceModels
 from miaudit.models.wrappers import TorchTarget
+from miaudit.signals.inputs import AttackInputs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 LABEL_ONLY = [name for name, spec in ATTACKS.items() if spec.threat_model == "label-only"]

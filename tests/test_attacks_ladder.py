@@ -7,12 +7,12 @@ import pytest
 from scipy.stats import spearmanr
 
 from miaudit.attacks import base, bavaria, lira, qmia, rmia, rmia_offline
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.ladder import ladder_candidates
 from miaudit.attacks.registry import ATTACKS
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
 from miaudit.metrics.attack_metrics import compute_metrics
+from miaudit.signals.inputs import AttackInputs
 
 NEW = ("qmia", "qmia-pinball", "base-online", "base-offline", "bavaria-online", "bavaria-offline", "bavaria-n-online",
        "bavaria-n-offline", "rmia-offline")

@@ -11,8 +11,6 @@ from scipy.special import digamma, polygamma
 from scipy.stats import norm, t
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from miaudit.attacks.calibration import balanced_accuracy_threshold
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.lira import (
     MIN_SCALE,
     fit_predictives,
@@ -25,6 +23,8 @@ from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS
 from miaudit.attacks.moderated import fit_variance_prior, t_logsf, trigamma_inverse
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
+from miaudit.metrics.calibration import balanced_accuracy_threshold
+from miaudit.signals.inputs import AttackInputs
 
 
 def logits_from_phi(phi: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.local_offsets import population_neighbours, remove_offsets
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 
 def logits_on_a_line(position: np.ndarray, labels: np.ndarray, k: int = 3) -> np.ndarray:

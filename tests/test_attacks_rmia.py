@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.population import population
 from miaudit.attacks.rmia import marginal, rmia, rmia_tempered_offsets, select_temperature
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 
 def logits_from_phi(phi: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -9,10 +9,10 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
 from miaudit.attacks import shokri
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.shokri import ShokriAttackModel, attack_features
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 ATTACKS = {"lr": shokri.shokri_lr, "dt": shokri.shokri_dt, "linear-svm": shokri.shokri_linear_svm,
            "rbf-svm": shokri.shokri_rbf_svm, "rf": shokri.shokri_rf, "mlp": shokri.shokri_mlp}

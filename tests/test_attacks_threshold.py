@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.threshold import (
     class_thresholds,
     threshold_confidence,
@@ -14,6 +13,7 @@ from miaudit.attacks.threshold import (
     threshold_modified_entropy,
 )
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 ATTACKS = [threshold_confidence, threshold_loss, threshold_entropy, threshold_modified_entropy]
 

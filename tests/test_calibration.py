@@ -4,15 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit.attacks.calibration import (
+from miaudit.errors import InputError
+from miaudit.metrics.attack_metrics import compute_metrics
+from miaudit.metrics.calibration import (
     balanced_accuracy_threshold,
     decide,
     median_threshold,
     prior_accuracy_threshold,
     prior_threshold,
 )
-from miaudit.errors import InputError
-from miaudit.metrics.attack_metrics import compute_metrics
 
 
 def test_separable_scores_cut_between_the_groups():

@@ -8,7 +8,7 @@ from scipy.special import softmax
 import miaudit
 from miaudit.audit.config import make_config
 from miaudit.errors import InputError
-from miaudit.targets.defenses import OutputDefense, parse_output_defense
+from miaudit.signals.defenses import OutputDefense, parse_output_defense
 
 
 @pytest.fixture

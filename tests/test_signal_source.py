@@ -14,9 +14,9 @@ from miaudit.attacks.registry import ATTACKS, CANNOT_STREAM
 from miaudit.attacks.streamed import STREAMED
 from miaudit.audit.attack_stage import AttackSettings, attack_outcomes, runnable
 from miaudit.audit.config import make_config
-from miaudit.signals.source import MemorySource, PredictionsSource, StoreSource
+from miaudit.signals.source import MemorySource, StoreSource
 from miaudit.signals.store import store_inputs
-from miaudit.targets.predictions import Predictions
+from miaudit.targets.predictions import Predictions, PredictionsSource
 
 PACKAGE = Path(miaudit.__file__).resolve().parent
 SETTINGS = AttackSettings.of(make_config(n_jobs=1))

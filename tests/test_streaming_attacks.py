@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from miaudit.attacks import lira
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import ATTACKS
 from miaudit.attacks.streamed import NOT_STREAMED, STREAMED, run_streamed, side_stats, streamable_names
 from miaudit.data.splits import balanced_masks
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 from miaudit.signals.store import SignalStore, check_layout, store_inputs
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from miaudit.attacks.choice import choose_attack, pseudo_target, pseudo_target_indices, rule_choice
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import attack_specs
 from miaudit.audit.run import audit
 from miaudit.metrics.attack_metrics import compute_metrics
 from miaudit.metrics.leak_test import leak_test, tail_rank_test
 from miaudit.report.html import render_html
 from miaudit.report.results import AttackOutcome, AuditResult, TargetSummary
+from miaudit.signals.inputs import AttackInputs
 
 BADGE = re.compile(r'<span class="badge">([^<]+)</span>')
 HEADLINE = re.compile(r"(?:Strongest|Headline) attack:</b> ([\w-]+)")

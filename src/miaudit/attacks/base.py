@@ -28,10 +28,11 @@ import numpy as np
 from pydantic import Field
 from scipy.special import logsumexp
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.params import AttackParams
 from miaudit.attacks.rmia import log_true_class_probability
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 TEMPERATURE = 2.0
 """Default softmax temperature."""

@@ -36,11 +36,12 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.lira import MIN_SCALE, scaled_confidence
 from miaudit.attacks.moderated import fit_variance_prior, t_logpdf, t_logsf
 from miaudit.attacks.params import AttackParams
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 PREDICTIVES = ("t", "n")
 """BaVarIA-t (Student-t predictive) and BaVarIA-n (normal with the posterior mean variance)."""

@@ -30,7 +30,9 @@ import numpy as np
 from sklearn import metrics as skm
 from threadpoolctl import threadpool_limits
 
-from miaudit.attacks.inputs import AttackInputs
+from miaudit.metrics.attack_metrics import true_positives_at
+from miaudit.metrics.intervals import allowed_false_positives
+from miaudit.signals.inputs import AttackInputs
 
 if TYPE_CHECKING:
     from miaudit.attacks.registry import AttackSpec
@@ -186,8 +188,6 @@ def best_candidate(table: dict[str, dict[str, float]]) -> str:
 
 def _rates(scores: np.ndarray, membership: np.ndarray) -> tuple[float, float]:
     """(TPR at HEADLINE_FPR as in the attacks table, AUC) of scores against a pseudo-target's mask."""
-    from miaudit.metrics.attack_metrics import true_positives_at
-    from miaudit.metrics.intervals import allowed_false_positives
 
     n1 = int(membership.sum())
     n0 = len(membership) - n1

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
-from miaudit.attacks.reference_ratio import reference_ratio_scores
-from miaudit.attacks.white_box import gradient_norms, stack_gradient_norms, white_box_available
+from miaudit.attacks.inputs import AttackScores
+from miaudit.attacks.reference_ratio import one_reference, reference_ratio_scores
+from miaudit.attacks.white_box import gradient_norms, stack_gradient_norms
 from miaudit.errors import InputError
+from miaudit.models.wrappers import white_box_available
+from miaudit.signals.inputs import AttackInputs
 
 NORM_FLOOR = 1e-30
 
@@ -44,7 +46,6 @@ def _target_norms(inputs: AttackInputs, name: str) -> dict[str, np.ndarray]:
 
 def _reference_norms(inputs: AttackInputs, name: str, layer: str) -> np.ndarray:
     """float64 [K, N] gradient norms of every reference model on the audited records."""
-    from miaudit.attacks.reference_ratio import one_reference
 
     refs = inputs.reference_models
     if refs is None or refs.n_models < 1:

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.params import AttackParams
 from miaudit.attacks.reference_ratio import (
     oracle_for,
@@ -26,6 +26,7 @@ from miaudit.attacks.reference_ratio import (
 )
 from miaudit.attacks.sampling import identity_order
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 ROTATION_DEGREES = (8.0, 15.0)
 SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (0, 2), (0, -2), (2, 0), (-2, 0))

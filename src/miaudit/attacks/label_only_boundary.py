@@ -24,10 +24,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.reference_ratio import oracle_for, reference_models, reference_ratio_scores, require_model
 from miaudit.attacks.sampling import identity_order
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 DEFAULT_BUDGET = 400
 """Label queries per record."""

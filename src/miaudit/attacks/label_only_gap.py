@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.reference_ratio import oracle_for
+from miaudit.signals.inputs import AttackInputs
 
 
 def label_only_gap(inputs: AttackInputs, seed: int = 0) -> AttackScores:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, PositiveFloat, field_validator
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.label_only_augmentation import stable_fraction
 from miaudit.attacks.params import AttackParams
 from miaudit.attacks.reference_ratio import (
@@ -23,6 +23,7 @@ from miaudit.attacks.reference_ratio import (
 )
 from miaudit.attacks.sampling import identity_order
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 LEVELS = (0.1, 0.2, 0.4, 0.8, 1.6)
 PER_LEVEL = 10

@@ -12,7 +12,8 @@ another threat model.
 """
 from __future__ import annotations
 
-from miaudit.attacks.registry import ATTACKS, SourceOffer
+from miaudit.attacks.registry import ATTACKS
+from miaudit.signals.offer import SourceOffer
 
 FEW_MAX_EXCLUSIVE = 16
 """From this many reference models on, the many-reference rung."""

@@ -55,8 +55,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from miaudit.attacks.calibration import balanced_accuracy_threshold
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS, remove_offsets, shared_population_neighbours
 from miaudit.attacks.moderated import (
     SideFit,
@@ -68,7 +67,9 @@ from miaudit.attacks.moderated import (
 )
 from miaudit.attacks.params import AttackParams
 from miaudit.errors import InputError
+from miaudit.metrics.calibration import balanced_accuracy_threshold
 from miaudit.signals.functions import logit_scaled_confidence
+from miaudit.signals.inputs import AttackInputs
 
 MIN_SCALE = 1e-3
 """Lower clip of every standard deviation, in phi units (log-odds)."""

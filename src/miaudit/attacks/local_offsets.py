@@ -31,7 +31,7 @@ from sklearn.neighbors import NearestNeighbors
 from miaudit.errors import InputError
 
 if TYPE_CHECKING:
-    from miaudit.attacks.inputs import AttackInputs
+    from miaudit.signals.inputs import AttackInputs
 
 LOCAL_NEIGHBORS = 30
 """Population neighbours (same label) per record."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.params import AttackParams
 from miaudit.errors import InputError
 from miaudit.signals.functions import loss
+from miaudit.signals.inputs import AttackInputs
 
 
 class PopulationParams(AttackParams):

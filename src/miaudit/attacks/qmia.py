@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 ALPHA = 0.01
 """Default target false-positive rate of the decision."""

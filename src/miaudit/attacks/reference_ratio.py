@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.label_oracle import LabelOracle
 from miaudit.attacks.lira import fit_predictives, offline_scores, online_scores
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 
 def reference_ratio_scores(target_signal: np.ndarray, reference_signal: np.ndarray, reference_in: np.ndarray,

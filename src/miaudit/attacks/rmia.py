@@ -50,7 +50,7 @@ from scipy.special import log_expit, logsumexp
 from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.local_offsets import (
     LOCAL_NEIGHBORS,
     PopulationNeighbours,
@@ -60,6 +60,7 @@ from miaudit.attacks.local_offsets import (
 from miaudit.attacks.params import AttackParams
 from miaudit.errors import InputError
 from miaudit.signals.functions import loss, tempered_scaled_confidence
+from miaudit.signals.inputs import AttackInputs
 
 LOG_PROBABILITY_FLOOR = -700.0
 """Log-probabilities are floored here (about 1e-304) so that zero probabilities stay finite."""

@@ -21,10 +21,11 @@ import numpy as np
 from pydantic import Field
 from sklearn.metrics import roc_auc_score
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.params import AttackParams
 from miaudit.attacks.rmia import log_true_class_probability, marginal
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 A_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 """Values of a tried on the pseudo-target."""

@@ -24,11 +24,12 @@ from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.validation import check_is_fitted
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.params import AttackParams
 from miaudit.attacks.sampling import identity_keys, order_by_identity
 from miaudit.errors import InputError
 from miaudit.signals import functions as signals
+from miaudit.signals.inputs import AttackInputs
 
 # Fewer members or non-members than this for a class -> that class uses the global model.
 # (3-fold Platt calibration of the SVMs and the MLP's 10% early-stopping split need a few of each.)

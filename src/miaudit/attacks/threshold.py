@@ -23,11 +23,12 @@ from collections.abc import Callable
 import numpy as np
 from pydantic import Field
 
-from miaudit.attacks.calibration import balanced_accuracy_threshold, decide
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.params import AttackParams
 from miaudit.errors import InputError
+from miaudit.metrics.calibration import balanced_accuracy_threshold, decide
 from miaudit.signals import functions as signals
+from miaudit.signals.inputs import AttackInputs
 
 # A logit of -inf (log of a probability 0) becomes this: softmax unchanged, signals stay finite.
 _LOGIT_BOUND = 1e30

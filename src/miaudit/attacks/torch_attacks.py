@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.params import AttackParams
+from miaudit.signals.inputs import AttackInputs
 
 BOUNDARY_MIN_BUDGET = 27
 """label-only-boundary's fewest queries per record (``label_only_boundary.minimum_budget()``)."""

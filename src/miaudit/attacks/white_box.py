@@ -23,11 +23,6 @@ BATCH = 256
 _GRADIENT_FLOATS = 1 << 26  # per-example gradients held at once (256 MB of float32)
 
 
-def white_box_available(model) -> bool:
-    """True when ``model`` opens its parameters: a TorchTarget (``module``) or a StackTarget (``stack``)."""
-    return isinstance(getattr(model, "module", None), torch.nn.Module) or mlp_stack_of(model) is not None
-
-
 def gradient_norms(model, x: np.ndarray, y: np.ndarray, batch_size: int = BATCH) -> dict[str, np.ndarray]:
     """{"all": float64 [n], layer name: float64 [n], ...} gradient norms of model (a TorchTarget or
     StackTarget) on records x [n, ...] with labels y int [n]. InputError for other models."""

@@ -15,7 +15,7 @@ from miaudit.data.scaling import InputScaling
 from miaudit.errors import InputError
 from miaudit.extras import require
 from miaudit.models.recipe import MAX_SEED, TrainingRecipe
-from miaudit.targets.defenses import parse_output_defense
+from miaudit.signals.defenses import parse_output_defense
 
 # LiRA's and RMIA's gains level off well before this many reference models (Carlini et al. 2022 use
 # 256, Zarifzadeh et al. 2024 fewer); beyond it an audit is days of training and its signals
@@ -51,7 +51,7 @@ class AuditConfig(BaseModel):
     confidence (at most synthesis_queries target queries; default 1000 per record), see
     :mod:`miaudit.data.shadow_data` and :mod:`miaudit.data.synthesis`;
     output_defense: what the target releases per query ("top-k:3", "round:2", "temperature:2", "label";
-    :mod:`miaudit.targets.defenses`), applied to the reference models' outputs too.
+    :mod:`miaudit.signals.defenses`), applied to the reference models' outputs too.
 
     The user's own data and model (issue 10): a CSV / Parquet ``dataset`` is encoded as ``categorical``
     ("onehot" | "ordinal"), ``missing`` ("drop" rows | "impute"), ``na_values`` (texts meaning

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.attacks.ladder import auto_block
-from miaudit.attacks.registry import AUTO, CANNOT_STREAM, AttackSpec, SourceOffer, attack_specs, left_out_by_auto
+from miaudit.attacks.registry import AUTO, CANNOT_STREAM, AttackSpec, attack_specs, left_out_by_auto
 from miaudit.audit.config import AuditConfig
 from miaudit.audit.limits import AuditSize, check_audit_size, mlp_parameters
 from miaudit.audit.target_source import OutsideTarget, open_outside
@@ -31,7 +31,8 @@ from miaudit.data.user_table import (
 )
 from miaudit.errors import InputError
 from miaudit.models.families import find_family
-from miaudit.targets.defenses import LabelRelease
+from miaudit.signals.defenses import LabelRelease
+from miaudit.signals.offer import SourceOffer
 
 
 @dataclass

@@ -13,8 +13,7 @@ from miaudit.audit.config import AuditConfig
 from miaudit.errors import InputError
 from miaudit.progress import ProgressBoard
 from miaudit.report.results import AuditResult, TargetSummary
-from miaudit.signals.source import PredictionsSource
-from miaudit.targets.predictions import load_predictions
+from miaudit.targets.predictions import PredictionsSource, load_predictions
 from miaudit.version import __version__
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.ladder import with_choice
 from miaudit.audit.attack_stage import AttackSettings, attack_outcomes, choose_headline, runnable, usable_cores
 from miaudit.audit.config import AuditConfig, make_config
@@ -28,6 +27,7 @@ from miaudit.models.registry import fit_single, model_spec, stack_target, trains
 from miaudit.models.user_references import train_user_references
 from miaudit.progress import ProgressBoard
 from miaudit.report.results import AttackOutcome, AuditResult, TargetSummary
+from miaudit.signals.inputs import AttackInputs
 from miaudit.signals.source import MemorySource, SignalSource
 from miaudit.version import __version__
 

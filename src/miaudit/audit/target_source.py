@@ -16,7 +16,7 @@ from miaudit.data.scaling import InputScaler, compose, value_grid
 from miaudit.errors import InputError
 from miaudit.extras import require
 from miaudit.models.registry import model_spec
-from miaudit.targets.defenses import LabelRelease
+from miaudit.signals.defenses import LabelRelease
 from miaudit.targets.load import MODEL_SUFFIXES, load_target
 
 TargetKind = Literal["model", "file", "url"]

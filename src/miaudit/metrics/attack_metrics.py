@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from miaudit.attacks.calibration import decide, prior_threshold
 from miaudit.errors import InputError
+from miaudit.metrics.calibration import decide, prior_threshold
 from miaudit.metrics.dp_audit import STEINKE, EpsilonAudit, one_run_epsilon
 from miaudit.metrics.intervals import (
     advantage_null_quantile,

@@ -94,3 +94,8 @@ def mlp_stack_of(model) -> MLPStack | None:
     None: white-box attacks compute an MLP's per-example gradient norms in closed form from it."""
     stack = getattr(model, "stack", None)
     return stack if isinstance(stack, MLPStack) else None
+
+
+def white_box_available(model) -> bool:
+    """True when ``model`` opens its parameters: a TorchTarget (``module``) or a StackTarget (``stack``)."""
+    return isinstance(getattr(model, "module", None), nn.Module) or mlp_stack_of(model) is not None

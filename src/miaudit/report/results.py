@@ -16,8 +16,8 @@ from miaudit.targets.predictions import Predictions
 
 if TYPE_CHECKING:
     from miaudit.attacks.choice import AttackChoice
-    from miaudit.attacks.inputs import AttackInputs
     from miaudit.metrics.attack_metrics import AttackMetrics
+    from miaudit.signals.inputs import AttackInputs
 
 
 @dataclass(frozen=True)

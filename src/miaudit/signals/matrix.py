@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.data.queries import query_views
 from miaudit.errors import InputError
+from miaudit.signals.defenses import DefendedReferences, DefendedTarget, parse_output_defense
+from miaudit.signals.inputs import AttackInputs
 from miaudit.signals.request import DivergenceHint, SignalRequest
-from miaudit.targets.defenses import DefendedReferences, DefendedTarget, parse_output_defense
 
 
 def logits_over_views(model_logits, x: np.ndarray, n_queries: int, seed: int, axis: int,

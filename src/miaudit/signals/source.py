@@ -2,8 +2,8 @@
 
 Three sources: :class:`MemorySource` (an in-memory AttackInputs: the audit's own signals),
 :class:`StoreSource` (a chunked :class:`~miaudit.signals.store.SignalStore` on disk, ``--signal-chunk``:
-attacks stream over its record chunks) and :class:`PredictionsSource` (a predictions file as
-``targets.predictions.load_predictions`` reads it: a MemorySource with that file's runnability rules).
+attacks stream over its record chunks) and ``targets.predictions.PredictionsSource`` (a predictions file:
+a MemorySource with that file's runnability rules).
 N audited records, K reference models, Z population records. A source holds nothing that depends on
 the audited records' membership: that truth stays with the flow that scores the attacks.
 """
@@ -13,10 +13,9 @@ from typing import Protocol
 
 import numpy as np
 
-from miaudit.attacks.inputs import AttackInputs
-from miaudit.attacks.registry import AttackSpec, SourceOffer
+from miaudit.signals.inputs import AttackInputs
+from miaudit.signals.offer import NeedsOffer, SourceOffer
 from miaudit.signals.store import SignalStore
-from miaudit.targets.predictions import Predictions, unmet_need
 
 
 class SignalSource(Protocol):
@@ -33,7 +32,7 @@ class SignalSource(Protocol):
     @property
     def offer(self) -> SourceOffer: ...
 
-    def unmet_need(self, spec: AttackSpec) -> str | None:
+    def unmet_need(self, spec: NeedsOffer) -> str | None:
         """Why ``spec`` cannot run on this source ("name: needs ..."), or None when it can."""
 
     def describe(self) -> dict:
@@ -57,7 +56,7 @@ class MemorySource:
     def offer(self) -> SourceOffer:
         return SourceOffer.of_inputs(self.inputs)
 
-    def unmet_need(self, spec: AttackSpec) -> str | None:
+    def unmet_need(self, spec: NeedsOffer) -> str | None:
         return spec.unmet_need_in(self.offer)
 
     def describe(self) -> dict:
@@ -80,26 +79,8 @@ class StoreSource:
         has_in = bool(k) and any(store.reference_in(a, b).any() for a, b in store.blocks())
         self.offer = SourceOffer(k, has_in, store.n_population, streamed=True)
 
-    def unmet_need(self, spec: AttackSpec) -> str | None:
+    def unmet_need(self, spec: NeedsOffer) -> str | None:
         return spec.unmet_need_in(self.offer)
 
     def describe(self) -> dict:
         return {**self.store.describe(), "kept": self.kept}
-
-
-class PredictionsSource(MemorySource):
-    """Precomputed outputs (``--predictions``): no model to query or read, no records; what else each
-    attack needs is decided by :func:`miaudit.targets.predictions.unmet_need` (e.g. shokri-* masks)."""
-
-    def __init__(self, predictions: Predictions) -> None:
-        super().__init__(predictions.attack_inputs())
-        self.predictions = predictions
-        p = predictions
-        self._offer = SourceOffer(p.n_reference, bool(p.reference_in.any()), p.n_population)
-
-    @property
-    def offer(self) -> SourceOffer:
-        return self._offer
-
-    def unmet_need(self, spec: AttackSpec) -> str | None:
-        return unmet_need(self.predictions, spec)

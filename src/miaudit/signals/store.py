@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.errors import InputError
 from miaudit.extras import require
+from miaudit.signals.inputs import AttackInputs
 
 DTYPES = ("float32", "float16")
 MODEL_CHUNK = 16

@@ -32,11 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from miaudit.attacks.inputs import AttackInputs
-from miaudit.attacks.registry import AttackSpec, SourceOffer, attack_specs
+from miaudit.attacks.registry import AttackSpec, attack_specs
 from miaudit.errors import InputError
 from miaudit.extras import require
 from miaudit.models.contract import as_logits, one_line, probability_problem
+from miaudit.signals.inputs import AttackInputs
+from miaudit.signals.offer import NeedsOffer, SourceOffer
+from miaudit.signals.source import MemorySource
 
 SCORE_ARRAYS = ("target", "reference", "population", "population_reference")
 KNOWN_ARRAYS = ("labels", "membership", "reference_masks", "population_labels", "record_ids",
@@ -334,3 +336,21 @@ def runnable_attacks(predictions: Predictions, names: Sequence[str] = ("all",)) 
         need = unmet_need(predictions, spec)
         (skipped if need else runnable).append(need or spec)
     return runnable, skipped
+
+
+class PredictionsSource(MemorySource):
+    """Precomputed outputs (``--predictions``): no model to query or read, no records; what else each
+    attack needs is decided by :func:`unmet_need` (e.g. shokri-* masks)."""
+
+    def __init__(self, predictions: Predictions) -> None:
+        super().__init__(predictions.attack_inputs())
+        self.predictions = predictions
+        p = predictions
+        self._offer = SourceOffer(p.n_reference, bool(p.reference_in.any()), p.n_population)
+
+    @property
+    def offer(self) -> SourceOffer:
+        return self._offer
+
+    def unmet_need(self, spec: NeedsOffer) -> str | None:
+        return unmet_need(self.predictions, spec)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from miaudit.attacks.calibration import balanced_accuracy_threshold
 from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.lira import (
     CALIBRATION_MODELS,
@@ -24,6 +23,7 @@ from miaudit.attacks.lira import (
 )
 from miaudit.attacks.streamed.passes import SideStats, check_references, phis, side_stats
 from miaudit.errors import InputError
+from miaudit.metrics.calibration import balanced_accuracy_threshold
 
 
 def _scales(stats: dict[str, SideStats], models: np.ndarray) -> dict[str, np.ndarray]:

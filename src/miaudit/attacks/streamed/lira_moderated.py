@@ -15,8 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from miaudit.attacks.calibration import balanced_accuracy_threshold
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.lira import (
     CALIBRATION_MODELS,
     MIN_SCALE,
@@ -30,6 +29,8 @@ from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS, record_neighbours, re
 from miaudit.attacks.moderated import SideFit, side_fit
 from miaudit.attacks.streamed.passes import check_references, phis
 from miaudit.errors import InputError
+from miaudit.metrics.calibration import balanced_accuracy_threshold
+from miaudit.signals.inputs import AttackInputs
 
 
 def offset_phis(store, neighbors: int) -> Iterator[tuple[AttackInputs, np.ndarray, np.ndarray]]:

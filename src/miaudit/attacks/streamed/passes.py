@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.lira import scaled_confidence
 from miaudit.errors import InputError
+from miaudit.signals.inputs import AttackInputs
 
 
 @dataclass

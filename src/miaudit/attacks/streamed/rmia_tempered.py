@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from miaudit.attacks.inputs import AttackInputs, AttackScores
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.local_offsets import (
     LOCAL_NEIGHBORS,
     PopulationNeighbours,
@@ -33,6 +33,7 @@ from miaudit.attacks.rmia import (
     side_means,
 )
 from miaudit.attacks.streamed.passes import check_population, check_references, per_chunk
+from miaudit.signals.inputs import AttackInputs
 
 
 def _chunks(store, neighbors: int) -> Iterator[tuple[AttackInputs, OffsetModels, object]]:
