@@ -20,7 +20,7 @@ from miaudit.audit.target_source import OutsideTarget, open_outside
 from miaudit.data import Dataset, balanced_masks, keep_classes, load_dataset, make_splits
 from miaudit.data.scaling import InputScaler, fit_scaler
 from miaudit.data.shadow_data import shadow_records
-from miaudit.data.splits import user_splits
+from miaudit.data.splits import shadow_sets, user_splits
 from miaudit.data.user_table import (
     AuditData,
     TableOptions,
@@ -214,11 +214,11 @@ def make_plan(cfg: AuditConfig, data: AuditData | None = None, model: Any = None
         pop_index = attacker
     elif cfg.shadow_dataset:
         shadow = _load_other(cfg.shadow_dataset, cfg, ds, scaler, "--shadow-dataset")
-        used, masks, _ = _shadow_sets(len(shadow), k, members, rng, notes)
+        used, masks, _ = shadow_sets(len(shadow), k, members, rng, notes)
         ref_x, ref_y = shadow.x[used], shadow.y[used]
         pop_index = attacker
     else:
-        used, masks, unused = _shadow_sets(len(attacker), k, members, rng, notes)
+        used, masks, unused = shadow_sets(len(attacker), k, members, rng, notes)
         ref_x, ref_y = ds.x[attacker[used]], ds.y[attacker[used]]
         pop_index = attacker[unused]
     ref_x, shadow_data = _shadow_data(cfg, mode, ref_x, ref_y, notes)
@@ -369,34 +369,3 @@ def _check_no_shared_records(member_x: np.ndarray, non_member_x: np.ndarray, sou
     if shared:
         raise InputError(f"--nonmember-dataset {source}: member and non-member sets overlap "
                          f"({shared} non-member records are identical to member records)")
-
-
-def _shadow_sets(available: int, k: int, members: int, rng: np.random.Generator, notes: list[str]):
-    """Index sets for K shadow models on attacker data: each trains on `members` records and
-    keeps as many out. Disjoint slices when the data allows, else independent random draws.
-
-    Returns (record indices [R], masks bool [K, R], indices of records no shadow trains on).
-    """
-    if k == 0:
-        return np.zeros(0, np.int64), np.zeros((0, 0), bool), np.arange(available)
-    per_model = 2 * members
-    if available < 2:
-        raise InputError("--reference-data attacker: no attacker data left for shadow models")
-    if per_model > available:
-        per_model = available
-        notes.append(f"shadow models train on {available // 2} records each (less attacker data than members)")
-    order = rng.permutation(available)
-    if k * per_model <= available:
-        slices = [order[i * per_model:(i + 1) * per_model] for i in range(k)]
-    else:
-        notes.append("attacker data too small for disjoint shadow sets: shadow sets overlap")
-        slices = [rng.permutation(available)[:per_model] for _ in range(k)]
-    used = np.unique(np.concatenate(slices))
-    position = {int(r): i for i, r in enumerate(used)}
-    masks = np.zeros((k, len(used)), bool)
-    for j, sl in enumerate(slices):
-        ins = sl[: per_model // 2]
-        masks[j, [position[int(r)] for r in ins]] = True
-    trained_on = used[masks.any(axis=0)]
-    unused = np.setdiff1d(np.arange(available), trained_on)
-    return used, masks, unused

@@ -137,3 +137,34 @@ def user_splits(membership: np.ndarray, members: int | None = None, non_members:
     outs = rng.permutation(outs)
     audited, attacker = np.sort(outs[:wanted]), np.sort(outs[wanted:])
     return Splits(ins.astype(np.int64), audited.astype(np.int64), attacker.astype(np.int64))
+
+
+def shadow_sets(available: int, k: int, members: int, rng: np.random.Generator, notes: list[str]):
+    """Index sets for K shadow models on attacker data: each trains on `members` records and
+    keeps as many out. Disjoint slices when the data allows, else independent random draws.
+
+    Returns (record indices [R], masks bool [K, R], indices of records no shadow trains on).
+    """
+    if k == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 0), bool), np.arange(available)
+    per_model = 2 * members
+    if available < 2:
+        raise InputError("--reference-data attacker: no attacker data left for shadow models")
+    if per_model > available:
+        per_model = available
+        notes.append(f"shadow models train on {available // 2} records each (less attacker data than members)")
+    order = rng.permutation(available)
+    if k * per_model <= available:
+        slices = [order[i * per_model:(i + 1) * per_model] for i in range(k)]
+    else:
+        notes.append("attacker data too small for disjoint shadow sets: shadow sets overlap")
+        slices = [rng.permutation(available)[:per_model] for _ in range(k)]
+    used = np.unique(np.concatenate(slices))
+    position = {int(r): i for i, r in enumerate(used)}
+    masks = np.zeros((k, len(used)), bool)
+    for j, sl in enumerate(slices):
+        ins = sl[: per_model // 2]
+        masks[j, [position[int(r)] for r in ins]] = True
+    trained_on = used[masks.any(axis=0)]
+    unused = np.setdiff1d(np.arange(available), trained_on)
+    return used, masks, unused
