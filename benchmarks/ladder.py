@@ -15,6 +15,10 @@ ladder_mnist_cnn_smoke.json).
     python benchmarks/ladder.py --targets 5          # the full run
     python benchmarks/ladder.py --quick --targets 1  # a smoke run: 3 epochs, 500 members, K <= 4
     python benchmarks/ladder.py --protocol mnist-cnn --ks 0,4,16 --targets 5
+    python benchmarks/ladder.py --ks 0 --targets 5   # K = 0 only (a few minutes): ladder_k0.json
+
+The plan (pool, membership, population) and the target do not depend on K, so a partial run reads the
+full run's cached target; a --ks other than the default writes <stem>_k<ks>.json.
 """
 from __future__ import annotations
 
@@ -186,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\ngoals:")
     for name, (value, want, met) in report["goals"].items():
         print(f"  {name}: {value if value is None else round(value, 4)} (target {want}) -> {met}")
+    if args.ks and args.ks != default_ks:  # a partial run (e.g. --ks 0) never overwrites the full one
+        stem = f"{stem}_k{'-'.join(str(k) for k in ks)}"
     out = args.out or HERE / "results" / (f"{stem}_smoke.json" if args.quick else f"{stem}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=lambda v: v.item() if hasattr(v, "item") else str(v)))

@@ -18,7 +18,11 @@ Two ways, in this order:
 
 Shokri's attack-model variants (refitted per pseudo-target, the slowest part of a choice) are
 candidates only when no LiRA or RMIA attack ran: those dominate them at low FPR (Carlini et al. 2022),
-and this keeps the choice to a fraction of the attacks' own time.
+and this keeps the choice to a fraction of the attacks' own time. Two more cuts, neither reading the
+audited labels: from ``MANY_REFERENCES`` models on, ``PSEUDO_TARGETS_MANY`` pseudo-targets instead of
+``PSEUDO_TARGETS`` (each run there costs in proportion to K); and an attack that needs no reference
+model (thresholds, Attack-P) runs on the pseudo-target's outputs alone, without the other K - 1 models
+(its scores do not read them: only its decision threshold would, and the choice reads scores only).
 """
 from __future__ import annotations
 
@@ -38,6 +42,11 @@ if TYPE_CHECKING:
     from miaudit.attacks.registry import AttackSpec
 
 PSEUDO_TARGETS = 8
+PSEUDO_TARGETS_MANY = 4
+"""Pseudo-targets from MANY_REFERENCES reference models on."""
+MANY_REFERENCES = 32
+"""Not 16: on the fmnist-mlp ladder, K = 16 with 4 pseudo-targets chose base-online (outside the best
+attack's interval on the real targets), with 8 rmia-tempered-offsets; at K = 32 and 64 both agree."""
 HEADLINE_FPR = 0.001
 PSEUDO = "pseudo-targets"
 RULE = "rule"
@@ -95,6 +104,18 @@ def pseudo_target(inputs: AttackInputs, k: int) -> tuple[AttackInputs, np.ndarra
     return view, inputs.reference_in[k].copy()
 
 
+def alone(view: AttackInputs) -> AttackInputs:
+    """A pseudo-target's view without its reference models: for attacks that need none, whose scores
+    do not read them (the cost of their decision threshold on K - 1 models is saved)."""
+    return AttackInputs.target_only(view.target_logits, view.labels, view.population_target_logits,
+                                    view.population_labels, view.record_ids)
+
+
+def pseudo_target_count(n_references: int) -> int:
+    """How many pseudo-targets a choice with K reference models uses (at most; fewer usable, fewer)."""
+    return PSEUDO_TARGETS_MANY if n_references >= MANY_REFERENCES else PSEUDO_TARGETS
+
+
 def pseudo_target_indices(inputs: AttackInputs, count: int = PSEUDO_TARGETS) -> list[int]:
     """Up to ``count`` reference models, evenly spaced over K, that can play the target: their mask has
     IN and OUT records and the other models keep some IN record. Deterministic."""
@@ -128,16 +149,19 @@ def scorable(spec: AttackSpec) -> bool:
 
 
 def choose_attack(specs: list[AttackSpec], inputs: AttackInputs | None, seed: int = 0,
-                  pseudo_targets: int = PSEUDO_TARGETS, workers: int = 1) -> AttackChoice:
+                  pseudo_targets: int | None = None, workers: int = 1) -> AttackChoice:
     """The headline attack among ``specs`` (the attacks the audit ran), reading only the reference
     models' masks and the signals, never the audited records' membership. ``inputs`` None (signals
-    not in memory): the rule. workers: threads over (candidate, pseudo-target) runs."""
+    not in memory): the rule. pseudo_targets: at most this many (None: :func:`pseudo_target_count`).
+    workers: threads over (candidate, pseudo-target) runs."""
     names = [s.name for s in specs]
     candidates = [s for s in specs if scorable(s)]
     if any(s.name.startswith(("lira", "rmia")) for s in candidates):
         candidates = [s for s in candidates if not s.name.startswith("shokri")]
     if inputs is None:
         return rule_choice(names, "the signals were not in memory to score attacks on reference models")
+    if pseudo_targets is None:
+        pseudo_targets = pseudo_target_count(inputs.n_reference)
     picks = pseudo_target_indices(inputs, pseudo_targets)
     if not candidates or not picks:
         why = ("no attack reads only the signals" if not candidates
@@ -152,6 +176,8 @@ def choose_attack(specs: list[AttackSpec], inputs: AttackInputs | None, seed: in
     def one(job) -> tuple[float, float] | None:
         spec, i = job
         x, membership = made[i]
+        if not spec.needs_references:
+            x = alone(x)
         try:
             scores = spec.run(x, seed=seed).scores
         except (ValueError, ArithmeticError):  # an attack that cannot fit on K-1 models drops out
