@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LONG_MODULE = 400
-HEAVY = ("torch", "torchvision", "numba", "sklearn", "onnxruntime", "onnx", "ray", "zarr", "skops", "fastapi", "uvicorn", "httpx",
-         "opacus", "pyarrow", "pandas", "matplotlib", "jinja2", "art", "skl2onnx")
+HEAVY = ("torch", "torchvision", "numba", "sklearn", "onnxruntime", "onnx", "ray", "zarr", "skops", "fastapi",
+         "uvicorn", "httpx", "opacus", "pyarrow", "pandas", "matplotlib", "jinja2", "art", "skl2onnx")
 ON_DEMAND = ("require", "import_module", "__import__")
 MODULE_FUNCTION = re.compile(r"^([A-Za-z_][\w.]*):([A-Za-z_]\w*)$")
 

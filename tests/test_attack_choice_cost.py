@@ -14,8 +14,8 @@ from miaudit.attacks.choice import (
     pseudo_target_count,
     scorable,
 )
-from miaudit.attacks.inputs import AttackInputs
 from miaudit.attacks.registry import ATTACKS, attack_specs
+from miaudit.signals.inputs import AttackInputs
 
 
 def signals(seed: int = 0, n: int = 60, k: int = 5) -> AttackInputs:
