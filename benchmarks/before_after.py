@@ -46,8 +46,11 @@ def checkout(rev: str, where: Path) -> Path:
 
 def run_audit(tree: Path, settings: dict) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(settings)], env=env, cwd=tree,
-                         capture_output=True, text=True, check=True)
+    # cwd: this checkout, so that both revisions find the datasets where the repo does (../shared/data)
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(settings)], env=env, cwd=REPO,
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"audit at {tree} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

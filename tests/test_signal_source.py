@@ -47,11 +47,11 @@ def test_the_three_sources_give_the_same_outcomes(tmp_path):
 
 def test_runnability_is_asked_of_the_source(tmp_path):
     inputs, member = synthetic_inputs(k=4, n=60, z=20, c=3, seed=4)
-    unstreamed = next(n for n, s in ATTACKS.items() if n not in STREAMED and s.threat_model == "black-box")
+    unstreamed = next(n for n in ATTACKS if n not in STREAMED)
     specs = [ATTACKS[n] for n in (unstreamed, "lira-online", "label-only-gap")]
     store = StoreSource(store_inputs(inputs, tmp_path / "s", chunk=32), np.ones(60, bool))
     ok, why = runnable(store, specs)
-    assert [s.name for s in ok] == ["lira-online"]
+    assert [s.name for s in ok] == ["lira-online", "label-only-gap"]  # the records and model are attached
     assert why[0].startswith(f"{unstreamed}: {CANNOT_STREAM}")
     specs = [ATTACKS[n] for n in ("threshold-loss", "lira-online", "label-only-gap")]
     ok, why = runnable(PredictionsSource(predictions_of(inputs, member)), specs)

@@ -23,7 +23,7 @@ def gradient_norm(inputs: AttackInputs, layer: str = "all") -> AttackScores:
     norms = _target_norms(inputs, "gradient-norm")
     if layer not in norms:
         raise InputError(f"gradient-norm: layer must be one of {', '.join(norms)}, got {layer!r}")
-    return AttackScores(_signal(norms[layer]), params={"layer": layer, **_medians(norms)})
+    return AttackScores(signal_of(norms[layer]), params={"layer": layer, **medians(norms)})
 
 
 def gradient_norm_lira(inputs: AttackInputs, layer: str = "all") -> AttackScores:
@@ -33,7 +33,7 @@ def gradient_norm_lira(inputs: AttackInputs, layer: str = "all") -> AttackScores
     norms = _target_norms(inputs, name)
     if layer not in norms:
         raise InputError(f"{name}: layer must be one of {', '.join(norms)}, got {layer!r}")
-    return reference_ratio_scores(_signal(norms[layer]), _signal(_reference_norms(inputs, name, layer)),
+    return reference_ratio_scores(signal_of(norms[layer]), signal_of(reference_norms(inputs, name, layer)),
                                   inputs.reference_in, name, {"layer": layer})
 
 
@@ -44,7 +44,7 @@ def _target_norms(inputs: AttackInputs, name: str) -> dict[str, np.ndarray]:
                                                                      inputs.labels))
 
 
-def _reference_norms(inputs: AttackInputs, name: str, layer: str) -> np.ndarray:
+def reference_norms(inputs: AttackInputs, name: str, layer: str) -> np.ndarray:
     """float64 [K, N] gradient norms of every reference model on the audited records."""
 
     refs = inputs.reference_models
@@ -58,9 +58,11 @@ def _reference_norms(inputs: AttackInputs, name: str, layer: str) -> np.ndarray:
     return np.stack([gradient_norms(m, inputs.records, inputs.labels)[layer] for m in models])
 
 
-def _signal(norms: np.ndarray) -> np.ndarray:
+def signal_of(norms: np.ndarray) -> np.ndarray:
+    """The attack signal of gradient norms: -log(norm), floored (higher = member-like)."""
     return -np.log(np.maximum(norms, NORM_FLOOR))
 
 
-def _medians(norms: dict[str, np.ndarray]) -> dict[str, float]:
+def medians(norms: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each layer's median norm, for the report's params."""
     return {f"median_norm_{k}": float(np.median(v)) if v.size else 0.0 for k, v in norms.items()}

@@ -96,40 +96,56 @@ def gaussian_mlp(x: np.ndarray, score: np.ndarray, alpha: float, seed: int):
                 loss.backward()
                 optimizer.step()
 
+    net64 = net.double()  # scored in float64: a record's z does not depend on the rows scored with it (chunks)
+
     def z(rows: np.ndarray, s: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            out = net(torch.from_numpy((rows - mean) / std).float()).double().numpy()
+            out = net64(torch.from_numpy((rows - mean) / std).double()).numpy()
         return (s - out[:, 0]) * np.exp(-np.clip(out[:, 1], *LOG_SIGMA_RANGE))
 
     return z
 
 
-def qmia(inputs: AttackInputs, alpha: float = ALPHA, seed: int = 0, regressor: str = "gaussian-mlp") -> AttackScores:
-    """QMIA scores float64 [N] (z less its calibrated (1 - alpha) quantile c); decision score > 0
-    (threshold 0.0), which aims at a false-positive rate of alpha. ``params``: alpha, regressor, c."""
+def check_settings(alpha: float, regressor: str) -> None:
+    """InputError for alpha outside (0, 1) or an unknown regressor."""
     if not 0.0 < alpha < 1.0:
         raise InputError(f"qmia: alpha must lie in (0, 1), got {alpha}")
     if regressor not in REGRESSORS:
         raise InputError(f"qmia: regressor must be one of {', '.join(REGRESSORS)}, got {regressor!r}")
-    z = int(inputs.population_labels.shape[0])
+
+
+def fit_standardizer(population_records: np.ndarray, population_labels: np.ndarray,
+                     population_target_logits: np.ndarray, n_classes: int, alpha: float = ALPHA, seed: int = 0,
+                     regressor: str = "gaussian-mlp"):
+    """QMIA's fit on the Z population records (records [Z, ...], labels [Z], the target's logits
+    [Z, Q, C]): ((rows [M, F], margins [M]) -> z [M], the calibration shift c, the regressor's name).
+    The audited records' scores are then z(features, margins) - c, record by record."""
+    check_settings(alpha, regressor)
+    z = int(population_labels.shape[0])
     if z < MIN_POPULATION:
         raise InputError(f"qmia: needs at least {MIN_POPULATION} population records (attacker data no model "
                          f"trained on), got {z}")
-    if inputs.records is None or inputs.population_records is None:
-        raise InputError("qmia: needs the audited and population records themselves (not only predictions)")
-    c = inputs.n_classes
-    x_pop = features(inputs.population_records, inputs.population_labels, c)
-    s_pop = hinge_score(inputs.population_target_logits, inputs.population_labels)
-    s_target = hinge_score(inputs.target_logits, inputs.labels)
+    x_pop = features(population_records, population_labels, n_classes)
+    s_pop = hinge_score(population_target_logits, population_labels)
     if np.ptp(s_pop) == 0.0:  # every population margin alike (e.g. a constant model): nothing to regress
-        scores = s_target - s_pop[0]
-        return AttackScores(scores, scores > 0.0, 0.0, params={"alpha": float(alpha), "regressor": "none",
-                                                               "calibration_shift": 0.0})
+        return (lambda rows, s: s - s_pop[0]), 0.0, "none"
     order = np.random.default_rng(seed).permutation(z)
     held = order[: max(1, int(round(CALIBRATION_SHARE * z)))]
     fit = order[len(held):]
     standardize = (gaussian_mlp if regressor == "gaussian-mlp" else pinball_trees)(x_pop[fit], s_pop[fit], alpha, seed)
-    shift = float(np.quantile(standardize(x_pop[held], s_pop[held]), 1.0 - alpha))
-    scores = standardize(features(inputs.records, inputs.labels, c), s_target) - shift
-    return AttackScores(scores, scores > 0.0, 0.0, params={"alpha": float(alpha), "regressor": regressor,
+    return standardize, float(np.quantile(standardize(x_pop[held], s_pop[held]), 1.0 - alpha)), regressor
+
+
+def qmia(inputs: AttackInputs, alpha: float = ALPHA, seed: int = 0, regressor: str = "gaussian-mlp") -> AttackScores:
+    """QMIA scores float64 [N] (z less its calibrated (1 - alpha) quantile c); decision score > 0
+    (threshold 0.0), which aims at a false-positive rate of alpha. ``params``: alpha, regressor, c."""
+    check_settings(alpha, regressor)
+    if inputs.records is None or inputs.population_records is None:
+        raise InputError("qmia: needs the audited and population records themselves (not only predictions)")
+    c = inputs.n_classes
+    standardize, shift, used = fit_standardizer(inputs.population_records, inputs.population_labels,
+                                                inputs.population_target_logits, c, alpha, seed, regressor)
+    scores = standardize(features(inputs.records, inputs.labels, c), hinge_score(inputs.target_logits, inputs.labels))
+    scores = scores - shift
+    return AttackScores(scores, scores > 0.0, 0.0, params={"alpha": float(alpha), "regressor": used,
                                                            "calibration_shift": shift})

@@ -62,4 +62,5 @@ def write_signals(request: SignalRequest, target, refs, path: str | Path, board:
             store.write_records(start, t, f)
             correct[start:stop] = t.argmax(1) == r.pool_y[start:stop]
             update(i)
+    store.attach(r.pool_x, r.population_x, target, refs)  # in memory: what record-reading attacks read per chunk
     return store, correct

@@ -77,7 +77,13 @@ class StoreSource:
         self.target_correct = target_correct
         k = store.shape[0]  # IN models: read the masks chunk by chunk, never all K x N at once
         has_in = bool(k) and any(store.reference_in(a, b).any() for a, b in store.blocks())
-        self.offer = SourceOffer(k, has_in, store.n_population, streamed=True)
+        from miaudit.models.wrappers import white_box_available  # torch: off the import path of signals/
+
+        records = store.records is not None and store.population_records is not None
+        self.offer = SourceOffer(k, has_in, store.n_population, has_model=records and store.target_model is not None,
+                                 white_box=white_box_available(store.target_model),
+                                 has_reference_models=store.reference_models is not None, has_records=records,
+                                 streamed=True)
 
     def unmet_need(self, spec: NeedsOffer) -> str | None:
         return spec.unmet_need_in(self.offer)

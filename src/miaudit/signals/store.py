@@ -73,6 +73,17 @@ class SignalStore:
         self._population: tuple[np.ndarray, ...] | None = None
         self.cache: dict = {}
         """What streamed attacks derive from the whole store once (first-pass statistics)."""
+        self.records = self.population_records = self.target_model = self.reference_models = None
+        """What the audit holds in memory beside the store (:meth:`attach`); never written to disk."""
+
+    def attach(self, records: np.ndarray | None, population_records: np.ndarray | None, target_model=None,
+               reference_models=None) -> None:
+        """The audited records [N, ...], the population's [Z, ...], the target model and the reference
+        models (as the attacker queries them), held in memory by the audit: each chunk's AttackInputs then
+        carries its records and the models, so attacks that read the records, query the models or take
+        their gradients stream too (attacks/streamed/records.py)."""
+        self.records, self.population_records = records, population_records
+        self.target_model, self.reference_models = target_model, reference_models
 
     @classmethod
     def create(cls, path: str | Path, n_models: int, n_records: int, n_population: int, n_classes: int,
@@ -200,8 +211,10 @@ class SignalStore:
         ref_in, labels = self.reference_in(start, stop), np.asarray(g["labels"][start:stop])
         ids = np.asarray(g["record_ids"][start:stop])
         pop_t, pop_r, pop_y = self.population()
+        records = None if self.records is None else self.records[start:stop]
         return AttackInputs(target, labels, refs, ref_in, refs, ref_in, labels, pop_t[:, None],
-                            pop_r[:, :, None], pop_y, ids, ids)
+                            pop_r[:, :, None], pop_y, ids, ids, records, self.target_model, self.reference_models,
+                            population_records=self.population_records)
 
     def chunks(self) -> Iterator[tuple[int, int, AttackInputs]]:
         """(start, stop, inputs) of every record chunk, one in memory at a time."""
@@ -220,7 +233,8 @@ class SignalStore:
 
 
 def store_inputs(inputs: AttackInputs, path: str | Path, chunk: int, dtype: str = "float32") -> SignalStore:
-    """Write in-memory pool-mode AttackInputs with Q = 1 to a new store, record block by block."""
+    """Write in-memory pool-mode AttackInputs with Q = 1 to a new store, record block by block (its
+    records and target model, if any, attached)."""
     if inputs.target_logits.shape[1] != 1:
         raise InputError(f"signal_chunk: the store holds one query per record, got {inputs.target_logits.shape[1]}")
     k, n, c = inputs.n_reference, inputs.n_records, inputs.n_classes
@@ -231,4 +245,5 @@ def store_inputs(inputs: AttackInputs, path: str | Path, chunk: int, dtype: str 
                            inputs.population_labels)
     for start, stop in store.blocks():
         store.write_records(start, inputs.target_logits[start:stop, 0], inputs.reference_logits[:, start:stop, 0])
+    store.attach(inputs.records, inputs.population_records, inputs.target_model, inputs.reference_models)
     return store

@@ -9,14 +9,12 @@ selection), cached on the store where several attacks share it; the last pass sc
 module per attack family; each module's docstring says what it keeps (never the K x N x C logits; K x N
 scalars only for the threshold attacks' exact calibration, :mod:`.threshold`).
 
-Not streamed, and why: the signal store holds the models' outputs only, and a streamed attack is given
-the store alone.
-- qmia, qmia-pinball: after a regressor fitted on the population records' features, per record, but
-  they read the audited records' features, which the store lacks (attacks/qmia.py is not touched here).
-- label-only-*: they query the audited model (and the -lira variants the K reference models) on the
-  records themselves; augmentation / noise also draw their seeded copies over all records in identity
-  order, so a chunk's draws depend on the other records.
-- gradient-norm, gradient-norm-lira: per-record gradients of the models' parameters on the records.
+The store holds the models' outputs; the audit attaches what it holds in memory anyway (the records, the
+target and reference models: ``SignalStore.attach``), so the attacks that read records, query the models
+or take their gradients stream too (:mod:`.records`: ``READS_RECORDS``).
+Not streamed, and why: label-only-augmentation, -noise, -boundary and their -lira variants draw their
+seeded random copies / noise / search directions over all records in identity order, so a chunk's draws
+would depend on the other records (chunk by chunk they would give other scores, not rtol 1e-9).
 Streamed with a limit (an InputError says so; --signal-chunk 0 runs them in memory): the four LiRA
 attacks when some record has no reference model on a side and no record has models on both sides (the
 in-memory location fallback then takes the median of all the side's values, K x N of them).
@@ -32,6 +30,13 @@ from miaudit.attacks.streamed.bavaria import bavaria_n_offline, bavaria_n_online
 from miaudit.attacks.streamed.lira import lira_offline, lira_online
 from miaudit.attacks.streamed.lira_moderated import lira_offline_moderated_offsets, lira_online_moderated_offsets
 from miaudit.attacks.streamed.passes import side_stats
+from miaudit.attacks.streamed.records import (
+    gradient_norm,
+    gradient_norm_lira,
+    label_only_gap,
+    qmia,
+    qmia_pinball,
+)
 from miaudit.attacks.streamed.rmia import population, rmia, rmia_offline
 from miaudit.attacks.streamed.rmia_tempered import rmia_tempered_offsets
 from miaudit.attacks.streamed.shokri import shokri_function
@@ -43,7 +48,7 @@ from miaudit.attacks.streamed.threshold import (
 )
 from miaudit.errors import InputError
 
-__all__ = ["NOT_STREAMED", "STREAMED", "run_streamed", "side_stats", "streamable_names"]
+__all__ = ["NOT_STREAMED", "READS_RECORDS", "STREAMED", "run_streamed", "side_stats", "streamable_names"]
 
 STREAMED: dict[str, Callable[..., AttackScores]] = {
     "lira-online": lira_online, "lira-offline": lira_offline, "rmia": rmia, "population": population,
@@ -54,21 +59,17 @@ STREAMED: dict[str, Callable[..., AttackScores]] = {
     "bavaria-n-offline": bavaria_n_offline, "rmia-offline": rmia_offline,
     "lira-online-moderated-offsets": lira_online_moderated_offsets,
     "lira-offline-moderated-offsets": lira_offline_moderated_offsets, "rmia-tempered-offsets": rmia_tempered_offsets,
-    **{f"shokri-{kind}": shokri_function(kind) for kind in ("lr", "dt", "linear-svm", "rbf-svm", "rf", "mlp")}}
+    **{f"shokri-{kind}": shokri_function(kind) for kind in ("lr", "dt", "linear-svm", "rbf-svm", "rf", "mlp")},
+    "qmia": qmia, "qmia-pinball": qmia_pinball, "label-only-gap": label_only_gap,
+    "gradient-norm": gradient_norm, "gradient-norm-lira": gradient_norm_lira}
 """Attack name -> its streamed function (store -> AttackScores)."""
+READS_RECORDS = ("qmia", "qmia-pinball", "label-only-gap", "gradient-norm", "gradient-norm-lira")
+"""The streamed attacks that read the records (or query the model) the audit attaches to the store."""
 
-_QUERIES = "queries the models on the records themselves; the store holds their outputs only"
-_FEATURES = "its regressor reads the records' features; the store holds the models' outputs only"
-_GRADIENTS = "needs the models' gradients on the records; the store holds their outputs only"
-NOT_STREAMED: dict[str, str] = {
-    "qmia": _FEATURES,
-    "qmia-pinball": _FEATURES,
-    **{name: _QUERIES for name in (
-        "label-only-gap", "label-only-augmentation", "label-only-augmentation-lira", "label-only-boundary",
-        "label-only-boundary-lira", "label-only-noise", "label-only-noise-lira")},
-    "gradient-norm": _GRADIENTS,
-    "gradient-norm-lira": _GRADIENTS,
-}
+_DRAWS = "its random draws run over all records in identity order: a chunk's would depend on the others"
+NOT_STREAMED: dict[str, str] = {name: _DRAWS for name in (
+    "label-only-augmentation", "label-only-augmentation-lira", "label-only-boundary", "label-only-boundary-lira",
+    "label-only-noise", "label-only-noise-lira")}
 """Attack name -> why it does not stream (one line)."""
 
 
