@@ -38,9 +38,7 @@ Every scale is clipped below at ``MIN_SCALE``. Scores:
 Local offsets (``neighbors`` > 0; 0 by default, the paper's; LOCAL_NEIGHBORS in the miaudit
 variants): before the fit, every model's phi (target and references) has its local confidence bias
 removed, measured on the nearest population records of the same label
-(:mod:`miaudit.attacks.local_offsets`). On the Fashion-MNIST MLP benchmark (mean of 5 targets,
-moderated variances) this took lira-online from AUC 0.716 / TPR@0.1%FPR 7.5% to 0.740 / 9.3% with 64
-reference models, and lira-offline from 0.665 / 5.5% to 0.681 / 7.0%. No population records: no offsets.
+(:mod:`miaudit.attacks.local_offsets`; its measured gain: benchmarks/README.md). No population records: no offsets.
 
 Records with no model on one side get that side's location from the other side plus the median
 IN - OUT shift over records that have both (or, when none has both, the median over all values of
@@ -57,14 +55,7 @@ from pydantic import Field
 
 from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS, remove_offsets, shared_population_neighbours
-from miaudit.attacks.moderated import (
-    SideFit,
-    VariancePrior,
-    posterior_variance,
-    side_fit,
-    t_logpdf,
-    t_logsf,
-)
+from miaudit.attacks.moderated import SideFit, VariancePrior, posterior_variance, side_fit, t_logpdf, t_logsf
 from miaudit.attacks.params import AttackParams
 from miaudit.errors import InputError
 from miaudit.metrics.calibration import balanced_accuracy_threshold

@@ -16,6 +16,7 @@ import numpy as np
 
 from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.label_only_gap import label_only_gap as gap_in_memory
+from miaudit.attacks.reference_ratio import reference_ratio_scores
 from miaudit.attacks.streamed.passes import per_chunk
 from miaudit.errors import InputError
 
@@ -97,7 +98,6 @@ def gradient_norm(store, layer: str = "all") -> AttackScores:
 def gradient_norm_lira(store, layer: str = "all") -> AttackScores:
     """:func:`miaudit.attacks.gradient_norm.gradient_norm_lira`: the norms chunk by chunk, then the same fit."""
     from miaudit.attacks.gradient_norm import signal_of
-    from miaudit.attacks.reference_ratio import reference_ratio_scores
 
     name = "gradient-norm-lira"
     if store.shape[0] < 1:
