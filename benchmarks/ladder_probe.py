@@ -188,6 +188,58 @@ def zsum(*attacks: Attack) -> Attack:
     return attack
 
 
+def shrunk_at(temperature: float = 2.0, neighbors: int = LOCAL_NEIGHBORS, shrink: bool = True) -> Attack:
+    """phi_target - the record's reference mean (phi at a temperature, local offsets removed), that mean shrunk
+    toward a prediction from the population neighbours (their reference mean, plus the median gap of the
+    records' means to it), with the empirical-Bayes weight tau^2 / (tau^2 + s^2 / K) (shrink=False: weight 1)."""
+    def attack(inputs: AttackInputs) -> np.ndarray:
+        phi_t, phi_r = offset_phis(inputs, neighbors, temperature)
+        k = phi_r.shape[0]
+        m = phi_r.mean(axis=0)  # [N, Q]
+        if not shrink:
+            return (phi_t - m).sum(axis=-1)
+        t = temperature
+        pop_r = scaled_confidence(inputs.population_reference_logits / t, inputs.population_labels[None, :, None])
+        nb = shared_population_neighbours(inputs, max(neighbors, 1))
+        guess = np.asarray(nb.records @ pop_r.mean(axis=0))
+        guess = guess + np.median(m - guess, axis=0)
+        within = float(phi_r.var(axis=0, ddof=1).mean()) / k
+        tau2 = max(float((m - guess).var()) - within, 1e-12)
+        w = tau2 / (tau2 + within)
+        return (phi_t - (guess + w * (m - guess))).sum(axis=-1)
+    return attack
+
+
+def log_shrunk_at(temperature: float = 2.0, neighbors: int = LOCAL_NEIGHBORS) -> Attack:
+    """RMIA's ratio in probability space (log p_target - log mean_k p_k, p = sigmoid(phi) at a temperature with
+    local offsets removed, as rmia-tempered-offsets with balanced masks), the log mean shrunk toward the
+    neighbours' prediction (their reference log mean p plus the median gap) with the empirical-Bayes weight."""
+    def attack(inputs: AttackInputs) -> np.ndarray:
+        phi_t, phi_r = offset_phis(inputs, neighbors, temperature)
+        k = phi_r.shape[0]
+        log_pr = -np.logaddexp(0.0, -phi_r[..., 0])  # log sigmoid [K, N]
+        log_m = np.logaddexp.reduce(log_pr, axis=0) - np.log(k)
+        t = temperature
+        pop_r = scaled_confidence(inputs.population_reference_logits / t, inputs.population_labels[None, :, None])
+        log_pop = np.logaddexp.reduce(-np.logaddexp(0.0, -pop_r[..., 0]), axis=0) - np.log(k)  # [Z]
+        nb = shared_population_neighbours(inputs, max(neighbors, 1))
+        guess = np.asarray(nb.records @ log_pop)
+        guess = guess + np.median(log_m - guess)
+        within = float(np.var(log_pr, axis=0, ddof=1).mean()) / k
+        tau2 = max(float((log_m - guess).var()) - within, 1e-12)
+        w = tau2 / (tau2 + within)
+        return -np.logaddexp(0.0, -phi_t[:, 0]) - (guess + w * (log_m - guess))
+    return attack
+
+
+def paper_rmia_at(gamma: float) -> Attack:
+    return lambda inputs: rmia.rmia(inputs, gamma=gamma).scores
+
+
+def lira_moderated(neighbors: int) -> Attack:
+    return lambda inputs: lira.lira_online(inputs, variance="moderated", neighbors=neighbors).scores
+
+
 EXPERIMENTS: dict[str, Callable[[], dict[str, Attack]]] = {
     "baseline": lambda: {"rmia-tempered-offsets": rmia_at(), "lira-online-moderated-offsets": lira_mod_offsets},
     "rmia-temperature": lambda: {f"rmia T={t}": rmia_at(t) for t in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0)},
@@ -201,6 +253,21 @@ EXPERIMENTS: dict[str, Callable[[], dict[str, Attack]]] = {
         "ranks(rmia, lira-mod-offsets)": ranks_mean(rmia_at(), lira_mod_offsets),
         "z(rmia, lira-mod-offsets)": zsum(rmia_at(), lira_mod_offsets),
         "z(rmia, bavaria-offsets s=4)": zsum(rmia_at(), bavaria_at(4.0, LOCAL_NEIGHBORS)),
+    },
+    "shrink": lambda: {"phi-mean T=2": shrunk_at(2.0, shrink=False), "phi-shrunk T=2": shrunk_at(2.0),
+                       "phi-shrunk T=1": shrunk_at(1.0), "phi-shrunk T=3": shrunk_at(3.0)},
+    "log-shrink": lambda: {"rmia T=2": rmia_at(2.0), "log-shrunk T=2": log_shrunk_at(2.0),
+                           "log-shrunk T=2.5": log_shrunk_at(2.5)},
+    "rmia-gamma": lambda: {**{f"rmia (paper) gamma={g}": paper_rmia_at(g) for g in (1.0, 2.0, 4.0, 8.0, 32.0)},
+                           "rmia-tempered-offsets gamma=8": lambda inputs: rmia.rmia_tempered_offsets(
+                               inputs, gamma=8.0).scores},
+    "k4-grid": lambda: {f"rmia T={t} n={n}": rmia_at(t, n) for t in (1.5, 2.0, 2.5) for n in (10, 20, 30)},
+    "k64-combos": lambda: {
+        "rmia n=100": rmia_at(None, 100),
+        "lira-moderated n=100": lira_moderated(100),
+        "z(rmia n=100, lira-moderated n=100)": zsum(rmia_at(None, 100), lira_moderated(100)),
+        "z(rmia n=100, bavaria-offsets n=100)": zsum(rmia_at(None, 100), bavaria_at(1.0, 100)),
+        "z(rmia, lira-mod-offsets, bavaria-offsets)": zsum(rmia_at(), lira_mod_offsets, bavaria_at(1.0, 30)),
     },
 }
 
