@@ -236,6 +236,26 @@ def paper_rmia_at(gamma: float) -> Attack:
     return lambda inputs: rmia.rmia(inputs, gamma=gamma).scores
 
 
+def blended_at(weight: float, temperature: float = 2.0, neighbors: int = LOCAL_NEIGHBORS) -> Attack:
+    """RMIA online (as rmia-tempered-offsets at a fixed temperature, ranked by LR_x) with each record's Pr_IN
+    blended with the paper's offline approximation: weight * mean_IN p + (1 - weight) * (a mean_OUT p + 1 - a),
+    a fitted to all records (weight 1: today's attack; 0: the offline form with OUT models only in Pr_IN)."""
+    def attack(inputs: AttackInputs) -> np.ndarray:
+        nb = shared_population_neighbours(inputs, neighbors, n_population=int(inputs.population_labels.shape[0]))
+        refs = rmia.OffsetModels(inputs.reference_logits, inputs.labels, inputs.population_reference_logits,
+                                 inputs.population_labels)
+        target = rmia.OffsetModels(inputs.target_logits, inputs.labels, inputs.population_target_logits,
+                                   inputs.population_labels)
+        mean = refs.population_mean(temperature)
+        log_px_ref = refs.log_p(temperature, nb.records, mean)
+        log_px_target = target.log_p(temperature, nb.records, mean)
+        p_in, _, p_out, _ = rmia.side_means(np.exp(log_px_ref), inputs.reference_in)
+        a = rmia.fit_offline_a(np.exp(log_px_ref), inputs.reference_in, 0.3)
+        blended = weight * p_in + (1.0 - weight) * (a * p_out + 1.0 - a)
+        return log_px_target - np.log(0.5 * (blended + p_out))
+    return attack
+
+
 def lira_moderated(neighbors: int) -> Attack:
     return lambda inputs: lira.lira_online(inputs, variance="moderated", neighbors=neighbors).scores
 
@@ -261,6 +281,7 @@ EXPERIMENTS: dict[str, Callable[[], dict[str, Attack]]] = {
     "rmia-gamma": lambda: {**{f"rmia (paper) gamma={g}": paper_rmia_at(g) for g in (1.0, 2.0, 4.0, 8.0, 32.0)},
                            "rmia-tempered-offsets gamma=8": lambda inputs: rmia.rmia_tempered_offsets(
                                inputs, gamma=8.0).scores},
+    "blend": lambda: {f"rmia T=2 Pr_IN weight {w}": blended_at(w) for w in (1.0, 0.75, 0.5, 0.25, 0.0)},
     "k4-grid": lambda: {f"rmia T={t} n={n}": rmia_at(t, n) for t in (1.5, 2.0, 2.5) for n in (10, 20, 30)},
     "k64-combos": lambda: {
         "rmia n=100": rmia_at(None, 100),
