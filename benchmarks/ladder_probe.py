@@ -87,9 +87,10 @@ def _share(source: AttackInputs, into: AttackInputs) -> AttackInputs:
     return into
 
 
-def real_cases(data: dict, k: int) -> Iterator[tuple[AttackInputs, np.ndarray]]:
-    """(inputs, membership) of the 5 targets with the first k reference models."""
-    refs = data["inputs"].select_references(slice(0, k))
+def real_cases(data: dict, k: int, start: int = 0) -> Iterator[tuple[AttackInputs, np.ndarray]]:
+    """(inputs, membership) of the 5 targets with the first k reference models (from model ``start`` on: an
+    even start keeps the complementary pairs, so the masks stay balanced)."""
+    refs = data["inputs"].select_references(slice(start, start + k))
     for target, population, member in data["targets"]:
         inputs = _share(refs, dataclasses.replace(refs, target_logits=target, population_target_logits=population))
         yield inputs, member
@@ -306,7 +307,8 @@ def run(names: list[str], ks: list[int], queries: int, where: list[str], log: bo
         attacks = EXPERIMENTS[name]()
         for k in ks:
             for kind in where:
-                cases = list(real_cases(data, k) if kind == "real" else held_out_cases(data, k))
+                start = int(kind.removeprefix("real@")) if kind.startswith("real@") else 0
+                cases = list(real_cases(data, k, start) if kind.startswith("real") else held_out_cases(data, k))
                 head = (f"{name}, K = {k if kind == 'real' else min(k, data['inputs'].n_reference - 2)}, "
                         f"{kind} ({len(cases)} targets), queries {queries}: setting | TPR@0.1% | TPR@1% | AUC "
                         f"| TPR@0.1% per target | s")
@@ -330,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("experiments", nargs="+", choices=sorted(EXPERIMENTS))
     r.add_argument("--ks", default="4,64")
     r.add_argument("--queries", type=int, default=1)
-    r.add_argument("--where", default="real,held-out", help="real, held-out or both (comma-separated)")
+    r.add_argument("--where", default="real,held-out",
+                   help="real, held-out or both (comma-separated); real@S: the real targets with reference models "
+                        "S.. instead of 0.. (S even)")
     r.add_argument("--log", action="store_true", help=f"append the tables to {LOG.name}")
     args = ap.parse_args(argv)
     if args.command == "prepare":
