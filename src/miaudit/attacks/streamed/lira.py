@@ -21,9 +21,8 @@ from miaudit.attacks.lira import (
     resolve_variance,
     side_moments,
 )
-from miaudit.attacks.streamed.passes import SideStats, check_references, phis, side_stats
+from miaudit.attacks.streamed.passes import SideStats, check_references, held_out_verdict, phis, side_stats
 from miaudit.errors import InputError
-from miaudit.metrics.calibration import balanced_accuracy_threshold
 
 
 def _scales(stats: dict[str, SideStats], models: np.ndarray) -> dict[str, np.ndarray]:
@@ -107,13 +106,4 @@ def lira_offline(store, variance: str = "paper") -> AttackScores:
             held_scores[h].append(offline_scores(phi_r[h], out_h))
             held_in[h].append(x.reference_in[h])
     scores = np.concatenate(parts)
-    params = {"variance": variance, "neighbors": 0}
-    threshold = None
-    if held:
-        members = np.concatenate([np.concatenate(held_in[h]) for h in held])
-        if members.any() and not members.all():
-            threshold = balanced_accuracy_threshold(
-                np.concatenate([np.concatenate(held_scores[h]) for h in held]), members)
-    if threshold is None:
-        return AttackScores(scores, params=params)
-    return AttackScores(scores, scores >= threshold, threshold, params)
+    return held_out_verdict(scores, held, held_scores, held_in, {"variance": variance, "neighbors": 0})

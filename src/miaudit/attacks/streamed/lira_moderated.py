@@ -27,9 +27,8 @@ from miaudit.attacks.lira import (
 )
 from miaudit.attacks.local_offsets import LOCAL_NEIGHBORS, record_neighbours, remove_offsets
 from miaudit.attacks.moderated import SideFit, side_fit
-from miaudit.attacks.streamed.passes import check_references, phis
+from miaudit.attacks.streamed.passes import check_references, held_out_verdict, phis
 from miaudit.errors import InputError
-from miaudit.metrics.calibration import balanced_accuracy_threshold
 from miaudit.signals.inputs import AttackInputs
 
 
@@ -129,13 +128,4 @@ def lira_offline_moderated_offsets(store) -> AttackScores:
             held_scores[h].append(offline_scores(phi_r[h], out_h))
             held_in[h].append(x.reference_in[h])
     scores = np.concatenate(scores)
-    params = {"variance": "moderated", "neighbors": used}
-    threshold = None
-    if held:
-        members = np.concatenate([np.concatenate(held_in[h]) for h in held])
-        if members.any() and not members.all():
-            threshold = balanced_accuracy_threshold(
-                np.concatenate([np.concatenate(held_scores[h]) for h in held]), members)
-    if threshold is None:
-        return AttackScores(scores, params=params)
-    return AttackScores(scores, scores >= threshold, threshold, params)
+    return held_out_verdict(scores, held, held_scores, held_in, {"variance": "moderated", "neighbors": used})

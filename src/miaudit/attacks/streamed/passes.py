@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.lira import scaled_confidence
 from miaudit.errors import InputError
+from miaudit.metrics.calibration import balanced_accuracy_threshold
 from miaudit.signals.inputs import AttackInputs
 
 
@@ -99,3 +101,17 @@ def per_chunk(store, score: Callable[[AttackInputs], np.ndarray | tuple[np.ndarr
     if parts and isinstance(parts[0], tuple):
         return tuple(np.concatenate([p[i] for p in parts], axis=-1) for i in range(len(parts[0])))
     return np.concatenate(parts, axis=-1)
+
+
+def held_out_verdict(scores: np.ndarray, held: list[int], held_scores: dict, held_in: dict,
+                     params: dict) -> AttackScores:
+    """lira-offline's verdict: scores [N] and, when the held-out models' chunk scores (held_scores[h], lists
+    of [b]) cover both members and non-members (held_in[h]), the balanced-accuracy threshold on them."""
+    if held:
+        members = np.concatenate([np.concatenate(held_in[h]) for h in held])
+        if members.any() and not members.all():
+            threshold = balanced_accuracy_threshold(
+                np.concatenate([np.concatenate(held_scores[h]) for h in held]), members)
+            if threshold is not None:
+                return AttackScores(scores, scores >= threshold, threshold, params)
+    return AttackScores(scores, params=params)
