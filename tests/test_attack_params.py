@@ -94,9 +94,27 @@ def test_attack_param_flags_parse_and_override_the_file(tmp_path):
     assert noise.attack_params == {"label-only-noise": {"levels": (0.1, 0.2)}}
 
 
-def test_streamed_signals_refuse_attack_params():
-    with pytest.raises(InputError, match="--signal-chunk: streamed attacks run with their default parameters"):
-        make_config(signal_chunk=100, attack_params={"rmia": {"gamma": 3}})
+def test_streamed_attacks_take_the_given_params_their_streamed_form_has(tmp_path):
+    """--attack-param with --signal-chunk: the streamed form gets the value (scores equal the in-memory
+    attack's with it, the value recorded); a parameter the streamed form lacks is a one-line refusal."""
+    from tests.test_streaming_attacks import synthetic_inputs
+
+    from miaudit.attacks.streamed import run_streamed
+    from miaudit.signals.store import store_inputs
+
+    make_config(signal_chunk=100, attack_params={"rmia": {"gamma": 3}})  # accepted
+    with pytest.raises(InputError, match="rmia's streamed form takes no n_population") as e:
+        make_config(signal_chunk=100, attack_params={"rmia": {"n_population": 50}})
+    assert "\n" not in str(e.value)
+    inputs, _ = synthetic_inputs(k=8, n=300)
+    store = store_inputs(inputs, tmp_path / "s", chunk=64)
+    for name, values in (("rmia", {"gamma": 3.0}), ("base-offline", {"offline_scale": 0.5})):
+        spec = ATTACKS[name].with_params(values)
+        want, got = spec.run(inputs), run_streamed(name, store, 0, dict(spec.given))
+        default = run_streamed(name, store)
+        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9, atol=1e-12)
+        assert not np.allclose(got.scores, default.scores)  # the value changed the attack
+        assert got.params == want.params and all(got.params[k] == v for k, v in values.items())
 
 
 def test_given_params_reach_the_attack_and_its_recorded_params():

@@ -72,7 +72,7 @@ def attack_outcomes(source: SignalSource, specs: list[AttackSpec], settings: Att
 
     def one(spec: AttackSpec) -> AttackOutcome:
         started = time.perf_counter()
-        verdict = (run_streamed(spec.name, source.store, seed=settings.seed) if source.inputs is None
+        verdict = (run_streamed(spec.name, source.store, settings.seed, dict(spec.given)) if source.inputs is None
                    else spec.run(source.inputs, seed=settings.seed))
         seconds = time.perf_counter() - started
         metrics = compute_metrics(verdict.scores, membership, verdict.decision, source.labels,

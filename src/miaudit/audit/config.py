@@ -10,7 +10,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from miaudit.attacks.registry import ATTACKS
-from miaudit.attacks.streamed import streamable_names
+from miaudit.attacks.streamed import STREAMED, streamable_names, streamed_parameters
 from miaudit.data.scaling import InputScaling
 from miaudit.errors import InputError
 from miaudit.extras import require
@@ -236,9 +236,10 @@ class AuditConfig(BaseModel):
                          (self.predictions is not None, "cannot be used with --predictions (signals given)")):
             if bad:
                 raise ValueError(f"--signal-chunk: streamed signals {why}")
-        if self.attack_params:
-            raise ValueError("--signal-chunk: streamed attacks run with their default parameters; "
-                             "drop --attack-param (attack_params)")
+        for name, values in self.attack_params.items():  # the streamed form must take every parameter given
+            if name in STREAMED and (missing := sorted(set(values) - streamed_parameters(name))):
+                raise ValueError(f"--signal-chunk: {name}'s streamed form takes no {', '.join(missing)}; drop "
+                                 f"--attack-param {name}.{missing[0]} or use --signal-chunk 0")
         require("zarr", "zarr", "--signal-chunk")
         streamable_names(self.attacks)  # a named attack that cannot stream: InputError; "all" / "auto" stay
         return self

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import replace
 
 from miaudit.attacks.inputs import AttackScores
 from miaudit.attacks.streamed.base import base_offline, base_online
@@ -48,7 +49,8 @@ from miaudit.attacks.streamed.threshold import (
 )
 from miaudit.errors import InputError
 
-__all__ = ["NOT_STREAMED", "READS_RECORDS", "STREAMED", "run_streamed", "side_stats", "streamable_names"]
+__all__ = ["NOT_STREAMED", "READS_RECORDS", "STREAMED", "run_streamed", "side_stats", "streamable_names",
+           "streamed_parameters"]
 
 STREAMED: dict[str, Callable[..., AttackScores]] = {
     "lira-online": lira_online, "lira-offline": lira_offline, "rmia": rmia, "population": population,
@@ -88,10 +90,21 @@ def streamable_names(names: list[str]) -> list[str]:
     return out
 
 
-def run_streamed(name: str, store, seed: int = 0) -> AttackScores:
+def streamed_parameters(name: str) -> set[str]:
+    """The attack parameters the streamed form of ``name`` takes (its keywords but the store and the seed)."""
+    return set(inspect.signature(STREAMED[name]).parameters) - {"store", "seed"}
+
+
+def run_streamed(name: str, store, seed: int = 0, params: dict | None = None) -> AttackScores:
     """The attack ``name`` (one of STREAMED) over ``store``; ``seed``: the audit's, for the streamed
-    functions that take one (the seeded attacks, as :meth:`miaudit.attacks.registry.AttackSpec.run` passes it)."""
+    functions that take one (the seeded attacks, as :meth:`miaudit.attacks.registry.AttackSpec.run` passes it);
+    ``params``: parameter values the config gives (--attack-param), added to the verdict's params as in memory."""
     if name not in STREAMED:
         streamable_names([name])
-    function = STREAMED[name]
-    return function(store, seed=seed) if "seed" in inspect.signature(function).parameters else function(store)
+    function, given = STREAMED[name], dict(params or {})
+    if missing := sorted(set(given) - streamed_parameters(name)):
+        raise InputError(f"--attack-param {name}.{missing[0]}: its streamed form takes no such parameter "
+                         "(use --signal-chunk 0)")
+    seeded = {"seed": seed} if "seed" in inspect.signature(function).parameters else {}
+    verdict = function(store, **seeded, **given)
+    return replace(verdict, params={**given, **verdict.params}) if given else verdict
