@@ -1,7 +1,7 @@
 """The audit stage, the conductor: config.py (AuditConfig), plan.py (AuditPlan), limits.py (what one machine
 can hold), estimate.py (the run-time estimate), target_source.py (where the target comes from), run.py
-(audit(): plan, train, signals, attacks, metrics), predictions.py (an audit of precomputed predictions),
-streamed.py (signals and attacks over a chunked signal store).
+(audit(): plan, train, signals, attacks, choice, result), signal_stage.py (the signal matrix in memory or
+in a chunked store), attack_stage.py (the one attacks stage), predictions.py (an audit of precomputed predictions).
 
 ``miaudit.audit`` names this package and the function at once: the package is callable, so
 ``miaudit.audit(dataset="digits", ...)`` and ``from miaudit import audit; audit(...)`` run
