@@ -196,11 +196,11 @@ ATTACKS: dict[str, AttackSpec] = {s.name: s for s in [
     AttackSpec("qmia", torch_attacks.qmia, "black-box",
                "QMIA (Bertran et al. 2023): an MLP fitted on population records predicts the mean and spread "
                "of the target's logit margin per record (the authors' Gaussian form), no reference models",
-               needs_population=True, seeded=True, cost=1.0, needs_records=True, params=torch_attacks.QmiaParams),
+               needs_population=True, seeded=True, cost=7.5, needs_records=True, params=torch_attacks.QmiaParams),
     AttackSpec("qmia-pinball", torch_attacks.qmia, "black-box",
                "QMIA with the paper's pinball loss: gradient-boosted trees predict each record's 99% quantile "
                "of the target's logit margin among population records", needs_population=True, seeded=True,
-               cost=3.0, needs_records=True,
+               cost=6.0, needs_records=True,
                params=with_defaults(torch_attacks.QmiaParams, "QmiaPinballParams", regressor="pinball-trees")),
     AttackSpec("base-online", base.base_online, "black-box",
                "BASE (Lassila et al. 2025) online: log true-class probability (T=2) less the log mean over "

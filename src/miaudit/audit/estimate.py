@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from miaudit.attacks.registry import AttackSpec
 
-ENSEMBLES = ("forest", "gradient-boosting", "extra-trees")  # slow predict: many trees per query
+ENSEMBLES = ("forest", "gradient-boosting", "extra-trees", "hist-gb")  # slow predict: many trees per query
 SECONDS_PER_UNIT = {"ensemble": 2.3e-3, "other": 4e-4}  # per record and unit of cost, label-only
 BENCH_RECORDS, BENCH_MODELS = 5000, 64  # the audit AttackSpec.cost was measured on
 BOUNDARY_MODELS = 16  # label-only-boundary-lira searches at most this many reference models
