@@ -7,11 +7,11 @@ exactly one of ``STREAMED`` (name -> its streamed function, store -> AttackScore
 pass reduces each chunk to a small summary (moments, per-record numbers, a fitted prior, a running
 selection), cached on the store where several attacks share it; the last pass scores each chunk. One
 module per attack family; each module's docstring says what it keeps (never the K x N x C logits; K x N
-scalars only for the threshold attacks' exact calibration, :mod:`.threshold`).
+scalars only for the exact calibrations of the threshold attacks and gradient-norm-lira).
 
 The store holds the models' outputs; the audit attaches what it holds in memory anyway (the records, the
 target and reference models: ``SignalStore.attach``), so the attacks that read records, query the models
-or take their gradients stream too (:mod:`.records`: ``READS_RECORDS``).
+or take their gradients stream too (:mod:`.records`: qmia, qmia-pinball, label-only-gap, gradient-norm*).
 Not streamed, and why: label-only-augmentation, -noise, -boundary and their -lira variants draw their
 seeded random copies / noise / search directions over all records in identity order, so a chunk's draws
 would depend on the other records (chunk by chunk they would give other scores, not rtol 1e-9).
@@ -49,7 +49,7 @@ from miaudit.attacks.streamed.threshold import (
 )
 from miaudit.errors import InputError
 
-__all__ = ["NOT_STREAMED", "READS_RECORDS", "STREAMED", "run_streamed", "side_stats", "streamable_names",
+__all__ = ["NOT_STREAMED", "STREAMED", "run_streamed", "side_stats", "streamable_names",
            "streamed_parameters"]
 
 STREAMED: dict[str, Callable[..., AttackScores]] = {
@@ -65,8 +65,6 @@ STREAMED: dict[str, Callable[..., AttackScores]] = {
     "qmia": qmia, "qmia-pinball": qmia_pinball, "label-only-gap": label_only_gap,
     "gradient-norm": gradient_norm, "gradient-norm-lira": gradient_norm_lira}
 """Attack name -> its streamed function (store -> AttackScores)."""
-READS_RECORDS = ("qmia", "qmia-pinball", "label-only-gap", "gradient-norm", "gradient-norm-lira")
-"""The streamed attacks that read the records (or query the model) the audit attaches to the store."""
 
 _DRAWS = "its random draws run over all records in identity order: a chunk's would depend on the others"
 NOT_STREAMED: dict[str, str] = {name: _DRAWS for name in (
